@@ -1,0 +1,1 @@
+"""Owned-audience customer value pipeline: retail exports -> DuckDB marts -> tier lists."""

@@ -1,0 +1,32 @@
+{#- Engine-specific SQL lives here, behind adapter.dispatch, so models stay portable
+    (DuckDB by default; a Spark implementation sits beside each). -#}
+
+{#- The run's as-of date as a DATE literal. -#}
+{% macro as_of_date() -%}
+    {%- set v = var('as_of', none) -%}
+    {%- if v is none or v == '' -%}current_date{%- else -%}cast('{{ v }}' as date){%- endif -%}
+{%- endmacro %}
+
+{#- First capture group of a regular expression (no backslashes in patterns: Spark and DuckDB
+    escape string literals differently). -#}
+{% macro regex_extract(expr, pattern) -%}
+    {{ return(adapter.dispatch('regex_extract', 'owned_audience')(expr, pattern)) }}
+{%- endmacro %}
+{% macro default__regex_extract(expr, pattern) -%}
+    nullif(regexp_extract({{ expr }}, '{{ pattern }}', 1), '')
+{%- endmacro %}
+
+{#- Hex SHA-256 of a string (ad-platform customer match wants SHA-256, not md5). -#}
+{% macro sha256_hex(expr) -%}
+    {{ return(adapter.dispatch('sha256_hex', 'owned_audience')(expr)) }}
+{%- endmacro %}
+{% macro default__sha256_hex(expr) -%}sha2({{ expr }}, 256){%- endmacro %}
+{% macro duckdb__sha256_hex(expr) -%}sha256({{ expr }}){%- endmacro %}
+
+{#- Calendar date of a timestamp. -#}
+{% macro to_date(expr) -%}cast({{ expr }} as date){%- endmacro %}
+
+{#- Boolean aggregate "any true", portable (no bool_or on every engine). -#}
+{% macro any_true(expr) -%}
+    (max(case when {{ expr }} then 1 else 0 end) = 1)
+{%- endmacro %}

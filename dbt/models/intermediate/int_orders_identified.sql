@@ -1,0 +1,77 @@
+-- Orders from every channel with the resolved customer_key (NULL = anonymous).
+-- Every identifier of one order resolves to the same person, so the first match is enough.
+
+with shopify_orders as (
+
+    select * from {{ ref('int_shopify__orders_rolled_up') }}
+
+),
+
+square_sales as (
+
+    select * from {{ ref('int_square__sales_rolled_up') }}
+
+),
+
+identifiers as (
+
+    select * from {{ ref('stg_identity__identifiers') }}
+    where customer_key is not null
+
+),
+
+unioned as (
+
+    select * from shopify_orders
+    union all
+    select * from square_sales
+
+),
+
+keyed as (
+
+    select
+        unioned.*,
+        coalesce(
+            by_email.customer_key,
+            by_phone.customer_key,
+            by_billing_phone.customer_key,
+            by_shipping_phone.customer_key,
+            by_square_id.customer_key,
+            by_member_id.customer_key
+        ) as customer_key
+    from unioned
+    left join identifiers as by_email
+        on by_email.identifier_source = 'shopify' and by_email.id_type = 'email'
+        and by_email.raw_value = unioned.email_raw
+    left join identifiers as by_phone
+        on by_phone.identifier_source = 'shopify' and by_phone.id_type = 'phone'
+        and by_phone.raw_value = unioned.phone_raw
+    left join identifiers as by_billing_phone
+        on by_billing_phone.identifier_source = 'shopify' and by_billing_phone.id_type = 'phone'
+        and by_billing_phone.raw_value = unioned.billing_phone_raw
+    left join identifiers as by_shipping_phone
+        on by_shipping_phone.identifier_source = 'shopify' and by_shipping_phone.id_type = 'phone'
+        and by_shipping_phone.raw_value = unioned.shipping_phone_raw
+    left join identifiers as by_square_id
+        on by_square_id.identifier_source = 'square_items' and by_square_id.id_type = 'square_customer_id'
+        and by_square_id.raw_value = unioned.square_customer_id
+    left join identifiers as by_member_id
+        on by_member_id.identifier_source = 'square_items' and by_member_id.id_type = 'member_id'
+        and by_member_id.raw_value = unioned.member_id
+
+),
+
+final as (
+
+    select
+        {{ dbt.concat(["source", "':'", "source_order_id"]) }} as order_key,
+        keyed.*,
+        -- value counts unless the order was cancelled or voided
+        not is_cancelled as is_valid,
+        case when is_cancelled then 0 else gross_revenue - discounts - refunds end as net_revenue
+    from keyed
+
+)
+
+select * from final

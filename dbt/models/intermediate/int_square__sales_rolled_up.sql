@@ -1,0 +1,65 @@
+-- One row per Square transaction: payment lines summed, refund lines netted against them.
+-- Square writes discounts and refunds as negative amounts; here they become positive
+-- `discounts` and `refunds` so that net = gross - discounts - refunds on every channel.
+
+with item_lines as (
+
+    select * from {{ ref('stg_square__item_lines') }}
+
+),
+
+rolled_up as (
+
+    select
+        transaction_id,
+        coalesce(
+            min(case when event_type = 'payment' then sold_at end),
+            min(sold_at)
+        ) as ordered_at,
+        max(store_location) as store_location,
+        max(currency) as currency,
+        coalesce(sum(case when event_type = 'payment' then gross_sales end), 0) as gross_revenue,
+        -coalesce(sum(case when event_type = 'payment' then discounts end), 0) as discounts,
+        -coalesce(sum(case when event_type = 'refund' then net_sales end), 0) as refunds,
+        max(square_customer_id) as square_customer_id,
+        max(customer_reference_id) as member_id,
+        count(case when event_type = 'payment' then 1 end) as line_count,
+        coalesce(sum(case when event_type = 'payment' then quantity end), 0) as units
+    from item_lines
+    group by transaction_id
+
+),
+
+final as (
+
+    select
+        'square' as source,
+        transaction_id as source_order_id,
+        'store' as channel,
+        store_location,
+        ordered_at,
+        case
+            when refunds <= 0 then 'paid'
+            when refunds >= gross_revenue - discounts then 'refunded'
+            else 'partially_refunded'
+        end as financial_status,
+        false as is_cancelled,
+        currency,
+        gross_revenue,
+        discounts,
+        refunds,
+        cast(null as {{ dbt.type_string() }}) as email_raw,
+        cast(null as {{ dbt.type_string() }}) as phone_raw,
+        cast(null as {{ dbt.type_string() }}) as billing_phone_raw,
+        cast(null as {{ dbt.type_string() }}) as shipping_phone_raw,
+        square_customer_id,
+        member_id,
+        cast(null as boolean) as accepts_marketing,
+        cast(null as {{ dbt.type_string() }}) as utm_source,
+        line_count,
+        units
+    from rolled_up
+
+)
+
+select * from final
