@@ -1,0 +1,150 @@
+"""Command line for people and schedulers that do not open the UI.
+
+    python -m dagster_project run  [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files]
+    python -m dagster_project demo [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from dagster_project.lib.paths import DataPaths, parse_as_of
+
+
+def _instance(paths: DataPaths):
+    """A persistent Dagster instance under <data dir>/dagster_home (or $DAGSTER_HOME when set)."""
+    from dagster import DagsterInstance
+
+    if os.environ.get("DAGSTER_HOME"):
+        return DagsterInstance.get()
+    home = paths.dagster_home
+    home.mkdir(parents=True, exist_ok=True)
+    yaml_path = home / "dagster.yaml"
+    if not yaml_path.exists():
+        yaml_path.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return DagsterInstance.from_config(str(home))
+
+
+def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
+                 allow_rejected_files: bool = False, quiet: bool = False):
+    """Materialise every asset in-process; returns the Dagster result."""
+    paths = DataPaths.of(data_dir)
+    as_of_date = parse_as_of(as_of)
+    os.environ["PIPELINE_DATA_DIR"] = str(paths.root)
+    from dagster_project.definitions import defs
+
+    job = defs.resolve_job_def("refresh_customer_value")
+    run_config = {
+        "resources": {
+            "pipeline": {
+                "config": {
+                    "data_dir": str(paths.root),
+                    "as_of": as_of_date.isoformat(),
+                    "allow_rejected_files": allow_rejected_files,
+                }
+            }
+        },
+        "loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}},
+    }
+    return job.execute_in_process(run_config=run_config, instance=_instance(paths), raise_on_error=False)
+
+
+def _failure_messages(result) -> list[str]:
+    msgs = []
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            err = ev.step_failure_data.error
+            text = err.message.strip() if err else "unknown error"
+            msgs.append(f"step {ev.step_key} failed: {text.splitlines()[0] if text else ''}")
+        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = ev.event_specific_data
+            if not data.passed:
+                sev = data.severity.value
+                desc = data.description or ""
+                msgs.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed ({sev}): {desc[:400]}")
+    return msgs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = DataPaths.of(args.data_dir)
+    if paths.inbox_is_empty():
+        print(f"note: the inbox {paths.inbox} is empty; drop exports there or run "
+              f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
+    print(f"==> running the pipeline on {paths.root} (as of {parse_as_of(args.as_of)})", flush=True)
+    t0 = time.perf_counter()
+    result = run_pipeline(paths.root, args.as_of, args.allow_rejected_files, quiet=args.quiet)
+    elapsed = time.perf_counter() - t0
+    failures = _failure_messages(result)
+    if not result.success:
+        print(f"\nFAILED after {elapsed:.1f}s; nothing was published (the previous serving warehouse "
+              f"and exports are untouched).", file=sys.stderr)
+        for m in failures or ["see the log above"]:
+            print(f"  - {m}", file=sys.stderr)
+        return 1
+    warnings = [m for m in failures if "(WARN)" in m]
+    manifest = json.loads((paths.exports / "latest" / "manifest.json").read_text(encoding="utf-8"))
+    print(f"\nDone in {elapsed:.1f}s. Published run {manifest['run_id']} as of {manifest['as_of']}.")
+    for m in warnings:
+        print(f"  warning: {m}")
+    print(f"""
+  Working warehouse : {paths.warehouse}
+  Serving warehouse : {paths.serving_warehouse}   (marts schema: {', '.join(sorted(manifest['mart_rows']))})
+  Parquet marts     : {paths.serving_marts_dir}/
+  Tier lists        : {paths.exports / manifest['as_of']}/tiers/   (exports/latest points here)
+  Manifest          : {paths.exports / manifest['as_of'] / 'manifest.json'}
+
+  Tier sizes: {', '.join(f"{k} {v['rows']}" for k, v in manifest['tiers'].items())}
+
+  Open the marts:
+    duckdb -readonly {paths.serving_warehouse} "select segment, count(*) from marts.customer_rfm group by 1"
+    python -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.dim_customers limit 5'))"
+  Or point DBeaver / Metabase / Superset (DuckDB driver, read-only) at the serving file.""")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    paths = DataPaths.of(args.data_dir)
+    if args.if_empty and not paths.inbox_is_empty():
+        print(f"==> inbox {paths.inbox} already has files; not generating demo exports")
+        return 0
+    from dagster_project.lib.demo import generate_demo
+
+    end = date.fromisoformat(args.end_date) if args.end_date else None
+    print(f"==> writing demo exports ({args.customers} customers, seed {args.seed}) to {paths.inbox}", flush=True)
+    t0 = time.perf_counter()
+    summary = generate_demo(paths.root, customers=args.customers, seed=args.seed, end_date=end)
+    print(f"    done in {time.perf_counter() - t0:.1f}s: " + json.dumps(summary.get("files", summary), default=str)[:600])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dagster_project", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run the whole pipeline in-process for a data directory")
+    p_run.add_argument("--data-dir", default=None, help="data directory (default $PIPELINE_DATA_DIR or ./data)")
+    p_run.add_argument("--as-of", default=None, help="as-of date YYYY-MM-DD (default: today, UTC)")
+    p_run.add_argument("--allow-rejected-files", action="store_true",
+                       help="publish even when an inbox file was rejected (reported as a warning)")
+    p_run.add_argument("--quiet", action="store_true", help="only warnings and the summary")
+    p_run.set_defaults(func=cmd_run)
+    p_demo = sub.add_parser("demo", help="write demo exports into <data dir>/inbox")
+    p_demo.add_argument("--data-dir", default=None)
+    p_demo.add_argument("--customers", type=int, default=3000)
+    p_demo.add_argument("--seed", type=int, default=7)
+    p_demo.add_argument("--end-date", default=None, help="last day of demo history (default: yesterday)")
+    p_demo.add_argument("--if-empty", action="store_true", help="do nothing when the inbox already has files")
+    p_demo.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

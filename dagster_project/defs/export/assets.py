@@ -1,0 +1,157 @@
+"""Publishing: tier lists, the serving warehouse and Parquet marts, swapped in atomically.
+
+This asset runs only when every blocking check upstream passed (Dagster skips it otherwise), so a
+failed run publishes nothing and leaves the previous serving file and exports untouched.
+"""
+
+
+import json
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from dagster_project.defs.ingestion.assets import LEDGER_KEY
+from dagster_project.lib import publish, tiers
+from dagster_project.lib.paths import REPO_ROOT
+from dagster_project.lib.resources import PipelineConfig
+
+MART_KEYS = [dg.AssetKey(["marts", m]) for m in
+             ("fct_orders", "dim_customers", "customer_identity_map", "customer_rfm", "customer_lifecycle")]
+PUBLISHED_KEY = dg.AssetKey(["exports", "published_run"])
+
+
+def code_version() -> str:
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    from importlib.metadata import version
+
+    return version("owned-audience-pipeline")
+
+
+def check_results_of_run(context: dg.AssetExecutionContext) -> list[dict]:
+    records = context.instance.get_records_for_run(
+        run_id=context.run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
+    ).records
+    out = []
+    for rec in records:
+        ev = rec.event_log_entry.dagster_event.event_specific_data
+        out.append({"asset": ev.asset_key.to_user_string(), "check": ev.check_name, "passed": ev.passed,
+                    "severity": ev.severity.value})
+    return sorted(out, key=lambda r: (r["asset"], r["check"]))
+
+
+def _previous_keys(latest: Path, tier: str) -> "set[str] | None":
+    path = latest / "tiers" / f"{tier}.parquet"
+    if not path.exists():
+        return None
+    return set(pd.read_parquet(path, columns=["customer_key"])["customer_key"])
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    tiers.neutralise_formulas(df).to_csv(path, index=False, lineterminator="\n")
+
+
+def write_tier_files(con, tier: tiers.Tier, out: Path, latest: Path) -> dict:
+    df = tiers.evaluate(con, tier)
+    listed = df[tiers.OUTPUT_COLUMNS]
+    d = out / "tiers"
+    d.mkdir(parents=True, exist_ok=True)
+    listed.to_parquet(d / f"{tier.name}.parquet", index=False)
+    if tier.max_rows_per_file and len(listed) > tier.max_rows_per_file:
+        n = tier.max_rows_per_file
+        for i, start in enumerate(range(0, len(listed), n), start=1):
+            _write_csv(listed.iloc[start:start + n], d / f"{tier.name}.part-{i:03d}.csv")
+    else:
+        _write_csv(listed, d / f"{tier.name}.csv")
+    hashed = df[df["accepts_marketing"].fillna(False).astype(bool)][tiers.HASHED_COLUMNS]
+    _write_csv(hashed, d / f"{tier.name}.hashed.csv")
+    previous = _previous_keys(latest, tier.name)
+    current = set(listed["customer_key"])
+    entered = sorted(current - (previous or set()))
+    left = sorted((previous or set()) - current)
+    _write_csv(listed[listed["customer_key"].isin(entered)][["customer_key", "tier", "reason"]], d / f"{tier.name}.entered.csv")
+    _write_csv(pd.DataFrame({"customer_key": left, "tier": tier.name}), d / f"{tier.name}.left.csv")
+    return {"rows": len(listed), "consented_rows": len(hashed), "entered": len(entered), "left": len(left),
+            "first_run": previous is None}
+
+
+@dg.asset(
+    key=PUBLISHED_KEY,
+    deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
+    group_name="export",
+    kinds={"duckdb", "parquet", "csv"},
+    description="Tier lists, manifest, serving/warehouse.duckdb and Parquet marts, published atomically "
+                "after every blocking check passed.",
+)
+def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    paths = pipeline.paths
+    paths.ensure()
+    as_of = pipeline.as_of_date.isoformat()
+    run_id = context.run.run_id
+    stage = paths.staging / run_id
+    if stage.exists():
+        shutil.rmtree(stage)
+    exports_stage = stage / "exports" / as_of
+    exports_stage.mkdir(parents=True)
+    latest = paths.exports / "latest"
+
+    tier_defs = tiers.load_tiers(paths.root / "tiers.yml" if (paths.root / "tiers.yml").exists() else None)
+    con = pipeline.connect(read_only=True)
+    try:
+        tier_stats = {t.name: write_tier_files(con, t, exports_stage, latest) for t in tier_defs}
+        mart_rows = {
+            name: int(con.execute(f"select count(*) from marts.{name}").fetchone()[0])
+            for (name,) in con.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()
+        }
+    finally:
+        con.close()
+
+    info = {
+        "run_id": run_id,
+        "as_of": as_of,
+        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code_version": code_version(),
+        "tiers": tier_stats,
+        "mart_rows": mart_rows,
+        "checks": check_results_of_run(context),
+    }
+    serving_tmp = stage / "warehouse.duckdb"
+    publish.build_serving_copy(paths.warehouse, serving_tmp,
+                               {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]})
+    marts_tmp = stage / "marts"
+    publish.write_parquet_marts(serving_tmp, marts_tmp)
+    publish.write_manifest(exports_stage, info)
+
+    # Publish: serving file, Parquet marts, exports folder, and the `latest` pointer last.
+    publish.replace_file(serving_tmp, paths.serving_warehouse)
+    publish.replace_dir(marts_tmp, paths.serving_marts_dir, stage)
+    publish.replace_dir(exports_stage, paths.exports / as_of, stage)
+    publish.point_symlink(latest, as_of)
+    shutil.rmtree(stage, ignore_errors=True)
+
+    context.log.info(f"published run {run_id} as of {as_of}: {paths.serving_warehouse} and {paths.exports / as_of}")
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": as_of,
+            "serving_warehouse": dg.MetadataValue.path(str(paths.serving_warehouse)),
+            "exports": dg.MetadataValue.path(str(paths.exports / as_of)),
+            "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in tier_stats.items()}),
+            "mart_rows": dg.MetadataValue.json(mart_rows),
+            "tiers": dg.MetadataValue.md(
+                "| tier | rows | consented | entered | left |\n|---|---|---|---|---|\n" + "\n".join(
+                    f"| {k} | {v['rows']} | {v['consented_rows']} | {v['entered']} | {v['left']} |"
+                    for k, v in tier_stats.items())
+            ),
+            "manifest": dg.MetadataValue.json(json.loads((paths.exports / as_of / "manifest.json").read_text())["checks"]),
+        }
+    )

@@ -1,0 +1,59 @@
+"""Blocking checks on what ingestion did in this run."""
+
+
+import dagster as dg
+
+from dagster_project.defs.ingestion.assets import LEDGER_KEY, RAW_TABLES
+from dagster_project.lib.resources import PipelineConfig
+
+
+@dg.asset_check(asset=LEDGER_KEY, blocking=True, description="No inbox file was rejected (missing columns, wrong format).")
+def no_rejected_files(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
+    con = pipeline.connect(read_only=True)
+    try:
+        rows = con.execute(
+            "select file_name, message from raw.load_ledger where run_id = ? and status = 'rejected' order by file_id",
+            [context.run.run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    passed = not rows or pipeline.allow_rejected_files
+    return dg.AssetCheckResult(
+        passed=passed,
+        severity=dg.AssetCheckSeverity.WARN if pipeline.allow_rejected_files else dg.AssetCheckSeverity.ERROR,
+        description=("; ".join(m for _, m in rows)) or "no file rejected",
+        metadata={"rejected_files": dg.MetadataValue.json([f for f, _ in rows])},
+    )
+
+
+@dg.asset_check(asset=LEDGER_KEY, blocking=True,
+                description="For every file loaded this run: rows read = rows in its raw table + rows quarantined.")
+def rows_read_equal_loaded_plus_quarantined(context: dg.AssetCheckExecutionContext,
+                                            pipeline: PipelineConfig) -> dg.AssetCheckResult:
+    union = " union all ".join(f"select _file_id as file_id from raw.{t}" for t in RAW_TABLES)
+    con = pipeline.connect(read_only=True)
+    try:
+        bad = con.execute(
+            f"""
+            with landed as (select file_id, count(*) as n from ({union}) group by file_id),
+                 quarantined as (select file_id, count(*) as n from raw.quarantine group by file_id)
+            select l.file_name, l.rows_read, coalesce(landed.n, 0), coalesce(quarantined.n, 0)
+            from raw.load_ledger l
+            left join landed on landed.file_id = l.file_id
+            left join quarantined on quarantined.file_id = l.file_id
+            where l.status = 'loaded'
+              and (l.rows_read != coalesce(landed.n, 0) + coalesce(quarantined.n, 0)
+                   or l.rows_loaded != coalesce(landed.n, 0))
+            """
+        ).fetchall()
+        totals = con.execute(
+            "select coalesce(sum(rows_read),0), coalesce(sum(rows_loaded),0), coalesce(sum(rows_quarantined),0) "
+            "from raw.load_ledger where status = 'loaded'"
+        ).fetchone()
+    finally:
+        con.close()
+    return dg.AssetCheckResult(
+        passed=not bad,
+        description="rows reconcile for every loaded file" if not bad else f"rows lost or duplicated in {bad[:5]}",
+        metadata={"rows_read": int(totals[0]), "rows_loaded": int(totals[1]), "rows_quarantined": int(totals[2])},
+    )

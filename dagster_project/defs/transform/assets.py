@@ -1,0 +1,19 @@
+"""dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests as asset checks."""
+
+
+import json
+import os
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, dbt_assets
+
+from dagster_project.lib.dbt_project import Translator, ensure_manifest
+from dagster_project.lib.resources import PipelineConfig
+
+
+@dbt_assets(manifest=ensure_manifest(), dagster_dbt_translator=Translator(), name="dbt_models")
+def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineConfig):
+    """`dbt build` of the selected models, with the run's as-of date; a failing test fails the step."""
+    os.environ["PIPELINE_WAREHOUSE_PATH"] = str(pipeline.paths.warehouse)
+    dbt_vars = {"as_of": pipeline.as_of_date.isoformat()}
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

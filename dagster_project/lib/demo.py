@@ -1,0 +1,1376 @@
+"""Seeded, deterministic demo generator of retailer exports, in their real formats.
+
+``generate_demo(data_dir)`` writes, under ``data_dir/inbox``, what a retailer that sells online
+(Shopify) and in three stores (Square POS) would export, plus a membership roster, marketing spend
+and store traffic counts.  Column layouts come from :mod:`dagster_project.lib.formats`.
+
+The data carries planted behaviour that the marts are expected to find again:
+
+* repeat-purchase ladder P(2nd|1st)=0.27, P(3rd|2nd)=0.45, P(4th|3rd)=0.54, then 0.60 (cap 30);
+  first purchase uniform over the history, gaps of 7 days + exponential(mean 30 days), at most
+  150 days; purchases after ``end_date`` are dropped (censoring: measure P(n+1|n) on customers
+  whose n-th purchase is at least 150-180 days before ``end_date``);
+* heavy-tailed value: a lognormal (sigma 1) basket multiplier per customer, so that the top 20% of
+  customers bring most of the revenue;
+* paid members (~30% of customers who reach a 3rd purchase join a few days after it) buy 1.5x
+  larger baskets afterwards and spend several times what non-members do;
+* identity: 60% online-only, 30% store-only, 10% omnichannel customers, the latter linked by
+  exactly one of phone, e-mail or membership id; e-mails and phones written in varied forms;
+* a few scripted customers (:data:`PLANTED`) whose exact outcome :func:`planted_expectations`
+  states.
+
+Everything is driven by one ``random.Random(seed)``: the same arguments give byte-identical files.
+Generation is streamed customer by customer, so memory stays bounded whatever the size; rows
+appear in customer order (not in time order).  Only the US DST change days, per store-day
+transaction counts and per channel-month acquisition counts are kept in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import bisect
+import math
+import random
+import string
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from dagster_project.lib.formats import (
+    MEMBERS_COLUMNS,
+    SHOPIFY_LINE_FIELDS,
+    SHOPIFY_ORDER_COLUMNS,
+    SPEND_COLUMNS,
+    SQUARE_CUSTOMERS_COLUMNS,
+    SQUARE_ITEMS_COLUMNS_V1,
+    SQUARE_ITEMS_COLUMNS_V2,
+    SQUARE_TIME_ZONES,
+    TRAFFIC_COLUMNS,
+)
+
+__all__ = ["PLANTED", "PlantedLine", "PlantedOrder", "PlantedPerson", "PlantedSale",
+           "generate_demo", "planted_expectations"]
+
+# --------------------------------------------------------------------------------------------
+# Planted behaviour (the knobs)
+# --------------------------------------------------------------------------------------------
+LADDER = (0.27, 0.45, 0.54)  # P(2nd|1st), P(3rd|2nd), P(4th|3rd)
+LADDER_TAIL = 0.60  # P(n+1|n) for n >= 4
+MAX_PURCHASES = 30
+GAP_MIN_DAYS, GAP_MEAN_DAYS, GAP_MAX_DAYS = 7, 30, 150
+VALUE_SIGMA = 1.0  # lognormal sigma of the per-customer basket multiplier (mean 1)
+ONLINE_BASKET_CENTS, STORE_BASKET_CENTS = 6000, 4500
+MEMBER_RATE = 0.30  # share of customers reaching a 3rd purchase who join
+MEMBER_BASKET_LIFT = 1.5
+MEMBER_RENEWAL_RATE = 0.65
+MEMBER_FEE = "49.00"
+KIND_WEIGHTS = (("online", 0.60), ("store", 0.30), ("both", 0.10))
+COD_RATE = 0.05  # online customers who give a phone and no e-mail
+ORDER_PHONE_RATE = 0.37  # phone on an order of a customer who also gives an e-mail (~40% overall)
+GUEST_ORDER_RATE = 0.02  # anonymous Shopify orders, as a share of all orders
+ANON_SALES_PER_KNOWN = 1.38  # anonymous walk-ins per known-customer store sale (~58% of sales)
+SQUARE_REFUND_RATE = 0.03
+NOTE_RATE, MULTILINE_NOTE_RATE = 0.015, 0.0025
+MALFORMED_ORDER_RATE, MALFORMED_SALE_RATE = 0.0015, 0.0025
+# Shopify financial statuses of real orders; voided orders are extra (duplicates the customer
+# abandoned), so that voiding never changes the purchase ladder.
+ORDER_STATUSES = (("paid", 0.895), ("refunded", 0.03), ("partially_refunded", 0.04),
+                  ("pending", 0.01), ("authorized", 0.005), ("partially_paid", 0.005))
+VOIDED_RATE = 0.015
+ACQUISITION_CHANNELS = (("google", 0.30), ("meta", 0.25), ("tiktok", 0.10), ("email", 0.10),
+                        ("organic", 0.25))
+CAC_DOLLARS = {"google": 62.0, "meta": 45.0, "tiktok": 28.0, "email": 21.0}  # organic: no spend
+
+
+class _Store(NamedTuple):
+    name: str
+    time_zone: str  # Square display name
+    tax_rate: int  # in 1/100000
+    weight: float
+
+
+STORES = (
+    _Store("Brooklyn Flagship", "Eastern Time (US & Canada)", 8875, 0.45),
+    _Store("SF Mission", "Pacific Time (US & Canada)", 8625, 0.30),
+    _Store("Chicago Loop", "Central Time (US & Canada)", 10250, 0.25),
+)
+assert all(store.time_zone in SQUARE_TIME_ZONES for store in STORES)
+STORE_OPEN_S, STORE_CLOSE_S = 8 * 3600, 21 * 3600
+ONLINE_ZONES = (("America/New_York", 0.45), ("America/Los_Angeles", 0.35), ("UTC", 0.12),
+                ("Asia/Kolkata", 0.08))
+_US_ZONES = {0, 1}  # indexes into ONLINE_ZONES that observe US DST
+SHOPIFY_TAX_RATE = 8000  # in 1/100000
+FREE_SHIPPING_FROM_CENTS, SHIPPING_CENTS = 7500, 695
+
+# --------------------------------------------------------------------------------------------
+# Reference lists
+# --------------------------------------------------------------------------------------------
+AREA_CODES = {  # area code -> (city, province code, province name, zip prefix)
+    "212": ("New York", "NY", "New York", "100"), "718": ("Brooklyn", "NY", "New York", "112"),
+    "310": ("Los Angeles", "CA", "California", "900"),
+    "415": ("San Francisco", "CA", "California", "941"),
+    "617": ("Boston", "MA", "Massachusetts", "021"), "773": ("Chicago", "IL", "Illinois", "606"),
+    "312": ("Chicago", "IL", "Illinois", "606"), "206": ("Seattle", "WA", "Washington", "981"),
+    "503": ("Portland", "OR", "Oregon", "972"), "512": ("Austin", "TX", "Texas", "787"),
+}
+_AREAS = tuple(AREA_CODES)
+_EXCHANGES = tuple(e for e in range(200, 1000) if e % 100 != 11 and e != 555)
+_PHONE_SPACE = len(_AREAS) * len(_EXCHANGES) * 10_000
+_PHONE_MULT = 48271  # coprime with _PHONE_SPACE: idx -> number is a bijection
+PHONE_FORMATS = ("+1{a}{e}{l}", "({a}) {e}-{l}", "{a}-{e}-{l}", "{a}.{e}.{l}", "1 {a} {e} {l}",
+                 "+1 {a}-{e}-{l}")
+EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
+FIRST_NAMES = ("James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda",
+               "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica",
+               "Thomas", "Sarah", "Carlos", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony",
+               "Sofia", "Wei", "Priya", "Kevin", "Aisha", "Jason", "Emily", "Luis", "Grace", "Omar",
+               "Chloe", "Ryan", "Mei", "Diego", "Hannah")
+LAST_NAMES = ("Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
+              "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
+              "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White",
+              "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
+              "Allen", "King", "Wright", "Scott", "Nguyen", "Chen", "Patel", "Kim")
+STREETS = ("Main St", "Oak Ave", "Maple St", "Cedar Rd", "Pine St", "Elm St", "Washington Ave",
+           "Lake St", "Hill Rd", "Park Ave", "2nd St", "Sunset Blvd")
+EMPLOYEES = ("Alex R.", "Jordan P.", "Sam K.", "Taylor M.", "Casey L.", "Riley D.")
+SIMPLE_NOTES = ("Gift wrap please", "Leave with doorman", "Please ring the bell",
+                "Birthday present - no invoice in the box")
+MULTILINE_NOTES = (
+    "Please leave at the side door, not the front.\nBuzzer is broken, call on arrival, thanks!",
+    'Gift for my mom, please include a card saying "Happy birthday, love you"\nNo prices, please.',
+    "Deliver after 5pm, weekdays only.\nIf nobody answers, leave it with the neighbour at #4B, "
+    "she knows.",
+)
+_CATALOGUE_NAMES = {
+    "Coffee": ("House Blend Beans 250g", "Espresso Roast 250g", "Single Origin Ethiopia",
+               "Decaf Colombia 250g", "Cold Brew Pack", "Cascara Tea", "Coffee Sampler Box",
+               "Reserve Geisha 100g", "Subscription Starter Kit", "Barista Bundle"),
+    "Tea": ("Green Sencha", "Earl Grey Tin", "Chamomile Blend", "Matcha Ceremonial",
+            "Chai Spice Mix", "Oolong Reserve", "Herbal Sampler", "Iron Teapot", "Tea Gift Chest",
+            "Jasmine Pearls"),
+    "Drinkware": ("Enamel Mug", "Glass Tumbler", "Travel Cup", "Ceramic Pour-Over",
+                  "Double-Wall Glass", "Thermos 1L", "Cup & Saucer Set", "French Press",
+                  "Gooseneck Kettle", "Espresso Cups x4"),
+    "Home": ("Scented Candle", "Linen Napkins", "Cork Coasters", "Serving Tray", "Tea Towel Set",
+             "Stoneware Bowl", "Oak Cutting Board", "Table Runner", "Wool Throw", "Burr Grinder"),
+    "Apparel": ("Logo Socks", "Canvas Tote", "Cap", "Barista Apron", "Crew T-Shirt",
+                "Long-Sleeve Tee", "Hoodie", "Beanie", "Rain Jacket", "Wool Sweater"),
+}
+_VENDORS = {"Coffee": "Northside Roasters", "Tea": "Leaf & Kettle", "Drinkware": "Kiln Works",
+            "Home": "Hearth Goods", "Apparel": "Common Thread"}
+# byte -> character tables for random ids (a slight, harmless bias towards the first letters)
+_ALNUM_TABLE = bytes(ord((string.ascii_letters + string.digits)[i % 62]) for i in range(256))
+_UPPER_TABLE = bytes(ord((string.ascii_uppercase + string.digits)[i % 36]) for i in range(256))
+
+
+class Product(NamedTuple):
+    sku: str
+    name: str
+    category: str
+    vendor: str
+    gtin: str
+    price_cents: int
+
+
+def _build_catalogue() -> tuple[Product, ...]:
+    """~50 products priced $5-$150 on a geometric scale, every category spanning the range."""
+    cats = list(_CATALOGUE_NAMES)
+    products = []
+    for i in range(50):
+        cat = cats[i % len(cats)]
+        cents = int(round(500 * 30 ** (i / 49) / 50)) * 50
+        products.append(Product(f"{cat[:3].upper()}-{i + 1:03d}", _CATALOGUE_NAMES[cat][i // 5],
+                                cat, _VENDORS[cat], f"0{850000000000 + i * 7:011d}", cents))
+    return tuple(products)
+
+
+CATALOGUE = _build_catalogue()
+_PRICES = [p.price_cents for p in CATALOGUE]
+_BY_SKU = {p.sku: p for p in CATALOGUE}
+
+# --------------------------------------------------------------------------------------------
+# Formatting helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _q(text: str) -> str:
+    """Quote a CSV field exactly like ``csv.writer`` with QUOTE_MINIMAL and ``\\n`` endings."""
+    if "," in text or '"' in text or "\n" in text:
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _dec(cents: int) -> str:
+    """Plain 2-decimal money: ``12.50``, ``-3.00``."""
+    if cents < 0:
+        return "-%d.%02d" % divmod(-cents, 100)
+    return "%d.%02d" % divmod(cents, 100)
+
+
+def _usd(cents: int) -> str:
+    """Square money text: ``$9.00``, ``$1,234.50``, ``-$12.00``."""
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+
+
+def _pct(amount_cents: int, rate: int) -> int:
+    """Round-half-up ``amount * rate / 100000`` for non-negative amounts."""
+    return (amount_cents * rate + 50_000) // 100_000
+
+
+@cache
+def _hms() -> tuple[str, ...]:
+    """``HH:MM:SS`` for every second of a day."""
+    return tuple(f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86400))
+
+
+def _phone_text(digits10: str, style: int) -> str:
+    return PHONE_FORMATS[style].format(a=digits10[:3], e=digits10[3:6], l=digits10[6:])
+
+
+def _e164(text: str) -> str:
+    """Normalise a US phone written in any of our forms to E.164."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    return "+1" + digits
+
+
+def _norm_email(text: str) -> str:
+    return text.strip().lower()
+
+
+def _title_email(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return ".".join(p.capitalize() for p in local.split(".")) + "@" + domain.capitalize()
+
+
+def _email_text(rng: random.Random, email: str, force_variant: bool = False) -> str:
+    """One written form of an e-mail: mostly as is, sometimes re-cased and/or space-padded."""
+    r = rng.random()
+    if force_variant:
+        r = 0.70 + 0.30 * r
+    if r < 0.70:
+        return email
+    if r < 0.84:
+        return _title_email(email)
+    if r < 0.90:
+        return email.upper()
+    if r < 0.95:
+        return " " + email + " "
+    return " " + _title_email(email) + "  "
+
+
+def _add_years(d: date, years: int) -> date:
+    try:
+        return d.replace(year=d.year + years)
+    except ValueError:  # 29 February
+        return d.replace(year=d.year + years, day=28)
+
+
+def _us_dst_days(start: date, end: date) -> list[date]:
+    """US DST change days (2nd Sunday of March, 1st Sunday of November) within [start, end]."""
+    days = []
+    for year in range(start.year, end.year + 1):
+        march = date(year, 3, 8) + timedelta(days=(6 - date(year, 3, 8).weekday()) % 7)
+        november = date(year, 11, 1) + timedelta(days=(6 - date(year, 11, 1).weekday()) % 7)
+        days += [d for d in (march, november) if start <= d <= end]
+    return days
+
+
+# --------------------------------------------------------------------------------------------
+# Calendar: the history window, local wall-clock seconds, UTC offsets
+# --------------------------------------------------------------------------------------------
+
+
+class _Calendar:
+    """The history window.  Times are local wall-clock seconds since ``start`` 00:00."""
+
+    def __init__(self, end: date, years: float):
+        self.ndays = max(1, int(round(years * 365.25)))
+        self.end = end
+        self.start = end - timedelta(days=self.ndays - 1)
+        self.horizon = self.ndays * 86400  # every event time t satisfies 0 <= t < horizon
+        self.split_day = self.ndays // 2  # Square: days before -> v1 header, after -> v2
+        self.dates = [self.start + timedelta(days=d) for d in range(self.ndays)]
+        self.iso = [d.isoformat() for d in self.dates]
+        self.months = sorted({d.strftime("%Y-%m") for d in self.dates})
+        self.month_of_day = [d.strftime("%Y-%m") for d in self.dates]
+        self.dst_days = [(d - self.start).days for d in _us_dst_days(self.start, end)]
+        self.dst_flag = bytearray(self.ndays)
+        for d in self.dst_days:
+            self.dst_flag[d] = 1
+        # offset before 02:00 and after 02:00 local, per online zone and day
+        self.offsets = [self._offsets(zone) for zone, _ in ONLINE_ZONES]
+
+    def _offsets(self, zone: str) -> tuple[list[str], list[str]]:
+        tz = ZoneInfo(zone)
+
+        def text(day: date, hour: int) -> str:
+            minutes = int(datetime(day.year, day.month, day.day, hour, tzinfo=tz)
+                          .utcoffset().total_seconds()) // 60
+            sign = "-" if minutes < 0 else "+"
+            return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
+
+        return [text(d, 0) for d in self.dates], [text(d, 12) for d in self.dates]
+
+    def day_of(self, days_before_end: int) -> int:
+        return self.ndays - 1 - days_before_end
+
+    def online_time(self, zone: int, t: int) -> int:
+        """Move a US-zone time out of 01:00-03:00 on DST change days (no gap/ambiguous hour)."""
+        d, s = divmod(t, 86400)
+        if zone in _US_ZONES and self.dst_flag[d] and 3600 <= s < 10800:
+            return t + 7200
+        return t
+
+    def shopify_ts(self, zone: int, t: int) -> str:
+        """``2026-01-24 17:34:28 -0500`` for local wall time ``t`` in an online zone."""
+        d, s = divmod(self.online_time(zone, t), 86400)
+        before, after = self.offsets[zone]
+        return f"{self.iso[d]} {_hms()[s]} {(before if s < 7200 else after)[d]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Output files
+# --------------------------------------------------------------------------------------------
+
+
+class _SplitCsv:
+    """A CSV written in numbered parts of at most ``max_rows`` data rows.
+
+    Rows arrive in blocks (one order / one transaction) that are never split across parts.
+    With ``folder=None`` nothing is written: rows are only counted (used for size estimates).
+    """
+
+    def __init__(self, folder: Path | None, name: str, header: list[str], max_rows: int):
+        self.folder, self.name, self.max_rows = folder, name, max(1, max_rows)
+        self.header = ",".join(_q(c) for c in header) + "\n"
+        self.parts: list[list] = []  # [path, rows]
+        self._file = None
+        self.rows = 0
+
+    def write(self, lines: list[str]) -> None:
+        """Write one block of already formatted lines."""
+        n = len(lines)
+        if not self.parts or (self.parts[-1][1] and self.parts[-1][1] + n > self.max_rows):
+            self._next_part()
+        self.parts[-1][1] += n
+        self.rows += n
+        if self._file is not None:
+            self._file.write("".join(lines))
+
+    def _next_part(self) -> None:
+        self.close()
+        path = None
+        if self.folder is not None:
+            path = self.folder / self.name.format(n=len(self.parts) + 1)
+            self._file = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)
+            self._file.write(self.header)
+        self.parts.append([path, 0])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class _Outputs:
+    """All output files of one run (or, with ``root=None``, counters only)."""
+
+    def __init__(self, root: Path | None, max_rows: int):
+        self.root = root
+        dirs = {k: (root / "inbox" / k if root else None)
+                for k in ("shopify", "square", "members", "spend", "traffic")}
+        if root is not None:
+            for folder in dirs.values():
+                folder.mkdir(parents=True, exist_ok=True)
+            _remove_stale_parts(dirs["shopify"], dirs["square"])
+        self.dirs = dirs
+        self.shopify = _SplitCsv(dirs["shopify"], "orders_export_{n}.csv", SHOPIFY_ORDER_COLUMNS,
+                                 max_rows)
+        self.square_v1 = _SplitCsv(dirs["square"], ".items-v1-{n}.partial",
+                                   SQUARE_ITEMS_COLUMNS_V1, max_rows)
+        self.square_v2 = _SplitCsv(dirs["square"], ".items-v2-{n}.partial",
+                                   SQUARE_ITEMS_COLUMNS_V2, max_rows)
+        self._small: dict[str, tuple] = {}  # relative path -> (file, writer, [rows])
+        self.square_customers = self._small_csv("square", "customers.csv", SQUARE_CUSTOMERS_COLUMNS)
+        self.members = self._small_csv("members", "members.csv", MEMBERS_COLUMNS)
+
+    def _small_csv(self, folder: str, name: str, header: list[str]):
+        """A plain csv.writer-backed file; returns a ``writerow`` that also counts rows."""
+        rel = f"inbox/{folder}/{name}"
+        counter = [0]
+        if self.root is None:
+            def writerow(row):
+                counter[0] += 1
+            self._small[rel] = (None, counter)
+            return writerow
+        f = open(self.dirs[folder] / name, "w", encoding="utf-8", newline="", buffering=1 << 20)
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+
+        def writerow(row):
+            counter[0] += 1
+            writer.writerow(row)
+
+        self._small[rel] = (f, counter)
+        return writerow
+
+    def write_table(self, folder: str, name: str, header: list[str], rows: list[list]) -> None:
+        self._small_csv(folder, name, header)  # registers the file
+        rel = f"inbox/{folder}/{name}"
+        f, counter = self._small[rel]
+        if f is not None:
+            csv.writer(f, lineterminator="\n").writerows(rows)
+        counter[0] = len(rows)
+
+    def close(self) -> dict[str, int]:
+        """Close everything, give the Square parts their final names; return {rel path: rows}."""
+        for part in (self.shopify, self.square_v1, self.square_v2):
+            part.close()
+        files: dict[str, int] = {}
+        for n, (_, rows) in enumerate(self.shopify.parts, start=1):
+            files[f"inbox/shopify/orders_export_{n}.csv"] = rows
+        for n, (path, rows) in enumerate(self.square_v1.parts + self.square_v2.parts, start=1):
+            if path is not None:
+                path.replace(path.parent / f"items-{n}.csv")
+            files[f"inbox/square/items-{n}.csv"] = rows
+        for rel, (f, counter) in self._small.items():
+            if f is not None:
+                f.close()
+            files[rel] = counter[0]
+        return files
+
+
+def _remove_stale_parts(shopify_dir: Path, square_dir: Path) -> None:
+    """Delete split files of an earlier run, which the new run may not overwrite."""
+    for pattern, folder in (("orders_export_*.csv", shopify_dir), ("items-*.csv", square_dir),
+                            (".items-v*.partial", square_dir)):
+        for path in sorted(folder.glob(pattern)):
+            path.unlink()
+
+
+# --------------------------------------------------------------------------------------------
+# Records handed to the writers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Order:
+    """One Shopify order, ready to be written."""
+
+    t: int  # local wall-clock seconds since the start of history
+    zone: int
+    lines: list[tuple[Product, int, int]]  # product, quantity, unit price (cents)
+    status: str = "paid"
+    discount_code: str = ""
+    discount_cents: int = 0
+    refunded_cents: int = 0
+    email: str = ""
+    phone: str = ""
+    billing_phone: str = ""
+    shipping_phone: str = ""
+    accepts_marketing: bool = False
+    note: str = ""
+    note_attributes: str = ""
+    billing_name: str = ""
+    address: tuple[str, str, str, str, str] = ("", "", "", "", "")  # street, city, zip, prov, name
+    tags: str = ""
+    cod: bool = False
+    bad_date: bool = False
+
+
+@dataclass(slots=True)
+class _Sale:
+    """One Square transaction (its Payment rows and, maybe, later Refund rows)."""
+
+    day: int
+    sec: int
+    store: int
+    lines: list[tuple[Product, int, int, int]]  # product, quantity, unit price, discount (cents)
+    customer_id: str = ""
+    customer_name: str = ""
+    reference_id: str = ""
+    refund_day: int = -1
+    refund_sec: int = 0
+    refund_lines: tuple[int, ...] = ()
+    malformed: int = 0  # 0 no, 1 money like "$12.3x", 2 impossible date like "2025-02-30"
+
+
+@dataclass(slots=True)
+class _Person:
+    """A random identifiable customer."""
+
+    idx: int
+    kind: str  # online | store | both
+    first: str
+    last: str
+    email: str  # canonical (lower-case); "" for phone-only online shoppers
+    phone: str  # 10 digits
+    zone: int
+    store: int
+    mult: float
+    accepts_marketing: bool
+    address: tuple[str, str, str, str, str]
+    cod: bool = False
+    square_id: str = ""
+    member_id: str = ""
+    member_from_day: int = -1
+    link: str = ""  # both: phone | email | member
+    directory_phone_style: int = -1
+
+    @property
+    def till_reference(self) -> str:
+        """Member id shown at the till: store-only members, and omnichannel members linked by
+        membership (phone/e-mail-linked omnichannel customers keep one link only)."""
+        return self.member_id if self.kind == "store" or self.link == "member" else ""
+
+
+# --------------------------------------------------------------------------------------------
+# Planted (scripted) customers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlantedLine:
+    """A line item: catalogue SKU, quantity, unit price, and (Square only) discount in cents."""
+
+    sku: str
+    qty: int
+    price_cents: int
+    discount_cents: int = 0
+
+
+@dataclass(frozen=True)
+class PlantedOrder:
+    """A scripted Shopify order; ``email`` / ``phone`` exactly as written in the file."""
+
+    days_before_end: int
+    time: str
+    zone: str
+    lines: tuple[PlantedLine, ...]
+    email: str = ""
+    phone: str = ""
+    status: str = "paid"
+    discount_cents: int = 0
+    refunded_cents: int = 0
+    utm_source: str = ""
+
+
+@dataclass(frozen=True)
+class PlantedSale:
+    """A scripted Square sale; optional Refund rows ``refund_after_days`` later."""
+
+    days_before_end: int
+    time: str
+    store: str
+    lines: tuple[PlantedLine, ...]
+    refund_after_days: int = 0
+    refund_lines: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class PlantedPerson:
+    """One scripted person, with everything the files say about them."""
+
+    name: str
+    first: str
+    last: str
+    orders: tuple[PlantedOrder, ...] = ()
+    sales: tuple[PlantedSale, ...] = ()
+    square_id: str = ""  # Square customer id of the sales; directory row when set
+    square_email: str = ""
+    square_phone: str = ""
+    member_id: str = ""
+    member_email: str = ""
+    member_phone: str = ""
+    member_joined_days_before_end: int = 0
+    description: str = ""
+
+
+_L = PlantedLine
+PLANTED: list[PlantedPerson] = [
+    PlantedPerson(
+        "omni_phone", "Olivia", "Phone",
+        orders=(
+            PlantedOrder(200, "10:15:00", "America/New_York",
+                         (_L("COF-001", 2, 1200), _L("DRI-003", 1, 1800)),
+                         phone="(646) 263-0134", utm_source="meta"),
+            PlantedOrder(90, "19:42:10", "America/New_York", (_L("TEA-002", 1, 2550),),
+                         phone="646.263.0134"),
+        ),
+        sales=(
+            PlantedSale(150, "12:30:00", "Brooklyn Flagship", (_L("HOM-004", 1, 3400),)),
+            PlantedSale(30, "17:05:00", "Brooklyn Flagship",
+                        (_L("APP-005", 1, 4200, 420), _L("COF-006", 1, 1000))),
+        ),
+        square_id="PLANTEDOMNIPHONE0000000001", square_phone="+1 646-263-0134",
+        description="phone-only online shopper; Square directory has the phone, no e-mail"),
+    PlantedPerson(
+        "omni_email", "Ava", "Email",
+        orders=(PlantedOrder(160, "08:05:33", "America/Los_Angeles",
+                             (_L("DRI-008", 1, 5600), _L("TEA-007", 2, 1500)),
+                             email="ava.omni@planted.example.com", utm_source="google"),),
+        sales=(
+            PlantedSale(120, "11:11:11", "SF Mission", (_L("COF-011", 1, 1400),)),
+            PlantedSale(45, "15:45:00", "SF Mission", (_L("HOM-009", 3, 900),)),
+        ),
+        square_id="PLANTEDOMNIEMAIL0000000001", square_email=" AVA.Omni@Planted.Example.com ",
+        description="e-mail-only match: Square directory e-mail in other case with spaces"),
+    PlantedPerson(
+        "member_bridge", "Noah", "Member",
+        orders=(
+            PlantedOrder(320, "21:00:00", "America/New_York", (_L("APP-010", 1, 6000),),
+                         email="noah.member@planted.example.com", utm_source="email"),
+            PlantedOrder(20, "07:30:45", "America/New_York",
+                         (_L("APP-015", 1, 9800), _L("COF-016", 2, 1600)),
+                         email="noah.member@planted.example.com"),
+        ),
+        sales=(
+            PlantedSale(200, "13:00:00", "Chicago Loop", (_L("DRI-013", 1, 2500),)),
+            PlantedSale(60, "18:20:00", "Chicago Loop", (_L("HOM-014", 2, 3000, 600),)),
+        ),
+        square_id="PLANTEDMEMBERBRIDGE0000001", square_email="noah.till@planted.example.com",
+        member_id="M000001", member_email="Noah.Member@planted.example.com",
+        member_joined_days_before_end=350,
+        description="Square sales carry the member id; roster e-mail = Shopify e-mail; "
+                    "membership due for renewal in 15 days"),
+    PlantedPerson(
+        "transitive", "Liam", "Transitive",
+        orders=(
+            PlantedOrder(250, "12:00:00", "America/Los_Angeles", (_L("TEA-012", 1, 3000),),
+                         email="liam.a@planted.example.com", phone="+16282630177",
+                         utm_source="tiktok"),
+            PlantedOrder(100, "16:40:00", "America/Los_Angeles", (_L("COF-021", 2, 2000),),
+                         email="liam.b@planted.example.com", phone="628-263-0177"),
+        ),
+        sales=(
+            PlantedSale(80, "09:30:00", "SF Mission", (_L("DRI-018", 1, 4500),)),
+            PlantedSale(10, "20:15:00", "SF Mission", (_L("TEA-017", 1, 1700),)),
+        ),
+        square_id="PLANTEDTRANSITIVE000000001", square_email=" Liam.B@planted.example.com",
+        description="order A (e-mail x, phone p), order B (phone p, e-mail y), Square e-mail y"),
+    PlantedPerson(
+        "refunds", "Emma", "Refunds",
+        orders=(
+            PlantedOrder(280, "14:00:00", "UTC", (_L("COF-006", 2, 2500), _L("APP-020", 1, 4000)),
+                         email="emma.refunds@planted.example.com", utm_source="organic"),
+            PlantedOrder(140, "10:00:00", "UTC", (_L("DRI-023", 1, 6000), _L("TEA-022", 2, 2000)),
+                         email="emma.refunds@planted.example.com", status="partially_refunded",
+                         refunded_cents=3000),
+            PlantedOrder(70, "18:30:00", "UTC", (_L("HOM-019", 1, 4500),),
+                         email="emma.refunds@planted.example.com", status="voided"),
+        ),
+        sales=(PlantedSale(40, "14:10:00", "SF Mission",
+                           (_L("APP-025", 1, 3000), _L("COF-026", 1, 1500, 150)),
+                           refund_after_days=5, refund_lines=(1,)),),
+        square_id="PLANTEDREFUNDS000000000001", square_email="EMMA.REFUNDS@PLANTED.EXAMPLE.COM",
+        description="paid, partially refunded (100.00 - 30.00) and voided orders; a store sale "
+                    "with a later refund of one line"),
+]
+del _L
+
+
+def planted_expectations() -> dict[str, dict]:
+    """What the pipeline should find for each planted person, computed from the script.
+
+    Per person: ``purchases`` (Shopify orders that are not voided/cancelled + Square sales),
+    ``online_orders``, ``store_sales``, ``voided_orders``, ``channels`` ({'online', 'store'}),
+    ``net_revenue`` (dollars, float) / ``net_revenue_cents`` (Shopify: sum(qty*price) - Discount
+    Amount - Refunded Amount; Square: Net Sales of Payment rows + Refund rows), ``emails``
+    (lower-cased, trimmed), ``phones`` (E.164), ``square_customer_ids``, ``member_ids``,
+    ``is_member`` and ``first/last_purchase_days_before_end``.
+    """
+    result: dict[str, dict] = {}
+    for p in PLANTED:
+        valid = [o for o in p.orders if o.status != "voided"]
+        online = sum(sum(ln.qty * ln.price_cents for ln in o.lines) - o.discount_cents
+                     - o.refunded_cents for o in valid)
+        store = 0
+        for s in p.sales:
+            nets = [ln.qty * ln.price_cents - ln.discount_cents for ln in s.lines]
+            store += sum(nets)
+            if s.refund_after_days:
+                store -= sum(nets[i] for i in s.refund_lines)
+        emails = {o.email for o in p.orders} | {p.square_email, p.member_email}
+        phones = {o.phone for o in p.orders} | {p.square_phone, p.member_phone}
+        days = [o.days_before_end for o in valid] + [s.days_before_end for s in p.sales]
+        result[p.name] = {
+            "purchases": len(valid) + len(p.sales),
+            "online_orders": len(valid),
+            "store_sales": len(p.sales),
+            "voided_orders": len(p.orders) - len(valid),
+            "channels": ({"online"} if valid else set()) | ({"store"} if p.sales else set()),
+            "net_revenue_cents": online + store,
+            "net_revenue": round((online + store) / 100, 2),
+            "emails": sorted({_norm_email(e) for e in emails if e}),
+            "phones": sorted({_e164(x) for x in phones if x}),
+            "square_customer_ids": [p.square_id] if p.square_id else [],
+            "member_ids": [p.member_id] if p.member_id else [],
+            "is_member": bool(p.member_id),
+            "first_purchase_days_before_end": max(days),
+            "last_purchase_days_before_end": min(days),
+        }
+    return result
+
+
+def _planted_member_count() -> int:
+    return sum(1 for p in PLANTED if p.member_id)
+
+
+# --------------------------------------------------------------------------------------------
+# The generator
+# --------------------------------------------------------------------------------------------
+
+
+def _cumulative(pairs) -> tuple[tuple, list[float]]:
+    values = tuple(v for v, _ in pairs)
+    total, cum = 0.0, []
+    for _, w in pairs:
+        total += w
+        cum.append(total)
+    return values, cum
+
+
+_KINDS = _cumulative(KIND_WEIGHTS)
+_ZONES = _cumulative([(i, w) for i, (_, w) in enumerate(ONLINE_ZONES)])
+_STORE_PICK = _cumulative([(i, s.weight) for i, s in enumerate(STORES)])
+_STATUSES = _cumulative(ORDER_STATUSES)
+_CHANNELS = _cumulative(ACQUISITION_CHANNELS)
+
+
+class _RowPattern:
+    """Renders CSV rows of ``columns`` from a tuple of values.
+
+    ``variables[i]`` (a column name, or a tuple of columns sharing one value) takes
+    ``values[i]``; ``fixed`` columns get their constant; other columns stay empty.  Values must
+    already be CSV-safe (see :func:`_q`).  Cheaper than ``csv.writer`` or ``str.format``.
+    """
+
+    def __init__(self, columns: list[str], variables: list, fixed: dict[str, str]):
+        slot_of = {}
+        for i, v in enumerate(variables):
+            for column in (v,) if isinstance(v, str) else v:
+                slot_of[column] = i
+        assert set(slot_of) | set(fixed) <= set(columns), "unknown column"
+        self.size = len(variables)
+        self.base = [_q(fixed.get(c, "")) for c in columns]
+        self.slots = [(pos, slot_of[c]) for pos, c in enumerate(columns) if c in slot_of]
+
+    def render(self, values: tuple) -> str:
+        """The row, comma-joined, without line terminator."""
+        assert len(values) == self.size, "values do not match the pattern's variables"
+        row = self.base.copy()
+        for pos, i in self.slots:
+            row[pos] = values[i]
+        return ",".join(row)
+
+
+# Shopify: the first row of an order carries every field; later rows only SHOPIFY_LINE_FIELDS.
+_SHOP_FIRST_VARIABLES = [
+    "Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",
+    "Accepts Marketing", "Subtotal", "Shipping", "Taxes", "Total", "Discount Code",
+    "Discount Amount", "Shipping Method", "Created at", "Lineitem quantity", "Lineitem name",
+    "Lineitem price", "Lineitem sku", "Lineitem fulfillment status", "Billing Name",
+    ("Billing Street", "Billing Address1", "Shipping Street", "Shipping Address1"),
+    ("Billing City", "Shipping City"), ("Billing Zip", "Shipping Zip"),
+    ("Billing Province", "Shipping Province"), "Billing Phone", "Shipping Name", "Shipping Phone",
+    "Notes", "Note Attributes", "Cancelled at", "Payment Method",
+    ("Payment Reference", "Payment References"), "Refunded Amount", "Vendor", "Id", "Tags",
+    "Tax 1 Value", "Phone", ("Billing Province Name", "Shipping Province Name"),
+]
+_SHOP_FIXED = {"Currency": "USD", "Lineitem requires shipping": "true", "Lineitem taxable": "true",
+               "Lineitem discount": "0.00", "Billing Country": "US", "Shipping Country": "US",
+               "Risk Level": "Low", "Source": "web", "Tax 1 Name": "Sales Tax 8%"}
+
+
+_SHOP_FIRST_ROW = _RowPattern(SHOPIFY_ORDER_COLUMNS, _SHOP_FIRST_VARIABLES, _SHOP_FIXED)
+_SHOP_LATER_VARIABLES = ["Name", "Email", "Created at", "Lineitem quantity", "Lineitem name",
+                         "Lineitem price", "Lineitem sku"]
+_SHOP_LATER_ROW = _RowPattern(
+    SHOPIFY_ORDER_COLUMNS, _SHOP_LATER_VARIABLES,
+    {c: _SHOP_FIXED[c] for c in SHOPIFY_LINE_FIELDS if c in _SHOP_FIXED})
+assert set(_SHOP_LATER_VARIABLES) | {"Currency", "Lineitem discount"} == set(SHOPIFY_LINE_FIELDS)
+
+# Square rows are assembled from segments; check that they tile the two layouts.
+_SQ_HEAD = ["Date", "Time", "Time Zone"]
+_SQ_ITEM = ["Category", "Item", "Qty", "Price Point Name", "SKU", "Modifiers Applied",
+            "Gross Sales", "Discounts", "Net Sales", "Tax"]
+_SQ_TXN_VARIABLES = ["Transaction ID", "Payment ID", "Device Name", "Event Type", "Location",
+                     "Customer ID", "Customer Name", "Customer Reference ID", "Channel",
+                     "Card Brand", "PAN Suffix", "Employee"]
+_SQ_TXN = SQUARE_ITEMS_COLUMNS_V1[len(_SQ_HEAD) + len(_SQ_ITEM):]
+_SQ_TXN_SEGMENT = _RowPattern(_SQ_TXN, _SQ_TXN_VARIABLES, {"Itemization Type": "Physical Item"})
+assert _SQ_HEAD + _SQ_ITEM == SQUARE_ITEMS_COLUMNS_V1[:len(_SQ_HEAD) + len(_SQ_ITEM)]
+assert SQUARE_ITEMS_COLUMNS_V2 == SQUARE_ITEMS_COLUMNS_V1 + ["GTIN", "Vendor Name"]
+_PROVINCE_NAMES = {code: name for _, code, name, _ in AREA_CODES.values()}
+
+
+class _Generator:
+    """Turns customers into rows; holds the random stream, counters and small aggregates."""
+
+    def __init__(self, cal: _Calendar, rng: random.Random, out: _Outputs, seed: int):
+        self.cal, self.rng, self.out = cal, rng, out
+        self.phone_offset = (seed * 1_000_003) % _PHONE_SPACE
+        self.next_order = 1001
+        self.next_member = _planted_member_count() + 1
+        self.orders = 0
+        self.transactions = 0
+        self.members = 0
+        self.store_day_tx = [[0] * cal.ndays for _ in STORES]
+        self.acquisitions: dict[tuple[str, str], int] = {}
+        self.hms = _hms()
+        self._item_cache: dict[tuple, str] = {}
+
+    # -- fast random helpers (random.Random's own randint/choice/choices are slow) ----------
+
+    def _int(self, lo: int, hi: int) -> int:
+        """Uniform integer in [lo, hi]."""
+        return lo + int(self.rng.random() * (hi - lo + 1))
+
+    def _choice(self, seq):
+        return seq[int(self.rng.random() * len(seq))]
+
+    def _pick(self, table: tuple[tuple, list[float]]):
+        """Weighted pick from a ``_cumulative`` table."""
+        values, cum = table
+        return values[min(bisect.bisect_right(cum, self.rng.random() * cum[-1]), len(values) - 1)]
+
+    def _random_id(self, table: bytes, k: int) -> str:
+        """Random ``k``-character id over the alphabet of a byte translation table."""
+        return self.rng.randbytes(k).translate(table).decode("ascii")
+
+    # -- random customers ------------------------------------------------------------------
+
+    def write_customer(self, idx: int) -> None:
+        """Generate one identifiable customer and write all their rows."""
+        p = self._person(idx)
+        times = self._schedule()
+        in_store = self._channels(p.kind, len(times))
+        self._maybe_join(p, times)
+        if p.kind == "both":
+            self._choose_link(p)
+        store_days = [t // 86400 for t, s in zip(times, in_store) if s]
+        if store_days:
+            self._write_directory_row(p, store_days)
+        if p.member_id:
+            self._write_member_row(p)
+        first_online = True
+        for t, store in zip(times, in_store):
+            if store:
+                self._customer_sale(p, t)
+            else:
+                self._customer_order(p, t, first_online)
+                first_online = False
+
+    def _person(self, idx: int) -> _Person:
+        rng = self.rng
+        n = (idx * _PHONE_MULT + self.phone_offset) % _PHONE_SPACE
+        area = _AREAS[n % len(_AREAS)]
+        n //= len(_AREAS)
+        phone = f"{area}{_EXCHANGES[n % len(_EXCHANGES)]}{n // len(_EXCHANGES):04d}"
+        first, last = self._choice(FIRST_NAMES), self._choice(LAST_NAMES)
+        kind = self._pick(_KINDS)
+        cod = kind != "store" and rng.random() < COD_RATE
+        email = f"{first}.{last}{idx}@{self._choice(EMAIL_DOMAINS)}".lower()
+        city, prov, _, zip3 = AREA_CODES[area]
+        address = (f"{self._int(1, 9999)} {self._choice(STREETS)}", city,
+                   f"{zip3}{self._int(0, 99):02d}", prov, f"{first} {last}")
+        return _Person(idx, kind, first, last, "" if cod else email, phone,
+                       zone=self._pick(_ZONES), store=self._pick(_STORE_PICK),
+                       mult=rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA),
+                       accepts_marketing=rng.random() < 0.55, address=address, cod=cod)
+
+    def _schedule(self) -> list[int]:
+        """Purchase times following the ladder; those after the end of history are dropped."""
+        rng, horizon = self.rng, self.cal.horizon
+        t = rng.random() * horizon
+        times = [int(t)]
+        while len(times) < MAX_PURCHASES:
+            n = len(times)
+            if rng.random() >= (LADDER[n - 1] if n <= len(LADDER) else LADDER_TAIL):
+                break
+            gap = GAP_MIN_DAYS * 86400 + rng.expovariate(1 / (GAP_MEAN_DAYS * 86400))
+            t += min(gap, GAP_MAX_DAYS * 86400)
+            if t >= horizon:
+                break
+            times.append(int(t))
+        return times
+
+    def _channels(self, kind: str, n: int) -> list[bool]:
+        """True = store purchase.  Omnichannel customers alternate, starting at random."""
+        if kind != "both":
+            return [kind == "store"] * n
+        start = self.rng.random() < 0.5
+        return [(i % 2 == 0) == start for i in range(n)]
+
+    def _maybe_join(self, p: _Person, times: list[int]) -> None:
+        """Membership: a few days after the 3rd purchase, for ~30% of those who get there."""
+        if len(times) < 3 or self.rng.random() >= MEMBER_RATE:
+            return
+        day = times[2] // 86400 + self._int(2, 6)
+        if day < self.cal.ndays:
+            p.member_from_day = day
+            p.member_id = f"M{self.next_member:06d}"
+            self.next_member += 1
+            self.members += 1
+
+    def _choose_link(self, p: _Person) -> None:
+        """How an omnichannel customer's store identity connects to their online one."""
+        r = self.rng.random()
+        if p.member_id and r < 0.5:
+            p.link = "member"
+        elif p.cod or r < 0.75:
+            p.link = "phone"
+        else:
+            p.link = "email"
+        if p.link == "phone":
+            p.directory_phone_style = self.rng.randrange(len(PHONE_FORMATS))
+
+    def _write_directory_row(self, p: _Person, store_days: list[int]) -> None:
+        rng = self.rng
+        p.square_id = self._random_id(_UPPER_TABLE, 26)
+        email = phone = ""
+        if p.kind == "store":
+            r = rng.random()
+            if r < 0.60:
+                email = _email_text(rng, p.email)
+            if r >= 0.35:
+                phone = _phone_text(p.phone, rng.randrange(len(PHONE_FORMATS)))
+        elif p.link == "phone":
+            phone = _phone_text(p.phone, p.directory_phone_style)
+        elif p.link == "email":
+            email = _email_text(rng, p.email, force_variant=True)
+        else:  # member: a till e-mail that appears nowhere else
+            email = f"{p.first}{p.last}.{p.idx}@till.example.net".lower()
+        self.out.square_customers([
+            p.till_reference, p.first, p.last, email, phone, p.square_id,
+            "Instant Profile" if rng.random() < 0.7 else "Directory",
+            self.cal.iso[store_days[0]], self.cal.iso[store_days[-1]],
+            "subscribed" if email and p.accepts_marketing else "unsubscribed",
+        ])
+
+    def _write_member_row(self, p: _Person) -> None:
+        """Roster row, with the identity the member gave online (store-only: at the till)."""
+        rng, cal = self.rng, self.cal
+        joined = cal.dates[p.member_from_day]
+        expires, renewals = _add_years(joined, 1), 0
+        while expires <= cal.end and rng.random() < MEMBER_RENEWAL_RATE:
+            renewals += 1
+            expires = _add_years(joined, renewals + 1)
+        email = _email_text(rng, p.email) if p.email else ""
+        phone = ""
+        if not email or rng.random() < 0.4:
+            style = rng.randrange(len(PHONE_FORMATS))
+            if p.link == "phone":
+                style = (p.directory_phone_style + 1 + rng.randrange(5)) % len(PHONE_FORMATS)
+            phone = _phone_text(p.phone, style)
+        self.out.members([p.member_id, email, phone, cal.iso[p.member_from_day], "annual",
+                          MEMBER_FEE, "USD", expires.isoformat(), renewals,
+                          "yes" if p.accepts_marketing else "no"])
+
+    # -- baskets ---------------------------------------------------------------------------
+
+    def _basket(self, target_cents: float) -> list[tuple[Product, int, int]]:
+        """1-4 distinct products (product, quantity, unit price) worth about ``target_cents``."""
+        rnd = self.rng.random
+        n = int(rnd() * 4) + 1
+        per_line = target_cents / n
+        centre = bisect.bisect_left(_PRICES, per_line) - 4  # then jitter by 0..8 positions
+        last = len(CATALOGUE) - 1
+        lines, used = [], 0
+        for _ in range(n):
+            i = centre + int(rnd() * 9)
+            i = 0 if i < 0 else last if i > last else i
+            if used >> i & 1:
+                continue
+            used |= 1 << i
+            product = CATALOGUE[i]
+            qty = int(per_line / product.price_cents + 0.5) or 1
+            lines.append((product, qty if qty <= 12 else 12, product.price_cents))
+        return lines
+
+    def _target(self, p: _Person, base: int, day: int) -> float:
+        lift = MEMBER_BASKET_LIFT if p.member_id and day >= p.member_from_day else 1.0
+        return base * p.mult * lift * (0.6 + 0.8 * self.rng.random())
+
+    # -- Shopify ---------------------------------------------------------------------------
+
+    def _customer_order(self, p: _Person, t: int, first_online: bool) -> None:
+        rng, cal = self.rng, self.cal
+        t = cal.online_time(p.zone, t)
+        basket = self._basket(self._target(p, ONLINE_BASKET_CENTS, t // 86400))
+        order = _Order(t, p.zone, basket,
+                       accepts_marketing=p.accepts_marketing, billing_name=f"{p.first} {p.last}",
+                       address=p.address, cod=p.cod, email=_email_text(rng, p.email) if p.email else "")
+        if p.cod or p.link == "phone" or rng.random() < ORDER_PHONE_RATE:
+            self._set_phones(order, p)
+        if first_online:
+            channel = self._pick(_CHANNELS)
+            order.note_attributes = f"utm_source: {channel}"
+            if channel in CAC_DOLLARS:
+                key = (cal.month_of_day[t // 86400], channel)
+                self.acquisitions[key] = self.acquisitions.get(key, 0) + 1
+            if rng.random() < 0.3:
+                order.discount_code = "WELCOME10"
+        elif rng.random() < 0.12:
+            order.discount_code = "SAVE15"
+        if p.member_id and t // 86400 >= p.member_from_day:
+            order.tags = "member"
+        self._finish_order(order)
+        if rng.random() < VOIDED_RATE / (1 - VOIDED_RATE):
+            self._voided_duplicate(order)
+        self._side_orders()
+
+    def _set_phones(self, order: _Order, p: _Person) -> None:
+        """Billing phone always, order/shipping phone sometimes, each in its own written form."""
+        rng = self.rng
+        styles = [s for s in range(len(PHONE_FORMATS)) if s != p.directory_phone_style]
+        order.billing_phone = _phone_text(p.phone, self._choice(styles))
+        if rng.random() < 0.5:
+            order.phone = _phone_text(p.phone, self._choice(styles))
+        if rng.random() < 0.5:
+            order.shipping_phone = _phone_text(p.phone, self._choice(styles))
+
+    def _finish_order(self, order: _Order) -> None:
+        """Status, discount, refund and notes of a (non-voided) order, then write it."""
+        rng = self.rng
+        items = sum(q * price for _, q, price in order.lines)
+        if order.discount_code:
+            rate = 10 if order.discount_code == "WELCOME10" else 15
+            order.discount_cents = (items * rate + 50) // 100
+        subtotal = items - order.discount_cents
+        order.status = self._pick(_STATUSES)
+        if order.status == "refunded":
+            order.refunded_cents = subtotal
+        elif order.status == "partially_refunded":
+            order.refunded_cents = min(subtotal - 1, max(1, int(subtotal * (0.1 + 0.5 * rng.random()))))
+        r = rng.random()
+        if r < MULTILINE_NOTE_RATE:
+            order.note = self._choice(MULTILINE_NOTES)
+        elif r < MULTILINE_NOTE_RATE + NOTE_RATE:
+            order.note = self._choice(SIMPLE_NOTES)
+        self._write_order(order)
+
+    def _voided_duplicate(self, order: _Order) -> None:
+        """A duplicate placed by mistake minutes later and voided (never a purchase)."""
+        t = order.t + self._int(120, 1800)
+        if t >= self.cal.horizon:
+            return
+        dup = _Order(t, order.zone, order.lines, status="voided", email=order.email,
+                     phone=order.phone, billing_phone=order.billing_phone,
+                     shipping_phone=order.shipping_phone,
+                     accepts_marketing=order.accepts_marketing, billing_name=order.billing_name,
+                     address=order.address, tags=order.tags, cod=order.cod)
+        self._write_order(dup)
+
+    def _side_orders(self) -> None:
+        """Anonymous guest orders (~2% of orders) and, rarely, a malformed one."""
+        rng = self.rng
+        if rng.random() < GUEST_ORDER_RATE / (1 - GUEST_ORDER_RATE):
+            self._guest_order(bad_date=False)
+        if rng.random() < MALFORMED_ORDER_RATE:
+            self._guest_order(bad_date=True)
+
+    def _guest_order(self, bad_date: bool) -> None:
+        rng, cal = self.rng, self.cal
+        zone = self._pick(_ZONES)
+        t = cal.online_time(zone, int(rng.random() * cal.horizon))
+        mult = rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA)
+        basket = self._basket(ONLINE_BASKET_CENTS * mult)
+        area = self._choice(_AREAS)
+        city, prov, _, zip3 = AREA_CODES[area]
+        name = f"{self._choice(FIRST_NAMES)} {self._choice(LAST_NAMES)}"
+        order = _Order(t, zone, basket, billing_name=name,
+                       address=(f"{self._int(1, 9999)} {self._choice(STREETS)}", city,
+                                f"{zip3}{self._int(0, 99):02d}", prov, name),
+                       bad_date=bad_date)
+        self._finish_order(order)
+
+    def _write_order(self, o: _Order) -> None:
+        """Format one order as CSV lines (order-level fields on the first line only)."""
+        rng, cal = self.rng, self.cal
+        items = sum(q * price for _, q, price in o.lines)
+        subtotal = items - o.discount_cents
+        shipping = 0 if subtotal >= FREE_SHIPPING_FROM_CENTS else SHIPPING_CENTS
+        taxes = _pct(subtotal, SHOPIFY_TAX_RATE)
+        name = f"#{self.next_order}"
+        order_id = 5_100_000_000_000 + self.next_order * 37
+        self.next_order += 1
+        self.orders += 1
+        created = "not a date" if o.bad_date else cal.shopify_ts(o.zone, o.t)
+        paid_at = fulfilled_at = cancelled_at = ""
+        if o.status in ("paid", "refunded", "partially_refunded", "partially_paid"):
+            paid_at = cal.shopify_ts(o.zone, min(o.t + self._int(0, 90), cal.horizon - 1))
+            t_ship = o.t + self._int(86400, 3 * 86400)
+            if t_ship < cal.horizon:
+                fulfilled_at = cal.shopify_ts(o.zone, t_ship)
+        elif o.status == "voided":
+            cancelled_at = cal.shopify_ts(o.zone, min(o.t + self._int(60, 3600), cal.horizon - 1))
+        email = _q(o.email)
+        street, city, zip_code, prov, ship_name = o.address
+        prov_name = _PROVINCE_NAMES.get(prov, "")
+        reference = f"c{order_id}.1"
+        product, qty, price = o.lines[0]
+        lines = [_SHOP_FIRST_ROW.render((  # in the order of _SHOP_FIRST_VARIABLES
+            name, email, o.status, paid_at, "fulfilled" if fulfilled_at else "unfulfilled",
+            fulfilled_at, "yes" if o.accepts_marketing else "no", _dec(subtotal), _dec(shipping),
+            _dec(taxes), _dec(subtotal + shipping + taxes), o.discount_code,
+            _dec(o.discount_cents), "Free Shipping" if shipping == 0 else "Standard Shipping",
+            created, str(qty), _q(product.name), _dec(price), product.sku,
+            "fulfilled" if fulfilled_at else "pending", o.billing_name, street, city, zip_code,
+            prov, o.billing_phone, ship_name, o.shipping_phone, _q(o.note), o.note_attributes,
+            cancelled_at, "Cash on Delivery (COD)" if o.cod else "Shopify Payments", reference,
+            _dec(o.refunded_cents), _q(product.vendor), str(order_id),
+            o.tags, _dec(taxes), o.phone, prov_name)) + "\n"]
+        for product, qty, price in o.lines[1:]:
+            lines.append(_SHOP_LATER_ROW.render((name, email, created, str(qty), _q(product.name),
+                                                 _dec(price), product.sku)) + "\n")
+        self.out.shopify.write(lines)
+
+    # -- Square ----------------------------------------------------------------------------
+
+    def _customer_sale(self, p: _Person, t: int) -> None:
+        rng = self.rng
+        day = t // 86400
+        store = p.store if rng.random() < 0.85 else self._pick(_STORE_PICK)
+        basket = self._basket(self._target(p, STORE_BASKET_CENTS, day))
+        sale = _Sale(day, STORE_OPEN_S + int(rng.random() * (STORE_CLOSE_S - STORE_OPEN_S)), store,
+                     self._discounted(basket), customer_id=p.square_id,
+                     customer_name=f"{p.first} {p.last}", reference_id=p.till_reference)
+        self._maybe_refund(sale)
+        self._write_sale(sale)
+        for _ in range(int(ANON_SALES_PER_KNOWN) + (rng.random() < ANON_SALES_PER_KNOWN % 1)):
+            self._walk_in(malformed=0)
+        if rng.random() < MALFORMED_SALE_RATE:
+            self._walk_in(malformed=1 + (rng.random() < 0.5))
+
+    def _discounted(self, basket: list[tuple[Product, int, int]]) -> list[tuple[Product, int, int, int]]:
+        """Square lines (product, quantity, unit price, discount); ~10% get 10% off."""
+        rnd = self.rng.random
+        return [(pr, q, price, (q * price + 5) // 10 if rnd() < 0.10 else 0)
+                for pr, q, price in basket]
+
+    def _maybe_refund(self, sale: _Sale) -> None:
+        """~3% of sales get Refund rows 1-14 days later (if still inside the history)."""
+        rng = self.rng
+        if rng.random() >= SQUARE_REFUND_RATE:
+            return
+        day = sale.day + self._int(1, 14)
+        if day < self.cal.ndays:
+            n = len(sale.lines)
+            sale.refund_day, sale.refund_sec = day, STORE_OPEN_S + rng.randrange(12 * 3600)
+            sale.refund_lines = tuple(range(n)) if rng.random() < 0.4 else (rng.randrange(n),)
+
+    def _walk_in(self, malformed: int, day: int | None = None, sec: int | None = None,
+                 store: int | None = None) -> None:
+        """An anonymous store sale (no customer fields)."""
+        rng = self.rng
+        if day is None:
+            day = int(rng.random() * self.cal.ndays)
+        if sec is None:
+            sec = STORE_OPEN_S + int(rng.random() * (STORE_CLOSE_S - STORE_OPEN_S))
+        if store is None:
+            store = self._pick(_STORE_PICK)
+        mult = rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA)
+        sale = _Sale(day, sec, store, self._discounted(self._basket(STORE_BASKET_CENTS * mult)),
+                     malformed=malformed)
+        self._maybe_refund(sale)
+        self._write_sale(sale)
+
+    def write_dst_walk_ins(self) -> None:
+        """Anonymous sales on every US DST change day, in each store, including late-night
+        sales in the repeated hour (01:00-01:59) of the November change."""
+        for day in self.cal.dst_days:
+            november = self.cal.dates[day].month == 11
+            times = ("00:55:00", "01:20:00", "01:45:30", "14:00:00") if november else \
+                ("01:50:00", "03:10:00", "14:00:00")
+            for store in range(len(STORES)):
+                for hms in times:
+                    h, m, s = map(int, hms.split(":"))
+                    self._walk_in(0, day=day, sec=h * 3600 + m * 60 + s, store=store)
+
+    def _write_sale(self, s: _Sale) -> None:
+        """Format a transaction (Payment rows, then any Refund rows) into its header version."""
+        rng, cal = self.rng, self.cal
+        store = STORES[s.store]
+        txn, payment = self._random_id(_ALNUM_TABLE, 22), self._random_id(_ALNUM_TABLE, 22)
+        r = rng.random()
+        brand = "Visa" if r < 0.45 else "MasterCard" if r < 0.70 else \
+            "American Express" if r < 0.80 else ""
+        pan = f"{int(rng.random() * 10000):04d}" if brand else ""
+        device = "Counter 1" if r * 10 % 2 < 1 else "Counter 2"
+        employee = EMPLOYEES[int(r * 1000) % len(EMPLOYEES)]
+        v2 = s.day >= cal.split_day
+        date_text = cal.iso[s.day] if s.malformed != 2 else f"{cal.dates[s.day].year}-02-30"
+        lines = []
+        for event, day, sec, sign, idxs in (
+                ("Payment", s.day, s.sec, 1, range(len(s.lines))),
+                ("Refund", s.refund_day, s.refund_sec, -1, s.refund_lines)):
+            if day < 0:
+                continue
+            head = f"{date_text if sign > 0 else cal.iso[day]},{self.hms[sec]},{store.time_zone},"
+            tail = _SQ_TXN_SEGMENT.render((txn, payment, device, event, store.name, s.customer_id,
+                                           _q(s.customer_name), s.reference_id, store.name,
+                                           brand, pan, employee))
+            for i in idxs:
+                product, qty, price, disc = s.lines[i]
+                corrupt = s.malformed == 1 and sign > 0 and i == 0  # "$12.30" -> "$12.3x"
+                item = self._item_segment(product, qty, price, disc, s.store, sign, corrupt)
+                extra = f",{product.gtin},{_q(product.vendor)}" if v2 else ""
+                lines.append(f"{head}{item},{tail}{extra}\n")
+        self.transactions += 1
+        self.store_day_tx[s.store][s.day] += 1
+        (self.out.square_v2 if v2 else self.out.square_v1).write(lines)
+
+    def _item_segment(self, product: Product, qty: int, price: int, disc: int, store: int,
+                      sign: int, corrupt: bool = False) -> str:
+        """Category..Tax columns of a Square row (cached: few distinct values)."""
+        key = (product.sku, qty, price, disc, store, sign, corrupt)
+        seg = self._item_cache.get(key)
+        if seg is None:
+            gross = qty * price
+            net = gross - disc
+            gross_text = _usd(sign * gross)
+            if corrupt:
+                gross_text = gross_text[:-1] + "x"
+            seg = ",".join([_q(product.category), _q(product.name), f"{sign * qty}.0", "Regular",
+                            product.sku, "", _q(gross_text), _q(_usd(-sign * disc)),
+                            _q(_usd(sign * net)),
+                            _q(_usd(sign * _pct(net, STORES[store].tax_rate)))])
+            self._item_cache[key] = seg
+        return seg
+
+    # -- planted customers -----------------------------------------------------------------
+
+    def write_planted(self) -> None:
+        """Write the scripted customers of :data:`PLANTED` (activity before the start of a
+        short history is skipped)."""
+        cal = self.cal
+        zones = {z: i for i, (z, _) in enumerate(ONLINE_ZONES)}
+        stores = {s.name: i for i, s in enumerate(STORES)}
+        for p in PLANTED:
+            if p.square_id:
+                days = [s.days_before_end for s in p.sales]
+                self.out.square_customers([
+                    p.member_id, p.first, p.last, p.square_email, p.square_phone, p.square_id,
+                    "Directory", cal.iso[cal.day_of(max(days))], cal.iso[cal.day_of(min(days))],
+                    "subscribed" if p.square_email else "unsubscribed"])
+            if p.member_id:
+                joined = cal.end - timedelta(days=p.member_joined_days_before_end)
+                self.out.members([p.member_id, p.member_email, p.member_phone,
+                                  joined.isoformat(), "annual", MEMBER_FEE, "USD",
+                                  _add_years(joined, 1).isoformat(), 0, "yes"])
+            for o in p.orders:
+                day = cal.day_of(o.days_before_end)
+                if day < 0:
+                    continue
+                h, m, s = map(int, o.time.split(":"))
+                lines = [(_BY_SKU[ln.sku], ln.qty, ln.price_cents) for ln in o.lines]
+                self._write_order(_Order(
+                    day * 86400 + h * 3600 + m * 60 + s, zones[o.zone], lines, status=o.status,
+                    discount_cents=o.discount_cents, refunded_cents=o.refunded_cents,
+                    email=o.email, phone=o.phone, billing_phone=o.phone,
+                    accepts_marketing=True, billing_name=f"{p.first} {p.last}",
+                    note_attributes=f"utm_source: {o.utm_source}" if o.utm_source else "",
+                    address=("1 Planted Way", "New York", "10001", "NY", f"{p.first} {p.last}")))
+            for sale in p.sales:
+                day = cal.day_of(sale.days_before_end)
+                if day < 0:
+                    continue
+                h, m, s = map(int, sale.time.split(":"))
+                self._write_sale(_Sale(
+                    day, h * 3600 + m * 60 + s, stores[sale.store],
+                    [(_BY_SKU[ln.sku], ln.qty, ln.price_cents, ln.discount_cents)
+                     for ln in sale.lines],
+                    customer_id=p.square_id, customer_name=f"{p.first} {p.last}",
+                    reference_id=p.member_id,
+                    refund_day=day + sale.refund_after_days if sale.refund_after_days else -1,
+                    refund_sec=15 * 3600, refund_lines=sale.refund_lines))
+
+    # -- small tables ----------------------------------------------------------------------
+
+    def write_spend(self) -> None:
+        """Spend per paid channel and month: new customers x CAC x noise (min one customer)."""
+        rows = []
+        for month in self.cal.months:
+            for channel, cac in CAC_DOLLARS.items():
+                n = max(1, self.acquisitions.get((month, channel), 0))
+                cents = int(round(n * cac * 100 * (0.85 + 0.3 * self.rng.random())))
+                rows.append([month, channel, _dec(cents), "USD"])
+        self.out.write_table("spend", "marketing_spend.csv", SPEND_COLUMNS, rows)
+
+    def write_traffic(self) -> None:
+        """Per store and local day: visitors >= entries >= Payment transactions."""
+        rng, rows = self.rng, []
+        for day in range(self.cal.ndays):
+            for i, store in enumerate(STORES):
+                tx = self.store_day_tx[i][day]
+                entries = int(math.ceil(tx / (0.22 + 0.23 * rng.random()))) + self._int(0, 3)
+                visitors = entries + int(entries * (0.8 + 1.7 * rng.random())) + self._int(0, 20)
+                rows.append([self.cal.iso[day], store.name, visitors, entries])
+        self.out.write_table("traffic", "store_traffic.csv", TRAFFIC_COLUMNS, rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def _customers_for_lines(cal: _Calendar, seed: int, target_lines: int) -> int:
+    """Customers needed for ~``target_lines`` Shopify+Square rows, from a counted pilot run."""
+    pilot_customers = 4000
+    out = _Outputs(None, 10 ** 12)
+    gen = _Generator(cal, random.Random(seed + 7919), out, seed)
+    for idx in range(pilot_customers):
+        gen.write_customer(idx)
+    per_customer = (out.shopify.rows + out.square_v1.rows + out.square_v2.rows) / pilot_customers
+    return max(1, int(round(target_lines / per_customer)))
+
+
+def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
+                  end_date: date | None = None, years: float = 2.0,
+                  target_lines: int | None = None, max_lines_per_file: int = 1_000_000) -> dict:
+    """Write a deterministic demo set of retailer exports under ``data_dir/inbox``.
+
+    ``customers`` identifiable customers (ignored when ``target_lines`` is given: then the count
+    is derived so that Shopify + Square line rows total about ``target_lines``), history of
+    ``years`` ending on ``end_date`` (default: yesterday, UTC).  Shopify and Square item files
+    are split at ``max_lines_per_file`` rows.  Earlier ``orders_export_*.csv`` / ``items-*.csv``
+    in the target folders are deleted first.  Returns a summary: files with data-row counts,
+    customers, members, orders and line rows per source.
+    """
+    data_dir = Path(data_dir)
+    if end_date is None:
+        end_date = datetime.now(timezone.utc).date() - timedelta(days=1)
+    cal = _Calendar(end_date, years)
+    if target_lines is not None:
+        customers = _customers_for_lines(cal, seed, target_lines)
+    out = _Outputs(data_dir, max_lines_per_file)
+    gen = _Generator(cal, random.Random(seed), out, seed)
+    gen.write_planted()
+    gen.write_dst_walk_ins()
+    for idx in range(customers):
+        gen.write_customer(idx)
+    gen.write_spend()
+    gen.write_traffic()
+    files = out.close()
+    square_lines = out.square_v1.rows + out.square_v2.rows
+    return {
+        "data_dir": str(data_dir),
+        "seed": seed,
+        "start_date": cal.start.isoformat(),
+        "end_date": cal.end.isoformat(),
+        "files": files,
+        "customers": customers,
+        "planted_customers": len(PLANTED),
+        "members": gen.members + _planted_member_count(),
+        "orders": {"shopify": gen.orders, "square": gen.transactions},
+        "lines": {"shopify": out.shopify.rows, "square": square_lines,
+                  "total": out.shopify.rows + square_lines},
+    }

@@ -1,0 +1,163 @@
+"""The whole pipeline, in-process, on a small generated data set in a temporary data directory."""
+
+import csv
+import hashlib
+import json
+import shutil
+from datetime import date
+
+import duckdb
+import pytest
+
+from dagster_project.lib.demo import planted_expectations
+from tests.conftest import DEMO_AS_OF
+
+pytestmark = pytest.mark.slow
+
+
+def _con(path):
+    return duckdb.connect(str(path), read_only=True)
+
+
+def test_run_succeeds_and_publishes_everything(demo_run):
+    assert demo_run["result"].success
+    d = demo_run["data_dir"]
+    assert (d / "warehouse" / "pipeline.duckdb").exists()
+    serving = d / "serving" / "warehouse.duckdb"
+    assert serving.exists()
+    with _con(serving) as con:
+        tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        assert {"fct_orders", "dim_customers", "customer_identity_map", "customer_rfm", "customer_lifecycle"} <= tables
+        # the serving copy holds marts, not the raw inbox
+        assert not con.execute("select count(*) from duckdb_tables() where schema_name in ('raw', 'identity')").fetchone()[0]
+        assert con.execute("select value from meta.published_run where key = 'as_of'").fetchone()[0] == DEMO_AS_OF
+    for t in tables:
+        assert (d / "serving" / "marts" / f"{t}.parquet").exists()
+    latest = d / "exports" / "latest"
+    assert latest.is_symlink() and latest.resolve() == (d / "exports" / DEMO_AS_OF).resolve()
+
+
+def test_manifest_checksums_and_counts_match_files(demo_run):
+    folder = demo_run["data_dir"] / "exports" / DEMO_AS_OF
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["as_of"] == DEMO_AS_OF and manifest["run_id"]
+    assert manifest["files"], "manifest lists no files"
+    for f in manifest["files"]:
+        data = (folder / f["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f["sha256"], f["path"]
+    assert all(c["passed"] for c in manifest["checks"] if c["severity"] == "ERROR")
+    assert any(c["check"] == "net_revenue_reconciles_to_raw" for c in manifest["checks"])
+    for tier, stats in manifest["tiers"].items():
+        rows = 0
+        for p in sorted((folder / "tiers").glob(f"{tier}.*csv")):
+            if p.name.endswith((".hashed.csv", ".entered.csv", ".left.csv")):
+                continue
+            with p.open() as fh:
+                rows += sum(1 for _ in csv.DictReader(fh))
+        assert rows == stats["rows"], tier
+    # the demo has enough behaviour for every default tier to have members
+    assert all(s["rows"] > 0 for s in manifest["tiers"].values()), manifest["tiers"]
+
+
+def test_every_row_read_is_loaded_or_quarantined(demo_run):
+    with _con(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb") as con:
+        read, loaded, quarantined = con.execute(
+            "select sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw.load_ledger where status = 'loaded'"
+        ).fetchone()
+        assert read == loaded + quarantined
+        assert quarantined > 0, "the demo plants malformed rows; they must be quarantined"
+        assert con.execute("select count(*) from raw.quarantine where reason is null or line_number is null").fetchone()[0] == 0
+        lines = sum(v for k, v in demo_run["summary"]["files"].items() if k.endswith(".csv")) \
+            if isinstance(demo_run["summary"].get("files"), dict) else None
+        if lines is not None:
+            assert read == lines
+
+
+def test_planted_people_are_merged_with_their_known_values(demo_run):
+    expected = planted_expectations()
+    with _con(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb") as con:
+        for name, exp in expected.items():
+            ids = exp["emails"] + exp["phones"] + exp["square_customer_ids"] + exp["member_ids"]
+            keys = {r[0] for r in con.execute(
+                "select distinct customer_key from identity.identifiers where normalised_value in (select unnest(?))",
+                [ids]).fetchall()}
+            assert len(keys) == 1, f"{name}: identifiers {ids} resolved to {len(keys)} people"
+            key = keys.pop()
+            row = con.execute(
+                "select purchase_count, net_revenue, channels_used, is_member from marts.dim_customers where customer_key = ?",
+                [key]).fetchone()
+            assert row is not None, name
+            purchase_count, net_revenue, channels_used, is_member = row
+            assert purchase_count == exp["purchases"], name
+            assert float(net_revenue) == pytest.approx(exp["net_revenue"], abs=0.005), name
+            want = "online+store" if exp["channels"] == {"online", "store"} else next(iter(exp["channels"]))
+            assert channels_used == want, name
+
+
+def test_anonymous_orders_counted_in_totals_not_in_customers(demo_run):
+    with _con(demo_run["data_dir"] / "serving" / "warehouse.duckdb") as con:
+        anon_orders, anon_net = con.execute(
+            "select count(*), sum(net_revenue) from marts.fct_orders where is_anonymous and is_valid").fetchone()
+        assert anon_orders > 0 and anon_net > 0
+        assert con.execute("select count(*) from marts.fct_orders where customer_key is not null "
+                           "and customer_key not in (select customer_key from marts.dim_customers)").fetchone()[0] == 0
+        assert con.execute("select count(*) from marts.customer_rfm where r_score not between 1 and 5 "
+                           "or f_score not between 1 and 5 or m_score not between 1 and 5").fetchone()[0] == 0
+        cancelled = con.execute("select count(*), coalesce(sum(net_revenue), 0) from marts.fct_orders where is_cancelled").fetchone()
+        assert cancelled[0] > 0 and cancelled[1] == 0
+
+
+def test_serving_and_tier_files_carry_no_raw_contact_of_non_consenting(demo_run):
+    d = demo_run["data_dir"]
+    with _con(d / "warehouse" / "pipeline.duckdb") as con:
+        contacts = dict(con.execute(
+            "select customer_key, accepts_marketing from intermediate.int_customer_contacts").fetchall())
+        emails = [r[0] for r in con.execute(
+            "select normalised_value from identity.identifiers where id_type = 'email' and normalised_value is not null").fetchall()]
+    serving_bytes = (d / "serving" / "warehouse.duckdb").read_bytes()
+    for e in emails[:200]:
+        assert e.encode() not in serving_bytes, "raw e-mail found in the serving warehouse"
+    for p in (d / "exports" / "latest" / "tiers").glob("*.csv"):
+        with p.open() as fh:
+            for row in csv.DictReader(fh):
+                if row.get("email") or row.get("phone") or row.get("email_sha256") or row.get("phone_sha256"):
+                    assert contacts[row["customer_key"]], f"{p.name}: contact for a customer without consent"
+
+
+def test_dbt_parse_and_build_directly(demo_run, tmp_path):
+    """dbt on its own (outside Dagster) parses and builds against the run's warehouse copy."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dagster_project.lib.paths import DBT_PROJECT_DIR
+
+    wh = tmp_path / "copy.duckdb"
+    shutil.copy(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb", wh)
+    env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(wh))
+    dbt = str(Path(sys.executable).parent / "dbt")
+    target = str(tmp_path / "target")
+    for args in (["parse"], ["build", "--vars", json.dumps({"as_of": DEMO_AS_OF})]):
+        proc = subprocess.run([dbt, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                               "--target-path", target], cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_failed_run_publishes_nothing(tmp_path):
+    """A rejected file fails the run (non-zero CLI exit) and leaves the published outputs byte-identical."""
+    from dagster_project.cli import main
+    from dagster_project.lib.demo import generate_demo
+
+    generate_demo(tmp_path, customers=300, seed=5, end_date=date(2026, 10, 31))
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-01", "--quiet"]) == 0
+    serving = tmp_path / "serving" / "warehouse.duckdb"
+    before = serving.read_bytes()
+    exports_before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "exports").rglob("*") if p.is_file()}
+
+    (tmp_path / "inbox" / "shopify" / "broken_export.csv").write_text("Name,Email\n#9,a@b.com\n")
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-02", "--quiet"]) == 1
+    assert serving.read_bytes() == before
+    exports_after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "exports").rglob("*") if p.is_file()}
+    assert exports_after == exports_before
+    assert not (tmp_path / "exports" / "2026-11-02").exists()
