@@ -35,3 +35,20 @@ def test_workspace_yaml_points_at_definitions():
 
     ws = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
     assert ws["load_from"][0]["python_module"]["module_name"] == "dagster_project.definitions"
+
+
+def test_workspace_loads_like_dagster_dev(tmp_path):
+    """`dagster dev` loads the code location through workspace.yaml; validate exactly that."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dagster_project.lib.paths import REPO_ROOT
+
+    dagster = str(Path(sys.executable).parent / "dagster")
+    env = dict(os.environ, DAGSTER_HOME=str(tmp_path))
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    proc = subprocess.run([dagster, "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]

@@ -19,24 +19,30 @@ The data carries planted behaviour that the marts are expected to find again:
 * a few scripted customers (:data:`PLANTED`) whose exact outcome :func:`planted_expectations`
   states.
 
-Everything is driven by one ``random.Random(seed)``: the same arguments give byte-identical files.
-Generation is streamed customer by customer, so memory stays bounded whatever the size; rows
-appear in customer order (not in time order).  Only the US DST change days, per store-day
-transaction counts and per channel-month acquisition counts are kept in memory.
+Determinism and scale: customers are generated in fixed chunks of ``CHUNK_CUSTOMERS``, each with
+its own ``random.Random`` seeded from ``(seed, chunk number)``; chunks may run in worker processes
+but are always written in order, and Shopify order numbers are assigned at write time, so the
+same arguments give byte-identical files whatever the number of workers.  Memory stays bounded:
+at most a few chunks are held at once, plus per store-day transaction counts and per
+channel-month acquisition counts.  Rows appear in customer order, not in time order.
 """
 
 from __future__ import annotations
 
-import csv
 import bisect
+import csv
 import math
+import multiprocessing
+import os
 import random
 import string
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import cache
+from itertools import islice
 from pathlib import Path
-from typing import NamedTuple
+from typing import Iterator, NamedTuple
 from zoneinfo import ZoneInfo
 
 from dagster_project.lib.formats import (
@@ -51,7 +57,7 @@ from dagster_project.lib.formats import (
     TRAFFIC_COLUMNS,
 )
 
-__all__ = ["PLANTED", "PlantedLine", "PlantedOrder", "PlantedPerson", "PlantedSale",
+__all__ = ["CATALOGUE", "PLANTED", "PlantedLine", "PlantedOrder", "PlantedPerson", "PlantedSale",
            "generate_demo", "planted_expectations"]
 
 # --------------------------------------------------------------------------------------------
@@ -67,6 +73,7 @@ MEMBER_RATE = 0.30  # share of customers reaching a 3rd purchase who join
 MEMBER_BASKET_LIFT = 1.5
 MEMBER_RENEWAL_RATE = 0.65
 MEMBER_FEE = "49.00"
+MEMBER_ID_BASE = 1000  # random members are M{base + customer index}; planted ones are below
 KIND_WEIGHTS = (("online", 0.60), ("store", 0.30), ("both", 0.10))
 COD_RATE = 0.05  # online customers who give a phone and no e-mail
 ORDER_PHONE_RATE = 0.37  # phone on an order of a customer who also gives an e-mail (~40% overall)
@@ -75,14 +82,16 @@ ANON_SALES_PER_KNOWN = 1.38  # anonymous walk-ins per known-customer store sale 
 SQUARE_REFUND_RATE = 0.03
 NOTE_RATE, MULTILINE_NOTE_RATE = 0.015, 0.0025
 MALFORMED_ORDER_RATE, MALFORMED_SALE_RATE = 0.0015, 0.0025
-# Shopify financial statuses of real orders; voided orders are extra (duplicates the customer
-# abandoned), so that voiding never changes the purchase ladder.
+# Financial statuses of real orders.  Voided orders are extra (a duplicate the customer placed by
+# mistake), so voiding never changes the purchase ladder.
 ORDER_STATUSES = (("paid", 0.895), ("refunded", 0.03), ("partially_refunded", 0.04),
                   ("pending", 0.01), ("authorized", 0.005), ("partially_paid", 0.005))
 VOIDED_RATE = 0.015
 ACQUISITION_CHANNELS = (("google", 0.30), ("meta", 0.25), ("tiktok", 0.10), ("email", 0.10),
                         ("organic", 0.25))
 CAC_DOLLARS = {"google": 62.0, "meta": 45.0, "tiktok": 28.0, "email": 21.0}  # organic: no spend
+CHUNK_CUSTOMERS = 10_000
+PILOT_CUSTOMERS = 5_000  # sample used to turn target_lines into a number of customers
 
 
 class _Store(NamedTuple):
@@ -101,9 +110,10 @@ assert all(store.time_zone in SQUARE_TIME_ZONES for store in STORES)
 STORE_OPEN_S, STORE_CLOSE_S = 8 * 3600, 21 * 3600
 ONLINE_ZONES = (("America/New_York", 0.45), ("America/Los_Angeles", 0.35), ("UTC", 0.12),
                 ("Asia/Kolkata", 0.08))
-_US_ZONES = {0, 1}  # indexes into ONLINE_ZONES that observe US DST
+_US_ZONES = (True, True, False, False)  # which ONLINE_ZONES observe US DST
 SHOPIFY_TAX_RATE = 8000  # in 1/100000
 FREE_SHIPPING_FROM_CENTS, SHIPPING_CENTS = 7500, 695
+ORDER_NUMBER_START, ORDER_ID_BASE = 1001, 5_100_000_000_000
 
 # --------------------------------------------------------------------------------------------
 # Reference lists
@@ -117,9 +127,10 @@ AREA_CODES = {  # area code -> (city, province code, province name, zip prefix)
     "503": ("Portland", "OR", "Oregon", "972"), "512": ("Austin", "TX", "Texas", "787"),
 }
 _AREAS = tuple(AREA_CODES)
+_PROVINCE_NAMES = {code: name for _, code, name, _ in AREA_CODES.values()}
 _EXCHANGES = tuple(e for e in range(200, 1000) if e % 100 != 11 and e != 555)
 _PHONE_SPACE = len(_AREAS) * len(_EXCHANGES) * 10_000
-_PHONE_MULT = 48271  # coprime with _PHONE_SPACE: idx -> number is a bijection
+_PHONE_MULT = 48271  # coprime with _PHONE_SPACE: customer index -> number is a bijection
 PHONE_FORMATS = ("+1{a}{e}{l}", "({a}) {e}-{l}", "{a}-{e}-{l}", "{a}.{e}.{l}", "1 {a} {e} {l}",
                  "+1 {a}-{e}-{l}")
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
@@ -138,32 +149,36 @@ STREETS = ("Main St", "Oak Ave", "Maple St", "Cedar Rd", "Pine St", "Elm St", "W
 EMPLOYEES = ("Alex R.", "Jordan P.", "Sam K.", "Taylor M.", "Casey L.", "Riley D.")
 SIMPLE_NOTES = ("Gift wrap please", "Leave with doorman", "Please ring the bell",
                 "Birthday present - no invoice in the box")
-MULTILINE_NOTES = (
+MULTILINE_NOTES = (  # quoted in the CSV: commas, embedded newlines, doubled quotes
     "Please leave at the side door, not the front.\nBuzzer is broken, call on arrival, thanks!",
     'Gift for my mom, please include a card saying "Happy birthday, love you"\nNo prices, please.',
     "Deliver after 5pm, weekdays only.\nIf nobody answers, leave it with the neighbour at #4B, "
     "she knows.",
 )
-_CATALOGUE_NAMES = {
-    "Coffee": ("House Blend Beans 250g", "Espresso Roast 250g", "Single Origin Ethiopia",
-               "Decaf Colombia 250g", "Cold Brew Pack", "Cascara Tea", "Coffee Sampler Box",
-               "Reserve Geisha 100g", "Subscription Starter Kit", "Barista Bundle"),
-    "Tea": ("Green Sencha", "Earl Grey Tin", "Chamomile Blend", "Matcha Ceremonial",
-            "Chai Spice Mix", "Oolong Reserve", "Herbal Sampler", "Iron Teapot", "Tea Gift Chest",
-            "Jasmine Pearls"),
-    "Drinkware": ("Enamel Mug", "Glass Tumbler", "Travel Cup", "Ceramic Pour-Over",
-                  "Double-Wall Glass", "Thermos 1L", "Cup & Saucer Set", "French Press",
-                  "Gooseneck Kettle", "Espresso Cups x4"),
-    "Home": ("Scented Candle", "Linen Napkins", "Cork Coasters", "Serving Tray", "Tea Towel Set",
-             "Stoneware Bowl", "Oak Cutting Board", "Table Runner", "Wool Throw", "Burr Grinder"),
-    "Apparel": ("Logo Socks", "Canvas Tote", "Cap", "Barista Apron", "Crew T-Shirt",
-                "Long-Sleeve Tee", "Hoodie", "Beanie", "Rain Jacket", "Wool Sweater"),
+_CATALOGUE_NAMES = {  # cheapest first within each category
+    "Coffee": ("Drip Sachets x5", "House Blend Beans 250g", "Espresso Roast 250g",
+               "Decaf Colombia 250g", "Single Origin Ethiopia", "Cold Brew Pack",
+               "Reserve Geisha 100g", "Coffee Sampler Box", "Subscription Starter Kit",
+               "Barista Bundle"),
+    "Tea": ("Green Sencha Sachets", "Earl Grey Tin", "Chamomile Blend", "Chai Spice Mix",
+            "Jasmine Pearls", "Oolong Reserve", "Matcha Ceremonial", "Herbal Sampler",
+            "Iron Teapot", "Tea Gift Chest"),
+    "Drinkware": ("Paper Filters x100", "Enamel Mug", "Glass Tumbler", "Espresso Cups x4",
+                  "Travel Cup", "Double-Wall Glass Set", "Ceramic Pour-Over", "French Press",
+                  "Thermos 1L", "Gooseneck Kettle"),
+    "Home": ("Cork Coasters", "Scented Candle", "Linen Napkins", "Tea Towel Set",
+             "Stoneware Bowl", "Serving Tray", "Table Runner", "Oak Cutting Board",
+             "Burr Grinder", "Wool Throw"),
+    "Apparel": ("Logo Socks", "Canvas Tote", "Cap", "Beanie", "Crew T-Shirt", "Long-Sleeve Tee",
+                "Barista Apron", "Hoodie", "Wool Sweater", "Rain Jacket"),
 }
 _VENDORS = {"Coffee": "Northside Roasters", "Tea": "Leaf & Kettle", "Drinkware": "Kiln Works",
             "Home": "Hearth Goods", "Apparel": "Common Thread"}
 # byte -> character tables for random ids (a slight, harmless bias towards the first letters)
 _ALNUM_TABLE = bytes(ord((string.ascii_letters + string.digits)[i % 62]) for i in range(256))
 _UPPER_TABLE = bytes(ord((string.ascii_uppercase + string.digits)[i % 36]) for i in range(256))
+# Placeholders for the Shopify order number and order id, filled in when an order is written.
+_NUMBER_MARK, _ID_MARK = "\x00", "\x01"
 
 
 class Product(NamedTuple):
@@ -176,7 +191,8 @@ class Product(NamedTuple):
 
 
 def _build_catalogue() -> tuple[Product, ...]:
-    """~50 products priced $5-$150 on a geometric scale, every category spanning the range."""
+    """50 products priced $5-$150 on a geometric scale (cheapest first), every category
+    spanning the range."""
     cats = list(_CATALOGUE_NAMES)
     products = []
     for i in range(50):
@@ -197,7 +213,7 @@ _BY_SKU = {p.sku: p for p in CATALOGUE}
 
 
 def _q(text: str) -> str:
-    """Quote a CSV field exactly like ``csv.writer`` with QUOTE_MINIMAL and ``\\n`` endings."""
+    """Quote a CSV field exactly like ``csv.writer`` (QUOTE_MINIMAL, ``\\n`` line endings)."""
     if "," in text or '"' in text or "\n" in text:
         return '"' + text.replace('"', '""') + '"'
     return text
@@ -282,6 +298,22 @@ def _us_dst_days(start: date, end: date) -> list[date]:
     return days
 
 
+def _cumulative(pairs) -> tuple[tuple, list[float]]:
+    """(values, cumulative weights) for :meth:`_Generator._pick`."""
+    values, cum, total = [], [], 0.0
+    for value, weight in pairs:
+        total += weight
+        values.append(value)
+        cum.append(total)
+    return tuple(values), cum
+
+
+_KINDS = _cumulative(KIND_WEIGHTS)
+_ZONES = _cumulative((i, w) for i, (_, w) in enumerate(ONLINE_ZONES))
+_STORE_PICK = _cumulative((i, s.weight) for i, s in enumerate(STORES))
+_STATUSES = _cumulative(ORDER_STATUSES)
+_CHANNELS = _cumulative(ACQUISITION_CHANNELS)
+
 # --------------------------------------------------------------------------------------------
 # Calendar: the history window, local wall-clock seconds, UTC offsets
 # --------------------------------------------------------------------------------------------
@@ -295,16 +327,17 @@ class _Calendar:
         self.end = end
         self.start = end - timedelta(days=self.ndays - 1)
         self.horizon = self.ndays * 86400  # every event time t satisfies 0 <= t < horizon
-        self.split_day = self.ndays // 2  # Square: days before -> v1 header, after -> v2
+        self.split_day = self.ndays // 2  # Square: sales before -> v1 header, after -> v2
         self.dates = [self.start + timedelta(days=d) for d in range(self.ndays)]
         self.iso = [d.isoformat() for d in self.dates]
-        self.months = sorted({d.strftime("%Y-%m") for d in self.dates})
         self.month_of_day = [d.strftime("%Y-%m") for d in self.dates]
+        self.months = sorted(set(self.month_of_day))
         self.dst_days = [(d - self.start).days for d in _us_dst_days(self.start, end)]
         self.dst_flag = bytearray(self.ndays)
         for d in self.dst_days:
             self.dst_flag[d] = 1
-        # offset before 02:00 and after 02:00 local, per online zone and day
+        self.hms = _hms()
+        # per online zone: UTC offset text before / after 02:00 local, per day
         self.offsets = [self._offsets(zone) for zone, _ in ONLINE_ZONES]
 
     def _offsets(self, zone: str) -> tuple[list[str], list[str]]:
@@ -323,8 +356,8 @@ class _Calendar:
 
     def online_time(self, zone: int, t: int) -> int:
         """Move a US-zone time out of 01:00-03:00 on DST change days (no gap/ambiguous hour)."""
-        d, s = divmod(t, 86400)
-        if zone in _US_ZONES and self.dst_flag[d] and 3600 <= s < 10800:
+        s = t % 86400
+        if 3600 <= s < 10800 and _US_ZONES[zone] and self.dst_flag[t // 86400]:
             return t + 7200
         return t
 
@@ -332,137 +365,88 @@ class _Calendar:
         """``2026-01-24 17:34:28 -0500`` for local wall time ``t`` in an online zone."""
         d, s = divmod(self.online_time(zone, t), 86400)
         before, after = self.offsets[zone]
-        return f"{self.iso[d]} {_hms()[s]} {(before if s < 7200 else after)[d]}"
+        return f"{self.iso[d]} {self.hms[s]} {(before if s < 7200 else after)[d]}"
+
+
+@cache
+def _calendar(end: date, years: float) -> _Calendar:
+    return _Calendar(end, years)
 
 
 # --------------------------------------------------------------------------------------------
-# Output files
+# Row layouts
 # --------------------------------------------------------------------------------------------
 
 
-class _SplitCsv:
-    """A CSV written in numbered parts of at most ``max_rows`` data rows.
+class _RowPattern:
+    """Renders CSV rows of ``columns`` from a tuple of values.
 
-    Rows arrive in blocks (one order / one transaction) that are never split across parts.
-    With ``folder=None`` nothing is written: rows are only counted (used for size estimates).
+    ``variables[i]`` (a column name, or a tuple of columns sharing one value) takes
+    ``values[i]``; ``fixed`` columns get their constant; other columns stay empty.  Values must
+    already be CSV-safe (see :func:`_q`).  Much cheaper than ``csv.writer`` for wide rows.
     """
 
-    def __init__(self, folder: Path | None, name: str, header: list[str], max_rows: int):
-        self.folder, self.name, self.max_rows = folder, name, max(1, max_rows)
-        self.header = ",".join(_q(c) for c in header) + "\n"
-        self.parts: list[list] = []  # [path, rows]
-        self._file = None
-        self.rows = 0
+    def __init__(self, columns: list[str], variables: list, fixed: dict[str, str]):
+        slot_of = {}
+        for i, v in enumerate(variables):
+            for column in (v,) if isinstance(v, str) else v:
+                slot_of[column] = i
+        assert set(slot_of) | set(fixed) <= set(columns), "unknown column"
+        self.size = len(variables)
+        self.base = [_q(fixed.get(c, "")) for c in columns]
+        self.slots = [(pos, slot_of[c]) for pos, c in enumerate(columns) if c in slot_of]
 
-    def write(self, lines: list[str]) -> None:
-        """Write one block of already formatted lines."""
-        n = len(lines)
-        if not self.parts or (self.parts[-1][1] and self.parts[-1][1] + n > self.max_rows):
-            self._next_part()
-        self.parts[-1][1] += n
-        self.rows += n
-        if self._file is not None:
-            self._file.write("".join(lines))
-
-    def _next_part(self) -> None:
-        self.close()
-        path = None
-        if self.folder is not None:
-            path = self.folder / self.name.format(n=len(self.parts) + 1)
-            self._file = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)
-            self._file.write(self.header)
-        self.parts.append([path, 0])
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+    def render(self, values: tuple) -> str:
+        """The row, comma-joined, without line terminator."""
+        assert len(values) == self.size, "values do not match the pattern's variables"
+        row = self.base.copy()
+        for pos, i in self.slots:
+            row[pos] = values[i]
+        return ",".join(row)
 
 
-class _Outputs:
-    """All output files of one run (or, with ``root=None``, counters only)."""
+# Shopify: the first row of an order carries every field; later rows only SHOPIFY_LINE_FIELDS.
+_SHOP_FIRST = _RowPattern(SHOPIFY_ORDER_COLUMNS, [
+    "Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",
+    "Accepts Marketing", "Subtotal", "Shipping", ("Taxes", "Tax 1 Value"), "Total",
+    "Discount Code", "Discount Amount", "Shipping Method", "Created at", "Lineitem quantity",
+    "Lineitem name", "Lineitem price", "Lineitem sku", "Lineitem fulfillment status",
+    ("Billing Name", "Shipping Name"),
+    ("Billing Street", "Billing Address1", "Shipping Street", "Shipping Address1"),
+    ("Billing City", "Shipping City"), ("Billing Zip", "Shipping Zip"),
+    ("Billing Province", "Shipping Province"),
+    ("Billing Province Name", "Shipping Province Name"), "Billing Phone", "Shipping Phone",
+    "Phone", "Notes", "Note Attributes", "Cancelled at", "Payment Method",
+    ("Payment Reference", "Payment References"), "Refunded Amount", "Vendor", "Id", "Tags",
+], {"Currency": "USD", "Lineitem requires shipping": "true", "Lineitem taxable": "true",
+    "Lineitem discount": "0.00", "Billing Country": "US", "Shipping Country": "US",
+    "Risk Level": "Low", "Source": "web", "Tax 1 Name": "Sales Tax 8%"})
+_SHOP_LATER_VARIABLES = ["Name", "Email", "Created at", "Lineitem quantity", "Lineitem name",
+                         "Lineitem price", "Lineitem sku"]
+_SHOP_LATER = _RowPattern(SHOPIFY_ORDER_COLUMNS, _SHOP_LATER_VARIABLES,
+                          {"Currency": "USD", "Lineitem discount": "0.00"})
+assert set(_SHOP_LATER_VARIABLES) | {"Currency", "Lineitem discount"} == set(SHOPIFY_LINE_FIELDS)
 
-    def __init__(self, root: Path | None, max_rows: int):
-        self.root = root
-        dirs = {k: (root / "inbox" / k if root else None)
-                for k in ("shopify", "square", "members", "spend", "traffic")}
-        if root is not None:
-            for folder in dirs.values():
-                folder.mkdir(parents=True, exist_ok=True)
-            _remove_stale_parts(dirs["shopify"], dirs["square"])
-        self.dirs = dirs
-        self.shopify = _SplitCsv(dirs["shopify"], "orders_export_{n}.csv", SHOPIFY_ORDER_COLUMNS,
-                                 max_rows)
-        self.square_v1 = _SplitCsv(dirs["square"], ".items-v1-{n}.partial",
-                                   SQUARE_ITEMS_COLUMNS_V1, max_rows)
-        self.square_v2 = _SplitCsv(dirs["square"], ".items-v2-{n}.partial",
-                                   SQUARE_ITEMS_COLUMNS_V2, max_rows)
-        self._small: dict[str, tuple] = {}  # relative path -> (file, writer, [rows])
-        self.square_customers = self._small_csv("square", "customers.csv", SQUARE_CUSTOMERS_COLUMNS)
-        self.members = self._small_csv("members", "members.csv", MEMBERS_COLUMNS)
-
-    def _small_csv(self, folder: str, name: str, header: list[str]):
-        """A plain csv.writer-backed file; returns a ``writerow`` that also counts rows."""
-        rel = f"inbox/{folder}/{name}"
-        counter = [0]
-        if self.root is None:
-            def writerow(row):
-                counter[0] += 1
-            self._small[rel] = (None, counter)
-            return writerow
-        f = open(self.dirs[folder] / name, "w", encoding="utf-8", newline="", buffering=1 << 20)
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-
-        def writerow(row):
-            counter[0] += 1
-            writer.writerow(row)
-
-        self._small[rel] = (f, counter)
-        return writerow
-
-    def write_table(self, folder: str, name: str, header: list[str], rows: list[list]) -> None:
-        self._small_csv(folder, name, header)  # registers the file
-        rel = f"inbox/{folder}/{name}"
-        f, counter = self._small[rel]
-        if f is not None:
-            csv.writer(f, lineterminator="\n").writerows(rows)
-        counter[0] = len(rows)
-
-    def close(self) -> dict[str, int]:
-        """Close everything, give the Square parts their final names; return {rel path: rows}."""
-        for part in (self.shopify, self.square_v1, self.square_v2):
-            part.close()
-        files: dict[str, int] = {}
-        for n, (_, rows) in enumerate(self.shopify.parts, start=1):
-            files[f"inbox/shopify/orders_export_{n}.csv"] = rows
-        for n, (path, rows) in enumerate(self.square_v1.parts + self.square_v2.parts, start=1):
-            if path is not None:
-                path.replace(path.parent / f"items-{n}.csv")
-            files[f"inbox/square/items-{n}.csv"] = rows
-        for rel, (f, counter) in self._small.items():
-            if f is not None:
-                f.close()
-            files[rel] = counter[0]
-        return files
-
-
-def _remove_stale_parts(shopify_dir: Path, square_dir: Path) -> None:
-    """Delete split files of an earlier run, which the new run may not overwrite."""
-    for pattern, folder in (("orders_export_*.csv", shopify_dir), ("items-*.csv", square_dir),
-                            (".items-v*.partial", square_dir)):
-        for path in sorted(folder.glob(pattern)):
-            path.unlink()
-
+# Square rows are assembled from three segments; check that they tile the two layouts.
+_SQ_HEAD = ["Date", "Time", "Time Zone"]
+_SQ_ITEM = ["Category", "Item", "Qty", "Price Point Name", "SKU", "Modifiers Applied",
+            "Gross Sales", "Discounts", "Net Sales", "Tax"]
+_SQ_TXN = SQUARE_ITEMS_COLUMNS_V1[len(_SQ_HEAD) + len(_SQ_ITEM):]
+_SQ_TXN_SEGMENT = _RowPattern(_SQ_TXN, [
+    "Transaction ID", "Payment ID", "Device Name", "Event Type", ("Location", "Channel"),
+    "Customer ID", "Customer Name", "Customer Reference ID", "Card Brand", "PAN Suffix",
+    "Employee"], {"Itemization Type": "Physical Item"})
+assert _SQ_HEAD + _SQ_ITEM == SQUARE_ITEMS_COLUMNS_V1[:len(_SQ_HEAD) + len(_SQ_ITEM)]
+assert SQUARE_ITEMS_COLUMNS_V2 == SQUARE_ITEMS_COLUMNS_V1 + ["GTIN", "Vendor Name"]
 
 # --------------------------------------------------------------------------------------------
-# Records handed to the writers
+# Records
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
 class _Order:
-    """One Shopify order, ready to be written."""
+    """One Shopify order, ready to be formatted."""
 
     t: int  # local wall-clock seconds since the start of history
     zone: int
@@ -479,7 +463,7 @@ class _Order:
     note: str = ""
     note_attributes: str = ""
     billing_name: str = ""
-    address: tuple[str, str, str, str, str] = ("", "", "", "", "")  # street, city, zip, prov, name
+    address: tuple[str, str, str, str] = ("", "", "", "")  # street, city, zip, province code
     tags: str = ""
     cod: bool = False
     bad_date: bool = False
@@ -487,7 +471,7 @@ class _Order:
 
 @dataclass(slots=True)
 class _Sale:
-    """One Square transaction (its Payment rows and, maybe, later Refund rows)."""
+    """One Square transaction: its Payment rows and, maybe, later Refund rows."""
 
     day: int
     sec: int
@@ -516,19 +500,40 @@ class _Person:
     store: int
     mult: float
     accepts_marketing: bool
-    address: tuple[str, str, str, str, str]
+    address: tuple[str, str, str, str]
     cod: bool = False
     square_id: str = ""
     member_id: str = ""
     member_from_day: int = -1
-    link: str = ""  # both: phone | email | member
+    link: str = ""  # omnichannel: phone | email | member
     directory_phone_style: int = -1
 
     @property
     def till_reference(self) -> str:
         """Member id shown at the till: store-only members, and omnichannel members linked by
-        membership (phone/e-mail-linked omnichannel customers keep one link only)."""
+        membership (phone/e-mail-linked omnichannel customers keep a single link)."""
         return self.member_id if self.kind == "store" or self.link == "member" else ""
+
+
+@dataclass
+class _Chunk:
+    """Everything one generator produced, in memory, before it is written."""
+
+    ndays: int
+    shopify: list[tuple[str, int]] = field(default_factory=list)  # (order text, rows)
+    square: list[tuple[bool, str, int]] = field(default_factory=list)  # (v2?, text, rows)
+    square_customers: list[list] = field(default_factory=list)
+    members: list[list] = field(default_factory=list)
+    acquisitions: dict[tuple[str, str], int] = field(default_factory=dict)  # (month, channel)
+    store_day_tx: list[list[int]] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not self.store_day_tx:
+            self.store_day_tx = [[0] * self.ndays for _ in STORES]
+
+    @property
+    def line_rows(self) -> int:
+        return sum(n for _, n in self.shopify) + sum(n for _, _, n in self.square)
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,7 +569,8 @@ class PlantedOrder:
 
 @dataclass(frozen=True)
 class PlantedSale:
-    """A scripted Square sale; optional Refund rows ``refund_after_days`` later."""
+    """A scripted Square sale, with Refund rows for ``refund_lines`` ``refund_after_days``
+    later (0 = no refund)."""
 
     days_before_end: int
     time: str
@@ -576,14 +582,14 @@ class PlantedSale:
 
 @dataclass(frozen=True)
 class PlantedPerson:
-    """One scripted person, with everything the files say about them."""
+    """One scripted person and everything the files say about them."""
 
     name: str
     first: str
     last: str
     orders: tuple[PlantedOrder, ...] = ()
     sales: tuple[PlantedSale, ...] = ()
-    square_id: str = ""  # Square customer id of the sales; directory row when set
+    square_id: str = ""  # Square customer id on the sales; a directory row when set
     square_email: str = ""
     square_phone: str = ""
     member_id: str = ""
@@ -599,79 +605,81 @@ PLANTED: list[PlantedPerson] = [
         "omni_phone", "Olivia", "Phone",
         orders=(
             PlantedOrder(200, "10:15:00", "America/New_York",
-                         (_L("COF-001", 2, 1200), _L("DRI-003", 1, 1800)),
+                         (_L("COF-011", 2, 1000), _L("DRI-018", 1, 1650)),
                          phone="(646) 263-0134", utm_source="meta"),
-            PlantedOrder(90, "19:42:10", "America/New_York", (_L("TEA-002", 1, 2550),),
+            PlantedOrder(90, "19:42:10", "America/New_York", (_L("TEA-022", 1, 2150),),
                          phone="646.263.0134"),
         ),
         sales=(
-            PlantedSale(150, "12:30:00", "Brooklyn Flagship", (_L("HOM-004", 1, 3400),)),
+            PlantedSale(150, "12:30:00", "Brooklyn Flagship", (_L("HOM-034", 1, 4950),)),
             PlantedSale(30, "17:05:00", "Brooklyn Flagship",
-                        (_L("APP-005", 1, 4200, 420), _L("COF-006", 1, 1000))),
+                        (_L("APP-040", 1, 7500, 750), _L("COF-006", 1, 700))),
         ),
         square_id="PLANTEDOMNIPHONE0000000001", square_phone="+1 646-263-0134",
-        description="phone-only online shopper; Square directory has the phone, no e-mail"),
+        description="phone-only online shopper; Square directory has the phone (other form), "
+                    "no e-mail"),
     PlantedPerson(
         "omni_email", "Ava", "Email",
         orders=(PlantedOrder(160, "08:05:33", "America/Los_Angeles",
-                             (_L("DRI-008", 1, 5600), _L("TEA-007", 2, 1500)),
+                             (_L("DRI-038", 1, 6500), _L("TEA-017", 2, 1500)),
                              email="ava.omni@planted.example.com", utm_source="google"),),
         sales=(
-            PlantedSale(120, "11:11:11", "SF Mission", (_L("COF-011", 1, 1400),)),
-            PlantedSale(45, "15:45:00", "SF Mission", (_L("HOM-009", 3, 900),)),
+            PlantedSale(120, "11:11:11", "SF Mission", (_L("COF-016", 1, 1400),)),
+            PlantedSale(45, "15:45:00", "SF Mission", (_L("HOM-009", 3, 850),)),
         ),
         square_id="PLANTEDOMNIEMAIL0000000001", square_email=" AVA.Omni@Planted.Example.com ",
-        description="e-mail-only match: Square directory e-mail in other case with spaces"),
+        description="e-mail-only match: Square directory e-mail in other case, with spaces"),
     PlantedPerson(
         "member_bridge", "Noah", "Member",
         orders=(
-            PlantedOrder(320, "21:00:00", "America/New_York", (_L("APP-010", 1, 6000),),
+            PlantedOrder(320, "21:00:00", "America/New_York", (_L("APP-035", 1, 5300),),
                          email="noah.member@planted.example.com", utm_source="email"),
             PlantedOrder(20, "07:30:45", "America/New_York",
-                         (_L("APP-015", 1, 9800), _L("COF-016", 2, 1600)),
+                         (_L("APP-045", 1, 10600), _L("COF-021", 2, 2000)),
                          email="noah.member@planted.example.com"),
         ),
         sales=(
-            PlantedSale(200, "13:00:00", "Chicago Loop", (_L("DRI-013", 1, 2500),)),
-            PlantedSale(60, "18:20:00", "Chicago Loop", (_L("HOM-014", 2, 3000, 600),)),
+            PlantedSale(200, "13:00:00", "Chicago Loop", (_L("DRI-028", 1, 3250),)),
+            PlantedSale(60, "18:20:00", "Chicago Loop", (_L("HOM-024", 2, 2450, 490),)),
         ),
         square_id="PLANTEDMEMBERBRIDGE0000001", square_email="noah.till@planted.example.com",
         member_id="M000001", member_email="Noah.Member@planted.example.com",
         member_joined_days_before_end=350,
-        description="Square sales carry the member id; roster e-mail = Shopify e-mail; "
-                    "membership due for renewal in 15 days"),
+        description="Square sales carry the member id; the roster e-mail is the Shopify e-mail; "
+                    "the Square directory e-mail appears nowhere else; renewal due in 15 days"),
     PlantedPerson(
         "transitive", "Liam", "Transitive",
         orders=(
-            PlantedOrder(250, "12:00:00", "America/Los_Angeles", (_L("TEA-012", 1, 3000),),
+            PlantedOrder(250, "12:00:00", "America/Los_Angeles", (_L("TEA-027", 1, 3050),),
                          email="liam.a@planted.example.com", phone="+16282630177",
                          utm_source="tiktok"),
             PlantedOrder(100, "16:40:00", "America/Los_Angeles", (_L("COF-021", 2, 2000),),
                          email="liam.b@planted.example.com", phone="628-263-0177"),
         ),
         sales=(
-            PlantedSale(80, "09:30:00", "SF Mission", (_L("DRI-018", 1, 4500),)),
-            PlantedSale(10, "20:15:00", "SF Mission", (_L("TEA-017", 1, 1700),)),
+            PlantedSale(80, "09:30:00", "SF Mission", (_L("DRI-033", 1, 4600),)),
+            PlantedSale(10, "20:15:00", "SF Mission", (_L("TEA-017", 1, 1500),)),
         ),
         square_id="PLANTEDTRANSITIVE000000001", square_email=" Liam.B@planted.example.com",
-        description="order A (e-mail x, phone p), order B (phone p, e-mail y), Square e-mail y"),
+        description="order A (e-mail x, phone p), order B (phone p other form, e-mail y), "
+                    "Square directory e-mail y: one person"),
     PlantedPerson(
         "refunds", "Emma", "Refunds",
         orders=(
-            PlantedOrder(280, "14:00:00", "UTC", (_L("COF-006", 2, 2500), _L("APP-020", 1, 4000)),
+            PlantedOrder(280, "14:00:00", "UTC", (_L("HOM-039", 1, 7000), _L("COF-021", 1, 2000)),
                          email="emma.refunds@planted.example.com", utm_source="organic"),
-            PlantedOrder(140, "10:00:00", "UTC", (_L("DRI-023", 1, 6000), _L("TEA-022", 2, 2000)),
+            PlantedOrder(140, "10:00:00", "UTC", (_L("APP-040", 1, 7500), _L("COF-001", 5, 500)),
                          email="emma.refunds@planted.example.com", status="partially_refunded",
                          refunded_cents=3000),
-            PlantedOrder(70, "18:30:00", "UTC", (_L("HOM-019", 1, 4500),),
+            PlantedOrder(70, "18:30:00", "UTC", (_L("HOM-029", 1, 3500),),
                          email="emma.refunds@planted.example.com", status="voided"),
         ),
         sales=(PlantedSale(40, "14:10:00", "SF Mission",
-                           (_L("APP-025", 1, 3000), _L("COF-026", 1, 1500, 150)),
+                           (_L("COF-031", 1, 4000), _L("DRI-018", 1, 1650, 165)),
                            refund_after_days=5, refund_lines=(1,)),),
         square_id="PLANTEDREFUNDS000000000001", square_email="EMMA.REFUNDS@PLANTED.EXAMPLE.COM",
-        description="paid, partially refunded (100.00 - 30.00) and voided orders; a store sale "
-                    "with a later refund of one line"),
+        description="paid order (90.00), partially refunded order (Subtotal 100.00, Refunded "
+                    "30.00), voided order (excluded); store sale with a later refund of a line"),
 ]
 del _L
 
@@ -679,12 +687,13 @@ del _L
 def planted_expectations() -> dict[str, dict]:
     """What the pipeline should find for each planted person, computed from the script.
 
-    Per person: ``purchases`` (Shopify orders that are not voided/cancelled + Square sales),
+    Per person: ``purchases`` (Shopify orders that are not voided + Square sales),
     ``online_orders``, ``store_sales``, ``voided_orders``, ``channels`` ({'online', 'store'}),
-    ``net_revenue`` (dollars, float) / ``net_revenue_cents`` (Shopify: sum(qty*price) - Discount
-    Amount - Refunded Amount; Square: Net Sales of Payment rows + Refund rows), ``emails``
-    (lower-cased, trimmed), ``phones`` (E.164), ``square_customer_ids``, ``member_ids``,
-    ``is_member`` and ``first/last_purchase_days_before_end``.
+    ``net_revenue`` (dollars) / ``net_revenue_cents`` (Shopify: sum(qty*price) - Discount Amount -
+    Refunded Amount over non-voided orders; Square: Net Sales of Payment rows + Refund rows),
+    ``emails`` (lower-cased, trimmed), ``phones`` (E.164), ``square_customer_ids``,
+    ``member_ids``, ``is_member``, ``first_purchase_days_before_end`` and
+    ``last_purchase_days_before_end``.  Requires a history of at least a year.
     """
     result: dict[str, dict] = {}
     for p in PLANTED:
@@ -719,115 +728,22 @@ def planted_expectations() -> dict[str, dict]:
     return result
 
 
-def _planted_member_count() -> int:
-    return sum(1 for p in PLANTED if p.member_id)
-
-
 # --------------------------------------------------------------------------------------------
-# The generator
+# The generator: people -> orders and sales -> formatted rows in a _Chunk
 # --------------------------------------------------------------------------------------------
-
-
-def _cumulative(pairs) -> tuple[tuple, list[float]]:
-    values = tuple(v for v, _ in pairs)
-    total, cum = 0.0, []
-    for _, w in pairs:
-        total += w
-        cum.append(total)
-    return values, cum
-
-
-_KINDS = _cumulative(KIND_WEIGHTS)
-_ZONES = _cumulative([(i, w) for i, (_, w) in enumerate(ONLINE_ZONES)])
-_STORE_PICK = _cumulative([(i, s.weight) for i, s in enumerate(STORES)])
-_STATUSES = _cumulative(ORDER_STATUSES)
-_CHANNELS = _cumulative(ACQUISITION_CHANNELS)
-
-
-class _RowPattern:
-    """Renders CSV rows of ``columns`` from a tuple of values.
-
-    ``variables[i]`` (a column name, or a tuple of columns sharing one value) takes
-    ``values[i]``; ``fixed`` columns get their constant; other columns stay empty.  Values must
-    already be CSV-safe (see :func:`_q`).  Cheaper than ``csv.writer`` or ``str.format``.
-    """
-
-    def __init__(self, columns: list[str], variables: list, fixed: dict[str, str]):
-        slot_of = {}
-        for i, v in enumerate(variables):
-            for column in (v,) if isinstance(v, str) else v:
-                slot_of[column] = i
-        assert set(slot_of) | set(fixed) <= set(columns), "unknown column"
-        self.size = len(variables)
-        self.base = [_q(fixed.get(c, "")) for c in columns]
-        self.slots = [(pos, slot_of[c]) for pos, c in enumerate(columns) if c in slot_of]
-
-    def render(self, values: tuple) -> str:
-        """The row, comma-joined, without line terminator."""
-        assert len(values) == self.size, "values do not match the pattern's variables"
-        row = self.base.copy()
-        for pos, i in self.slots:
-            row[pos] = values[i]
-        return ",".join(row)
-
-
-# Shopify: the first row of an order carries every field; later rows only SHOPIFY_LINE_FIELDS.
-_SHOP_FIRST_VARIABLES = [
-    "Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",
-    "Accepts Marketing", "Subtotal", "Shipping", "Taxes", "Total", "Discount Code",
-    "Discount Amount", "Shipping Method", "Created at", "Lineitem quantity", "Lineitem name",
-    "Lineitem price", "Lineitem sku", "Lineitem fulfillment status", "Billing Name",
-    ("Billing Street", "Billing Address1", "Shipping Street", "Shipping Address1"),
-    ("Billing City", "Shipping City"), ("Billing Zip", "Shipping Zip"),
-    ("Billing Province", "Shipping Province"), "Billing Phone", "Shipping Name", "Shipping Phone",
-    "Notes", "Note Attributes", "Cancelled at", "Payment Method",
-    ("Payment Reference", "Payment References"), "Refunded Amount", "Vendor", "Id", "Tags",
-    "Tax 1 Value", "Phone", ("Billing Province Name", "Shipping Province Name"),
-]
-_SHOP_FIXED = {"Currency": "USD", "Lineitem requires shipping": "true", "Lineitem taxable": "true",
-               "Lineitem discount": "0.00", "Billing Country": "US", "Shipping Country": "US",
-               "Risk Level": "Low", "Source": "web", "Tax 1 Name": "Sales Tax 8%"}
-
-
-_SHOP_FIRST_ROW = _RowPattern(SHOPIFY_ORDER_COLUMNS, _SHOP_FIRST_VARIABLES, _SHOP_FIXED)
-_SHOP_LATER_VARIABLES = ["Name", "Email", "Created at", "Lineitem quantity", "Lineitem name",
-                         "Lineitem price", "Lineitem sku"]
-_SHOP_LATER_ROW = _RowPattern(
-    SHOPIFY_ORDER_COLUMNS, _SHOP_LATER_VARIABLES,
-    {c: _SHOP_FIXED[c] for c in SHOPIFY_LINE_FIELDS if c in _SHOP_FIXED})
-assert set(_SHOP_LATER_VARIABLES) | {"Currency", "Lineitem discount"} == set(SHOPIFY_LINE_FIELDS)
-
-# Square rows are assembled from segments; check that they tile the two layouts.
-_SQ_HEAD = ["Date", "Time", "Time Zone"]
-_SQ_ITEM = ["Category", "Item", "Qty", "Price Point Name", "SKU", "Modifiers Applied",
-            "Gross Sales", "Discounts", "Net Sales", "Tax"]
-_SQ_TXN_VARIABLES = ["Transaction ID", "Payment ID", "Device Name", "Event Type", "Location",
-                     "Customer ID", "Customer Name", "Customer Reference ID", "Channel",
-                     "Card Brand", "PAN Suffix", "Employee"]
-_SQ_TXN = SQUARE_ITEMS_COLUMNS_V1[len(_SQ_HEAD) + len(_SQ_ITEM):]
-_SQ_TXN_SEGMENT = _RowPattern(_SQ_TXN, _SQ_TXN_VARIABLES, {"Itemization Type": "Physical Item"})
-assert _SQ_HEAD + _SQ_ITEM == SQUARE_ITEMS_COLUMNS_V1[:len(_SQ_HEAD) + len(_SQ_ITEM)]
-assert SQUARE_ITEMS_COLUMNS_V2 == SQUARE_ITEMS_COLUMNS_V1 + ["GTIN", "Vendor Name"]
-_PROVINCE_NAMES = {code: name for _, code, name, _ in AREA_CODES.values()}
 
 
 class _Generator:
-    """Turns customers into rows; holds the random stream, counters and small aggregates."""
+    """Generates rows into a :class:`_Chunk` from its own random stream."""
 
-    def __init__(self, cal: _Calendar, rng: random.Random, out: _Outputs, seed: int):
-        self.cal, self.rng, self.out = cal, rng, out
+    def __init__(self, cal: _Calendar, seed: int, stream: str):
+        self.cal = cal
+        self.rng = random.Random(f"{seed}:{stream}")
+        self.chunk = _Chunk(cal.ndays)
         self.phone_offset = (seed * 1_000_003) % _PHONE_SPACE
-        self.next_order = 1001
-        self.next_member = _planted_member_count() + 1
-        self.orders = 0
-        self.transactions = 0
-        self.members = 0
-        self.store_day_tx = [[0] * cal.ndays for _ in STORES]
-        self.acquisitions: dict[tuple[str, str], int] = {}
-        self.hms = _hms()
         self._item_cache: dict[tuple, str] = {}
 
-    # -- fast random helpers (random.Random's own randint/choice/choices are slow) ----------
+    # -- fast random helpers (random.Random's randint/choice/choices are slow) ---------------
 
     def _int(self, lo: int, hi: int) -> int:
         """Uniform integer in [lo, hi]."""
@@ -837,7 +753,7 @@ class _Generator:
         return seq[int(self.rng.random() * len(seq))]
 
     def _pick(self, table: tuple[tuple, list[float]]):
-        """Weighted pick from a ``_cumulative`` table."""
+        """Weighted pick from a :func:`_cumulative` table."""
         values, cum = table
         return values[min(bisect.bisect_right(cum, self.rng.random() * cum[-1]), len(values) - 1)]
 
@@ -845,10 +761,13 @@ class _Generator:
         """Random ``k``-character id over the alphabet of a byte translation table."""
         return self.rng.randbytes(k).translate(table).decode("ascii")
 
+    def _multiplier(self) -> float:
+        return self.rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA)
+
     # -- random customers ------------------------------------------------------------------
 
     def write_customer(self, idx: int) -> None:
-        """Generate one identifiable customer and write all their rows."""
+        """Generate one identifiable customer and all their rows."""
         p = self._person(idx)
         times = self._schedule()
         in_store = self._channels(p.kind, len(times))
@@ -857,9 +776,9 @@ class _Generator:
             self._choose_link(p)
         store_days = [t // 86400 for t, s in zip(times, in_store) if s]
         if store_days:
-            self._write_directory_row(p, store_days)
+            self._directory_row(p, store_days)
         if p.member_id:
-            self._write_member_row(p)
+            self._member_row(p)
         first_online = True
         for t, store in zip(times, in_store):
             if store:
@@ -869,33 +788,32 @@ class _Generator:
                 first_online = False
 
     def _person(self, idx: int) -> _Person:
-        rng = self.rng
         n = (idx * _PHONE_MULT + self.phone_offset) % _PHONE_SPACE
         area = _AREAS[n % len(_AREAS)]
         n //= len(_AREAS)
         phone = f"{area}{_EXCHANGES[n % len(_EXCHANGES)]}{n // len(_EXCHANGES):04d}"
         first, last = self._choice(FIRST_NAMES), self._choice(LAST_NAMES)
         kind = self._pick(_KINDS)
-        cod = kind != "store" and rng.random() < COD_RATE
+        cod = kind != "store" and self.rng.random() < COD_RATE
         email = f"{first}.{last}{idx}@{self._choice(EMAIL_DOMAINS)}".lower()
         city, prov, _, zip3 = AREA_CODES[area]
         address = (f"{self._int(1, 9999)} {self._choice(STREETS)}", city,
-                   f"{zip3}{self._int(0, 99):02d}", prov, f"{first} {last}")
+                   f"{zip3}{self._int(0, 99):02d}", prov)
         return _Person(idx, kind, first, last, "" if cod else email, phone,
                        zone=self._pick(_ZONES), store=self._pick(_STORE_PICK),
-                       mult=rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA),
-                       accepts_marketing=rng.random() < 0.55, address=address, cod=cod)
+                       mult=self._multiplier(), accepts_marketing=self.rng.random() < 0.55,
+                       address=address, cod=cod)
 
     def _schedule(self) -> list[int]:
         """Purchase times following the ladder; those after the end of history are dropped."""
-        rng, horizon = self.rng, self.cal.horizon
-        t = rng.random() * horizon
+        rnd, horizon = self.rng.random, self.cal.horizon
+        t = rnd() * horizon
         times = [int(t)]
         while len(times) < MAX_PURCHASES:
             n = len(times)
-            if rng.random() >= (LADDER[n - 1] if n <= len(LADDER) else LADDER_TAIL):
+            if rnd() >= (LADDER[n - 1] if n <= len(LADDER) else LADDER_TAIL):
                 break
-            gap = GAP_MIN_DAYS * 86400 + rng.expovariate(1 / (GAP_MEAN_DAYS * 86400))
+            gap = GAP_MIN_DAYS * 86400 + self.rng.expovariate(1 / (GAP_MEAN_DAYS * 86400))
             t += min(gap, GAP_MAX_DAYS * 86400)
             if t >= horizon:
                 break
@@ -916,9 +834,7 @@ class _Generator:
         day = times[2] // 86400 + self._int(2, 6)
         if day < self.cal.ndays:
             p.member_from_day = day
-            p.member_id = f"M{self.next_member:06d}"
-            self.next_member += 1
-            self.members += 1
+            p.member_id = f"M{MEMBER_ID_BASE + p.idx:06d}"
 
     def _choose_link(self, p: _Person) -> None:
         """How an omnichannel customer's store identity connects to their online one."""
@@ -927,35 +843,35 @@ class _Generator:
             p.link = "member"
         elif p.cod or r < 0.75:
             p.link = "phone"
+            p.directory_phone_style = self._int(0, len(PHONE_FORMATS) - 1)
         else:
             p.link = "email"
-        if p.link == "phone":
-            p.directory_phone_style = self.rng.randrange(len(PHONE_FORMATS))
 
-    def _write_directory_row(self, p: _Person, store_days: list[int]) -> None:
+    def _directory_row(self, p: _Person, store_days: list[int]) -> None:
+        """The customer's row in the Square customer directory."""
         rng = self.rng
         p.square_id = self._random_id(_UPPER_TABLE, 26)
         email = phone = ""
-        if p.kind == "store":
+        if p.kind == "store":  # e-mail only, phone only, or both
             r = rng.random()
             if r < 0.60:
                 email = _email_text(rng, p.email)
             if r >= 0.35:
-                phone = _phone_text(p.phone, rng.randrange(len(PHONE_FORMATS)))
+                phone = _phone_text(p.phone, self._int(0, len(PHONE_FORMATS) - 1))
         elif p.link == "phone":
             phone = _phone_text(p.phone, p.directory_phone_style)
         elif p.link == "email":
             email = _email_text(rng, p.email, force_variant=True)
         else:  # member: a till e-mail that appears nowhere else
             email = f"{p.first}{p.last}.{p.idx}@till.example.net".lower()
-        self.out.square_customers([
+        self.chunk.square_customers.append([
             p.till_reference, p.first, p.last, email, phone, p.square_id,
             "Instant Profile" if rng.random() < 0.7 else "Directory",
             self.cal.iso[store_days[0]], self.cal.iso[store_days[-1]],
             "subscribed" if email and p.accepts_marketing else "unsubscribed",
         ])
 
-    def _write_member_row(self, p: _Person) -> None:
+    def _member_row(self, p: _Person) -> None:
         """Roster row, with the identity the member gave online (store-only: at the till)."""
         rng, cal = self.rng, self.cal
         joined = cal.dates[p.member_from_day]
@@ -966,13 +882,11 @@ class _Generator:
         email = _email_text(rng, p.email) if p.email else ""
         phone = ""
         if not email or rng.random() < 0.4:
-            style = rng.randrange(len(PHONE_FORMATS))
-            if p.link == "phone":
-                style = (p.directory_phone_style + 1 + rng.randrange(5)) % len(PHONE_FORMATS)
-            phone = _phone_text(p.phone, style)
-        self.out.members([p.member_id, email, phone, cal.iso[p.member_from_day], "annual",
-                          MEMBER_FEE, "USD", expires.isoformat(), renewals,
-                          "yes" if p.accepts_marketing else "no"])
+            styles = [s for s in range(len(PHONE_FORMATS)) if s != p.directory_phone_style]
+            phone = _phone_text(p.phone, self._choice(styles))
+        self.chunk.members.append([
+            p.member_id, email, phone, cal.iso[p.member_from_day], "annual", MEMBER_FEE, "USD",
+            expires.isoformat(), renewals, "yes" if p.accepts_marketing else "no"])
 
     # -- baskets ---------------------------------------------------------------------------
 
@@ -1004,42 +918,47 @@ class _Generator:
     def _customer_order(self, p: _Person, t: int, first_online: bool) -> None:
         rng, cal = self.rng, self.cal
         t = cal.online_time(p.zone, t)
-        basket = self._basket(self._target(p, ONLINE_BASKET_CENTS, t // 86400))
-        order = _Order(t, p.zone, basket,
+        day = t // 86400
+        order = _Order(t, p.zone, self._basket(self._target(p, ONLINE_BASKET_CENTS, day)),
                        accepts_marketing=p.accepts_marketing, billing_name=f"{p.first} {p.last}",
-                       address=p.address, cod=p.cod, email=_email_text(rng, p.email) if p.email else "")
+                       address=p.address, cod=p.cod,
+                       email=_email_text(rng, p.email) if p.email else "")
         if p.cod or p.link == "phone" or rng.random() < ORDER_PHONE_RATE:
             self._set_phones(order, p)
         if first_online:
             channel = self._pick(_CHANNELS)
             order.note_attributes = f"utm_source: {channel}"
             if channel in CAC_DOLLARS:
-                key = (cal.month_of_day[t // 86400], channel)
-                self.acquisitions[key] = self.acquisitions.get(key, 0) + 1
+                key = (cal.month_of_day[day], channel)
+                self.chunk.acquisitions[key] = self.chunk.acquisitions.get(key, 0) + 1
             if rng.random() < 0.3:
                 order.discount_code = "WELCOME10"
         elif rng.random() < 0.12:
             order.discount_code = "SAVE15"
-        if p.member_id and t // 86400 >= p.member_from_day:
+        if p.member_id and day >= p.member_from_day:
             order.tags = "member"
         self._finish_order(order)
         if rng.random() < VOIDED_RATE / (1 - VOIDED_RATE):
             self._voided_duplicate(order)
-        self._side_orders()
+        if rng.random() < GUEST_ORDER_RATE / (1 - GUEST_ORDER_RATE):
+            self._guest_order(bad_date=False)
+        if rng.random() < MALFORMED_ORDER_RATE:
+            self._guest_order(bad_date=True)
 
     def _set_phones(self, order: _Order, p: _Person) -> None:
-        """Billing phone always, order/shipping phone sometimes, each in its own written form."""
-        rng = self.rng
+        """Billing phone always, order/shipping phone sometimes, each in its own written form
+        (never the form used in the Square directory)."""
+        rnd = self.rng.random
         styles = [s for s in range(len(PHONE_FORMATS)) if s != p.directory_phone_style]
         order.billing_phone = _phone_text(p.phone, self._choice(styles))
-        if rng.random() < 0.5:
+        if rnd() < 0.5:
             order.phone = _phone_text(p.phone, self._choice(styles))
-        if rng.random() < 0.5:
+        if rnd() < 0.5:
             order.shipping_phone = _phone_text(p.phone, self._choice(styles))
 
     def _finish_order(self, order: _Order) -> None:
-        """Status, discount, refund and notes of a (non-voided) order, then write it."""
-        rng = self.rng
+        """Discount, status, refund and note of a real (non-voided) order; then format it."""
+        rnd = self.rng.random
         items = sum(q * price for _, q, price in order.lines)
         if order.discount_code:
             rate = 10 if order.discount_code == "WELCOME10" else 15
@@ -1049,60 +968,46 @@ class _Generator:
         if order.status == "refunded":
             order.refunded_cents = subtotal
         elif order.status == "partially_refunded":
-            order.refunded_cents = min(subtotal - 1, max(1, int(subtotal * (0.1 + 0.5 * rng.random()))))
-        r = rng.random()
+            order.refunded_cents = min(subtotal - 1, max(1, int(subtotal * (0.1 + 0.5 * rnd()))))
+        r = rnd()
         if r < MULTILINE_NOTE_RATE:
             order.note = self._choice(MULTILINE_NOTES)
         elif r < MULTILINE_NOTE_RATE + NOTE_RATE:
             order.note = self._choice(SIMPLE_NOTES)
-        self._write_order(order)
+        self._format_order(order)
 
     def _voided_duplicate(self, order: _Order) -> None:
         """A duplicate placed by mistake minutes later and voided (never a purchase)."""
         t = order.t + self._int(120, 1800)
         if t >= self.cal.horizon:
             return
-        dup = _Order(t, order.zone, order.lines, status="voided", email=order.email,
-                     phone=order.phone, billing_phone=order.billing_phone,
-                     shipping_phone=order.shipping_phone,
-                     accepts_marketing=order.accepts_marketing, billing_name=order.billing_name,
-                     address=order.address, tags=order.tags, cod=order.cod)
-        self._write_order(dup)
-
-    def _side_orders(self) -> None:
-        """Anonymous guest orders (~2% of orders) and, rarely, a malformed one."""
-        rng = self.rng
-        if rng.random() < GUEST_ORDER_RATE / (1 - GUEST_ORDER_RATE):
-            self._guest_order(bad_date=False)
-        if rng.random() < MALFORMED_ORDER_RATE:
-            self._guest_order(bad_date=True)
+        self._format_order(_Order(
+            t, order.zone, order.lines, status="voided", email=order.email, phone=order.phone,
+            billing_phone=order.billing_phone, shipping_phone=order.shipping_phone,
+            accepts_marketing=order.accepts_marketing, billing_name=order.billing_name,
+            address=order.address, tags=order.tags, cod=order.cod))
 
     def _guest_order(self, bad_date: bool) -> None:
-        rng, cal = self.rng, self.cal
+        """An anonymous order (no e-mail, no phone); ``bad_date``: Created at 'not a date'."""
+        cal = self.cal
         zone = self._pick(_ZONES)
-        t = cal.online_time(zone, int(rng.random() * cal.horizon))
-        mult = rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA)
-        basket = self._basket(ONLINE_BASKET_CENTS * mult)
+        t = cal.online_time(zone, int(self.rng.random() * cal.horizon))
         area = self._choice(_AREAS)
         city, prov, _, zip3 = AREA_CODES[area]
-        name = f"{self._choice(FIRST_NAMES)} {self._choice(LAST_NAMES)}"
-        order = _Order(t, zone, basket, billing_name=name,
+        order = _Order(t, zone, self._basket(ONLINE_BASKET_CENTS * self._multiplier()),
+                       billing_name=f"{self._choice(FIRST_NAMES)} {self._choice(LAST_NAMES)}",
                        address=(f"{self._int(1, 9999)} {self._choice(STREETS)}", city,
-                                f"{zip3}{self._int(0, 99):02d}", prov, name),
+                                f"{zip3}{self._int(0, 99):02d}", prov),
                        bad_date=bad_date)
         self._finish_order(order)
 
-    def _write_order(self, o: _Order) -> None:
-        """Format one order as CSV lines (order-level fields on the first line only)."""
-        rng, cal = self.rng, self.cal
-        items = sum(q * price for _, q, price in o.lines)
-        subtotal = items - o.discount_cents
+    def _format_order(self, o: _Order) -> None:
+        """Format one order (order-level fields on its first row only) into the chunk.  The
+        order number and id are placeholders, filled in when the chunk is written."""
+        cal = self.cal
+        subtotal = sum(q * price for _, q, price in o.lines) - o.discount_cents
         shipping = 0 if subtotal >= FREE_SHIPPING_FROM_CENTS else SHIPPING_CENTS
         taxes = _pct(subtotal, SHOPIFY_TAX_RATE)
-        name = f"#{self.next_order}"
-        order_id = 5_100_000_000_000 + self.next_order * 37
-        self.next_order += 1
-        self.orders += 1
         created = "not a date" if o.bad_date else cal.shopify_ts(o.zone, o.t)
         paid_at = fulfilled_at = cancelled_at = ""
         if o.status in ("paid", "refunded", "partially_refunded", "partially_paid"):
@@ -1112,45 +1017,44 @@ class _Generator:
                 fulfilled_at = cal.shopify_ts(o.zone, t_ship)
         elif o.status == "voided":
             cancelled_at = cal.shopify_ts(o.zone, min(o.t + self._int(60, 3600), cal.horizon - 1))
-        email = _q(o.email)
-        street, city, zip_code, prov, ship_name = o.address
-        prov_name = _PROVINCE_NAMES.get(prov, "")
-        reference = f"c{order_id}.1"
+        name, email = "#" + _NUMBER_MARK, _q(o.email)
+        street, city, zip_code, prov = o.address
         product, qty, price = o.lines[0]
-        lines = [_SHOP_FIRST_ROW.render((  # in the order of _SHOP_FIRST_VARIABLES
+        rows = [_SHOP_FIRST.render((
             name, email, o.status, paid_at, "fulfilled" if fulfilled_at else "unfulfilled",
             fulfilled_at, "yes" if o.accepts_marketing else "no", _dec(subtotal), _dec(shipping),
             _dec(taxes), _dec(subtotal + shipping + taxes), o.discount_code,
             _dec(o.discount_cents), "Free Shipping" if shipping == 0 else "Standard Shipping",
             created, str(qty), _q(product.name), _dec(price), product.sku,
             "fulfilled" if fulfilled_at else "pending", o.billing_name, street, city, zip_code,
-            prov, o.billing_phone, ship_name, o.shipping_phone, _q(o.note), o.note_attributes,
-            cancelled_at, "Cash on Delivery (COD)" if o.cod else "Shopify Payments", reference,
-            _dec(o.refunded_cents), _q(product.vendor), str(order_id),
-            o.tags, _dec(taxes), o.phone, prov_name)) + "\n"]
+            prov, _PROVINCE_NAMES.get(prov, ""), o.billing_phone, o.shipping_phone, o.phone,
+            _q(o.note), o.note_attributes, cancelled_at,
+            "Cash on Delivery (COD)" if o.cod else "Shopify Payments", f"c{_ID_MARK}.1",
+            _dec(o.refunded_cents), _q(product.vendor), _ID_MARK, o.tags))]
         for product, qty, price in o.lines[1:]:
-            lines.append(_SHOP_LATER_ROW.render((name, email, created, str(qty), _q(product.name),
-                                                 _dec(price), product.sku)) + "\n")
-        self.out.shopify.write(lines)
+            rows.append(_SHOP_LATER.render((name, email, created, str(qty), _q(product.name),
+                                            _dec(price), product.sku)))
+        self.chunk.shopify.append(("\n".join(rows) + "\n", len(rows)))
 
     # -- Square ----------------------------------------------------------------------------
 
     def _customer_sale(self, p: _Person, t: int) -> None:
-        rng = self.rng
+        rnd = self.rng.random
         day = t // 86400
-        store = p.store if rng.random() < 0.85 else self._pick(_STORE_PICK)
+        store = p.store if rnd() < 0.85 else self._pick(_STORE_PICK)
         basket = self._basket(self._target(p, STORE_BASKET_CENTS, day))
-        sale = _Sale(day, STORE_OPEN_S + int(rng.random() * (STORE_CLOSE_S - STORE_OPEN_S)), store,
+        sale = _Sale(day, STORE_OPEN_S + int(rnd() * (STORE_CLOSE_S - STORE_OPEN_S)), store,
                      self._discounted(basket), customer_id=p.square_id,
                      customer_name=f"{p.first} {p.last}", reference_id=p.till_reference)
         self._maybe_refund(sale)
-        self._write_sale(sale)
-        for _ in range(int(ANON_SALES_PER_KNOWN) + (rng.random() < ANON_SALES_PER_KNOWN % 1)):
-            self._walk_in(malformed=0)
-        if rng.random() < MALFORMED_SALE_RATE:
-            self._walk_in(malformed=1 + (rng.random() < 0.5))
+        self._format_sale(sale)
+        for _ in range(int(ANON_SALES_PER_KNOWN) + (rnd() < ANON_SALES_PER_KNOWN % 1)):
+            self._walk_in()
+        if rnd() < MALFORMED_SALE_RATE:
+            self._walk_in(malformed=1 if rnd() < 0.5 else 2)
 
-    def _discounted(self, basket: list[tuple[Product, int, int]]) -> list[tuple[Product, int, int, int]]:
+    def _discounted(self, basket: list[tuple[Product, int, int]]
+                    ) -> list[tuple[Product, int, int, int]]:
         """Square lines (product, quantity, unit price, discount); ~10% get 10% off."""
         rnd = self.rng.random
         return [(pr, q, price, (q * price + 5) // 10 if rnd() < 0.10 else 0)
@@ -1158,163 +1062,331 @@ class _Generator:
 
     def _maybe_refund(self, sale: _Sale) -> None:
         """~3% of sales get Refund rows 1-14 days later (if still inside the history)."""
-        rng = self.rng
-        if rng.random() >= SQUARE_REFUND_RATE:
+        rnd = self.rng.random
+        if rnd() >= SQUARE_REFUND_RATE:
             return
         day = sale.day + self._int(1, 14)
         if day < self.cal.ndays:
             n = len(sale.lines)
-            sale.refund_day, sale.refund_sec = day, STORE_OPEN_S + rng.randrange(12 * 3600)
-            sale.refund_lines = tuple(range(n)) if rng.random() < 0.4 else (rng.randrange(n),)
+            sale.refund_day, sale.refund_sec = day, STORE_OPEN_S + self._int(0, 12 * 3600 - 1)
+            sale.refund_lines = tuple(range(n)) if rnd() < 0.4 else (self._int(0, n - 1),)
 
-    def _walk_in(self, malformed: int, day: int | None = None, sec: int | None = None,
+    def _walk_in(self, malformed: int = 0, day: int | None = None, sec: int | None = None,
                  store: int | None = None) -> None:
         """An anonymous store sale (no customer fields)."""
-        rng = self.rng
+        rnd = self.rng.random
         if day is None:
-            day = int(rng.random() * self.cal.ndays)
+            day = int(rnd() * self.cal.ndays)
         if sec is None:
-            sec = STORE_OPEN_S + int(rng.random() * (STORE_CLOSE_S - STORE_OPEN_S))
+            sec = STORE_OPEN_S + int(rnd() * (STORE_CLOSE_S - STORE_OPEN_S))
         if store is None:
             store = self._pick(_STORE_PICK)
-        mult = rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA)
-        sale = _Sale(day, sec, store, self._discounted(self._basket(STORE_BASKET_CENTS * mult)),
-                     malformed=malformed)
+        basket = self._basket(STORE_BASKET_CENTS * self._multiplier())
+        sale = _Sale(day, sec, store, self._discounted(basket), malformed=malformed)
         self._maybe_refund(sale)
-        self._write_sale(sale)
+        self._format_sale(sale)
 
     def write_dst_walk_ins(self) -> None:
-        """Anonymous sales on every US DST change day, in each store, including late-night
+        """Anonymous sales in every store on every US DST change day, including late-night
         sales in the repeated hour (01:00-01:59) of the November change."""
         for day in self.cal.dst_days:
-            november = self.cal.dates[day].month == 11
-            times = ("00:55:00", "01:20:00", "01:45:30", "14:00:00") if november else \
-                ("01:50:00", "03:10:00", "14:00:00")
+            if self.cal.dates[day].month == 11:
+                times = ("00:55:00", "01:20:00", "01:45:30", "14:00:00")
+            else:  # March: 02:00-02:59 does not exist
+                times = ("01:50:00", "03:10:00", "14:00:00")
             for store in range(len(STORES)):
                 for hms in times:
                     h, m, s = map(int, hms.split(":"))
-                    self._walk_in(0, day=day, sec=h * 3600 + m * 60 + s, store=store)
+                    self._walk_in(day=day, sec=h * 3600 + m * 60 + s, store=store)
 
-    def _write_sale(self, s: _Sale) -> None:
-        """Format a transaction (Payment rows, then any Refund rows) into its header version."""
+    def _format_sale(self, s: _Sale) -> None:
+        """Format a transaction (Payment rows, then any Refund rows) in the header version of
+        its sale date: the older half of history in v1 (33 columns), the newer in v2 (35)."""
         rng, cal = self.rng, self.cal
         store = STORES[s.store]
         txn, payment = self._random_id(_ALNUM_TABLE, 22), self._random_id(_ALNUM_TABLE, 22)
         r = rng.random()
-        brand = "Visa" if r < 0.45 else "MasterCard" if r < 0.70 else \
-            "American Express" if r < 0.80 else ""
+        brand = ("Visa" if r < 0.45 else "MasterCard" if r < 0.70
+                 else "American Express" if r < 0.80 else "")  # "" = cash
         pan = f"{int(rng.random() * 10000):04d}" if brand else ""
         device = "Counter 1" if r * 10 % 2 < 1 else "Counter 2"
         employee = EMPLOYEES[int(r * 1000) % len(EMPLOYEES)]
         v2 = s.day >= cal.split_day
-        date_text = cal.iso[s.day] if s.malformed != 2 else f"{cal.dates[s.day].year}-02-30"
-        lines = []
+        sale_date = cal.iso[s.day] if s.malformed != 2 else f"{cal.dates[s.day].year}-02-30"
+        cache = self._item_cache
+        rows = []
         for event, day, sec, sign, idxs in (
                 ("Payment", s.day, s.sec, 1, range(len(s.lines))),
                 ("Refund", s.refund_day, s.refund_sec, -1, s.refund_lines)):
             if day < 0:
                 continue
-            head = f"{date_text if sign > 0 else cal.iso[day]},{self.hms[sec]},{store.time_zone},"
-            tail = _SQ_TXN_SEGMENT.render((txn, payment, device, event, store.name, s.customer_id,
-                                           _q(s.customer_name), s.reference_id, store.name,
+            head = f"{sale_date if sign > 0 else cal.iso[day]},{cal.hms[sec]},{store.time_zone}"
+            tail = _SQ_TXN_SEGMENT.render((txn, payment, device, event, store.name,
+                                           s.customer_id, _q(s.customer_name), s.reference_id,
                                            brand, pan, employee))
             for i in idxs:
                 product, qty, price, disc = s.lines[i]
                 corrupt = s.malformed == 1 and sign > 0 and i == 0  # "$12.30" -> "$12.3x"
-                item = self._item_segment(product, qty, price, disc, s.store, sign, corrupt)
+                key = (product.sku, qty, price, disc, s.store, sign, corrupt)
+                item = cache.get(key) or self._item_segment(key, product)
                 extra = f",{product.gtin},{_q(product.vendor)}" if v2 else ""
-                lines.append(f"{head}{item},{tail}{extra}\n")
-        self.transactions += 1
-        self.store_day_tx[s.store][s.day] += 1
-        (self.out.square_v2 if v2 else self.out.square_v1).write(lines)
+                rows.append(f"{head},{item},{tail}{extra}\n")
+        self.chunk.square.append((v2, "".join(rows), len(rows)))
+        self.chunk.store_day_tx[s.store][s.day] += 1
 
-    def _item_segment(self, product: Product, qty: int, price: int, disc: int, store: int,
-                      sign: int, corrupt: bool = False) -> str:
-        """Category..Tax columns of a Square row (cached: few distinct values)."""
-        key = (product.sku, qty, price, disc, store, sign, corrupt)
-        seg = self._item_cache.get(key)
-        if seg is None:
-            gross = qty * price
-            net = gross - disc
-            gross_text = _usd(sign * gross)
-            if corrupt:
-                gross_text = gross_text[:-1] + "x"
-            seg = ",".join([_q(product.category), _q(product.name), f"{sign * qty}.0", "Regular",
-                            product.sku, "", _q(gross_text), _q(_usd(-sign * disc)),
-                            _q(_usd(sign * net)),
-                            _q(_usd(sign * _pct(net, STORES[store].tax_rate)))])
-            self._item_cache[key] = seg
+    def _item_segment(self, key: tuple, product: Product) -> str:
+        """Category..Tax columns of a Square row (cached: there are few distinct values)."""
+        _, qty, price, disc, store, sign, corrupt = key
+        gross, net = qty * price, qty * price - disc
+        gross_text = _usd(sign * gross)
+        if corrupt:
+            gross_text = gross_text[:-1] + "x"
+        seg = ",".join([_q(product.category), _q(product.name), f"{sign * qty}.0", "Regular",
+                        product.sku, "", _q(gross_text), _q(_usd(-sign * disc)),
+                        _q(_usd(sign * net)), _q(_usd(sign * _pct(net, STORES[store].tax_rate)))])
+        self._item_cache[key] = seg
         return seg
 
     # -- planted customers -----------------------------------------------------------------
 
     def write_planted(self) -> None:
-        """Write the scripted customers of :data:`PLANTED` (activity before the start of a
-        short history is skipped)."""
-        cal = self.cal
-        zones = {z: i for i, (z, _) in enumerate(ONLINE_ZONES)}
-        stores = {s.name: i for i, s in enumerate(STORES)}
+        """The scripted customers of :data:`PLANTED` (activity before the start of a short
+        history is skipped)."""
         for p in PLANTED:
-            if p.square_id:
-                days = [s.days_before_end for s in p.sales]
-                self.out.square_customers([
+            sales = [s for s in p.sales if self.cal.day_of(s.days_before_end) >= 0]
+            if p.square_id and sales:
+                self.chunk.square_customers.append([
                     p.member_id, p.first, p.last, p.square_email, p.square_phone, p.square_id,
-                    "Directory", cal.iso[cal.day_of(max(days))], cal.iso[cal.day_of(min(days))],
+                    "Directory", self.cal.iso[self.cal.day_of(max(s.days_before_end for s in sales))],
+                    self.cal.iso[self.cal.day_of(min(s.days_before_end for s in sales))],
                     "subscribed" if p.square_email else "unsubscribed"])
             if p.member_id:
-                joined = cal.end - timedelta(days=p.member_joined_days_before_end)
-                self.out.members([p.member_id, p.member_email, p.member_phone,
-                                  joined.isoformat(), "annual", MEMBER_FEE, "USD",
-                                  _add_years(joined, 1).isoformat(), 0, "yes"])
+                joined = self.cal.end - timedelta(days=p.member_joined_days_before_end)
+                self.chunk.members.append([
+                    p.member_id, p.member_email, p.member_phone, joined.isoformat(), "annual",
+                    MEMBER_FEE, "USD", _add_years(joined, 1).isoformat(), 0, "yes"])
             for o in p.orders:
-                day = cal.day_of(o.days_before_end)
-                if day < 0:
-                    continue
-                h, m, s = map(int, o.time.split(":"))
-                lines = [(_BY_SKU[ln.sku], ln.qty, ln.price_cents) for ln in o.lines]
-                self._write_order(_Order(
-                    day * 86400 + h * 3600 + m * 60 + s, zones[o.zone], lines, status=o.status,
-                    discount_cents=o.discount_cents, refunded_cents=o.refunded_cents,
-                    email=o.email, phone=o.phone, billing_phone=o.phone,
-                    accepts_marketing=True, billing_name=f"{p.first} {p.last}",
-                    note_attributes=f"utm_source: {o.utm_source}" if o.utm_source else "",
-                    address=("1 Planted Way", "New York", "10001", "NY", f"{p.first} {p.last}")))
-            for sale in p.sales:
-                day = cal.day_of(sale.days_before_end)
-                if day < 0:
-                    continue
-                h, m, s = map(int, sale.time.split(":"))
-                self._write_sale(_Sale(
-                    day, h * 3600 + m * 60 + s, stores[sale.store],
-                    [(_BY_SKU[ln.sku], ln.qty, ln.price_cents, ln.discount_cents)
-                     for ln in sale.lines],
-                    customer_id=p.square_id, customer_name=f"{p.first} {p.last}",
-                    reference_id=p.member_id,
-                    refund_day=day + sale.refund_after_days if sale.refund_after_days else -1,
-                    refund_sec=15 * 3600, refund_lines=sale.refund_lines))
+                self._planted_order(p, o)
+            for s in sales:
+                self._planted_sale(p, s)
 
-    # -- small tables ----------------------------------------------------------------------
+    def _planted_order(self, p: PlantedPerson, o: PlantedOrder) -> None:
+        day = self.cal.day_of(o.days_before_end)
+        if day < 0:
+            return
+        h, m, s = map(int, o.time.split(":"))
+        zone = [z for z, _ in ONLINE_ZONES].index(o.zone)
+        self._format_order(_Order(
+            day * 86400 + h * 3600 + m * 60 + s, zone,
+            [(_BY_SKU[ln.sku], ln.qty, ln.price_cents) for ln in o.lines], status=o.status,
+            discount_cents=o.discount_cents, refunded_cents=o.refunded_cents, email=o.email,
+            phone=o.phone, billing_phone=o.phone, accepts_marketing=True,
+            billing_name=f"{p.first} {p.last}",
+            note_attributes=f"utm_source: {o.utm_source}" if o.utm_source else "",
+            address=("1 Planted Way", "New York", "10001", "NY")))
 
-    def write_spend(self) -> None:
-        """Spend per paid channel and month: new customers x CAC x noise (min one customer)."""
-        rows = []
-        for month in self.cal.months:
-            for channel, cac in CAC_DOLLARS.items():
-                n = max(1, self.acquisitions.get((month, channel), 0))
-                cents = int(round(n * cac * 100 * (0.85 + 0.3 * self.rng.random())))
-                rows.append([month, channel, _dec(cents), "USD"])
-        self.out.write_table("spend", "marketing_spend.csv", SPEND_COLUMNS, rows)
+    def _planted_sale(self, p: PlantedPerson, sale: PlantedSale) -> None:
+        day = self.cal.day_of(sale.days_before_end)
+        h, m, s = map(int, sale.time.split(":"))
+        self._format_sale(_Sale(
+            day, h * 3600 + m * 60 + s, [st.name for st in STORES].index(sale.store),
+            [(_BY_SKU[ln.sku], ln.qty, ln.price_cents, ln.discount_cents) for ln in sale.lines],
+            customer_id=p.square_id, customer_name=f"{p.first} {p.last}",
+            reference_id=p.member_id,
+            refund_day=day + sale.refund_after_days if sale.refund_after_days else -1,
+            refund_sec=15 * 3600, refund_lines=sale.refund_lines))
 
-    def write_traffic(self) -> None:
-        """Per store and local day: visitors >= entries >= Payment transactions."""
-        rng, rows = self.rng, []
-        for day in range(self.cal.ndays):
-            for i, store in enumerate(STORES):
-                tx = self.store_day_tx[i][day]
-                entries = int(math.ceil(tx / (0.22 + 0.23 * rng.random()))) + self._int(0, 3)
-                visitors = entries + int(entries * (0.8 + 1.7 * rng.random())) + self._int(0, 20)
-                rows.append([self.cal.iso[day], store.name, visitors, entries])
-        self.out.write_table("traffic", "store_traffic.csv", TRAFFIC_COLUMNS, rows)
+
+# --------------------------------------------------------------------------------------------
+# Output files
+# --------------------------------------------------------------------------------------------
+
+
+class _SplitCsv:
+    """A CSV written in numbered parts of at most ``max_rows`` data rows; a block (one order or
+    transaction) is never split across parts."""
+
+    def __init__(self, folder: Path, name: str, header: list[str], max_rows: int):
+        self.folder, self.name, self.max_rows = folder, name, max(1, max_rows)
+        self.header = ",".join(_q(c) for c in header) + "\n"
+        self.parts: list[list] = []  # [path, rows]
+        self._file = None
+
+    def write(self, text: str, rows: int) -> None:
+        if not self.parts or (self.parts[-1][1] and self.parts[-1][1] + rows > self.max_rows):
+            self._next_part()
+        self.parts[-1][1] += rows
+        self._file.write(text)
+
+    def _next_part(self) -> None:
+        self.close()
+        path = self.folder / self.name.format(n=len(self.parts) + 1)
+        self._file = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)
+        self._file.write(self.header)
+        self.parts.append([path, 0])
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class _Writer:
+    """Writes chunks, in order, to the inbox; numbers Shopify orders as they are written."""
+
+    def __init__(self, root: Path, max_rows: int):
+        self.root = root
+        self.dirs = {k: root / "inbox" / k
+                     for k in ("shopify", "square", "members", "spend", "traffic")}
+        for folder in self.dirs.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        for folder, pattern in ((self.dirs["shopify"], "orders_export_*.csv"),
+                                (self.dirs["square"], "items-*.csv"),
+                                (self.dirs["square"], ".items-v*.partial")):
+            for stale in sorted(folder.glob(pattern)):  # parts of an earlier, larger run
+                stale.unlink()
+        self.shopify = _SplitCsv(self.dirs["shopify"], "orders_export_{n}.csv",
+                                 SHOPIFY_ORDER_COLUMNS, max_rows)
+        # Square parts get their final numbers (v1 first) once all are written.
+        self.square = {False: _SplitCsv(self.dirs["square"], ".items-v1-{n}.partial",
+                                        SQUARE_ITEMS_COLUMNS_V1, max_rows),
+                       True: _SplitCsv(self.dirs["square"], ".items-v2-{n}.partial",
+                                       SQUARE_ITEMS_COLUMNS_V2, max_rows)}
+        self.tables: dict[str, int] = {}
+        self._customers = self._open_table("square", "customers.csv", SQUARE_CUSTOMERS_COLUMNS)
+        self._members = self._open_table("members", "members.csv", MEMBERS_COLUMNS)
+        self.next_order = ORDER_NUMBER_START
+        self.transactions = 0
+        self.members = 0
+        self.store_day_tx: list[list[int]] | None = None
+        self.acquisitions: dict[tuple[str, str], int] = {}
+
+    def _open_table(self, folder: str, name: str, header: list[str]):
+        f = open(self.dirs[folder] / name, "w", encoding="utf-8", newline="", buffering=1 << 20)
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        self.tables[f"inbox/{folder}/{name}"] = 0
+        return f, writer, f"inbox/{folder}/{name}"
+
+    def add(self, chunk: _Chunk) -> None:
+        """Write one chunk and merge its aggregates."""
+        for text, rows in chunk.shopify:
+            number = self.next_order
+            self.next_order += 1
+            self.shopify.write(text.replace(_NUMBER_MARK, str(number))
+                               .replace(_ID_MARK, str(ORDER_ID_BASE + 37 * number)), rows)
+        for v2, text, rows in chunk.square:
+            self.square[v2].write(text, rows)
+        self.transactions += len(chunk.square)
+        for (f, writer, rel), rows in ((self._customers, chunk.square_customers),
+                                       (self._members, chunk.members)):
+            writer.writerows(rows)
+            self.tables[rel] += len(rows)
+        self.members += len(chunk.members)
+        for key, n in chunk.acquisitions.items():
+            self.acquisitions[key] = self.acquisitions.get(key, 0) + n
+        if self.store_day_tx is None:
+            self.store_day_tx = [[0] * chunk.ndays for _ in STORES]
+        for totals, counts in zip(self.store_day_tx, chunk.store_day_tx):
+            for day, n in enumerate(counts):
+                if n:
+                    totals[day] += n
+
+    def write_table(self, folder: str, name: str, header: list[str], rows: list[list]) -> None:
+        f, writer, rel = self._open_table(folder, name, header)
+        writer.writerows(rows)
+        self.tables[rel] = len(rows)
+        f.close()
+
+    def close(self) -> dict[str, int]:
+        """Close all files, give the Square parts their final names; {relative path: rows}."""
+        for f, _, _ in (self._customers, self._members):
+            f.close()
+        self.shopify.close()
+        files = {f"inbox/shopify/{path.name}": rows for path, rows in self.shopify.parts}
+        parts = self.square[False].parts + self.square[True].parts
+        for number, (path, rows) in enumerate(parts, start=1):
+            self.square[path.name.startswith(".items-v2")].close()
+            final = path.parent / f"items-{number}.csv"
+            path.replace(final)
+            files[f"inbox/square/{final.name}"] = rows
+        return files | self.tables
+
+    @property
+    def shopify_rows(self) -> int:
+        return sum(rows for _, rows in self.shopify.parts)
+
+    @property
+    def square_rows(self) -> int:
+        return sum(rows for part in self.square.values() for _, rows in part.parts)
+
+
+def _write_spend_and_traffic(writer: _Writer, cal: _Calendar, seed: int) -> None:
+    """Spend per paid channel and month (new customers x CAC x noise, at least one customer's
+    worth), and per store and local day traffic with visitors >= entries >= transactions."""
+    rng = random.Random(f"{seed}:tables")
+    spend = []
+    for month in cal.months:
+        for channel, cac in CAC_DOLLARS.items():
+            n = max(1, writer.acquisitions.get((month, channel), 0))
+            spend.append([month, channel, _dec(int(round(n * cac * 100 * (0.85 + 0.3 * rng.random())))),
+                          "USD"])
+    writer.write_table("spend", "marketing_spend.csv", SPEND_COLUMNS, spend)
+    traffic = []
+    store_day_tx = writer.store_day_tx or [[0] * cal.ndays for _ in STORES]
+    for day in range(cal.ndays):
+        for store, counts in zip(STORES, store_day_tx):
+            tx = counts[day]
+            entries = math.ceil(tx / (0.22 + 0.23 * rng.random())) + int(rng.random() * 4)
+            visitors = entries + int(entries * (0.8 + 1.7 * rng.random())) + int(rng.random() * 21)
+            traffic.append([cal.iso[day], store.name, visitors, entries])
+    writer.write_table("traffic", "store_traffic.csv", TRAFFIC_COLUMNS, traffic)
+
+
+# --------------------------------------------------------------------------------------------
+# Running chunks
+# --------------------------------------------------------------------------------------------
+
+
+def _customer_chunk(task: tuple) -> _Chunk:
+    """Customers ``start``..``stop``-1 of chunk ``k`` (module-level: runs in worker processes)."""
+    end, years, seed, k, start, stop = task
+    gen = _Generator(_calendar(end, years), seed, f"customers-{k}")
+    for idx in range(start, stop):
+        gen.write_customer(idx)
+    return gen.chunk
+
+
+def _customer_chunks(end: date, years: float, seed: int, customers: int,
+                     workers: int) -> Iterator[_Chunk]:
+    """Chunks in order.  With several workers, at most ``workers + 1`` chunks are pending.
+    Worker processes are forked (where available): nothing is re-imported."""
+    tasks = [(end, years, seed, k, start, min(start + CHUNK_CUSTOMERS, customers))
+             for k, start in enumerate(range(0, customers, CHUNK_CUSTOMERS))]
+    if workers <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for task in tasks:
+            yield _customer_chunk(task)
+        return
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        todo = iter(tasks)
+        pending = deque(pool.apply_async(_customer_chunk, (t,)) for t in islice(todo, workers + 1))
+        while pending:
+            chunk = pending.popleft().get()
+            pending.extend(pool.apply_async(_customer_chunk, (t,)) for t in islice(todo, 1))
+            yield chunk
+
+
+def _customers_for_lines(cal: _Calendar, seed: int, target_lines: int) -> int:
+    """Customers needed for about ``target_lines`` Shopify + Square rows, from a pilot sample
+    (planted and DST rows are counted separately)."""
+    fixed = _Generator(cal, seed, "planted")
+    fixed.write_planted()
+    fixed.write_dst_walk_ins()
+    pilot = _Generator(cal, seed, "pilot")
+    for idx in range(PILOT_CUSTOMERS):
+        pilot.write_customer(idx)
+    per_customer = pilot.chunk.line_rows / PILOT_CUSTOMERS
+    return max(0, int(round((target_lines - fixed.chunk.line_rows) / per_customer)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1322,45 +1394,41 @@ class _Generator:
 # --------------------------------------------------------------------------------------------
 
 
-def _customers_for_lines(cal: _Calendar, seed: int, target_lines: int) -> int:
-    """Customers needed for ~``target_lines`` Shopify+Square rows, from a counted pilot run."""
-    pilot_customers = 4000
-    out = _Outputs(None, 10 ** 12)
-    gen = _Generator(cal, random.Random(seed + 7919), out, seed)
-    for idx in range(pilot_customers):
-        gen.write_customer(idx)
-    per_customer = (out.shopify.rows + out.square_v1.rows + out.square_v2.rows) / pilot_customers
-    return max(1, int(round(target_lines / per_customer)))
-
-
 def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
                   end_date: date | None = None, years: float = 2.0,
-                  target_lines: int | None = None, max_lines_per_file: int = 1_000_000) -> dict:
+                  target_lines: int | None = None, max_lines_per_file: int = 1_000_000,
+                  *, workers: int | None = None) -> dict:
     """Write a deterministic demo set of retailer exports under ``data_dir/inbox``.
 
-    ``customers`` identifiable customers (ignored when ``target_lines`` is given: then the count
-    is derived so that Shopify + Square line rows total about ``target_lines``), history of
-    ``years`` ending on ``end_date`` (default: yesterday, UTC).  Shopify and Square item files
-    are split at ``max_lines_per_file`` rows.  Earlier ``orders_export_*.csv`` / ``items-*.csv``
-    in the target folders are deleted first.  Returns a summary: files with data-row counts,
-    customers, members, orders and line rows per source.
+    ``customers`` identifiable customers (when ``target_lines`` is given, the count is derived
+    instead so that Shopify + Square line rows total about ``target_lines``); a history of
+    ``years`` ending on ``end_date`` (default: yesterday, UTC).  Shopify and Square item files are
+    split at ``max_lines_per_file`` rows, never inside an order / transaction; stale
+    ``orders_export_*.csv`` / ``items-*.csv`` in the target folders are deleted first.
+    ``workers`` (default: up to 4 CPUs) only changes speed, never the output.
+
+    Returns ``{"files": {relative path: data rows}, "customers", "planted_customers",
+    "members", "orders": {"shopify", "square"}, "lines": {"shopify", "square", "total"},
+    "start_date", "end_date", "seed", "data_dir"}``.
     """
     data_dir = Path(data_dir)
     if end_date is None:
         end_date = datetime.now(timezone.utc).date() - timedelta(days=1)
-    cal = _Calendar(end_date, years)
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
+    cal = _calendar(end_date, float(years))
     if target_lines is not None:
         customers = _customers_for_lines(cal, seed, target_lines)
-    out = _Outputs(data_dir, max_lines_per_file)
-    gen = _Generator(cal, random.Random(seed), out, seed)
-    gen.write_planted()
-    gen.write_dst_walk_ins()
-    for idx in range(customers):
-        gen.write_customer(idx)
-    gen.write_spend()
-    gen.write_traffic()
-    files = out.close()
-    square_lines = out.square_v1.rows + out.square_v2.rows
+    writer = _Writer(data_dir, max_lines_per_file)
+    fixed = _Generator(cal, seed, "planted")
+    fixed.write_planted()
+    fixed.write_dst_walk_ins()
+    writer.add(fixed.chunk)
+    for chunk in _customer_chunks(end_date, float(years), seed, customers, workers):
+        writer.add(chunk)
+    _write_spend_and_traffic(writer, cal, seed)
+    shopify_rows, square_rows = writer.shopify_rows, writer.square_rows
+    files = writer.close()
     return {
         "data_dir": str(data_dir),
         "seed": seed,
@@ -1369,8 +1437,9 @@ def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
         "files": files,
         "customers": customers,
         "planted_customers": len(PLANTED),
-        "members": gen.members + _planted_member_count(),
-        "orders": {"shopify": gen.orders, "square": gen.transactions},
-        "lines": {"shopify": out.shopify.rows, "square": square_lines,
-                  "total": out.shopify.rows + square_lines},
+        "members": writer.members,
+        "orders": {"shopify": writer.next_order - ORDER_NUMBER_START,
+                   "square": writer.transactions},
+        "lines": {"shopify": shopify_rows, "square": square_rows,
+                  "total": shopify_rows + square_rows},
     }
