@@ -20,11 +20,30 @@ The data carries planted behaviour that the marts are expected to find again:
   states.
 
 Determinism and scale: customers are generated in fixed chunks of ``CHUNK_CUSTOMERS``, each with
-its own ``random.Random`` seeded from ``(seed, chunk number)``; chunks may run in worker processes
-but are always written in order, and Shopify order numbers are assigned at write time, so the
-same arguments give byte-identical files whatever the number of workers.  Memory stays bounded:
-at most a few chunks are held at once, plus per store-day transaction counts and per
-channel-month acquisition counts.  Rows appear in customer order, not in time order.
+its own ``random.Random`` seeded from ``(seed, chunk number)`` (no wall clock except the default
+``end_date``, no hash- or set-order dependence), so the same arguments give byte-identical
+files; chunks are independent, so they could be generated in parallel, with Shopify order
+numbers assigned at write time.  Memory stays bounded: one chunk is held at a time, plus per
+store-day transaction counts and per channel-month acquisition counts.  Rows appear in customer
+order, not in time order.
+
+What ingestion sees (quirks planted on purpose):
+
+* Shopify: order-level fields only on an order's first row; ``Created at`` etc. carry the
+  order's UTC offset (-0500/-0400/-0800/-0700/+0000/+0530); voided orders are duplicates of a
+  real order a few minutes later (``Cancelled at`` set); ~2% guest orders without e-mail/phone;
+  a few guest orders with ``Created at`` = ``not a date`` (on all their rows); quoted ``Notes``
+  with commas, doubled quotes and newlines; e-mails in varied case, some space-padded.
+* Square: money as ``$1,234.50`` / ``-$12.00``; Refund rows follow their sale's Payment rows in
+  the same file (same Transaction ID and Payment ID), dated 1-14 days later, with negative Qty,
+  Gross/Net Sales and Tax and the line's discount given back (``Discounts`` >= 0); the sale
+  date decides the header version; a few anonymous sales with ``Gross Sales`` like ``$7.0x`` (on
+  one row) or ``Date`` like ``2025-02-30`` (on all rows), never with refunds; sales at 01:xx on
+  November DST change days (ambiguous local time).  ``Customer Reference ID`` (= member id) is on
+  every sale of a member's Square profile (store-only members and membership-linked omnichannel
+  members), also sales before joining: it is the profile's current value.
+* Omnichannel customers buy alternately online and in store, so with the ladder only those who
+  buy twice show both channels (~10% of repeat buyers, ~3% of all customers).
 """
 
 from __future__ import annotations
@@ -32,15 +51,12 @@ from __future__ import annotations
 import bisect
 import csv
 import math
-import multiprocessing
-import os
 import random
 import string
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import cache
-from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterator, NamedTuple
 from zoneinfo import ZoneInfo
@@ -136,9 +152,9 @@ PHONE_FORMATS = ("+1{a}{e}{l}", "({a}) {e}-{l}", "{a}-{e}-{l}", "{a}.{e}.{l}", "
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
 FIRST_NAMES = ("James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda",
                "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica",
-               "Thomas", "Sarah", "Carlos", "Karen", "Daniel", "Lisa", "Matthew", "Nancy", "Anthony",
-               "Sofia", "Wei", "Priya", "Kevin", "Aisha", "Jason", "Emily", "Luis", "Grace", "Omar",
-               "Chloe", "Ryan", "Mei", "Diego", "Hannah")
+               "Thomas", "Sarah", "Carlos", "Karen", "Daniel", "Lisa", "Matthew", "Nancy",
+               "Anthony", "Sofia", "Wei", "Priya", "Kevin", "Aisha", "Jason", "Emily", "Luis",
+               "Grace", "Omar", "Chloe", "Ryan", "Mei", "Diego", "Hannah")
 LAST_NAMES = ("Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
               "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
               "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White",
@@ -219,11 +235,27 @@ def _q(text: str) -> str:
     return text
 
 
+def _v2_extra() -> dict[str, str]:
+    """The GTIN and Vendor Name columns that v2 Square rows add, per SKU."""
+    return {p.sku: f",{p.gtin},{_q(p.vendor)}" for p in CATALOGUE}
+
+
 def _dec(cents: int) -> str:
     """Plain 2-decimal money: ``12.50``, ``-3.00``."""
+    if 0 <= cents < _DEC_TABLE_SIZE:
+        return _dec_table()[cents]
     if cents < 0:
         return "-%d.%02d" % divmod(-cents, 100)
     return "%d.%02d" % divmod(cents, 100)
+
+
+_DEC_TABLE_SIZE = 100_000
+
+
+@cache
+def _dec_table() -> tuple[str, ...]:
+    """``_dec`` of 0.00 .. 999.99, precomputed (most amounts are in that range)."""
+    return tuple("%d.%02d" % divmod(c, 100) for c in range(_DEC_TABLE_SIZE))
 
 
 def _usd(cents: int) -> str:
@@ -308,6 +340,8 @@ def _cumulative(pairs) -> tuple[tuple, list[float]]:
     return tuple(values), cum
 
 
+_V2_EXTRA = _v2_extra()
+_PAID_STATUSES = frozenset({"paid", "refunded", "partially_refunded", "partially_paid"})
 _KINDS = _cumulative(KIND_WEIGHTS)
 _ZONES = _cumulative((i, w) for i, (_, w) in enumerate(ONLINE_ZONES))
 _STORE_PICK = _cumulative((i, s.weight) for i, s in enumerate(STORES))
@@ -393,16 +427,19 @@ class _RowPattern:
                 slot_of[column] = i
         assert set(slot_of) | set(fixed) <= set(columns), "unknown column"
         self.size = len(variables)
-        self.base = [_q(fixed.get(c, "")) for c in columns]
-        self.slots = [(pos, slot_of[c]) for pos, c in enumerate(columns) if c in slot_of]
+        # the constant text around the variable columns, and the value for each variable column
+        marked = ["\x02" if c in slot_of else _q(fixed.get(c, "")) for c in columns]
+        self._texts = ",".join(marked).split("\x02")
+        # (a trailing dummy index makes itemgetter return a tuple even for one column)
+        self._values = itemgetter(*[slot_of[c] for c in columns if c in slot_of], 0)
 
     def render(self, values: tuple) -> str:
         """The row, comma-joined, without line terminator."""
         assert len(values) == self.size, "values do not match the pattern's variables"
-        row = self.base.copy()
-        for pos, i in self.slots:
-            row[pos] = values[i]
-        return ",".join(row)
+        out = [""] * (2 * len(self._texts) - 1)
+        out[::2] = self._texts
+        out[1::2] = self._values(values)[:-1]
+        return "".join(out)
 
 
 # Shopify: the first row of an order carries every field; later rows only SHOPIFY_LINE_FIELDS.
@@ -1004,19 +1041,21 @@ class _Generator:
     def _format_order(self, o: _Order) -> None:
         """Format one order (order-level fields on its first row only) into the chunk.  The
         order number and id are placeholders, filled in when the chunk is written."""
-        cal = self.cal
-        subtotal = sum(q * price for _, q, price in o.lines) - o.discount_cents
+        cal, rnd, ts, t, zone = self.cal, self.rng.random, self.cal.shopify_ts, o.t, o.zone
+        subtotal = -o.discount_cents
+        for _, q, price in o.lines:
+            subtotal += q * price
         shipping = 0 if subtotal >= FREE_SHIPPING_FROM_CENTS else SHIPPING_CENTS
         taxes = _pct(subtotal, SHOPIFY_TAX_RATE)
-        created = "not a date" if o.bad_date else cal.shopify_ts(o.zone, o.t)
+        created = "not a date" if o.bad_date else ts(zone, t)
         paid_at = fulfilled_at = cancelled_at = ""
-        if o.status in ("paid", "refunded", "partially_refunded", "partially_paid"):
-            paid_at = cal.shopify_ts(o.zone, min(o.t + self._int(0, 90), cal.horizon - 1))
-            t_ship = o.t + self._int(86400, 3 * 86400)
+        if o.status in _PAID_STATUSES:
+            paid_at = ts(zone, min(t + int(rnd() * 91), cal.horizon - 1))
+            t_ship = t + 86400 + int(rnd() * 2 * 86400)
             if t_ship < cal.horizon:
-                fulfilled_at = cal.shopify_ts(o.zone, t_ship)
+                fulfilled_at = ts(zone, t_ship)
         elif o.status == "voided":
-            cancelled_at = cal.shopify_ts(o.zone, min(o.t + self._int(60, 3600), cal.horizon - 1))
+            cancelled_at = ts(zone, min(t + 60 + int(rnd() * 3541), cal.horizon - 1))
         name, email = "#" + _NUMBER_MARK, _q(o.email)
         street, city, zip_code, prov = o.address
         product, qty, price = o.lines[0]
@@ -1083,7 +1122,8 @@ class _Generator:
             store = self._pick(_STORE_PICK)
         basket = self._basket(STORE_BASKET_CENTS * self._multiplier())
         sale = _Sale(day, sec, store, self._discounted(basket), malformed=malformed)
-        self._maybe_refund(sale)
+        if not malformed:
+            self._maybe_refund(sale)
         self._format_sale(sale)
 
     def write_dst_walk_ins(self) -> None:
@@ -1129,8 +1169,7 @@ class _Generator:
                 corrupt = s.malformed == 1 and sign > 0 and i == 0  # "$12.30" -> "$12.3x"
                 key = (product.sku, qty, price, disc, s.store, sign, corrupt)
                 item = cache.get(key) or self._item_segment(key, product)
-                extra = f",{product.gtin},{_q(product.vendor)}" if v2 else ""
-                rows.append(f"{head},{item},{tail}{extra}\n")
+                rows.append(f"{head},{item},{tail}{_V2_EXTRA[product.sku] if v2 else ''}\n")
         self.chunk.square.append((v2, "".join(rows), len(rows)))
         self.chunk.store_day_tx[s.store][s.day] += 1
 
@@ -1155,10 +1194,10 @@ class _Generator:
         for p in PLANTED:
             sales = [s for s in p.sales if self.cal.day_of(s.days_before_end) >= 0]
             if p.square_id and sales:
+                days = [self.cal.day_of(s.days_before_end) for s in sales]
                 self.chunk.square_customers.append([
                     p.member_id, p.first, p.last, p.square_email, p.square_phone, p.square_id,
-                    "Directory", self.cal.iso[self.cal.day_of(max(s.days_before_end for s in sales))],
-                    self.cal.iso[self.cal.day_of(min(s.days_before_end for s in sales))],
+                    "Directory", self.cal.iso[min(days)], self.cal.iso[max(days)],
                     "subscribed" if p.square_email else "unsubscribed"])
             if p.member_id:
                 joined = self.cal.end - timedelta(days=p.member_joined_days_before_end)
@@ -1278,9 +1317,9 @@ class _Writer:
         for v2, text, rows in chunk.square:
             self.square[v2].write(text, rows)
         self.transactions += len(chunk.square)
-        for (f, writer, rel), rows in ((self._customers, chunk.square_customers),
-                                       (self._members, chunk.members)):
-            writer.writerows(rows)
+        for (_, table, rel), rows in ((self._customers, chunk.square_customers),
+                                      (self._members, chunk.members)):
+            table.writerows(rows)
             self.tables[rel] += len(rows)
         self.members += len(chunk.members)
         for key, n in chunk.acquisitions.items():
@@ -1302,11 +1341,11 @@ class _Writer:
         """Close all files, give the Square parts their final names; {relative path: rows}."""
         for f, _, _ in (self._customers, self._members):
             f.close()
-        self.shopify.close()
+        for part in (self.shopify, *self.square.values()):
+            part.close()
         files = {f"inbox/shopify/{path.name}": rows for path, rows in self.shopify.parts}
         parts = self.square[False].parts + self.square[True].parts
         for number, (path, rows) in enumerate(parts, start=1):
-            self.square[path.name.startswith(".items-v2")].close()
             final = path.parent / f"items-{number}.csv"
             path.replace(final)
             files[f"inbox/square/{final.name}"] = rows
@@ -1329,8 +1368,8 @@ def _write_spend_and_traffic(writer: _Writer, cal: _Calendar, seed: int) -> None
     for month in cal.months:
         for channel, cac in CAC_DOLLARS.items():
             n = max(1, writer.acquisitions.get((month, channel), 0))
-            spend.append([month, channel, _dec(int(round(n * cac * 100 * (0.85 + 0.3 * rng.random())))),
-                          "USD"])
+            cents = int(round(n * cac * 100 * (0.85 + 0.3 * rng.random())))
+            spend.append([month, channel, _dec(cents), "USD"])
     writer.write_table("spend", "marketing_spend.csv", SPEND_COLUMNS, spend)
     traffic = []
     store_day_tx = writer.store_day_tx or [[0] * cal.ndays for _ in STORES]
@@ -1349,7 +1388,7 @@ def _write_spend_and_traffic(writer: _Writer, cal: _Calendar, seed: int) -> None
 
 
 def _customer_chunk(task: tuple) -> _Chunk:
-    """Customers ``start``..``stop``-1 of chunk ``k`` (module-level: runs in worker processes)."""
+    """Customers ``start``..``stop``-1, from the random stream of chunk ``k``."""
     end, years, seed, k, start, stop = task
     gen = _Generator(_calendar(end, years), seed, f"customers-{k}")
     for idx in range(start, stop):
@@ -1357,23 +1396,10 @@ def _customer_chunk(task: tuple) -> _Chunk:
     return gen.chunk
 
 
-def _customer_chunks(end: date, years: float, seed: int, customers: int,
-                     workers: int) -> Iterator[_Chunk]:
-    """Chunks in order.  With several workers, at most ``workers + 1`` chunks are pending.
-    Worker processes are forked (where available): nothing is re-imported."""
-    tasks = [(end, years, seed, k, start, min(start + CHUNK_CUSTOMERS, customers))
-             for k, start in enumerate(range(0, customers, CHUNK_CUSTOMERS))]
-    if workers <= 1 or len(tasks) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for task in tasks:
-            yield _customer_chunk(task)
-        return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        todo = iter(tasks)
-        pending = deque(pool.apply_async(_customer_chunk, (t,)) for t in islice(todo, workers + 1))
-        while pending:
-            chunk = pending.popleft().get()
-            pending.extend(pool.apply_async(_customer_chunk, (t,)) for t in islice(todo, 1))
-            yield chunk
+def _customer_chunks(end: date, years: float, seed: int, customers: int) -> Iterator[_Chunk]:
+    """The random customers, chunk by chunk, in order."""
+    for k, start in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
+        yield _customer_chunk((end, years, seed, k, start, min(start + CHUNK_CUSTOMERS, customers)))
 
 
 def _customers_for_lines(cal: _Calendar, seed: int, target_lines: int) -> int:
@@ -1396,8 +1422,7 @@ def _customers_for_lines(cal: _Calendar, seed: int, target_lines: int) -> int:
 
 def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
                   end_date: date | None = None, years: float = 2.0,
-                  target_lines: int | None = None, max_lines_per_file: int = 1_000_000,
-                  *, workers: int | None = None) -> dict:
+                  target_lines: int | None = None, max_lines_per_file: int = 1_000_000) -> dict:
     """Write a deterministic demo set of retailer exports under ``data_dir/inbox``.
 
     ``customers`` identifiable customers (when ``target_lines`` is given, the count is derived
@@ -1405,7 +1430,6 @@ def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
     ``years`` ending on ``end_date`` (default: yesterday, UTC).  Shopify and Square item files are
     split at ``max_lines_per_file`` rows, never inside an order / transaction; stale
     ``orders_export_*.csv`` / ``items-*.csv`` in the target folders are deleted first.
-    ``workers`` (default: up to 4 CPUs) only changes speed, never the output.
 
     Returns ``{"files": {relative path: data rows}, "customers", "planted_customers",
     "members", "orders": {"shopify", "square"}, "lines": {"shopify", "square", "total"},
@@ -1414,8 +1438,6 @@ def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
     data_dir = Path(data_dir)
     if end_date is None:
         end_date = datetime.now(timezone.utc).date() - timedelta(days=1)
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1)
     cal = _calendar(end_date, float(years))
     if target_lines is not None:
         customers = _customers_for_lines(cal, seed, target_lines)
@@ -1424,7 +1446,7 @@ def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
     fixed.write_planted()
     fixed.write_dst_walk_ins()
     writer.add(fixed.chunk)
-    for chunk in _customer_chunks(end_date, float(years), seed, customers, workers):
+    for chunk in _customer_chunks(end_date, float(years), seed, customers):
         writer.add(chunk)
     _write_spend_and_traffic(writer, cal, seed)
     shopify_rows, square_rows = writer.shopify_rows, writer.square_rows

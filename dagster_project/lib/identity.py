@@ -115,6 +115,12 @@ def source_queries(con: duckdb.DuckDBPyConnection) -> list[SourceQuery]:
              ("email", "email"), ("phone", "phone")),
         ),
         SourceQuery(
+            "generic",
+            # customer ids are namespaced by map (two shops' "123" are different people)
+            "select distinct map_name || ':' || customer_id, email, phone from raw.generic_order_lines",
+            (("source_customer_id", "customer_id"), ("email", "email"), ("phone", "phone")),
+        ),
+        SourceQuery(
             "members",
             "select distinct member_id, email, phone from raw.members",
             (("member_id", "member_id"), ("email", "email"), ("phone", "phone")),
@@ -131,6 +137,9 @@ def normalise(id_type: str, raw: str | None, default_region: str) -> str | None:
     if id_type == "phone":
         return normalise_phone(raw, default_region)
     value = raw.strip()
+    if id_type == "source_customer_id":
+        # ids exported through a float column ("17850.0") are the same id as "17850"
+        value = re.sub(r"^(.*:)?(\d+)\.0+$", r"\1\2", value)
     return value or None
 
 

@@ -14,6 +14,7 @@ import codecs
 import csv
 import hashlib
 import io
+import json
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,12 +37,15 @@ class Field:
     kind: str = "text"  # text | lower | upper | money | int | decimal | ts_offset | date | bool | enum | local_ts
     required: bool = False
     values: tuple[str, ...] = ()  # for enum
+    formats: tuple[str, ...] = ()  # for map_ts: strptime formats tried in order
+    zone: str = "UTC"  # for map_ts: IANA zone the local times are in
 
 
 SQL_TYPES = {
     "text": "VARCHAR", "lower": "VARCHAR", "upper": "VARCHAR", "enum": "VARCHAR",
     "money": "DECIMAL(18,2)", "int": "BIGINT", "decimal": "DECIMAL(18,3)",
     "ts_offset": "TIMESTAMP", "local_ts": "TIMESTAMP", "date": "DATE", "bool": "BOOLEAN",
+    "map_ts": "TIMESTAMP", "price": "DECIMAL(18,4)", "amount4": "DECIMAL(18,4)",
 }
 
 FIELDS: dict[str, list[Field]] = {
@@ -133,6 +137,28 @@ FIELDS: dict[str, list[Field]] = {
 
 LINEAGE_COLUMNS = "_file_id BIGINT, _line_number BIGINT, _run_id VARCHAR"
 
+# Generic mapped exports land in one table; the map decides which source column feeds which field.
+GENERIC_TABLE = "generic_order_lines"
+GENERIC_COLUMNS: list[tuple[str, str, bool]] = [
+    # (raw column, kind, required)
+    ("order_id", "text", True), ("ordered_at", "map_ts", True), ("quantity", "decimal", True),
+    ("unit_price", "price", False), ("line_amount", "amount4", False), ("customer_id", "text", False),
+    ("email", "text", False), ("phone", "text", False), ("currency", "upper", False),
+    ("channel", "lower", False), ("store", "text", False), ("sku", "text", False),
+    ("description", "text", False), ("country", "text", False), ("status", "lower", False),
+]
+
+
+def generic_fields(cmap) -> list[Field]:
+    """Field specs for one column map (missing optional columns are NULL)."""
+    out = []
+    for name, kind, required in GENERIC_COLUMNS:
+        src = cmap.columns.get(name)
+        if src is None:
+            continue
+        out.append(Field(name, src, kind, required=required, formats=cmap.ts_formats, zone=cmap.timezone))
+    return out
+
 TS_FORMATS = "['%Y-%m-%d %H:%M:%S %z', '%Y-%m-%dT%H:%M:%S%z', '%Y-%m-%d %H:%M:%S%z']"
 LOCAL_TS_FORMATS = "['%Y-%m-%d %H:%M:%S', '%m/%d/%Y %H:%M:%S', '%m/%d/%y %H:%M:%S', '%Y-%m-%d %H:%M', '%m/%d/%Y %H:%M']"
 DATE_FORMATS = {"default": "['%Y-%m-%d', '%m/%d/%Y']", "month": "['%Y-%m', '%Y-%m-%d']"}
@@ -197,6 +223,15 @@ def typed_expr(f: Field) -> str:
         neg = f"regexp_matches({src}, '^\\(.*\\)$')"
         num = f"try_cast(replace(replace({cleaned}, '(', ''), ')', '') as DECIMAL(18,2))"
         return f"(case when {neg} then -{num} else {num} end)"
+    if f.kind in ("price", "amount4"):
+        cleaned = f"regexp_replace({src}, '[$£€\\s,]', '', 'g')"
+        return f"try_cast({cleaned} as DECIMAL(18,4))"
+    if f.kind == "map_ts":
+        fmts = "[" + ", ".join(lit(x) for x in f.formats) + "]"
+        local = f"try_strptime({src}, {fmts})"
+        if f.zone == "UTC":
+            return f"({local})::TIMESTAMP"
+        return f"(timezone({lit(f.zone)}, {local}))::TIMESTAMP"
     if f.kind == "int":
         return f"try_cast(try_cast({src} as DECIMAL(18,3)) as BIGINT)"
     if f.kind == "decimal":
@@ -236,7 +271,8 @@ def error_expr(f: Field) -> str:
     elif f.kind not in ("text", "lower", "upper", "bool"):
         what = {"money": "an amount", "int": "a whole number", "decimal": "a number",
                 "ts_offset": "a timestamp with UTC offset", "local_ts": "a local date and time with a known Time Zone",
-                "date": "a date"}[f.kind]
+                "date": "a date", "price": "an amount", "amount4": "an amount",
+                "map_ts": "a timestamp like " + " or ".join(f.formats)}[f.kind]
         checks.append(
             f"when {present} and {typed} is null then "
             f"{lit(f'bad {label}: expected {what}, got ')} || {lit(chr(39))} || left({raw_shown}, 40) || {lit(chr(39))}"
@@ -267,6 +303,11 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     for layout, fields in FIELDS.items():
         cols = ", ".join(f"{f.name} {SQL_TYPES[f.kind]}" for f in fields)
         con.execute(f"create table if not exists raw.{layout} ({cols}, {LINEAGE_COLUMNS})")
+    cols = ", ".join(f"{n} {SQL_TYPES[k]}" for n, k, _ in GENERIC_COLUMNS)
+    con.execute(
+        f"create table if not exists raw.{GENERIC_TABLE} (map_name VARCHAR, {cols}, is_cancellation BOOLEAN, "
+        f"{LINEAGE_COLUMNS})"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -309,18 +350,6 @@ def to_utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
         for chunk in iter(lambda: src.read(1 << 20), b""):
             dst.write(chunk.decode(encoding, errors="cp1252_latin1"))
     return out
-
-
-def read_header(path: Path, encoding: str) -> list[str]:
-    with path.open("rb") as fh:
-        head = fh.read(256 * 1024)
-    text = head.decode("utf-8-sig" if encoding == "utf-8" else encoding, errors="replace")
-    rows = csv.reader(io.StringIO(text))
-    try:
-        header = next(rows)
-    except StopIteration:
-        return []
-    return [h.strip() for h in header]
 
 
 def pick_layout(folder: str, header: list[str]) -> Layout | None:
@@ -375,46 +404,75 @@ def _already_loaded(con, sha: str) -> str | None:
 
 
 def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: str,
-              display_root: Path | None = None) -> FileResult:
-    """Load one export file into its raw table (or reject / skip it), recording it in the ledger."""
+              display_root: Path | None = None, data_root: Path | None = None) -> FileResult:
+    """Load one export file into its raw table (or reject / skip it), recording it in the ledger.
+
+    `folder` is the inbox sub-folder (`shopify`, …) or `generic/<map name>`.
+    """
     display = str(path.relative_to(display_root)) if display_root else str(path)
     sha = sha256_of(path)
     size = path.stat().st_size
     res = FileResult(path=display, layout=None, sha256=sha, size_bytes=size, status="loaded")
 
+    def finish(status: str, message: str) -> FileResult:
+        res.status, res.message = status, message
+        _record_ledger(con, res, folder, run_id)
+        return res
+
     prior = _already_loaded(con, sha)
     if prior is not None:
-        res.status, res.message = "duplicate", f"same content as already-loaded {prior}; not loaded again"
-        _record_ledger(con, res, folder, run_id)
-        return res
-
-    if path.suffix.lower() not in (".csv", ".txt"):
-        res.status, res.message = "rejected", f"{path.name}: unsupported file type {path.suffix!r} in inbox/{folder} (expected .csv)"
-        _record_ledger(con, res, folder, run_id)
-        return res
-
+        return finish("duplicate", f"same content as already-loaded {prior}; not loaded again")
     if size == 0:
-        res.status, res.message = "empty", "empty file"
-        _record_ledger(con, res, folder, run_id)
-        return res
+        return finish("empty", "empty file")
 
-    res.encoding = detect_encoding(path)
-    header = read_header(path, res.encoding)
-    layout = pick_layout(folder, header)
-    res.layout = layout.name if layout else None
-    problem = header_problem(path, layout, folder, header)
-    if problem:
-        res.status, res.message = "rejected", problem
-        _record_ledger(con, res, folder, run_id)
-        return res
-    assert layout is not None
+    cmap = None
+    if folder.startswith("generic/"):
+        from dagster_project.lib import maps
+
+        try:
+            cmap = maps.load_map(folder.split("/", 1)[1], data_root)
+        except maps.MapError as exc:
+            return finish("rejected", f"{path.name}: {exc}")
+        fmt = maps.FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            return finish("rejected", f"{path.name}: unsupported file type {path.suffix!r} in inbox/{folder} "
+                                      f"(expected one of {sorted(maps.FORMATS)})")
+        res.layout = GENERIC_TABLE
+    else:
+        fmt = "csv"
+        if path.suffix.lower() not in (".csv", ".txt"):
+            return finish("rejected", f"{path.name}: unsupported file type {path.suffix!r} in inbox/{folder} (expected .csv)")
 
     with tempfile.TemporaryDirectory(prefix="ingest_") as tmp:
-        source = path if res.encoding == "utf-8" else to_utf8_copy(path, res.encoding, Path(tmp))
+        source = path
+        if fmt == "csv":
+            res.encoding = detect_encoding(path)
+            if res.encoding != "utf-8":
+                source = to_utf8_copy(path, res.encoding, Path(tmp))
+        try:
+            header = read_source_header(source, fmt, cmap.csv_delimiter if cmap else ",")
+        except Exception as exc:  # unreadable container (bad Parquet / XLSX)
+            return finish("rejected", f"{path.name}: cannot be read as {fmt}: {str(exc).splitlines()[0][:200]}")
+        if cmap is not None:
+            problem = generic_header_problem(path, cmap, header)
+            fields = generic_fields(cmap)
+            table = GENERIC_TABLE
+        else:
+            layout = pick_layout(folder, header)
+            res.layout = layout.name if layout else None
+            problem = header_problem(path, layout, folder, header)
+            fields = FIELDS[layout.name] if layout else []
+            table = layout.name if layout else ""
+        if not header or header == [""]:
+            return finish("empty", "no header")
+        if problem:
+            return finish("rejected", problem)
+
         con.execute("begin transaction")
         try:
             res.file_id = _next_file_id(con)
-            _load_rows(con, source, layout, header, res, run_id)
+            rejects = _stage(con, source, fmt, header, cmap.csv_delimiter if cmap else ",")
+            _type_and_insert(con, table, fields, header, rejects, res, run_id, cmap)
             res.status = "loaded" if res.rows_read else "empty"
             if not res.rows_read:
                 res.message = "header only, no rows"
@@ -423,135 +481,263 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
         except Exception:
             con.execute("rollback")
             raise
+        finally:
+            for t in ("_src", "_rec", "_typed", "_gap"):
+                con.execute(f"drop table if exists {t}")
     return res
 
 
-def _load_rows(con, source: Path, layout: Layout, header: list[str], res: FileResult, run_id: str) -> None:
-    fields = FIELDS[layout.name]
-    present = set(header)
+def read_source_header(source: Path, fmt: str, delimiter: str = ",") -> list[str]:
+    if fmt == "csv":
+        with source.open("rb") as fh:
+            head = fh.read(256 * 1024)
+        rows = csv.reader(io.StringIO(head.decode("utf-8-sig", errors="replace")), delimiter=delimiter)
+        try:
+            return [h.strip() for h in next(rows)]
+        except StopIteration:
+            return []
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(source).names)
+    if fmt == "xlsx":
+        import openpyxl
+
+        wb = openpyxl.load_workbook(source, read_only=True)
+        try:
+            first = next(wb.worksheets[0].iter_rows(max_row=1, values_only=True), ())
+        finally:
+            wb.close()
+        return [str(v).strip() if v is not None else "" for v in first]
+    if fmt == "jsonl":
+        keys: list[str] = []
+        with source.open("r", encoding="utf-8-sig", errors="replace") as fh:
+            for i, line in enumerate(fh):
+                if i >= 1000:
+                    break
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    keys += [k for k in obj if k not in keys]
+        return keys
+    raise ValueError(fmt)
+
+
+def generic_header_problem(path: Path, cmap, header: list[str]) -> str | None:
+    if not header:
+        return None
+    dupes = sorted({h for h in header if header.count(h) > 1 and h})
+    if dupes:
+        return f"{path.name}: duplicated header columns {dupes}"
+    mapped = set(cmap.columns.values())
+    missing = [c for c in cmap.required_source_columns if c not in header]
+    if missing:
+        return f"{path.name}: missing required columns {missing} named by map {cmap.name} ({cmap.path.name})"
+    absent_optional = sorted(c for c in mapped if c not in header and c not in missing)
+    if absent_optional:
+        return f"{path.name}: columns {absent_optional} named by map {cmap.name} are not in the file"
+    return None
+
+
+def _stage(con, source: Path, fmt: str, header: list[str], delimiter: str) -> list[tuple]:
+    """Stage the file as `_rec`: every column as VARCHAR, plus `_record` (1-based) and `_line`.
+
+    Returns the structurally broken rows (CSV reader rejects, undecodable JSON lines) as
+    (line, raw text, reason) tuples.
+    """
+    if fmt == "csv":
+        return _stage_csv(con, source, header, delimiter)
+    if fmt == "parquet":
+        cols = ", ".join(f"cast({q(h)} as VARCHAR) as {q(h)}" for h in header)
+        con.execute(
+            f"create temp table _rec as select {cols}, file_row_number + 1 as _record, file_row_number + 1 as _line "
+            f"from read_parquet({lit(source.as_posix())}, file_row_number = true)"
+        )
+        return []
+    if fmt == "xlsx":
+        import openpyxl
+        import pyarrow as pa
+
+        wb = openpyxl.load_workbook(source, read_only=True, data_only=True)
+        try:
+            rows = wb.worksheets[0].iter_rows(min_row=2, values_only=True)
+            data: dict[str, list] = {h: [] for h in header}
+            lines: list[int] = []
+            for i, row in enumerate(rows, start=2):
+                if row is None or all(v is None for v in row):
+                    continue
+                for h, v in zip(header, list(row) + [None] * (len(header) - len(row))):
+                    data[h].append(None if v is None else (v.isoformat(sep=" ") if hasattr(v, "isoformat") else str(v)))
+                lines.append(i)
+        finally:
+            wb.close()
+        tbl = pa.table({**{h: pa.array(data[h], pa.string()) for h in header},
+                        "_record": pa.array(range(1, len(lines) + 1), pa.int64()), "_line": pa.array(lines, pa.int64())})
+        con.register("_xlsx", tbl)
+        con.execute("create temp table _rec as select * from _xlsx")
+        con.unregister("_xlsx")
+        return []
+    if fmt == "jsonl":
+        con.execute(
+            f"""
+            create temp table _lines as
+            select row_number() over () as _line, line
+            from read_csv({lit(source.as_posix())}, header = false, auto_detect = false,
+                          columns = {{'line': 'VARCHAR'}}, delim = '\\x1f', quote = '', escape = '',
+                          parallel = false, max_line_size = 10000000)
+            """
+        )
+        broken = con.execute(
+            "select _line, line, 'not a JSON object' from _lines where line is not null and trim(line) != '' "
+            "and (not json_valid(line) or json_type(line::JSON) != 'OBJECT') order by _line"
+        ).fetchall()
+        cols = ", ".join(f"json_extract_string(line, {lit('$.' + json.dumps(h))}) as {q(h)}" for h in header)
+        con.execute(
+            f"""
+            create temp table _rec as
+            select {cols}, row_number() over (order by _line) as _record, _line
+            from _lines
+            where line is not null and trim(line) != '' and json_valid(line) and json_type(line::JSON) = 'OBJECT'
+            """
+        )
+        con.execute("drop table _lines")
+        return broken
+    raise ValueError(fmt)
+
+
+def _stage_csv(con, source: Path, header: list[str], delimiter: str) -> list[tuple]:
     columns_sql = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
-    con.execute("drop table if exists _src")
     con.execute(
         f"""
         create temp table _src as
         select row_number() over () as _out_idx, *
-        from read_csv({lit(source.as_posix())}, header = true, auto_detect = false, columns = {columns_sql}, delim = ',',
-                      quote = '"', escape = '"', strict_mode = false, null_padding = false,
-                      store_rejects = true, rejects_table = '_rejects', rejects_scan = '_rejects_scan',
-                      max_line_size = 10000000, parallel = false)
+        from read_csv({lit(source.as_posix())}, header = true, auto_detect = false, columns = {columns_sql},
+                      delim = {lit(delimiter)}, quote = '"', escape = '"', strict_mode = false,
+                      null_padding = false, store_rejects = true, rejects_table = '_rejects',
+                      rejects_scan = '_rejects_scan', max_line_size = 10000000, parallel = false)
         """
     )
-    rejects = con.execute(
-        "select distinct line, csv_line, error_type, error_message from _rejects order by line"
-    ).fetchall()
-
-    # Map output order -> record number (records rejected by the CSV reader are not in _src).
     # DuckDB reports a reject's `line` as record number + 1 (the header is line 1).
-    reject_records = sorted({int(r[0]) - 1 for r in rejects})
+    rejects = con.execute(
+        """
+        select line, min(csv_line), arg_min(error_type || ': ' || error_message, coalesce(column_idx, 0))
+        from _rejects group by line order by line
+        """
+    ).fetchall()
+    # Map output order -> record number (records rejected by the reader are not in _src).
+    reject_records = [int(r[0]) - 1 for r in rejects]
     thresholds = [r - j for j, r in enumerate(reject_records, start=1)]
-    con.execute("drop table if exists _gap")
     con.execute("create temp table _gap (t BIGINT)")
     if thresholds:
         con.executemany("insert into _gap values (?)", [[t] for t in thresholds])
-
     newline_terms = " + ".join(
         f"coalesce(length({q(h)}) - length(replace({q(h)}, chr(10), '')), 0)" for h in header
     )
-    # Missing optional columns are read as NULL.
-    def src_col(name: str) -> str:
-        return q(name) if name in present else f"NULL::VARCHAR as {q(name)}"
-
-    needed = sorted({s for f in fields for s in (f.source if isinstance(f.source, tuple) else (f.source,))})
-    missing_opt = [n for n in needed if n not in present]
-    extra_cols = ", ".join(f"NULL::VARCHAR as {q(n)}" for n in missing_opt)
-    con.execute("drop table if exists _rec")
     con.execute(
         f"""
         create temp table _rec as
-        select s.*{', ' + extra_cols if extra_cols else ''},
+        select s.* exclude (_out_idx),
                s._out_idx + (select count(*) from _gap g where g.t < s._out_idx) as _record,
                {newline_terms} as _nl
         from _src s
         """
     )
+    # Physical line where each record starts: header line + record number + newlines inside
+    # earlier quoted fields.
     con.execute("alter table _rec add column _line BIGINT")
     con.execute(
         """
         update _rec set _line = x.line from (
-            select _record, 1 + _record + coalesce(sum(_nl) over (order by _record rows between unbounded preceding and 1 preceding), 0) as line
+            select _record, 1 + _record + coalesce(sum(_nl) over (order by _record
+                rows between unbounded preceding and 1 preceding), 0) as line
             from _rec
         ) x where _rec._record = x._record
         """
     )
+    out = []
+    for line, raw, reason in rejects:
+        record = int(line) - 1
+        earlier_nl = con.execute("select coalesce(sum(_nl), 0) from _rec where _record < ?", [record]).fetchone()[0]
+        out.append((1 + record + int(earlier_nl), raw, reason))
+    return out
+
+
+def _type_and_insert(con, table: str, fields: list[Field], header: list[str], broken: list[tuple],
+                     res: FileResult, run_id: str, cmap=None) -> None:
+    present = set(header)
+    needed = sorted({s for f in fields for s in (f.source if isinstance(f.source, tuple) else (f.source,))})
+    missing_opt = [n for n in needed if n not in present]
+    if missing_opt:
+        for n in missing_opt:
+            con.execute(f"alter table _rec add column {q(n)} VARCHAR")
 
     typed = ", ".join(f"{typed_expr(f)} as {f.name}" for f in fields)
     errors = ", ".join(error_expr(f) for f in fields)
-    con.execute("drop table if exists _typed")
+    extra_checks = ""
+    if cmap is not None:
+        amount = "line_amount" if "line_amount" in cmap.columns else "unit_price"
+        extra_checks = f", case when {q(cmap.columns[amount])} is null or trim({q(cmap.columns[amount])}) = '' then 'missing {cmap.columns[amount]}' end"
     con.execute(
         f"""
         create temp table _typed as
         select {typed}, _line, _record,
-               nullif(concat_ws('; ', {errors}), '') as _reason,
+               nullif(concat_ws('; ', {errors}{extra_checks}), '') as _reason,
                to_json(struct_pack({', '.join(f'{q(h)} := {q(h)}' for h in header)}))::VARCHAR as _raw
         from _rec
         """
     )
-    if layout.name == "shopify_order_lines":
-        # Order-level fields live on an order's first row: quarantine whole orders, never half of one.
-        con.execute(
-            """
-            update _typed set _reason = 'order ' || _typed.order_name || ' has a quarantined row (line '
-                                         || g.first_bad_line || ')'
-            from (
-                select order_name, min(_line) filter (where _reason is not null) as first_bad_line
-                from _typed where order_name is not null group by order_name
-                having count(_reason) > 0
-            ) g
-            where _typed.order_name = g.order_name and _typed._reason is null
-            """
-        )
-        con.execute(
-            """
-            update _typed set _reason = 'order ' || _typed.order_name || ' has no first row with order fields (Financial Status)'
-            from (
-                select order_name from _typed where order_name is not null
-                group by order_name having count(financial_status) = 0
-            ) g
-            where _typed.order_name = g.order_name and _typed._reason is null
-            """
-        )
+    if table == "shopify_order_lines":
+        _quarantine_whole_shopify_orders(con)
 
-    cols = ", ".join(f.name for f in fields)
-    con.execute(
-        f"insert into raw.{layout.name} select {cols}, ?, _line, ? from _typed where _reason is null",
-        [res.file_id, run_id],
-    )
+    if cmap is not None:
+        names = {f.name for f in fields}
+
+        def col(n: str, default_sql: str = "NULL") -> str:
+            return n if n in names else default_sql
+
+        cancel = "false"
+        conds = []
+        if cmap.cancel_prefix:
+            conds.append(f"starts_with(order_id, {lit(cmap.cancel_prefix)})")
+        if cmap.cancel_status_values and "status" in names:
+            conds.append(f"status in ({', '.join(lit(v) for v in cmap.cancel_status_values)})")
+        if conds:
+            cancel = "coalesce(" + " or ".join(conds) + ", false)"
+        select_cols = ", ".join([
+            lit(cmap.name),
+            *[
+                (col(n) if n not in ("currency", "channel") else
+                 f"coalesce({col(n)}, {lit(cmap.defaults[n].upper() if n == 'currency' else cmap.defaults[n].lower()) if n in cmap.defaults else 'NULL'})")
+                for n, _, _ in GENERIC_COLUMNS
+            ],
+            cancel,
+        ])
+        con.execute(
+            f"insert into raw.{table} select {select_cols}, ?, _line, ? from _typed where _reason is null",
+            [res.file_id, run_id],
+        )
+    else:
+        cols = ", ".join(f.name for f in fields)
+        con.execute(
+            f"insert into raw.{table} select {cols}, ?, _line, ? from _typed where _reason is null",
+            [res.file_id, run_id],
+        )
     con.execute(
         "insert into raw.quarantine select ?, ?, ?, _line, _reason, _raw, ? from _typed where _reason is not null",
-        [res.file_id, layout.name, Path(res.path).name, run_id],
+        [res.file_id, table, Path(res.path).name, run_id],
     )
-    # Structurally broken rows (wrong number of fields, unterminated quotes...) from the CSV reader.
-    if rejects:
-        # DuckDB numbers a reject by record (header = line 1); add newlines embedded in earlier records.
-        con.execute(
-            """
-            insert into raw.quarantine
-            select ?, ?, ?,
-                   r.line + coalesce((select sum(_nl) from _rec where _rec._record < r.line - 1), 0),
-                   r.reason, r.csv_line, ?
-            from (
-                select line, min(csv_line) as csv_line,
-                       arg_min(error_type || ': ' || error_message, coalesce(column_idx, 0)) as reason
-                from _rejects group by line
-            ) r
-            """,
-            [res.file_id, layout.name, Path(res.path).name, run_id],
+    if broken:
+        con.executemany(
+            "insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?)",
+            [[res.file_id, table, Path(res.path).name, line, reason, raw, run_id] for line, raw, reason in broken],
         )
     loaded, quarantined = con.execute(
         "select count(*) filter (where _reason is null), count(*) filter (where _reason is not null) from _typed"
     ).fetchone()
     res.rows_loaded = int(loaded)
-    res.rows_quarantined = int(quarantined) + len(reject_records)
+    res.rows_quarantined = int(quarantined) + len(broken)
     res.rows_read = res.rows_loaded + res.rows_quarantined
     res.reasons = {
         r: int(n)
@@ -561,8 +747,32 @@ def _load_rows(con, source: Path, layout: Layout, header: list[str], res: FileRe
             [res.file_id],
         ).fetchall()
     }
-    for t in ("_src", "_rec", "_typed", "_gap"):
-        con.execute(f"drop table if exists {t}")
+
+
+def _quarantine_whole_shopify_orders(con) -> None:
+    """Order-level fields live on an order's first row: quarantine whole orders, never half of one."""
+    con.execute(
+        """
+        update _typed set _reason = 'order ' || _typed.order_name || ' has a quarantined row (line '
+                                     || g.first_bad_line || ')'
+        from (
+            select order_name, min(_line) filter (where _reason is not null) as first_bad_line
+            from _typed where order_name is not null group by order_name
+            having count(_reason) > 0
+        ) g
+        where _typed.order_name = g.order_name and _typed._reason is null
+        """
+    )
+    con.execute(
+        """
+        update _typed set _reason = 'order ' || _typed.order_name || ' has no first row with order fields (Financial Status)'
+        from (
+            select order_name from _typed where order_name is not null
+            group by order_name having count(financial_status) = 0
+        ) g
+        where _typed.order_name = g.order_name and _typed._reason is null
+        """
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -570,25 +780,30 @@ def _load_rows(con, source: Path, layout: Layout, header: list[str], res: FileRe
 
 
 def discover(inbox: Path) -> list[tuple[str, Path]]:
-    """(folder, file) pairs in load order: folder, then modification time, then name."""
+    """(folder, file) pairs in load order: folder, then modification time, then name.
+
+    Folders are the layout folders (`shopify`, …) and `generic/<map name>`.
+    """
     found: list[tuple[str, float, str, Path]] = []
-    for lay_folder in sorted({lay.folder for lay in formats.LAYOUTS}):
-        d = inbox / lay_folder
+    folders = sorted({lay.folder for lay in formats.LAYOUTS})
+    generic = inbox / "generic"
+    if generic.is_dir():
+        folders += sorted(f"generic/{d.name}" for d in generic.iterdir() if d.is_dir() and not d.name.startswith("."))
+    for folder in folders:
+        d = inbox / folder
         if not d.is_dir():
             continue
         for p in d.iterdir():
             if p.is_file() and not p.name.startswith("."):
-                found.append((lay_folder, p.stat().st_mtime, p.name, p))
+                found.append((folder, p.stat().st_mtime, p.name, p))
     found.sort(key=lambda t: (t[0], t[1], t[2]))
     return [(folder, p) for folder, _, _, p in found]
 
 
 def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> list[FileResult]:
     create_raw_tables(con)
-    results = []
-    for folder, path in discover(inbox):
-        results.append(load_file(con, path, folder, run_id, display_root=inbox))
-    return results
+    return [load_file(con, path, folder, run_id, display_root=inbox, data_root=inbox.parent)
+            for folder, path in discover(inbox)]
 
 
 def summarise(results: list[FileResult]) -> dict:
@@ -603,4 +818,3 @@ def summarise(results: list[FileResult]) -> dict:
         "rows_quarantined": sum(r.rows_quarantined for r in results),
         "rejected": [r.message for r in results if r.status == "rejected"],
     }
-

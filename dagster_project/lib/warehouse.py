@@ -15,6 +15,7 @@ def connect(path: Path, *, read_only: bool = False, temp_dir: Path | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_project.lib import formats, ingest
 from dagster_project.lib.resources import PipelineConfig
 
-RAW_TABLES = [lay.name for lay in formats.LAYOUTS]
+RAW_TABLES = [lay.name for lay in formats.LAYOUTS] + [ingest.GENERIC_TABLE]
 LEDGER_KEY = dg.AssetKey(["raw", "load_ledger"])
 QUARANTINE_KEY = dg.AssetKey(["raw", "quarantine"])
 

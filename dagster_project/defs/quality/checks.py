@@ -95,10 +95,19 @@ with shop_newest as (
            sum(l.net_sales) as net
     from raw.square_item_lines l join sq_newest n on n.transaction_id = l.transaction_id and n.f = l._file_id
     group by l.transaction_id
+), gen_newest as (
+    select map_name, order_id, max(_file_id) as f from raw.generic_order_lines group by map_name, order_id
+), gen as (
+    select l.map_name, l.order_id, min(l.ordered_at) as ordered_at,
+           round(sum(coalesce(l.line_amount, l.quantity * l.unit_price)), 2) as net
+    from raw.generic_order_lines l
+    join gen_newest n on n.map_name = l.map_name and n.order_id = l.order_id and n.f = l._file_id
+    group by l.map_name, l.order_id
 )
 select
     coalesce((select sum(net) from shop where not cancelled and cast(ordered_at as date) <= ?), 0)
   + coalesce((select sum(net) from sq where cast(ordered_at as date) <= ?), 0)
+  + coalesce((select sum(net) from gen where cast(ordered_at as date) <= ?), 0)
 """
 
 
@@ -108,7 +117,7 @@ def net_revenue_reconciles_to_raw(pipeline: PipelineConfig) -> dg.AssetCheckResu
     as_of = pipeline.as_of_date
     con = pipeline.connect(read_only=True)
     try:
-        raw_net = con.execute(RAW_NET_REVENUE_SQL, [as_of, as_of]).fetchone()[0] or 0
+        raw_net = con.execute(RAW_NET_REVENUE_SQL, [as_of, as_of, as_of]).fetchone()[0] or 0
         mart_net, anon_net = con.execute(
             "select coalesce(sum(net_revenue), 0), coalesce(sum(net_revenue) filter (where is_anonymous), 0) "
             "from marts.fct_orders"

@@ -13,6 +13,12 @@ square_sales as (
 
 ),
 
+generic_orders as (
+
+    select * from {{ ref('int_generic__orders_rolled_up') }}
+
+),
+
 identifiers as (
 
     select * from {{ ref('stg_identity__identifiers') }}
@@ -22,9 +28,17 @@ identifiers as (
 
 unioned as (
 
-    select * from shopify_orders
+    select source, source_order_id, channel, store_location, ordered_at, financial_status, is_cancelled, currency, gross_revenue, discounts, refunds, email_raw, phone_raw, billing_phone_raw, shipping_phone_raw, square_customer_id, member_id, accepts_marketing, utm_source, line_count, units,
+           cast(null as {{ dbt.type_string() }}) as source_customer_ref
+    from shopify_orders
     union all
-    select * from square_sales
+    select source, source_order_id, channel, store_location, ordered_at, financial_status, is_cancelled, currency, gross_revenue, discounts, refunds, email_raw, phone_raw, billing_phone_raw, shipping_phone_raw, square_customer_id, member_id, accepts_marketing, utm_source, line_count, units,
+           cast(null as {{ dbt.type_string() }}) as source_customer_ref
+    from square_sales
+    union all
+    select source, source_order_id, channel, store_location, ordered_at, financial_status, is_cancelled, currency, gross_revenue, discounts, refunds, email_raw, phone_raw, billing_phone_raw, shipping_phone_raw, square_customer_id, member_id, accepts_marketing, utm_source, line_count, units,
+           source_customer_ref
+    from generic_orders
 
 ),
 
@@ -38,7 +52,10 @@ keyed as (
             by_billing_phone.customer_key,
             by_shipping_phone.customer_key,
             by_square_id.customer_key,
-            by_member_id.customer_key
+            by_member_id.customer_key,
+            by_generic_email.customer_key,
+            by_generic_phone.customer_key,
+            by_generic_id.customer_key
         ) as customer_key
     from unioned
     left join identifiers as by_email
@@ -59,6 +76,15 @@ keyed as (
     left join identifiers as by_member_id
         on by_member_id.identifier_source = 'square_items' and by_member_id.id_type = 'member_id'
         and by_member_id.raw_value = unioned.member_id
+    left join identifiers as by_generic_email
+        on by_generic_email.identifier_source = 'generic' and by_generic_email.id_type = 'email'
+        and by_generic_email.raw_value = unioned.email_raw
+    left join identifiers as by_generic_phone
+        on by_generic_phone.identifier_source = 'generic' and by_generic_phone.id_type = 'phone'
+        and by_generic_phone.raw_value = unioned.phone_raw
+    left join identifiers as by_generic_id
+        on by_generic_id.identifier_source = 'generic' and by_generic_id.id_type = 'source_customer_id'
+        and by_generic_id.raw_value = unioned.source_customer_ref
 
 ),
 
