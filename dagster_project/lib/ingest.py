@@ -468,10 +468,17 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
         if problem:
             return finish("rejected", problem)
 
+        # Stage (parse) outside the transaction: a failed read aborts DuckDB's transaction.
+        try:
+            rejects = _stage(con, source, fmt, header, cmap.csv_delimiter if cmap else ",")
+        except (IngestError, duckdb.Error) as exc:
+            _drop_temp_tables(con)
+            msg = str(exc) if isinstance(exc, IngestError) else \
+                f"{path.name}: cannot be read as {fmt}: {str(exc).splitlines()[0][:200]}"
+            return finish("rejected", msg)
         con.execute("begin transaction")
         try:
             res.file_id = _next_file_id(con)
-            rejects = _stage(con, source, fmt, header, cmap.csv_delimiter if cmap else ",")
             _type_and_insert(con, table, fields, header, rejects, res, run_id, cmap)
             res.status = "loaded" if res.rows_read else "empty"
             if not res.rows_read:
@@ -482,9 +489,13 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
             con.execute("rollback")
             raise
         finally:
-            for t in ("_src", "_rec", "_typed", "_gap"):
-                con.execute(f"drop table if exists {t}")
+            _drop_temp_tables(con)
     return res
+
+
+def _drop_temp_tables(con) -> None:
+    for t in ("_src", "_rec", "_typed", "_gap", "_lines"):
+        con.execute(f"drop table if exists {t}")
 
 
 def read_source_header(source: Path, fmt: str, delimiter: str = ",") -> list[str]:
@@ -607,18 +618,48 @@ def _stage(con, source: Path, fmt: str, header: list[str], delimiter: str) -> li
     raise ValueError(fmt)
 
 
-def _stage_csv(con, source: Path, header: list[str], delimiter: str) -> list[tuple]:
+def normalise_line_endings(path: Path, tmpdir: Path) -> Path:
+    """A copy with CRLF turned into LF (files mixing both defeat the strict CSV reader)."""
+    out = tmpdir / (path.name + ".lf.csv")
+    carry = b""
+    with path.open("rb") as src, out.open("wb") as dst:
+        for chunk in iter(lambda: src.read(1 << 20), b""):
+            chunk = carry + chunk
+            carry = b"\r" if chunk.endswith(b"\r") else b""
+            if carry:
+                chunk = chunk[:-1]
+            dst.write(chunk.replace(b"\r\n", b"\n"))
+        dst.write(carry)
+    return out
+
+
+def _read_csv_strict(con, source: Path, header: list[str], delimiter: str) -> None:
     columns_sql = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
+    con.execute("drop table if exists _src")
     con.execute(
         f"""
         create temp table _src as
         select row_number() over () as _out_idx, *
         from read_csv({lit(source.as_posix())}, header = true, auto_detect = false, columns = {columns_sql},
-                      delim = {lit(delimiter)}, quote = '"', escape = '"', strict_mode = false,
+                      delim = {lit(delimiter)}, quote = '"', escape = '"', strict_mode = true,
                       null_padding = false, store_rejects = true, rejects_table = '_rejects',
                       rejects_scan = '_rejects_scan', max_line_size = 10000000, parallel = false)
         """
     )
+
+
+def _stage_csv(con, source: Path, header: list[str], delimiter: str) -> list[tuple]:
+    # Strict mode rejects rows with too few or too many fields (never silently truncates them).
+    try:
+        _read_csv_strict(con, source, header, delimiter)
+    except duckdb.InvalidInputException as exc:
+        if "state machine" not in str(exc):
+            raise IngestError(f"{source.name}: cannot be parsed as CSV: {str(exc).splitlines()[0][:200]}") from exc
+        with tempfile.TemporaryDirectory(prefix="ingest_lf_") as tmp:
+            try:
+                _read_csv_strict(con, normalise_line_endings(source, Path(tmp)), header, delimiter)
+            except duckdb.InvalidInputException as exc2:
+                raise IngestError(f"{source.name}: cannot be parsed as CSV: {str(exc2).splitlines()[0][:200]}") from exc2
     # DuckDB reports a reject's `line` as record number + 1 (the header is line 1).
     rejects = con.execute(
         """

@@ -1,8 +1,9 @@
 import dagster as dg
 
-from dagster_project.defs.ingestion import assets, checks
+from dagster_project.defs.ingestion import assets, checks, sensors
 
 defs = dg.Definitions(
     assets=[assets.raw_exports],
     asset_checks=[checks.no_rejected_files, checks.rows_read_equal_loaded_plus_quarantined],
+    sensors=[sensors.inbox_sensor],
 )
