@@ -87,3 +87,20 @@ def test_online_retail_through_the_shipped_map(shared_data, tmp_path):
         "where net > 0", [str(shared_data / "online_retail" / "online_retail.parquet")]).fetchone()[0]
     assert customers == independent == 4_338  # customers with at least one positive-net invoice
     assert cancel_docs == 3_836
+
+
+def test_rates_file_converts_mixed_currencies(tmp_path):
+    _write_overlapping_inbox(tmp_path / "inbox")
+    eur = [dict(r, Name="#9001", Currency="EUR") for r in shopify_rows()[:2]]  # 30.00 EUR on 2026-01-24
+    write_csv(tmp_path / "inbox" / "shopify" / "eu_store.csv", formats.SHOPIFY_ORDER_COLUMNS, eur)
+    write_csv(tmp_path / "inbox" / "rates" / "rates.csv", formats.RATES_COLUMNS, [
+        {"date": "2025-01-01", "currency": "EUR", "rate": "1.05"},
+        {"date": "2026-01-01", "currency": "EUR", "rate": "1.10"},
+    ])
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-03-01", "--quiet"]) == 0
+    with _serving(tmp_path) as con:
+        row = con.execute("select currency, original_currency, fx_rate, net_revenue, net_revenue_original "
+                          "from marts.fct_orders where order_key = 'shopify:#9001'").fetchone()
+        assert row[:2] == ("USD", "EUR") and float(row[2]) == 1.10
+        assert float(row[3]) == 33.0 and float(row[4]) == 30.0
+        assert con.execute("select count(distinct currency) from marts.fct_orders").fetchone()[0] == 1

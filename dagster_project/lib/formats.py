@@ -85,6 +85,11 @@ SPEND_REQUIRED = SPEND_COLUMNS
 TRAFFIC_COLUMNS: list[str] = ["date", "store", "visitors", "entries"]
 TRAFFIC_REQUIRED = ["date", "store", "visitors"]
 
+# --- Exchange rates (optional): how many units of the reporting currency one unit of `currency`
+# buys, from `date` until the next rate of that currency.
+RATES_COLUMNS: list[str] = ["date", "currency", "rate"]
+RATES_REQUIRED = RATES_COLUMNS
+
 # Square's time-zone display names (Rails / ActiveSupport names) -> IANA zones.
 SQUARE_TIME_ZONES: dict[str, str] = {
     "Eastern Time (US & Canada)": "America/New_York",
@@ -129,4 +134,5 @@ LAYOUTS: list[Layout] = [
     Layout("members", "members", MEMBERS_COLUMNS, MEMBERS_REQUIRED, "member_id"),
     Layout("marketing_spend", "spend", SPEND_COLUMNS, SPEND_REQUIRED, "spend"),
     Layout("store_traffic", "traffic", TRAFFIC_COLUMNS, TRAFFIC_REQUIRED, "visitors"),
+    Layout("exchange_rates", "rates", RATES_COLUMNS, RATES_REQUIRED, "rate"),
 ]

@@ -45,7 +45,7 @@ SQL_TYPES = {
     "text": "VARCHAR", "lower": "VARCHAR", "upper": "VARCHAR", "enum": "VARCHAR",
     "money": "DECIMAL(18,2)", "int": "BIGINT", "decimal": "DECIMAL(18,3)",
     "ts_offset": "TIMESTAMP", "local_ts": "TIMESTAMP", "date": "DATE", "bool": "BOOLEAN",
-    "map_ts": "TIMESTAMP", "price": "DECIMAL(18,4)", "amount4": "DECIMAL(18,4)",
+    "map_ts": "TIMESTAMP", "price": "DECIMAL(18,4)", "amount4": "DECIMAL(18,4)", "rate": "DECIMAL(18,8)",
 }
 
 FIELDS: dict[str, list[Field]] = {
@@ -127,6 +127,11 @@ FIELDS: dict[str, list[Field]] = {
         Field("spend", "spend", "money", required=True),
         Field("currency", "currency", "upper", required=True),
     ],
+    "exchange_rates": [
+        Field("date", "date", "date", required=True),
+        Field("currency", "currency", "upper", required=True),
+        Field("rate", "rate", "rate", required=True),
+    ],
     "store_traffic": [
         Field("date", "date", "date", required=True),
         Field("store", "store", required=True),
@@ -201,6 +206,13 @@ def _blank_to_null(col: str) -> str:
     return f"nullif(trim({q(col)}), '')"
 
 
+def _money_number(src: str, sql_type: str = "DECIMAL(18,2)") -> str:
+    cleaned = src
+    for ch in ("$", "£", "€", ",", " ", "(", ")"):
+        cleaned = f"replace({cleaned}, '{ch}', '')"
+    return f"try_cast({cleaned} as {sql_type})"
+
+
 def typed_expr(f: Field) -> str:
     """The typed value; NULL when missing or unparseable."""
     if f.kind == "local_ts":
@@ -218,14 +230,12 @@ def typed_expr(f: Field) -> str:
     if f.kind == "upper":
         return f"upper({src})"
     if f.kind == "money":
-        # $1,234.50  -$12.00  (12.00)  12.50  -> decimal; currency symbols and separators removed
-        cleaned = f"regexp_replace({src}, '[$£€\\s,]', '', 'g')"
-        neg = f"regexp_matches({src}, '^\\(.*\\)$')"
-        num = f"try_cast(replace(replace({cleaned}, '(', ''), ')', '') as DECIMAL(18,2))"
-        return f"(case when {neg} then -{num} else {num} end)"
+        # $1,234.50  -$12.00  (12.00)  £9  12.50  -> decimal; currency symbols and separators removed
+        return f"(case when starts_with({src}, '(') then -{_money_number(src)} else {_money_number(src)} end)"
+    if f.kind == "rate":
+        return f"try_cast({src} as DECIMAL(18,8))"
     if f.kind in ("price", "amount4"):
-        cleaned = f"regexp_replace({src}, '[$£€\\s,]', '', 'g')"
-        return f"try_cast({cleaned} as DECIMAL(18,4))"
+        return _money_number(src, "DECIMAL(18,4)")
     if f.kind == "map_ts":
         fmts = "[" + ", ".join(lit(x) for x in f.formats) + "]"
         local = f"try_strptime({src}, {fmts})"
@@ -271,7 +281,7 @@ def error_expr(f: Field) -> str:
     elif f.kind not in ("text", "lower", "upper", "bool"):
         what = {"money": "an amount", "int": "a whole number", "decimal": "a number",
                 "ts_offset": "a timestamp with UTC offset", "local_ts": "a local date and time with a known Time Zone",
-                "date": "a date", "price": "an amount", "amount4": "an amount",
+                "date": "a date", "price": "an amount", "amount4": "an amount", "rate": "a number",
                 "map_ts": "a timestamp like " + " or ".join(f.formats)}[f.kind]
         checks.append(
             f"when {present} and {typed} is null then "
@@ -470,7 +480,8 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
 
         # Stage (parse) outside the transaction: a failed read aborts DuckDB's transaction.
         try:
-            rejects = _stage(con, source, fmt, header, cmap.csv_delimiter if cmap else ",")
+            keep = [h for h in header if h in _source_columns(fields)]
+            rejects = _stage(con, source, fmt, header, cmap.csv_delimiter if cmap else ",", keep)
         except (IngestError, duckdb.Error) as exc:
             _drop_temp_tables(con)
             msg = str(exc) if isinstance(exc, IngestError) else \
@@ -480,6 +491,8 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
         try:
             res.file_id = _next_file_id(con)
             _type_and_insert(con, table, fields, header, rejects, res, run_id, cmap)
+            if fmt == "csv" and res.rows_quarantined > len(rejects):
+                _attach_raw_text(con, source, res.file_id)
             res.status = "loaded" if res.rows_read else "empty"
             if not res.rows_read:
                 res.message = "header only, no rows"
@@ -493,8 +506,41 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
     return res
 
 
+def _attach_raw_text(con, source: Path, file_id: int) -> None:
+    """Quarantined CSV rows keep the file's own text (all fields, as written)."""
+    spans = con.execute(
+        "select t._line, r._nlc + 1 from _typed t join _rec r on r._record = t._record where t._reason is not null"
+    ).fetchall()
+    texts = raw_csv_records(source, [(int(a), int(b)) for a, b in spans])
+    con.executemany(
+        "update raw.quarantine set raw_record = ? where file_id = ? and line_number = ?",
+        [[text, file_id, line] for line, text in texts.items()],
+    )
+
+
+def _source_columns(fields: list[Field]) -> set[str]:
+    return {s for f in fields for s in (f.source if isinstance(f.source, tuple) else (f.source,))}
+
+
+def raw_csv_records(path: Path, spans: list[tuple[int, int]]) -> dict[int, str]:
+    """The raw text of records given as (first line, number of lines), read from the file."""
+    wanted: dict[int, int] = {}
+    for first, n in spans:
+        for ln in range(first, first + n):
+            wanted[ln] = first
+    out: dict[int, list[str]] = {first: [] for first, _ in spans}
+    last = max(wanted) if wanted else 0
+    with path.open("rb") as fh:
+        for ln, raw in enumerate(fh, start=1):
+            if ln in wanted:
+                out[wanted[ln]].append(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            if ln >= last:
+                break
+    return {first: "\n".join(parts) for first, parts in out.items()}
+
+
 def _drop_temp_tables(con) -> None:
-    for t in ("_src", "_rec", "_typed", "_gap", "_lines"):
+    for t in ("_src", "_rec", "_typed", "_gap", "_lines", "_nl"):
         con.execute(f"drop table if exists {t}")
 
 
@@ -552,14 +598,15 @@ def generic_header_problem(path: Path, cmap, header: list[str]) -> str | None:
     return None
 
 
-def _stage(con, source: Path, fmt: str, header: list[str], delimiter: str) -> list[tuple]:
-    """Stage the file as `_rec`: every column as VARCHAR, plus `_record` (1-based) and `_line`.
+def _stage(con, source: Path, fmt: str, header: list[str], delimiter: str, keep: list[str]) -> list[tuple]:
+    """Stage the file as `_rec`: columns as VARCHAR (for CSV only those in `keep`), plus
+    `_record` (1-based) and `_line`.
 
     Returns the structurally broken rows (CSV reader rejects, undecodable JSON lines) as
     (line, raw text, reason) tuples.
     """
     if fmt == "csv":
-        return _stage_csv(con, source, header, delimiter)
+        return _stage_csv(con, source, header, delimiter, keep)
     if fmt == "parquet":
         cols = ", ".join(f"cast({q(h)} as VARCHAR) as {q(h)}" for h in header)
         con.execute(
@@ -633,13 +680,19 @@ def normalise_line_endings(path: Path, tmpdir: Path) -> Path:
     return out
 
 
-def _read_csv_strict(con, source: Path, header: list[str], delimiter: str) -> None:
+def _read_csv_strict(con, source: Path, header: list[str], delimiter: str, keep: list[str]) -> None:
+    """Parse every column (strictly), keep only `keep` plus each record's count of embedded newlines."""
     columns_sql = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
-    con.execute("drop table if exists _src")
+    joined = "concat_ws(chr(31), " + ", ".join(q(h) for h in header) + ")"
+    kept = "".join(f"{q(h)}, " for h in keep)
+    any_nl = "(" + " or ".join(f"contains({q(h)}, chr(10))" for h in header) + ")"
+    con.execute("drop table if exists _rec")
     con.execute(
         f"""
-        create temp table _src as
-        select row_number() over () as _out_idx, *
+        create temp table _rec as
+        select {kept}case when {any_nl} then length({joined}) - length(replace({joined}, chr(10), ''))
+                          else 0 end as _nlc,
+               row_number() over () as _record
         from read_csv({lit(source.as_posix())}, header = true, auto_detect = false, columns = {columns_sql},
                       delim = {lit(delimiter)}, quote = '"', escape = '"', strict_mode = true,
                       null_padding = false, store_rejects = true, rejects_table = '_rejects',
@@ -648,16 +701,16 @@ def _read_csv_strict(con, source: Path, header: list[str], delimiter: str) -> No
     )
 
 
-def _stage_csv(con, source: Path, header: list[str], delimiter: str) -> list[tuple]:
+def _stage_csv(con, source: Path, header: list[str], delimiter: str, keep: list[str]) -> list[tuple]:
     # Strict mode rejects rows with too few or too many fields (never silently truncates them).
     try:
-        _read_csv_strict(con, source, header, delimiter)
+        _read_csv_strict(con, source, header, delimiter, keep)
     except duckdb.InvalidInputException as exc:
         if "state machine" not in str(exc):
             raise IngestError(f"{source.name}: cannot be parsed as CSV: {str(exc).splitlines()[0][:200]}") from exc
         with tempfile.TemporaryDirectory(prefix="ingest_lf_") as tmp:
             try:
-                _read_csv_strict(con, normalise_line_endings(source, Path(tmp)), header, delimiter)
+                _read_csv_strict(con, normalise_line_endings(source, Path(tmp)), header, delimiter, keep)
             except duckdb.InvalidInputException as exc2:
                 raise IngestError(f"{source.name}: cannot be parsed as CSV: {str(exc2).splitlines()[0][:200]}") from exc2
     # DuckDB reports a reject's `line` as record number + 1 (the header is line 1).
@@ -667,41 +720,36 @@ def _stage_csv(con, source: Path, header: list[str], delimiter: str) -> list[tup
         from _rejects group by line order by line
         """
     ).fetchall()
-    # Map output order -> record number (records rejected by the reader are not in _src).
     reject_records = [int(r[0]) - 1 for r in rejects]
-    thresholds = [r - j for j, r in enumerate(reject_records, start=1)]
-    con.execute("create temp table _gap (t BIGINT)")
-    if thresholds:
+    if reject_records:
+        # Rows the reader rejected are not in _rec: shift output positions back to record numbers.
+        thresholds = [r - j for j, r in enumerate(reject_records, start=1)]
+        con.execute("create temp table _gap (t BIGINT)")
         con.executemany("insert into _gap values (?)", [[t] for t in thresholds])
-    newline_terms = " + ".join(
-        f"coalesce(length({q(h)}) - length(replace({q(h)}, chr(10), '')), 0)" for h in header
-    )
+        con.execute("update _rec set _record = _record + (select count(*) from _gap g where g.t < _rec._record)")
+
+    # Physical line where each record starts = header line + record number + newlines inside
+    # quoted fields of earlier records.  Only the (few) multi-line records need looking at.
     con.execute(
-        f"""
-        create temp table _rec as
-        select s.* exclude (_out_idx),
-               s._out_idx + (select count(*) from _gap g where g.t < s._out_idx) as _record,
-               {newline_terms} as _nl
-        from _src s
-        """
+        "create temp table _nl as select _record, sum(_nlc) over (order by _record) as cum from _rec where _nlc > 0"
     )
-    # Physical line where each record starts: header line + record number + newlines inside
-    # earlier quoted fields.
     con.execute("alter table _rec add column _line BIGINT")
-    con.execute(
-        """
-        update _rec set _line = x.line from (
-            select _record, 1 + _record + coalesce(sum(_nl) over (order by _record
-                rows between unbounded preceding and 1 preceding), 0) as line
-            from _rec
-        ) x where _rec._record = x._record
-        """
-    )
+    if con.execute("select count(*) from _nl").fetchone()[0]:
+        con.execute(
+            """
+            update _rec set _line = 1 + _rec._record + coalesce(x.cum, 0)
+            from (select r._record, n.cum from _rec r asof left join _nl n on r._record > n._record) x
+            where _rec._record = x._record
+            """
+        )
+    else:
+        con.execute("update _rec set _line = _record + 1")
+
     out = []
     for line, raw, reason in rejects:
         record = int(line) - 1
-        earlier_nl = con.execute("select coalesce(sum(_nl), 0) from _rec where _record < ?", [record]).fetchone()[0]
-        out.append((1 + record + int(earlier_nl), raw, reason))
+        earlier = con.execute("select coalesce(max(cum), 0) from _nl where _record < ?", [record]).fetchone()[0]
+        out.append((1 + record + int(earlier), raw, reason))
     return out
 
 
@@ -724,8 +772,7 @@ def _type_and_insert(con, table: str, fields: list[Field], header: list[str], br
         f"""
         create temp table _typed as
         select {typed}, _line, _record,
-               nullif(concat_ws('; ', {errors}{extra_checks}), '') as _reason,
-               to_json(struct_pack({', '.join(f'{q(h)} := {q(h)}' for h in header)}))::VARCHAR as _raw
+               nullif(concat_ws('; ', {errors}{extra_checks}), '') as _reason
         from _rec
         """
     )
@@ -765,8 +812,15 @@ def _type_and_insert(con, table: str, fields: list[Field], header: list[str], br
             f"insert into raw.{table} select {cols}, ?, _line, ? from _typed where _reason is null",
             [res.file_id, run_id],
         )
+    staged = [h for h in header if h in {c[0] for c in con.execute("describe _rec").fetchall()}]
+    raw_json = "to_json(struct_pack(" + ", ".join(f"{q(h)} := r.{q(h)}" for h in staged) + "))::VARCHAR"
     con.execute(
-        "insert into raw.quarantine select ?, ?, ?, _line, _reason, _raw, ? from _typed where _reason is not null",
+        f"""
+        insert into raw.quarantine
+        select ?, ?, ?, t._line, t._reason, {raw_json}, ?
+        from _typed t join _rec r on r._record = t._record
+        where t._reason is not null
+        """,
         [res.file_id, table, Path(res.path).name, run_id],
     )
     if broken:

@@ -10,7 +10,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = REPO_ROOT / "dbt"
 
-INBOX_FOLDERS = ("shopify", "square", "members", "spend", "traffic", "generic")
+INBOX_FOLDERS = ("shopify", "square", "members", "spend", "traffic", "rates", "generic")
 
 
 def default_data_dir() -> Path:

@@ -1,7 +1,17 @@
--- Mixed currencies are never summed silently: until a rates file is supplied, all valid orders
--- must share one currency.  Fails (error) listing the currencies found.
-select currency, count(*) as orders
-from {{ ref('fct_orders') }}
-where is_valid
+-- Mixed currencies are never summed silently: without a rates file all valid orders must share
+-- one currency; with one, every valid order must have a rate for its date.  Fails (error) listing
+-- the currencies (and the orders without a rate).
+with valid_orders as (
+    select * from {{ ref('fct_orders') }} where is_valid
+)
+select currency, original_currency, count(*) as orders,
+       'no exchange rate for these orders' as problem
+from valid_orders
+where fx_rate is null
+group by currency, original_currency
+union all
+select currency, cast(null as {{ dbt.type_string() }}), count(*),
+       'several currencies and no rates file (inbox/rates/)'
+from valid_orders
+where (select count(distinct currency) from valid_orders) > 1
 group by currency
-having (select count(distinct currency) from {{ ref('fct_orders') }} where is_valid) > 1

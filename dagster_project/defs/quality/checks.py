@@ -112,15 +112,16 @@ select
 
 
 @dg.asset_check(asset=dg.AssetKey(["marts", "fct_orders"]), blocking=True,
-                description="Net revenue in fct_orders equals net revenue computed from the raw rows, to the cent.")
+                description="Net revenue in fct_orders (in the orders' own currencies) equals net revenue computed "
+                            "from the raw rows, to the cent.")
 def net_revenue_reconciles_to_raw(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     as_of = pipeline.as_of_date
     con = pipeline.connect(read_only=True)
     try:
         raw_net = con.execute(RAW_NET_REVENUE_SQL, [as_of, as_of, as_of]).fetchone()[0] or 0
         mart_net, anon_net = con.execute(
-            "select coalesce(sum(net_revenue), 0), coalesce(sum(net_revenue) filter (where is_anonymous), 0) "
-            "from marts.fct_orders"
+            "select coalesce(sum(net_revenue_original), 0), "
+            "coalesce(sum(net_revenue_original) filter (where is_anonymous), 0) from marts.fct_orders"
         ).fetchone()
     finally:
         con.close()

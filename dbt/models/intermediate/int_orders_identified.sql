@@ -19,6 +19,12 @@ generic_orders as (
 
 ),
 
+rates as (
+
+    select * from {{ ref('stg_fx__rates') }}
+
+),
+
 identifiers as (
 
     select * from {{ ref('stg_identity__identifiers') }}
@@ -88,15 +94,34 @@ keyed as (
 
 ),
 
+converted as (
+
+    select
+        keyed.*,
+        case
+            when (select count(*) from rates) = 0 then 1
+            when keyed.currency = '{{ var("reporting_currency") }}' then 1
+            else rates.rate
+        end as fx_rate
+    from keyed
+    left join rates
+        on rates.currency = keyed.currency
+        and {{ to_date('keyed.ordered_at') }} >= rates.valid_from
+        and (rates.valid_to is null or {{ to_date('keyed.ordered_at') }} < rates.valid_to)
+
+),
+
 final as (
 
     select
         {{ dbt.concat(["source", "':'", "source_order_id"]) }} as order_key,
-        keyed.*,
+        converted.*,
+        case when (select count(*) from rates) = 0 then currency else '{{ var("reporting_currency") }}' end
+            as reporting_currency,
         -- value counts unless the order was cancelled or voided
         not is_cancelled as is_valid,
-        case when is_cancelled then 0 else gross_revenue - discounts - refunds end as net_revenue
-    from keyed
+        case when is_cancelled then 0 else gross_revenue - discounts - refunds end as net_revenue_original
+    from converted
 
 )
 
