@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import io
 import json
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from dagster_project.lib import formats
+from dagster_project.lib.files import sha256_of
 from dagster_project.lib.formats import Layout
 
 # ----------------------------------------------------------------------------------------------
@@ -322,14 +322,6 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 
 # ----------------------------------------------------------------------------------------------
 # File inspection
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def detect_encoding(path: Path) -> str:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,15 +15,9 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.lib.files import sha256_of
+
 PUBLISHED_SCHEMAS = ("marts",)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def build_serving_copy(working: Path, target: Path, run_info: dict) -> list[str]:
@@ -111,7 +104,7 @@ def write_manifest(folder: Path, info: dict) -> Path:
     files = []
     for p in sorted(folder.rglob("*")):
         if p.is_file() and p.name != "manifest.json":
-            files.append({"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)})
+            files.append({"path": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_of(p)})
     manifest = {**info, "files": files}
     path = folder / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")

@@ -48,49 +48,34 @@ unioned as (
 
 ),
 
+{#- (alias, identifier source, id type, order column): every identifier an order may carry -#}
+{%- set lookups = [
+    ['by_email', 'shopify', 'email', 'email_raw'],
+    ['by_phone', 'shopify', 'phone', 'phone_raw'],
+    ['by_billing_phone', 'shopify', 'phone', 'billing_phone_raw'],
+    ['by_shipping_phone', 'shopify', 'phone', 'shipping_phone_raw'],
+    ['by_square_id', 'square_items', 'square_customer_id', 'square_customer_id'],
+    ['by_member_id', 'square_items', 'member_id', 'member_id'],
+    ['by_generic_email', 'generic', 'email', 'email_raw'],
+    ['by_generic_phone', 'generic', 'phone', 'phone_raw'],
+    ['by_generic_id', 'generic', 'source_customer_id', 'source_customer_ref'],
+] %}
+
 keyed as (
 
     select
         unioned.*,
         coalesce(
-            by_email.customer_key,
-            by_phone.customer_key,
-            by_billing_phone.customer_key,
-            by_shipping_phone.customer_key,
-            by_square_id.customer_key,
-            by_member_id.customer_key,
-            by_generic_email.customer_key,
-            by_generic_phone.customer_key,
-            by_generic_id.customer_key
+            {%- for alias, _, _, _ in lookups %}
+            {{ alias }}.customer_key{{ "," if not loop.last }}
+            {%- endfor %}
         ) as customer_key
     from unioned
-    left join identifiers as by_email
-        on by_email.identifier_source = 'shopify' and by_email.id_type = 'email'
-        and by_email.raw_value = unioned.email_raw
-    left join identifiers as by_phone
-        on by_phone.identifier_source = 'shopify' and by_phone.id_type = 'phone'
-        and by_phone.raw_value = unioned.phone_raw
-    left join identifiers as by_billing_phone
-        on by_billing_phone.identifier_source = 'shopify' and by_billing_phone.id_type = 'phone'
-        and by_billing_phone.raw_value = unioned.billing_phone_raw
-    left join identifiers as by_shipping_phone
-        on by_shipping_phone.identifier_source = 'shopify' and by_shipping_phone.id_type = 'phone'
-        and by_shipping_phone.raw_value = unioned.shipping_phone_raw
-    left join identifiers as by_square_id
-        on by_square_id.identifier_source = 'square_items' and by_square_id.id_type = 'square_customer_id'
-        and by_square_id.raw_value = unioned.square_customer_id
-    left join identifiers as by_member_id
-        on by_member_id.identifier_source = 'square_items' and by_member_id.id_type = 'member_id'
-        and by_member_id.raw_value = unioned.member_id
-    left join identifiers as by_generic_email
-        on by_generic_email.identifier_source = 'generic' and by_generic_email.id_type = 'email'
-        and by_generic_email.raw_value = unioned.email_raw
-    left join identifiers as by_generic_phone
-        on by_generic_phone.identifier_source = 'generic' and by_generic_phone.id_type = 'phone'
-        and by_generic_phone.raw_value = unioned.phone_raw
-    left join identifiers as by_generic_id
-        on by_generic_id.identifier_source = 'generic' and by_generic_id.id_type = 'source_customer_id'
-        and by_generic_id.raw_value = unioned.source_customer_ref
+    {%- for alias, id_source, id_type, column in lookups %}
+    left join identifiers as {{ alias }}
+        on {{ alias }}.identifier_source = '{{ id_source }}' and {{ alias }}.id_type = '{{ id_type }}'
+        and {{ alias }}.raw_value = unioned.{{ column }}
+    {%- endfor %}
 
 ),
 

@@ -1,28 +1,9 @@
 -- Lines of mapped exports.  Overlapping exports: an order's lines come from the newest file
 -- containing that order (per map).
 
-with source as (
+with deduplicated as (
 
-    select * from {{ source('generic', 'generic_order_lines') }}
-
-),
-
-newest_file_per_order as (
-
-    select map_name, order_id, max(_file_id) as newest_file_id
-    from source
-    group by map_name, order_id
-
-),
-
-deduplicated as (
-
-    select source.*
-    from source
-    inner join newest_file_per_order
-        on source.map_name = newest_file_per_order.map_name
-        and source.order_id = newest_file_per_order.order_id
-        and source._file_id = newest_file_per_order.newest_file_id
+    {{ rows_of_newest_file(source('generic', 'generic_order_lines'), ['map_name', 'order_id']) }}
 
 ),
 

@@ -1,27 +1,9 @@
 -- One row per Shopify line item.  Overlapping exports: an order's lines come from the newest
 -- file that contains the order (the natural key wins, the newest export's version is kept).
 
-with source as (
+with deduplicated as (
 
-    select * from {{ source('shopify', 'shopify_order_lines') }}
-
-),
-
-newest_file_per_order as (
-
-    select order_name, max(_file_id) as newest_file_id
-    from source
-    group by order_name
-
-),
-
-deduplicated as (
-
-    select source.*
-    from source
-    inner join newest_file_per_order
-        on source.order_name = newest_file_per_order.order_name
-        and source._file_id = newest_file_per_order.newest_file_id
+    {{ rows_of_newest_file(source('shopify', 'shopify_order_lines'), ['order_name']) }}
 
 ),
 

@@ -1,27 +1,9 @@
 -- One row per Square item line (payments and refunds).  Overlapping exports: a transaction's
 -- lines come from the newest file containing that transaction.
 
-with source as (
+with deduplicated as (
 
-    select * from {{ source('square', 'square_item_lines') }}
-
-),
-
-newest_file_per_transaction as (
-
-    select transaction_id, max(_file_id) as newest_file_id
-    from source
-    group by transaction_id
-
-),
-
-deduplicated as (
-
-    select source.*
-    from source
-    inner join newest_file_per_transaction
-        on source.transaction_id = newest_file_per_transaction.transaction_id
-        and source._file_id = newest_file_per_transaction.newest_file_id
+    {{ rows_of_newest_file(source('square', 'square_item_lines'), ['transaction_id']) }}
 
 ),
 
