@@ -292,3 +292,28 @@ def test_mixed_line_endings_load_with_right_lines(con, tmp_path):
     assert (res.rows_read, res.rows_loaded, res.rows_quarantined) == (3, 2, 1)
     assert con.execute("select line_number from raw.quarantine").fetchone()[0] == 3
     assert con.execute("select list(_line_number order by 1) from raw.store_traffic").fetchone()[0] == [2, 4]
+
+
+def test_blank_lines_and_multiline_fields_keep_physical_line_numbers(con, tmp_path):
+    inbox = tmp_path / "inbox"
+    (inbox / "spend").mkdir(parents=True)
+    (inbox / "spend" / "s.csv").write_text(
+        'month,channel,spend,currency\n'
+        '2026-01,google,100,USD\n'
+        '\n'                                   # blank line: skipped by the reader, still a line
+        '2026-02,"meta\nads",oops,USD\n'       # lines 4-5: bad spend, quarantined with its whole text
+        '2026-03,tiktok,50,USD\n'              # line 6
+    )
+    res = ingest_dir(con, inbox)["spend/s.csv"]
+    assert (res.rows_read, res.rows_loaded, res.rows_quarantined) == (3, 2, 1)
+    assert con.execute("select list(_line_number order by 1) from raw.marketing_spend").fetchone()[0] == [2, 6]
+    line, raw = con.execute("select line_number, raw_record from raw.quarantine").fetchone()
+    assert line == 4 and raw == '2026-02,"meta\nads",oops,USD'
+
+
+def test_record_line_offsets_by_quote_parity(tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_bytes(b'a,b\n1,"x\n\ny"\n\n2,"he said ""hi"""\n3,z\n')
+    records, offsets = ingest.record_line_offsets(p)
+    assert records == 3
+    assert offsets == [(2, 3)]  # record 2 starts on line 1 + 2 + 3 = 6

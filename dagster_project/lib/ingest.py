@@ -259,10 +259,12 @@ def typed_expr(f: Field) -> str:
     raise ValueError(f"unknown field kind {f.kind}")
 
 
-def error_expr(f: Field) -> str:
-    """A reason string when this field makes the row invalid, else NULL."""
+def error_expr(f: Field, typed: str | None = None) -> str:
+    """A reason string when this field makes the row invalid, else NULL.
+
+    `typed` names an already computed typed value (so parsing is not done twice)."""
     label = "+".join(f.source) if isinstance(f.source, tuple) else f.source
-    typed = typed_expr(f)
+    typed = typed or typed_expr(f)
     if isinstance(f.source, tuple):
         present = " and ".join(f"{_blank_to_null(s)} is not null" for s in f.source)
         raw_shown = " || ' ' || ".join(f"coalesce({q(s)}, '')" for s in f.source)
@@ -470,10 +472,14 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
         if problem:
             return finish("rejected", problem)
 
-        # Stage (parse) outside the transaction: a failed read aborts DuckDB's transaction.
+        # Parse and type outside the transaction: a failed read aborts DuckDB's transaction.
+        delimiter = cmap.csv_delimiter if cmap else ","
         try:
-            keep = [h for h in header if h in _source_columns(fields)]
-            rejects = _stage(con, source, fmt, header, cmap.csv_delimiter if cmap else ",", keep)
+            if fmt == "csv":
+                rejects = _stage_typed_csv(con, source, header, delimiter, fields, cmap)
+            else:
+                rejects = _stage(con, source, fmt, header)
+                _type_staged(con, fields, header, cmap)
         except (IngestError, duckdb.Error) as exc:
             _drop_temp_tables(con)
             msg = str(exc) if isinstance(exc, IngestError) else \
@@ -482,7 +488,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
         con.execute("begin transaction")
         try:
             res.file_id = _next_file_id(con)
-            _type_and_insert(con, table, fields, header, rejects, res, run_id, cmap)
+            _insert_typed(con, table, fields, header, rejects, res, run_id, cmap, raw_from_staged=fmt != "csv")
             if fmt == "csv" and res.rows_quarantined > len(rejects):
                 _attach_raw_text(con, source, res.file_id)
             res.status = "loaded" if res.rows_read else "empty"
@@ -500,10 +506,8 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
 
 def _attach_raw_text(con, source: Path, file_id: int) -> None:
     """Quarantined CSV rows keep the file's own text (all fields, as written)."""
-    spans = con.execute(
-        "select t._line, r._nlc + 1 from _typed t join _rec r on r._record = t._record where t._reason is not null"
-    ).fetchall()
-    texts = raw_csv_records(source, [(int(a), int(b)) for a, b in spans])
+    starts = [int(r[0]) for r in con.execute("select _line from _typed where _reason is not null").fetchall()]
+    texts = raw_csv_records(source, starts)
     con.executemany(
         "update raw.quarantine set raw_record = ? where file_id = ? and line_number = ?",
         [[text, file_id, line] for line, text in texts.items()],
@@ -514,21 +518,28 @@ def _source_columns(fields: list[Field]) -> set[str]:
     return {s for f in fields for s in (f.source if isinstance(f.source, tuple) else (f.source,))}
 
 
-def raw_csv_records(path: Path, spans: list[tuple[int, int]]) -> dict[int, str]:
-    """The raw text of records given as (first line, number of lines), read from the file."""
-    wanted: dict[int, int] = {}
-    for first, n in spans:
-        for ln in range(first, first + n):
-            wanted[ln] = first
-    out: dict[int, list[str]] = {first: [] for first, _ in spans}
+def raw_csv_records(path: Path, starts: list[int]) -> dict[int, str]:
+    """The raw text of the records starting on the given physical lines (whole quoted fields)."""
+    wanted = set(starts)
+    out: dict[int, str] = {}
     last = max(wanted) if wanted else 0
     with path.open("rb") as fh:
+        current: list[bytes] | None = None
+        first = 0
+        in_quote = False
         for ln, raw in enumerate(fh, start=1):
-            if ln in wanted:
-                out[wanted[ln]].append(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-            if ln >= last:
-                break
-    return {first: "\n".join(parts) for first, parts in out.items()}
+            if current is None and ln in wanted:
+                current, first, in_quote = [], ln, False
+            if current is not None:
+                current.append(raw)
+                if raw.count(b'"') % 2:
+                    in_quote = not in_quote
+                if not in_quote:
+                    out[first] = b"".join(current).decode("utf-8", errors="replace").rstrip("\r\n")
+                    current = None
+                    if ln >= last:
+                        break
+    return out
 
 
 def _drop_temp_tables(con) -> None:
@@ -590,15 +601,10 @@ def generic_header_problem(path: Path, cmap, header: list[str]) -> str | None:
     return None
 
 
-def _stage(con, source: Path, fmt: str, header: list[str], delimiter: str, keep: list[str]) -> list[tuple]:
-    """Stage the file as `_rec`: columns as VARCHAR (for CSV only those in `keep`), plus
-    `_record` (1-based) and `_line`.
-
-    Returns the structurally broken rows (CSV reader rejects, undecodable JSON lines) as
-    (line, raw text, reason) tuples.
+def _stage(con, source: Path, fmt: str, header: list[str]) -> list[tuple]:
+    """Stage a Parquet, XLSX or JSON-lines file as `_rec`: every column as VARCHAR, plus `_record`
+    (1-based) and `_line`.  Returns undecodable JSON lines as (line, raw text, reason) tuples.
     """
-    if fmt == "csv":
-        return _stage_csv(con, source, header, delimiter, keep)
     if fmt == "parquet":
         cols = ", ".join(f"cast({q(h)} as VARCHAR) as {q(h)}" for h in header)
         con.execute(
@@ -672,39 +678,102 @@ def normalise_line_endings(path: Path, tmpdir: Path) -> Path:
     return out
 
 
-def _read_csv_strict(con, source: Path, header: list[str], delimiter: str, keep: list[str]) -> None:
-    """Parse every column (strictly), keep only `keep` plus each record's count of embedded newlines."""
+def _csv_reader_sql(source: Path, header: list[str], delimiter: str) -> str:
     columns_sql = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
-    joined = "concat_ws(chr(31), " + ", ".join(q(h) for h in header) + ")"
-    kept = "".join(f"{q(h)}, " for h in keep)
-    any_nl = "(" + " or ".join(f"contains({q(h)}, chr(10))" for h in header) + ")"
-    con.execute("drop table if exists _rec")
-    con.execute(
-        f"""
-        create temp table _rec as
-        select {kept}case when {any_nl} then length({joined}) - length(replace({joined}, chr(10), ''))
-                          else 0 end as _nlc,
-               row_number() over () as _record
-        from read_csv({lit(source.as_posix())}, header = true, auto_detect = false, columns = {columns_sql},
-                      delim = {lit(delimiter)}, quote = '"', escape = '"', strict_mode = true,
-                      null_padding = false, store_rejects = true, rejects_table = '_rejects',
-                      rejects_scan = '_rejects_scan', max_line_size = 10000000, parallel = false)
-        """
+    # Strict mode rejects rows with too few or too many fields (never silently truncates them).
+    return (
+        f"read_csv({lit(source.as_posix())}, header = true, auto_detect = false, columns = {columns_sql}, "
+        f"delim = {lit(delimiter)}, quote = '\"', escape = '\"', strict_mode = true, null_padding = false, "
+        f"store_rejects = true, rejects_table = '_rejects', rejects_scan = '_rejects_scan', "
+        f"max_line_size = 10000000, parallel = false)"
     )
 
 
-def _stage_csv(con, source: Path, header: list[str], delimiter: str, keep: list[str]) -> list[tuple]:
-    # Strict mode rejects rows with too few or too many fields (never silently truncates them).
+def _typed_sql(fields: list[Field], cmap, from_sql: str, extra_inner: str = "", extra_outer: str = "") -> str:
+    """A select typing the export's text columns once (inner), then naming each row's problems
+    from the typed values (outer): `<fields>, _reason` plus the extras."""
+    sources = sorted(_source_columns(fields))
+    inner = ", ".join([f"{typed_expr(f)} as {q('__t_' + f.name)}" for f in fields] + [q(c) for c in sources])
+    errors = [error_expr(f, q("__t_" + f.name)) for f in fields]
+    if cmap is not None:
+        amount = cmap.columns["line_amount" if "line_amount" in cmap.columns else "unit_price"]
+        errors.append(f"case when {q(amount)} is null or trim({q(amount)}) = '' then {lit('missing ' + amount)} end")
+    outer = ", ".join(f"{q('__t_' + f.name)} as {f.name}" for f in fields)
+    return (
+        f"select {outer}, nullif(concat_ws('; ', {', '.join(errors)}), '') as _reason{extra_outer} "
+        f"from (select {inner}{extra_inner} from {from_sql})"
+    )
+
+
+def _with_missing_columns(from_sql: str, header: list[str], fields: list[Field]) -> str:
+    """Optional columns absent from the file are read as NULL."""
+    missing = sorted(_source_columns(fields) - set(header))
+    if not missing:
+        return from_sql
+    extra = ", ".join(f"NULL::VARCHAR as {q(n)}" for n in missing)
+    return f"(select *, {extra} from {from_sql})"
+
+
+def record_line_offsets(path: Path) -> tuple[int, list[tuple[int, int]]]:
+    """Find where each CSV record starts, by quote parity over the raw lines (no field parsing).
+
+    Returns (number of data records, [(record, offset)]): record k (1-based; the header is record
+    0) starts on physical line 1 + k + the offset of the last entry at or before k.  Offsets
+    change after records with newlines inside quoted fields and after blank lines, which the
+    reader skips.
+    """
+    records, line_no, offset, in_quote = -1, 0, 0, False
+    offsets: list[tuple[int, int]] = []
+    with path.open("rb") as fh:
+        for raw in fh:
+            line_no += 1
+            if not in_quote:
+                if raw.strip(b"\r\n") == b"":
+                    continue
+                records += 1
+                if line_no - 1 - records != offset:
+                    offset = line_no - 1 - records
+                    offsets.append((records, offset))
+            if raw.count(b'"') % 2:
+                in_quote = not in_quote
+    return max(records, 0), offsets
+
+
+def _stage_typed_csv(con, source: Path, header: list[str], delimiter: str, fields: list[Field], cmap) -> list[tuple]:
+    """Parse and type a CSV into `_typed` (with `_record` and `_line`).
+
+    Only the columns the pipeline keeps are materialised.  Returns the rows the reader rejected
+    as (physical line, raw text, reason).
+    """
+
+    kept = ", ".join(q(c) for c in sorted(_source_columns(fields) & set(header)))
+
+    def create(src: Path) -> None:
+        # The (serial) reader only parses; typing runs afterwards on all cores.
+        con.execute("drop table if exists _rec")
+        con.execute(
+            f"create temp table _rec as select {kept}, row_number() over () as _record "
+            f"from {_csv_reader_sql(src, header, delimiter)}"
+        )
+
     try:
-        _read_csv_strict(con, source, header, delimiter, keep)
+        create(source)
     except duckdb.InvalidInputException as exc:
         if "state machine" not in str(exc):
             raise IngestError(f"{source.name}: cannot be parsed as CSV: {str(exc).splitlines()[0][:200]}") from exc
+        # Files mixing CRLF and LF defeat the strict reader: read a normalised copy.
         with tempfile.TemporaryDirectory(prefix="ingest_lf_") as tmp:
             try:
-                _read_csv_strict(con, normalise_line_endings(source, Path(tmp)), header, delimiter, keep)
+                create(normalise_line_endings(source, Path(tmp)))
             except duckdb.InvalidInputException as exc2:
                 raise IngestError(f"{source.name}: cannot be parsed as CSV: {str(exc2).splitlines()[0][:200]}") from exc2
+    con.execute(
+        "create temp table _typed as "
+        + _typed_sql(fields, cmap, _with_missing_columns("_rec", header, fields),
+                     extra_inner=", _record", extra_outer=", _record")
+    )
+    con.execute("drop table _rec")
+
     # DuckDB reports a reject's `line` as record number + 1 (the header is line 1).
     rejects = con.execute(
         """
@@ -714,60 +783,55 @@ def _stage_csv(con, source: Path, header: list[str], delimiter: str, keep: list[
     ).fetchall()
     reject_records = [int(r[0]) - 1 for r in rejects]
     if reject_records:
-        # Rows the reader rejected are not in _rec: shift output positions back to record numbers.
+        # Rows the reader rejected are not in _typed: shift output positions back to record numbers.
         thresholds = [r - j for j, r in enumerate(reject_records, start=1)]
         con.execute("create temp table _gap (t BIGINT)")
         con.executemany("insert into _gap values (?)", [[t] for t in thresholds])
-        con.execute("update _rec set _record = _record + (select count(*) from _gap g where g.t < _rec._record)")
+        con.execute("update _typed set _record = _record + (select count(*) from _gap g where g.t < _typed._record)")
 
-    # Physical line where each record starts = header line + record number + newlines inside
-    # quoted fields of earlier records.  Only the (few) multi-line records need looking at.
-    con.execute(
-        "create temp table _nl as select _record, sum(_nlc) over (order by _record) as cum from _rec where _nlc > 0"
-    )
-    con.execute("alter table _rec add column _line BIGINT")
-    if con.execute("select count(*) from _nl").fetchone()[0]:
+    # Physical lines: record number + offsets from multi-line records and blank lines.
+    n_records, offsets = record_line_offsets(source)
+    seen = con.execute("select count(*) from _typed").fetchone()[0] + len(reject_records)
+    if n_records != seen:
+        raise IngestError(
+            f"{source.name}: the CSV reader found {seen} records but the file's quoting implies {n_records}; "
+            "check for unbalanced quotes"
+        )
+    con.execute("create temp table _nl (_record BIGINT, cum BIGINT)")
+    if offsets:
+        con.executemany("insert into _nl values (?, ?)", [list(o) for o in offsets])
+    con.execute("alter table _typed add column _line BIGINT")
+    if offsets:
         con.execute(
             """
-            update _rec set _line = 1 + _rec._record + coalesce(x.cum, 0)
-            from (select r._record, n.cum from _rec r asof left join _nl n on r._record > n._record) x
-            where _rec._record = x._record
+            update _typed set _line = 1 + _typed._record + coalesce(x.cum, 0)
+            from (select r._record, n.cum from _typed r asof left join _nl n on r._record >= n._record) x
+            where _typed._record = x._record
             """
         )
     else:
-        con.execute("update _rec set _line = _record + 1")
+        con.execute("update _typed set _line = _record + 1")
 
     out = []
-    for line, raw, reason in rejects:
+    for line, raw, why in rejects:
         record = int(line) - 1
-        earlier = con.execute("select coalesce(max(cum), 0) from _nl where _record < ?", [record]).fetchone()[0]
-        out.append((1 + record + int(earlier), raw, reason))
+        earlier = max((off for rec, off in offsets if rec <= record), default=0)
+        out.append((1 + record + earlier, raw, why))
     return out
 
 
-def _type_and_insert(con, table: str, fields: list[Field], header: list[str], broken: list[tuple],
-                     res: FileResult, run_id: str, cmap=None) -> None:
-    present = set(header)
-    needed = sorted({s for f in fields for s in (f.source if isinstance(f.source, tuple) else (f.source,))})
-    missing_opt = [n for n in needed if n not in present]
-    if missing_opt:
-        for n in missing_opt:
-            con.execute(f"alter table _rec add column {q(n)} VARCHAR")
-
-    typed = ", ".join(f"{typed_expr(f)} as {f.name}" for f in fields)
-    errors = ", ".join(error_expr(f) for f in fields)
-    extra_checks = ""
-    if cmap is not None:
-        amount = "line_amount" if "line_amount" in cmap.columns else "unit_price"
-        extra_checks = f", case when {q(cmap.columns[amount])} is null or trim({q(cmap.columns[amount])}) = '' then 'missing {cmap.columns[amount]}' end"
+def _type_staged(con, fields: list[Field], header: list[str], cmap) -> None:
+    """Type the staged `_rec` of a non-CSV file into `_typed`."""
     con.execute(
-        f"""
-        create temp table _typed as
-        select {typed}, _line, _record,
-               nullif(concat_ws('; ', {errors}{extra_checks}), '') as _reason
-        from _rec
-        """
+        "create temp table _typed as "
+        + _typed_sql(fields, cmap, _with_missing_columns("_rec", header, fields),
+                     extra_inner=", _record, _line", extra_outer=", _record, _line")
     )
+
+
+def _insert_typed(con, table: str, fields: list[Field], header: list[str], broken: list[tuple],
+                  res: FileResult, run_id: str, cmap=None, raw_from_staged: bool = False) -> None:
+    """Valid rows of `_typed` into the raw table, the others (and `broken`) into the quarantine."""
     if table == "shopify_order_lines":
         _quarantine_whole_shopify_orders(con)
 
@@ -804,13 +868,16 @@ def _type_and_insert(con, table: str, fields: list[Field], header: list[str], br
             f"insert into raw.{table} select {cols}, ?, _line, ? from _typed where _reason is null",
             [res.file_id, run_id],
         )
-    staged = [h for h in header if h in {c[0] for c in con.execute("describe _rec").fetchall()}]
-    raw_json = "to_json(struct_pack(" + ", ".join(f"{q(h)} := r.{q(h)}" for h in staged) + "))::VARCHAR"
+    if raw_from_staged:  # the staged record as JSON (CSV rows get the file's own text afterwards)
+        raw_sql = "to_json(struct_pack(" + ", ".join(f"{q(h)} := r.{q(h)}" for h in header) + "))::VARCHAR"
+        from_sql = "_typed t join _rec r on r._record = t._record"
+    else:
+        raw_sql, from_sql = "NULL", "_typed t"
     con.execute(
         f"""
         insert into raw.quarantine
-        select ?, ?, ?, t._line, t._reason, {raw_json}, ?
-        from _typed t join _rec r on r._record = t._record
+        select ?, ?, ?, t._line, t._reason, {raw_sql}, ?
+        from {from_sql}
         where t._reason is not null
         """,
         [res.file_id, table, Path(res.path).name, run_id],
