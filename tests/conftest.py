@@ -35,3 +35,17 @@ def demo_run(tmp_path_factory):
     summary = generate_demo(data_dir, customers=1500, seed=11, end_date=date.fromisoformat(DEMO_END))
     result = run_pipeline(data_dir, DEMO_AS_OF, quiet=True)
     return {"data_dir": data_dir, "result": result, "summary": summary}
+
+
+@pytest.fixture(scope="session")
+def online_retail_run(shared_data, tmp_path_factory):
+    """One full pipeline run over UCI Online Retail through the shipped map (as of 2011-12-10)."""
+    from dagster_project.cli import main
+
+    data_dir = tmp_path_factory.mktemp("online_retail")
+    inbox = data_dir / "inbox" / "generic" / "online_retail"
+    inbox.mkdir(parents=True)
+    parquet = shared_data / "online_retail" / "online_retail.parquet"
+    (inbox / "online_retail.parquet").symlink_to(parquet)
+    code = main(["run", "--data-dir", str(data_dir), "--as-of", "2011-12-10", "--quiet"])
+    return {"data_dir": data_dir, "exit_code": code, "parquet": parquet, "as_of": "2011-12-10"}

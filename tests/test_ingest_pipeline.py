@@ -59,12 +59,10 @@ def test_mixed_currencies_fail_the_run_clearly(tmp_path, capsys):
 
 
 @pytest.mark.shared_data
-def test_online_retail_through_the_shipped_map(shared_data, tmp_path):
-    inbox = tmp_path / "inbox" / "generic" / "online_retail"
-    inbox.mkdir(parents=True)
-    (inbox / "online_retail.parquet").symlink_to(shared_data / "online_retail" / "online_retail.parquet")
-    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2011-12-10", "--quiet"]) == 0
-    wh = duckdb.connect(str(tmp_path / "warehouse" / "pipeline.duckdb"), read_only=True)
+def test_online_retail_through_the_shipped_map(online_retail_run):
+    data_dir, parquet = online_retail_run["data_dir"], online_retail_run["parquet"]
+    assert online_retail_run["exit_code"] == 0
+    wh = duckdb.connect(str(data_dir / "warehouse" / "pipeline.duckdb"), read_only=True)
     read, loaded, quarantined = wh.execute(
         "select rows_read, rows_loaded, rows_quarantined from raw.load_ledger where status = 'loaded'").fetchone()
     assert read == 541_909 and read == loaded + quarantined
@@ -74,17 +72,19 @@ def test_online_retail_through_the_shipped_map(shared_data, tmp_path):
     raw_total = wh.execute(
         "select round(sum(round(s, 2)), 2) from (select sum(quantity * unit_price) s "
         "from raw.generic_order_lines group by order_id)").fetchone()[0]
-    with _serving(tmp_path) as con:
+    with _serving(data_dir) as con:
         total, anon = con.execute(
             "select sum(net_revenue), sum(net_revenue) filter (where is_anonymous) from marts.fct_orders").fetchone()
         customers = con.execute("select count(*) from marts.dim_customers where purchase_count > 0").fetchone()[0]
         cancel_docs = con.execute("select count(*) from marts.fct_orders where financial_status = 'cancellation'").fetchone()[0]
+        share = con.execute("select anonymous_revenue_share from marts.revenue_identification where channel = 'all'").fetchone()[0]
     assert float(total) == pytest.approx(float(raw_total), abs=0.005)
     assert float(anon) > 1_000_000  # anonymous revenue is kept, not dropped
+    assert share == pytest.approx(float(anon) / float(total))
     independent = duckdb.execute(
         "select count(distinct CustomerID) from (select InvoiceNo, any_value(CustomerID) CustomerID, "
         "sum(Quantity * UnitPrice) net from read_parquet(?) where CustomerID is not null group by InvoiceNo) "
-        "where net > 0", [str(shared_data / "online_retail" / "online_retail.parquet")]).fetchone()[0]
+        "where net > 0", [str(parquet)]).fetchone()[0]
     assert customers == independent == 4_338  # customers with at least one positive-net invoice
     assert cancel_docs == 3_836
 

@@ -71,13 +71,7 @@ final as (
         end as value_stage,
         case
             when purchase_count = 0 then 'prospect'
-            when days_since_first_purchase <= {{ var('lifecycle_new_days') }} then 'new'
-            when days_since_last_purchase <= {{ var('lifecycle_active_days') }}
-                 and days_since_previous_purchase > {{ var('lifecycle_at_risk_days') }} then 'reactivated'
-            when days_since_last_purchase <= {{ var('lifecycle_active_days') }} then 'active'
-            when days_since_last_purchase <= {{ var('lifecycle_at_risk_days') }} then 'at_risk'
-            when days_since_last_purchase <= {{ var('lifecycle_lapsed_days') }} then 'lapsed'
-            else 'churned'
+            else {{ activity_state('days_since_first_purchase', 'days_since_last_purchase', 'days_since_previous_purchase') }}
         end as activity_state,
         purchase_count,
         first_purchase_date,

@@ -4,6 +4,7 @@
 --   monetary:     net revenue (after discounts and refunds) of valid orders
 -- Scores 1-5 by quintile of percent_rank: equal values always get equal scores (tie-safe), so a
 -- heavily tied value (most customers buy once) shares one score.  Recency: more recent = higher.
+-- Custom cut points per dimension can replace quintiles (var rfm_cut_points, see dbt_project.yml).
 
 with orders as (
 
@@ -60,9 +61,9 @@ scored as (
         recency_days,
         frequency,
         monetary,
-        cast(least(5, 1 + floor(r_pct * 5)) as integer) as r_score,
-        cast(least(5, 1 + floor(f_pct * 5)) as integer) as f_score,
-        cast(least(5, 1 + floor(m_pct * 5)) as integer) as m_score
+        {{ rfm_score('recency_days', 'r_pct', 'recency_days', lower_is_better=true) }} as r_score,
+        {{ rfm_score('frequency', 'f_pct', 'frequency') }} as f_score,
+        {{ rfm_score('monetary', 'm_pct', 'monetary') }} as m_score
     from ranked
 
 ),

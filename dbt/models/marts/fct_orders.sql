@@ -32,7 +32,7 @@ final as (
         (is_valid and net_revenue_original > 0) as is_purchase,
         utm_source,
         line_count,
-        units
+        cast(units as decimal(18, 3)) as units
     from orders
     where {{ to_date('ordered_at') }} <= {{ as_of_date() }}
 
