@@ -83,7 +83,7 @@ FIELDS: dict[str, list[Field]] = {
     ],
     "square_item_lines": [
         Field("sold_at", ("Date", "Time", "Time Zone"), "local_ts", required=True),
-        Field("local_date", "Date"),
+        Field("local_date", "Date", "date"),
         Field("time_zone", "Time Zone"),
         Field("category", "Category"),
         Field("item", "Item"),

@@ -30,3 +30,10 @@
 {% macro any_true(expr) -%}
     (max(case when {{ expr }} then 1 else 0 end) = 1)
 {%- endmacro %}
+
+{#- Median of an expression within a group (exact). -#}
+{% macro median(expr) -%}
+    {{ return(adapter.dispatch('median', 'owned_audience')(expr)) }}
+{%- endmacro %}
+{% macro default__median(expr) -%}percentile_cont(0.5) within group (order by {{ expr }}){%- endmacro %}
+{% macro spark__median(expr) -%}percentile({{ expr }}, 0.5){%- endmacro %}

@@ -16,11 +16,19 @@ import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
 from dagster_project.lib import publish, tiers
+from dagster_project.lib.dbt_project import ensure_manifest
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
 
-MART_KEYS = [dg.AssetKey(["marts", m]) for m in
-             ("fct_orders", "dim_customers", "customer_identity_map", "customer_rfm", "customer_lifecycle")]
+def _mart_keys() -> list[dg.AssetKey]:
+    """Every dbt model in the marts schema: publishing waits for all of them and their checks."""
+    manifest = json.loads(ensure_manifest().read_text())
+    names = sorted(n["name"] for n in manifest["nodes"].values()
+                   if n["resource_type"] == "model" and n["config"].get("schema") == "marts")
+    return [dg.AssetKey(["marts", name]) for name in names]
+
+
+MART_KEYS = _mart_keys()
 PUBLISHED_KEY = dg.AssetKey(["exports", "published_run"])
 
 

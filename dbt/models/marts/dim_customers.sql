@@ -12,6 +12,12 @@ memberships as (
 
 ),
 
+pareto as (
+
+    select customer_key, is_super_user from {{ ref('pareto_curve') }}
+
+),
+
 orders as (
 
     select * from {{ ref('fct_orders') }}
@@ -68,6 +74,7 @@ final as (
                  and memberships.member_since <= {{ as_of_date() }}, false) as is_member,
         memberships.member_since,
         memberships.member_expires_on,
+        coalesce(pareto.is_super_user, false) as is_super_user,
         contacts.accepts_marketing,
         {{ mask_email('contacts.email') }} as email_masked,
         {{ mask_phone('contacts.phone') }} as phone_masked
@@ -76,6 +83,7 @@ final as (
     left join first_purchases
         on first_purchases.customer_key = contacts.customer_key and first_purchases.purchase_rank = 1
     left join memberships on memberships.customer_key = contacts.customer_key
+    left join pareto on pareto.customer_key = contacts.customer_key
 
 )
 

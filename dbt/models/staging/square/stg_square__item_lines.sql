@@ -15,6 +15,7 @@ final as (
         _file_id as file_id,
         _line_number as line_number,
         sold_at,
+        local_date as sold_on_local_date,
         location as store_location,
         event_type,
         item,

@@ -1,0 +1,130 @@
+-- New customers by acquisition channel and month, marketing spend, CAC, the 12-month LTV of those
+-- customers, LTV:CAC and payback months.  Channels with customers but no spend (organic, store)
+-- and spend with no new customers are both reported, never dropped.  CAC is NULL when a month
+-- brought no new customers.  ltv_12m_complete says whether 12 months have passed for the cohort.
+
+with purchases as (
+
+    select * from {{ ref('int_customer_purchases') }}
+
+),
+
+customers as (
+
+    select customer_key, acquisition_channel from {{ ref('dim_customers') }}
+    where purchase_count > 0
+
+),
+
+spend as (
+
+    select spend_month, channel, spend from {{ ref('stg_marketing__spend') }}
+
+),
+
+customer_months as (
+
+    -- each customer's revenue by month since acquisition, first 12 months
+    select
+        customers.acquisition_channel as channel,
+        purchases.cohort_month as acquisition_month,
+        purchases.customer_key,
+        {{ dbt.datediff('purchases.cohort_month', 'purchases.order_month', 'month') }} as months_since,
+        purchases.net_revenue
+    from purchases
+    inner join customers on customers.customer_key = purchases.customer_key
+    where {{ dbt.datediff('purchases.first_purchase_date', 'purchases.order_date', 'day') }} < 365
+
+),
+
+acquired as (
+
+    select
+        channel,
+        acquisition_month,
+        count(distinct customer_key) as new_customers,
+        sum(net_revenue) as revenue_12m
+    from customer_months
+    group by channel, acquisition_month
+
+),
+
+monthly as (
+
+    select channel, acquisition_month, months_since, sum(net_revenue) as revenue
+    from customer_months
+    group by channel, acquisition_month, months_since
+
+),
+
+cumulative as (
+
+    select
+        channel,
+        acquisition_month,
+        months_since,
+        sum(revenue) over (partition by channel, acquisition_month order by months_since
+                           rows between unbounded preceding and current row) as cumulative_revenue
+    from monthly
+
+),
+
+channel_months as (
+
+    select
+        coalesce(acquired.channel, spend.channel) as channel,
+        coalesce(acquired.acquisition_month, spend.spend_month) as acquisition_month,
+        coalesce(acquired.new_customers, 0) as new_customers,
+        coalesce(acquired.revenue_12m, 0) as revenue_12m,
+        coalesce(spend.spend, 0) as marketing_spend,
+        spend.spend is not null as has_spend
+    from acquired
+    full outer join spend
+        on spend.channel = acquired.channel and spend.spend_month = acquired.acquisition_month
+
+),
+
+with_cac as (
+
+    select
+        channel_months.*,
+        case when new_customers > 0 and has_spend then marketing_spend / new_customers end as cac,
+        case when new_customers > 0 then revenue_12m / new_customers end as ltv_12m
+    from channel_months
+
+),
+
+payback as (
+
+    select
+        with_cac.channel,
+        with_cac.acquisition_month,
+        min(cumulative.months_since) as payback_months
+    from with_cac
+    inner join cumulative
+        on cumulative.channel = with_cac.channel and cumulative.acquisition_month = with_cac.acquisition_month
+    where with_cac.cac is not null
+        and cumulative.cumulative_revenue / with_cac.new_customers >= with_cac.cac
+    group by with_cac.channel, with_cac.acquisition_month
+
+),
+
+final as (
+
+    select
+        with_cac.channel,
+        with_cac.acquisition_month,
+        with_cac.new_customers,
+        cast(with_cac.marketing_spend as decimal(18, 2)) as marketing_spend,
+        cast(with_cac.cac as decimal(18, 2)) as cac,
+        cast(with_cac.ltv_12m as decimal(18, 2)) as ltv_12m,
+        cast(with_cac.ltv_12m as double) / nullif(cast(with_cac.cac as double), 0) as ltv_to_cac,
+        payback.payback_months,
+        {{ dbt.dateadd('month', 12, 'with_cac.acquisition_month') }} <= {{ as_of_date() }} as ltv_12m_complete
+    from with_cac
+    left join payback
+        on payback.channel = with_cac.channel and payback.acquisition_month = with_cac.acquisition_month
+
+)
+
+select * from final

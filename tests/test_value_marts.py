@@ -1,0 +1,104 @@
+"""Value marts: the behaviour planted in the demo data is found, and UCI Online Retail is recomputed independently."""
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+VALUE_MARTS = ["repeat_purchase_ladder", "cohort_retention", "customer_ltv", "customer_value_summary", "pareto_curve",
+               "pareto_summary", "membership_value", "channel_economics", "omnichannel_value", "daily_kpis",
+               "store_funnel"]
+
+
+def _serving(data_dir):
+    return duckdb.connect(str(data_dir / "serving" / "warehouse.duckdb"), read_only=True)
+
+
+def test_demo_planted_behaviour_is_found(demo_run):
+    with _serving(demo_run["data_dir"]) as con:
+        tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        assert set(VALUE_MARTS) <= tables
+        ladder = dict(con.execute("select n, repeat_rate from marts.repeat_purchase_ladder "
+                                  "where dimension = 'overall' and n <= 3").fetchall())
+        # planted 27% / 45% / 54%; a 1,500-customer sample, so a sampling tolerance
+        assert ladder[1] == pytest.approx(0.27, abs=0.05)
+        assert ladder[2] == pytest.approx(0.45, abs=0.10)
+        assert ladder[3] == pytest.approx(0.54, abs=0.15)
+        assert ladder[1] < ladder[2] < ladder[3]  # every step up the ladder makes the next more likely
+        multiple = con.execute("select member_spend_multiple from marts.membership_value where channel = 'all'").fetchone()[0]
+        assert multiple > 2.0  # planted: members spend several times what non-members do
+        omni = dict(con.execute("select customer_group, multiple_vs_single_channel from marts.omnichannel_value").fetchall())
+        assert omni["omnichannel"] > 1.2
+        top20, su_share, su_rev = con.execute(
+            "select top_20pct_revenue_share, super_user_customer_share, super_user_revenue_share from marts.pareto_summary").fetchone()
+        assert 0.5 <= top20 <= 0.8  # planted: the top fifth give most of the revenue (~63%)
+        assert su_rev >= 0.8 and 0 < su_share < 0.6
+        # the headline agrees with dim_customers' flag and an independent ranking
+        rev = con.execute("select net_revenue, is_super_user from marts.dim_customers where net_revenue > 0").df()
+        flagged = int(rev["is_super_user"].sum())
+        assert flagged == con.execute("select super_users from marts.pareto_summary").fetchone()[0]
+        values = np.sort(rev["net_revenue"].astype(float).to_numpy())[::-1]
+        top = values[: int(len(values) * 0.2)].sum() / values.sum()
+        assert top == pytest.approx(top20, abs=0.01)
+        # CAC is reported for paid channels, and channels without spend are kept
+        channels = {r[0]: r[1] for r in con.execute(
+            "select channel, sum(marketing_spend) from marts.channel_economics group by 1").fetchall()}
+        assert {"google", "meta", "organic", "store"} <= set(channels) and float(channels["organic"]) == 0
+        # the funnel identity holds wherever footfall and sales meet
+        bad = con.execute("select count(*) from marts.store_funnel where visitors > 0 and transactions > 0 "
+                          "and abs(revenue_from_formula - net_revenue) > 0.01").fetchone()[0]
+        assert bad == 0 and con.execute("select count(*) from marts.store_funnel where transactions > 0").fetchone()[0] > 0
+
+
+def _uci_invoices(parquet) -> pd.DataFrame:
+    df = pd.read_parquet(parquet)
+    df = df[df["CustomerID"].notna()].copy()
+    df["amount"] = df["Quantity"] * df["UnitPrice"]
+    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize("Europe/London", ambiguous="NaT", nonexistent="shift_forward")
+    df["ts"] = local.dt.tz_convert("UTC").dt.tz_localize(None)
+    inv = df.groupby("InvoiceNo").agg(customer=("CustomerID", "first"), ts=("ts", "min"), net=("amount", "sum")).reset_index()
+    inv["net"] = inv["net"].round(2)
+    return inv
+
+
+@pytest.mark.shared_data
+def test_online_retail_ladder_matches_independent_recomputation(online_retail_run):
+    assert online_retail_run["exit_code"] == 0
+    inv = _uci_invoices(online_retail_run["parquet"])
+    buys = inv[inv["net"] > 0].sort_values(["customer", "ts", "InvoiceNo"]).copy()
+    buys["n"] = buys.groupby("customer").cumcount() + 1
+    buys["day"] = buys["ts"].dt.normalize()
+    counts = buys.groupby("customer")["n"].max()
+    cutoff = pd.Timestamp(online_retail_run["as_of"]) - pd.Timedelta(days=180)
+    expected = {}
+    for n in range(1, 11):
+        eligible = buys[(buys["n"] == n) & (buys["day"] <= cutoff)]["customer"]
+        if len(eligible):
+            expected[n] = (len(eligible), int((counts[eligible] >= n + 1).sum()))
+    with _serving(online_retail_run["data_dir"]) as con:
+        got = {r[0]: (r[1], r[2]) for r in con.execute(
+            "select n, customers_reached_n, customers_reached_next from marts.repeat_purchase_ladder "
+            "where dimension = 'overall'").fetchall()}
+    assert got == expected
+
+
+@pytest.mark.shared_data
+def test_online_retail_pareto_share_matches_independent_recomputation(online_retail_run):
+    inv = _uci_invoices(online_retail_run["parquet"])
+    per_customer = inv.groupby("customer")["net"].sum().round(2)
+    values = np.sort(per_customer[per_customer > 0].to_numpy())[::-1]
+    cumulative = np.cumsum(values) / values.sum()
+    before = (np.cumsum(values) - values) / values.sum()
+    threshold = values[before < 0.8].min()
+    super_users = int((values >= threshold).sum())
+    top20 = values[: int(len(values) * 0.2)].sum() / values.sum()
+    with _serving(online_retail_run["data_dir"]) as con:
+        customers, got_super, got_top20, rev_share = con.execute(
+            "select customers, super_users, top_20pct_revenue_share, super_user_revenue_share from marts.pareto_summary").fetchone()
+    assert customers == len(values)
+    assert got_super == super_users
+    assert got_top20 == pytest.approx(top20, abs=1e-9)
+    assert rev_share == pytest.approx(values[values >= threshold].sum() / values.sum(), abs=1e-9)
+    assert cumulative[-1] == pytest.approx(1.0)
