@@ -6,13 +6,23 @@ pandas DataFrame (Arrow) and validated in an ephemeral context.
 
 from __future__ import annotations
 
+import html
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+# Sample values of these columns are masked before they reach a message, metadata or a report.
+SENSITIVE_COLUMNS = {"email", "phone", "billing_phone", "shipping_phone"}
+
+
+def _mask(value: str) -> str:
+    return value[:1] + "***" if value else value
 
 
 @dataclass
@@ -54,11 +64,54 @@ def validate(name: str, df: pd.DataFrame, expectations: list) -> Outcome:
     results = []
     for r in res.results:
         cfg = r.expectation_config
+        exc = getattr(r, "exception_info", None) or {}
+        error = exc.get("exception_message") if isinstance(exc, dict) and exc.get("raised_exception") else None
         results.append({
             "expectation": cfg.type,
+            "error": error,
             "column": cfg.kwargs.get("column"),
             "success": bool(r.success),
             "unexpected_count": r.result.get("unexpected_count"),
-            "sample": [str(v) for v in (r.result.get("partial_unexpected_list") or [])[:5]],
+            "sample": [(_mask(str(v)) if cfg.kwargs.get("column") in SENSITIVE_COLUMNS else str(v))
+                       for v in (r.result.get("partial_unexpected_list") or [])[:5]],
         })
     return Outcome(suite=name, success=bool(res.success), rows=len(df), results=results)
+
+
+def save(outcome: Outcome, folder: Path) -> Path:
+    """Keep a validation result for the run's HTML report."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{outcome.suite}.json"
+    path.write_text(json.dumps(asdict(outcome), indent=1, default=str), encoding="utf-8")
+    return path
+
+
+def render_html(folder: Path, title: str) -> str:
+    """A self-contained HTML report of every saved validation (GX Data Docs stand-in)."""
+    outcomes = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+    rows = []
+    for o in outcomes:
+        status = "passed" if o["success"] else "FAILED"
+        rows.append(f"<h2 class='{status.lower()}'>{html.escape(o['suite'])}: {status} ({o['rows']} rows)</h2>")
+        rows.append("<table><tr><th>expectation</th><th>column</th><th>result</th><th>unexpected</th><th>sample</th></tr>")
+        for r in o["results"]:
+            rows.append(
+                f"<tr class='{'ok' if r['success'] else 'bad'}'><td>{html.escape(r['expectation'])}</td>"
+                f"<td>{html.escape(str(r.get('column') or ''))}</td><td>{'ok' if r['success'] else 'failed'}</td>"
+                f"<td>{r.get('unexpected_count') or 0}</td><td>{html.escape(', '.join(r.get('sample') or []))}</td></tr>"
+            )
+        rows.append("</table>")
+    passed = sum(1 for o in outcomes if o["success"])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:1.5em}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .bad td{{background:#fdd}} h2.failed{{color:#b00}}</style>
+</head><body><h1>{html.escape(title)}</h1><p>{passed} of {len(outcomes)} suites passed
+(Great Expectations {_gx_version()}, validated through pandas batches read from DuckDB).</p>
+{''.join(rows)}</body></html>
+"""
+
+
+def _gx_version() -> str:
+    from importlib.metadata import version
+
+    return version("great_expectations")

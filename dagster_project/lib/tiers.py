@@ -17,7 +17,7 @@ NAME_RE = re.compile(r"^[a-z0-9_]+$")
 CUSTOMER_BASE_SQL = """
     select
         d.customer_key, d.purchase_count, d.net_revenue, d.first_purchase_date, d.last_purchase_date,
-        d.channels_used, d.acquisition_channel, d.is_member, d.member_expires_on, d.accepts_marketing,
+        d.channels_used, d.acquisition_channel, d.is_member, d.member_expires_on, d.accepts_marketing, d.is_super_user,
         r.r_score, r.f_score, r.m_score, r.rfm_cell, r.segment, r.recency_days, r.frequency, r.monetary,
         l.value_stage, l.activity_state, l.days_since_last_purchase, l.as_of_date,
         c.email, c.phone, c.email_sha256, c.phone_sha256

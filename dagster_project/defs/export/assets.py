@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
-from dagster_project.lib import publish, tiers
+from dagster_project.lib import gx_validation, publish, tiers
 from dagster_project.lib.dbt_project import ensure_manifest
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
@@ -105,10 +105,10 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     paths.ensure()
     as_of = pipeline.as_of_date.isoformat()
     run_id = context.run.run_id
-    stage = paths.staging / run_id
-    if stage.exists():
-        shutil.rmtree(stage)
+    stage = paths.staging / run_id  # holds this run's validation results (written by the checks)
     exports_stage = stage / "exports" / as_of
+    if exports_stage.exists():
+        shutil.rmtree(exports_stage)
     exports_stage.mkdir(parents=True)
     latest = paths.exports / "latest"
 
@@ -138,6 +138,10 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
                                {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]})
     marts_tmp = stage / "marts"
     publish.write_parquet_marts(serving_tmp, marts_tmp)
+    validations = stage / "validations"
+    if validations.exists():
+        (exports_stage / "validation_report.html").write_text(
+            gx_validation.render_html(validations, f"Data validation, run {run_id} as of {as_of}"), encoding="utf-8")
     publish.write_manifest(exports_stage, info)
 
     # Publish: serving file, Parquet marts, exports folder, and the `latest` pointer last.

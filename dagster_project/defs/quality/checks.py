@@ -1,40 +1,10 @@
-"""Blocking data checks on the marts: Great Expectations suites and reconciliation to raw rows."""
+"""Blocking data checks: Great Expectations suites on raw sources and marts, reconciliation to raw rows."""
 
 
 import dagster as dg
 
-from dagster_project.lib import gx_validation
+from dagster_project.lib import gx_suites, gx_validation
 from dagster_project.lib.resources import PipelineConfig
-
-
-def _suites():
-    import great_expectations as gx
-
-    E = gx.expectations
-    return {
-        "customer_rfm": [
-            E.ExpectColumnValuesToNotBeNull(column="customer_key"),
-            E.ExpectColumnValuesToBeUnique(column="customer_key"),
-            *[E.ExpectColumnValuesToBeBetween(column=c, min_value=1, max_value=5) for c in ("r_score", "f_score", "m_score")],
-            E.ExpectColumnValuesToBeBetween(column="recency_days", min_value=0),
-            E.ExpectColumnValuesToBeBetween(column="frequency", min_value=1),
-            E.ExpectColumnValuesToNotBeNull(column="segment"),
-        ],
-        "dim_customers": [
-            E.ExpectColumnValuesToNotBeNull(column="customer_key"),
-            E.ExpectColumnValuesToBeUnique(column="customer_key"),
-            E.ExpectColumnValuesToBeBetween(column="purchase_count", min_value=0),
-            E.ExpectColumnValuesToMatchRegex(column="email_masked", regex=r"^.\*\*\*@", mostly=1.0),
-            E.ExpectColumnValuesToMatchRegex(column="phone_masked", regex=r"^\+\d{5}\*\*\*\*\d{4}$", mostly=1.0),
-        ],
-        "fct_orders": [
-            E.ExpectColumnValuesToNotBeNull(column="order_key"),
-            E.ExpectColumnValuesToBeUnique(column="order_key"),
-            E.ExpectColumnValuesToBeInSet(column="channel", value_set=["online", "store"]),
-            E.ExpectColumnValuesToBeBetween(column="gross_revenue", min_value=0),
-            E.ExpectColumnValuesToBeBetween(column="refunds", min_value=0),
-        ],
-    }
 
 
 # A customer's net revenue may be negative only when refunds explain it.
@@ -45,35 +15,60 @@ NEGATIVE_NET_SQL = """
 """
 
 
-def _gx_check(table: str):
-    @dg.asset_check(
-        asset=dg.AssetKey(["marts", table]), name=f"gx_{table}", blocking=True,
-        description=f"Great Expectations suite for marts.{table} (validated through a pandas batch).",
+def _describe_failures(failures: list[dict]) -> str:
+    return "; ".join(
+        f"{f['expectation']}({f.get('column') or ''}): "
+        + (f"could not be evaluated: {f['error']}" if f.get("error")
+           else f"{f['unexpected_count']} rows, e.g. {f.get('sample', [])}")
+        for f in failures
     )
-    def _check(pipeline: PipelineConfig) -> dg.AssetCheckResult:
+
+
+def _gx_check(schema: str, table: str):
+    """A blocking asset check running the GX suite of one table (raw: only this run's rows)."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey([schema, table]), name=f"gx_{table}", blocking=True,
+        description=f"Great Expectations suite for {schema}.{table}"
+                    + (" (rows loaded in this run)" if schema == "raw" else "") + ", validated through a pandas batch.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
+        run_id = context.run.run_id
         con = pipeline.connect(read_only=True)
         try:
-            df = con.execute(f"select * from marts.{table}").df()
+            if schema == "raw":
+                df = con.execute(f"select * exclude (_run_id) from raw.{table} where _run_id = ?", [run_id]).df()
+            else:
+                df = con.execute(f"select * from {schema}.{table}").df()
             extra_bad = con.execute(NEGATIVE_NET_SQL).fetchone()[0] if table == "dim_customers" else 0
         finally:
             con.close()
-        outcome = gx_validation.validate(table, df, _suites()[table])
-        failures = outcome.failures
+        suite = (gx_suites.raw_suites() if schema == "raw" else gx_suites.mart_suites())[table]
+        if df.empty:
+            outcome = gx_validation.Outcome(suite=f"{schema}.{table}", success=True, rows=0, results=[])
+        else:
+            outcome = gx_validation.validate(f"{schema}.{table}", df, suite)
         if extra_bad:
-            failures.append({"expectation": "net_revenue_negative_only_with_refunds", "unexpected_count": int(extra_bad)})
+            outcome.results.append({"expectation": "net_revenue_negative_only_with_refunds", "column": "net_revenue",
+                                    "success": False, "unexpected_count": int(extra_bad), "sample": []})
+        gx_validation.save(outcome, pipeline.paths.staging / run_id / "validations")
+        failures = outcome.failures
         return dg.AssetCheckResult(
             passed=not failures,
-            description="all expectations met" if not failures else
-            "; ".join(f"{f['expectation']}({f.get('column') or ''}): {f['unexpected_count']} rows, e.g. {f.get('sample', [])}"
-                      for f in failures),
-            metadata={"rows": outcome.rows, "expectations": len(outcome.results) + (1 if table == "dim_customers" else 0),
+            description=("no new rows this run" if df.empty else "all expectations met") if not failures
+            else _describe_failures(failures),
+            metadata={"rows": outcome.rows, "expectations": len(outcome.results),
                       "results": dg.MetadataValue.json(outcome.results)},
         )
 
     return _check
 
 
-GX_CHECKS = [_gx_check(t) for t in ("customer_rfm", "dim_customers", "fct_orders")]
+RAW_GX_TABLES = ["shopify_order_lines", "square_item_lines", "square_customers", "members", "marketing_spend",
+                 "store_traffic", "generic_order_lines", "exchange_rates"]
+MART_GX_TABLES = ["customer_rfm", "dim_customers", "fct_orders", "pareto_curve", "repeat_purchase_ladder",
+                  "cohort_retention", "membership_value", "revenue_identification"]
+GX_CHECKS = [_gx_check("raw", t) for t in RAW_GX_TABLES] + [_gx_check("marts", t) for t in MART_GX_TABLES]
 
 
 RAW_NET_REVENUE_SQL = """

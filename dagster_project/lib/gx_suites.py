@@ -1,0 +1,124 @@
+"""Great Expectations suites for the raw sources and the marts.
+
+Raw suites validate the rows loaded in the current run (so cost follows the new data); mart
+suites validate the whole mart.  Timestamps must fall in a plausible window: not before 2000 and
+not after tomorrow (by the clock, not the as-of date, so backfills of old dates still pass).
+"""
+
+from datetime import date, datetime, timedelta, timezone
+
+PLAUSIBLE_FROM = datetime(2000, 1, 1)
+
+
+def plausible_until() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1)
+
+
+def raw_suites() -> dict[str, list]:
+    import great_expectations as gx
+
+    E = gx.expectations
+    until = plausible_until()
+    lineage_unique = E.ExpectCompoundColumnsToBeUnique(column_list=["_file_id", "_line_number"])
+    return {
+        "shopify_order_lines": [
+            E.ExpectColumnValuesToNotBeNull(column="order_name"),
+            E.ExpectColumnValuesToBeInSet(column="financial_status", value_set=[
+                "paid", "pending", "authorized", "partially_paid", "refunded", "partially_refunded", "voided"]),
+            E.ExpectColumnValuesToBeBetween(column="created_at", min_value=PLAUSIBLE_FROM, max_value=until),
+            E.ExpectColumnValuesToBeBetween(column="lineitem_quantity", min_value=0, max_value=100_000),
+            E.ExpectColumnValuesToBeBetween(column="lineitem_price", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="refunded_amount", min_value=0),
+            E.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
+            lineage_unique,
+        ],
+        "square_item_lines": [
+            E.ExpectColumnValuesToNotBeNull(column="transaction_id"),
+            E.ExpectColumnValuesToBeInSet(column="event_type", value_set=["payment", "refund"]),
+            E.ExpectColumnValuesToBeBetween(column="sold_at", min_value=PLAUSIBLE_FROM, max_value=until),
+            E.ExpectColumnValuesToBeBetween(column="qty", min_value=-100_000, max_value=100_000),
+            lineage_unique,
+        ],
+        "square_customers": [
+            E.ExpectColumnValuesToNotBeNull(column="square_customer_id"),
+            lineage_unique,
+        ],
+        "members": [
+            E.ExpectColumnValuesToNotBeNull(column="member_id"),
+            E.ExpectColumnValuesToBeBetween(column="annual_fee", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="joined_on", min_value=PLAUSIBLE_FROM, max_value=until),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="expires_on", column_B="joined_on", or_equal=True),
+            lineage_unique,
+        ],
+        "marketing_spend": [
+            E.ExpectColumnValuesToNotBeNull(column="channel"),
+            E.ExpectColumnValuesToBeBetween(column="spend", min_value=0),
+            E.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
+            lineage_unique,
+        ],
+        "store_traffic": [
+            E.ExpectColumnValuesToBeBetween(column="visitors", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="entries", min_value=0),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="visitors", column_B="entries", or_equal=True,
+                                                      ignore_row_if="either_value_is_missing"),
+            lineage_unique,
+        ],
+        "generic_order_lines": [
+            E.ExpectColumnValuesToNotBeNull(column="order_id"),
+            E.ExpectColumnValuesToBeBetween(column="ordered_at", min_value=PLAUSIBLE_FROM, max_value=until),
+            E.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
+            lineage_unique,
+        ],
+        "exchange_rates": [
+            E.ExpectColumnValuesToBeBetween(column="rate", min_value=0, strict_min=True),
+            lineage_unique,
+        ],
+    }
+
+
+def mart_suites() -> dict[str, list]:
+    import great_expectations as gx
+
+    E = gx.expectations
+
+    def share(col: str):
+        return E.ExpectColumnValuesToBeBetween(column=col, min_value=0, max_value=1)
+
+    return {
+        "customer_rfm": [
+            E.ExpectColumnValuesToNotBeNull(column="customer_key"),
+            E.ExpectColumnValuesToBeUnique(column="customer_key"),
+            *[E.ExpectColumnValuesToBeBetween(column=c, min_value=1, max_value=5) for c in ("r_score", "f_score", "m_score")],
+            E.ExpectColumnValuesToBeBetween(column="recency_days", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="frequency", min_value=1),
+            E.ExpectColumnValuesToNotBeNull(column="segment"),
+        ],
+        "dim_customers": [
+            E.ExpectColumnValuesToNotBeNull(column="customer_key"),
+            E.ExpectColumnValuesToBeUnique(column="customer_key"),
+            E.ExpectColumnValuesToBeBetween(column="purchase_count", min_value=0),
+            E.ExpectColumnValuesToMatchRegex(column="email_masked", regex=r"^.\*\*\*@"),
+            E.ExpectColumnValuesToMatchRegex(column="phone_masked", regex=r"^\+\d{5}\*\*\*\*\d{4}$"),
+        ],
+        "fct_orders": [
+            E.ExpectColumnValuesToNotBeNull(column="order_key"),
+            E.ExpectColumnValuesToBeUnique(column="order_key"),
+            E.ExpectColumnValuesToBeInSet(column="channel", value_set=["online", "store"]),
+            E.ExpectColumnValuesToBeBetween(column="gross_revenue", min_value=0),
+            E.ExpectColumnValuesToBeBetween(column="refunds", min_value=0),
+        ],
+        "pareto_curve": [
+            E.ExpectColumnValuesToBeUnique(column="customer_key"),
+            share("cumulative_customer_share"),
+            E.ExpectColumnValuesToBeBetween(column="cumulative_revenue_share", min_value=0, max_value=1.000001),
+        ],
+        "repeat_purchase_ladder": [share("repeat_rate"), E.ExpectColumnValuesToBeBetween(column="n", min_value=1)],
+        "cohort_retention": [share("share_retained"),
+                             E.ExpectColumnValuesToBeBetween(column="months_since_first_purchase", min_value=0)],
+        "membership_value": [share("penetration"), share("conversion_rate"), share("renewal_rate")],
+        "revenue_identification": [share("anonymous_revenue_share"), share("anonymous_order_share")],
+    }
+
+
+def as_of_label(d: date) -> str:
+    return d.isoformat()

@@ -1,0 +1,150 @@
+"""Write-audit-publish: checks gate publishing; readers, consent, hashes and tier changes."""
+
+import csv
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import date
+
+import duckdb
+import pandas as pd
+import pytest
+
+from dagster_project.cli import main
+from dagster_project.lib import formats
+from dagster_project.lib.demo import generate_demo
+from tests.test_ingest import square_row, write_csv
+
+pytestmark = pytest.mark.slow
+
+
+def _snapshot(data_dir):
+    files = {p.relative_to(data_dir): p.read_bytes() for p in (data_dir / "exports").rglob("*") if p.is_file()}
+    files["serving"] = (data_dir / "serving" / "warehouse.duckdb").read_bytes()
+    for p in (data_dir / "serving" / "marts").glob("*.parquet"):
+        files[p.relative_to(data_dir)] = p.read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("publish")
+    generate_demo(data_dir, customers=400, seed=3, end_date=date(2026, 10, 31))
+    assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-01", "--quiet"]) == 0
+    return data_dir
+
+
+def test_planted_bad_mart_value_blocks_publishing(published, tmp_path, capsys):
+    import shutil
+
+    data_dir = tmp_path / "d"
+    shutil.copytree(published, data_dir, symlinks=True)
+    before = _snapshot(data_dir)
+    # a Square refund row with a positive amount makes fct_orders.refunds negative: a bad mart value
+    write_csv(data_dir / "inbox" / "square" / "bad_refund.csv", formats.SQUARE_ITEMS_COLUMNS_V2, [
+        square_row(**{"Transaction ID": "BAD1", "Date": "2026-10-20"}),
+        square_row(**{"Transaction ID": "BAD1", "Event Type": "Refund", "Date": "2026-10-21",
+                      "Gross Sales": "$50.00", "Net Sales": "$50.00"}),
+    ])
+    assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-02", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "gx_fct_orders" in err and "refunds" in err and "-50" in err  # names the check, shows failing rows
+    assert _snapshot(data_dir) == before  # previous serving file and exports byte-identical
+    assert not (data_dir / "exports" / "2026-11-02").exists()
+
+
+def test_reader_keeps_reading_during_a_run_and_sees_new_data_after_reopening(published, tmp_path):
+    import shutil
+
+    data_dir = tmp_path / "d"
+    shutil.copytree(published, data_dir, symlinks=True)
+    serving = data_dir / "serving" / "warehouse.duckdb"
+    log = tmp_path / "reader.jsonl"
+    reader = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, json, time, pathlib
+        out = open({str(log)!r}, "w")
+        con = duckdb.connect({str(serving)!r}, read_only=True)
+        deadline = time.time() + 600
+        while time.time() < deadline and not pathlib.Path({str(tmp_path / 'stop')!r}).exists():
+            try:
+                as_of = con.execute("select value from meta.published_run where key = 'as_of'").fetchone()[0]
+                n = con.execute("select count(*) from marts.dim_customers").fetchone()[0]
+                out.write(json.dumps({{"as_of": as_of, "rows": n}}) + "\\n")
+            except Exception as exc:
+                out.write(json.dumps({{"error": str(exc)}}) + "\\n")
+            out.flush()
+            time.sleep(0.2)
+        con.close()
+        con = duckdb.connect({str(serving)!r}, read_only=True)
+        out.write(json.dumps({{"reopened_as_of": con.execute(
+            "select value from meta.published_run where key = 'as_of'").fetchone()[0]}}) + "\\n")
+    """)])
+    try:
+        time.sleep(2)
+        t0 = time.perf_counter()
+        assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-15", "--quiet"]) == 0
+        run_seconds = time.perf_counter() - t0
+        (tmp_path / "stop").write_text("")
+        reader.wait(timeout=120)
+    finally:
+        reader.kill()
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert not [x for x in lines if "error" in x], "the reader saw errors"
+    assert all(x["as_of"] == "2026-11-01" for x in lines if "as_of" in x)  # its snapshot never changed under it
+    assert len([x for x in lines if "as_of" in x]) > 5
+    assert lines[-1] == {"reopened_as_of": "2026-11-15"}
+    assert run_seconds < 600  # the run was not blocked by the reader's open file
+
+
+def test_consent_and_hashes(published):
+    wh = duckdb.connect(str(published / "warehouse" / "pipeline.duckdb"), read_only=True)
+    contacts = wh.execute("select customer_key, email, phone, accepts_marketing from intermediate.int_customer_contacts").df()
+    wh.close()
+    contacts = contacts.set_index("customer_key")
+    tiers_dir = published / "exports" / "latest" / "tiers"
+    checked = 0
+    for p in tiers_dir.glob("*.hashed.csv"):
+        for row in csv.DictReader(p.open()):
+            c = contacts.loc[row["customer_key"]]
+            assert bool(c["accepts_marketing"])  # hashed exports only for consenting customers
+            if row["email_sha256"]:
+                assert row["email_sha256"] == hashlib.sha256(c["email"].encode()).hexdigest()
+                assert c["email"] == c["email"].strip().lower()  # hashed value is the normalised e-mail
+                checked += 1
+            if row["phone_sha256"]:
+                assert row["phone_sha256"] == hashlib.sha256(c["phone"].encode()).hexdigest()
+                assert c["phone"].startswith("+")  # E.164
+            assert set(row) == {"customer_key", "tier", "email_sha256", "phone_sha256"}  # only hashes
+    assert checked > 0
+    for p in tiers_dir.glob("*.parquet"):
+        df = pd.read_parquet(p)
+        no_consent = df[~df["accepts_marketing"].astype(bool)]
+        assert no_consent["email"].isna().all() and no_consent["phone"].isna().all()
+    consent_tier = pd.read_parquet(tiers_dir / "one_time_buyers.parquet")
+    assert consent_tier["accepts_marketing"].all()  # a tier that requires consent lists only consenting customers
+
+
+def test_entered_and_left_lists_across_two_runs(published, tmp_path):
+    import shutil
+
+    data_dir = tmp_path / "d"
+    shutil.copytree(published, data_dir, symlinks=True)
+    first = {p.stem: set(pd.read_parquet(p)["customer_key"])
+             for p in (data_dir / "exports" / "2026-11-01" / "tiers").glob("*.parquet")}
+    assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-12-15", "--quiet"]) == 0
+    folder = data_dir / "exports" / "2026-12-15" / "tiers"
+    changed = 0
+    for tier, before in first.items():
+        after = set(pd.read_parquet(folder / f"{tier}.parquet")["customer_key"])
+        entered = set(pd.read_csv(folder / f"{tier}.entered.csv")["customer_key"])
+        left = set(pd.read_csv(folder / f"{tier}.left.csv")["customer_key"])
+        assert entered == after - before, tier
+        assert left == before - after, tier
+        changed += len(entered) + len(left)
+    assert changed > 0  # six more weeks move customers between tiers
+    manifest = json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())
+    assert manifest["as_of"] == "2026-12-15"
+    assert (data_dir / "exports" / "2026-11-01" / "manifest.json").exists()  # the earlier run stays
