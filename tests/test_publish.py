@@ -148,3 +148,15 @@ def test_entered_and_left_lists_across_two_runs(published, tmp_path):
     manifest = json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())
     assert manifest["as_of"] == "2026-12-15"
     assert (data_dir / "exports" / "2026-11-01" / "manifest.json").exists()  # the earlier run stays
+
+
+def test_tier_columns_are_chosen_in_yaml_and_validated(published, tmp_path):
+    from dagster_project.lib import tiers
+
+    one_time = pd.read_parquet(published / "exports" / "latest" / "tiers" / "one_time_buyers.parquet")
+    assert list(one_time.columns) == ["customer_key", "tier", "reason", "days_since_last_purchase", "net_revenue",
+                                      "acquisition_channel", "accepts_marketing", "email", "phone"]
+    bad = tmp_path / "tiers.yml"
+    bad.write_text("tiers:\n  - {name: x, where: 'true', reason: \"'r'\", columns: [email_sha256]}\n")
+    with pytest.raises(ValueError, match="unknown columns"):
+        tiers.load_tiers(bad)

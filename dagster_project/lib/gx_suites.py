@@ -5,7 +5,7 @@ suites validate the whole mart.  Timestamps must fall in a plausible window: not
 not after tomorrow (by the clock, not the as-of date, so backfills of old dates still pass).
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 PLAUSIBLE_FROM = datetime(2000, 1, 1)
 
@@ -118,7 +118,3 @@ def mart_suites() -> dict[str, list]:
         "membership_value": [share("penetration"), share("conversion_rate"), share("renewal_rate")],
         "revenue_identification": [share("anonymous_revenue_share"), share("anonymous_order_share")],
     }
-
-
-def as_of_label(d: date) -> str:
-    return d.isoformat()

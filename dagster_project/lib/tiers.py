@@ -27,6 +27,14 @@ CUSTOMER_BASE_SQL = """
     left join intermediate.int_customer_contacts c using (customer_key)
 """
 
+# Columns a tier file may list (everything in the customer base except raw contact and hashes,
+# which only appear through consent: email/phone in the list file, hashes in the hashed file).
+SELECTABLE_COLUMNS = [
+    "segment", "r_score", "f_score", "m_score", "rfm_cell", "recency_days", "frequency", "monetary",
+    "value_stage", "activity_state", "days_since_last_purchase", "purchase_count", "net_revenue",
+    "first_purchase_date", "last_purchase_date", "channels_used", "acquisition_channel", "is_member",
+    "member_expires_on", "is_super_user", "accepts_marketing", "email", "phone",
+]
 OUTPUT_COLUMNS = [
     "customer_key", "tier", "reason", "segment", "r_score", "f_score", "m_score", "value_stage",
     "activity_state", "purchase_count", "net_revenue", "last_purchase_date", "is_member", "accepts_marketing",
@@ -43,6 +51,13 @@ class Tier:
     reason: str
     requires_consent: bool = False
     max_rows_per_file: int = 0
+    columns: tuple[str, ...] = ()  # empty: OUTPUT_COLUMNS
+
+    @property
+    def output_columns(self) -> list[str]:
+        """customer_key, tier and reason always lead; then the tier's chosen columns."""
+        chosen = list(self.columns) or OUTPUT_COLUMNS[3:]
+        return ["customer_key", "tier", "reason"] + [c for c in chosen if c not in ("customer_key", "tier", "reason")]
 
 
 def load_tiers(path: Path | None = None) -> list[Tier]:
@@ -58,9 +73,14 @@ def load_tiers(path: Path | None = None) -> list[Tier]:
             raise ValueError(f"{path}: tier #{i + 1} is missing {missing}")
         if not NAME_RE.match(raw["name"]):
             raise ValueError(f"{path}: tier name {raw['name']!r} must be lower-case letters, digits, underscores")
+        columns = tuple(raw.get("columns") or ())
+        unknown = [c for c in columns if c not in SELECTABLE_COLUMNS + ["customer_key", "tier", "reason"]]
+        if unknown:
+            raise ValueError(f"{path}: tier {raw['name']!r} lists unknown columns {unknown}; "
+                             f"choose from {SELECTABLE_COLUMNS}")
         tiers.append(Tier(name=raw["name"], description=raw.get("description", ""), where=raw["where"],
                           reason=raw["reason"], requires_consent=bool(raw.get("requires_consent", False)),
-                          max_rows_per_file=int(raw.get("max_rows_per_file") or 0)))
+                          max_rows_per_file=int(raw.get("max_rows_per_file") or 0), columns=columns))
     names = [t.name for t in tiers]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicated tier names")

@@ -70,7 +70,7 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
 
 def write_tier_files(con, tier: tiers.Tier, out: Path, latest: Path) -> dict:
     df = tiers.evaluate(con, tier)
-    listed = df[tiers.OUTPUT_COLUMNS]
+    listed = df[tier.output_columns]
     d = out / "tiers"
     d.mkdir(parents=True, exist_ok=True)
     listed.to_parquet(d / f"{tier.name}.parquet", index=False)
