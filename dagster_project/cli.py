@@ -93,16 +93,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  warning: {m}")
     print(f"""
   Working warehouse : {paths.warehouse}
-  Serving warehouse : {paths.serving_warehouse}   (marts schema: {', '.join(sorted(manifest['mart_rows']))})
+  Serving warehouse : {paths.serving_warehouse}   ({len(manifest['mart_rows'])} marts in schema `marts`)
   Parquet marts     : {paths.serving_marts_dir}/
   Tier lists        : {paths.exports / manifest['as_of']}/tiers/   (exports/latest points here)
   Manifest          : {paths.exports / manifest['as_of'] / 'manifest.json'}
+  Validation report : {paths.exports / manifest['as_of'] / 'validation_report.html'}
 
   Tier sizes: {', '.join(f"{k} {v['rows']}" for k, v in manifest['tiers'].items())}
 
   Open the marts:
     duckdb -readonly {paths.serving_warehouse} "select segment, count(*) from marts.customer_rfm group by 1"
-    python -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.dim_customers limit 5'))"
+    {sys.executable} -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.pareto_summary'))"
   Or point DBeaver / Metabase / Superset (DuckDB driver, read-only) at the serving file.""")
     return 0
 

@@ -7,6 +7,7 @@ from dagster_project.defs import jobs
 from dagster_project.defs.export import definitions as export
 from dagster_project.defs.identity import definitions as identity
 from dagster_project.defs.ingestion import definitions as ingestion
+from dagster_project.defs.models import definitions as models
 from dagster_project.defs.quality import definitions as quality
 from dagster_project.defs.transform import definitions as transform
 from dagster_project.lib.dbt_project import dbt_executable
@@ -17,6 +18,7 @@ defs = dg.Definitions.merge(
     ingestion.defs,
     identity.defs,
     transform.defs,
+    models.defs,
     quality.defs,
     export.defs,
     dg.Definitions(

@@ -152,6 +152,12 @@ def test_failed_run_publishes_nothing(tmp_path):
     generate_demo(tmp_path, customers=300, seed=5, end_date=date(2026, 10, 31))
     assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-01", "--quiet"]) == 0
     serving = tmp_path / "serving" / "warehouse.duckdb"
+    # too few repeat buyers for a purchase model: a clear message and no predictions, still published
+    with _con(serving) as con:
+        status, message, repeaters = con.execute(
+            "select status, message, repeat_customers from marts.clv_model_fits").fetchone()
+        assert repeaters < 100 and status == "insufficient_data" and "at least 100 are needed" in message
+        assert con.execute("select count(*) from marts.customer_clv").fetchone()[0] == 0
     before = serving.read_bytes()
     exports_before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "exports").rglob("*") if p.is_file()}
 

@@ -102,3 +102,24 @@ def test_online_retail_pareto_share_matches_independent_recomputation(online_ret
     assert got_top20 == pytest.approx(top20, abs=1e-9)
     assert rev_share == pytest.approx(values[values >= threshold].sum() / values.sum(), abs=1e-9)
     assert cumulative[-1] == pytest.approx(1.0)
+
+
+def test_demo_predicted_clv(demo_run):
+    with _serving(demo_run["data_dir"]) as con:
+        fit = con.execute("select status, repeat_customers, bgnbd_r, gg_p, holdout_relative_error "
+                          "from marts.clv_model_fits").fetchone()
+        assert fit[0] == "fitted" and fit[1] >= 100 and fit[2] > 0 and fit[3] > 0
+        scored = con.execute("select count(*) from marts.customer_clv").fetchone()[0]
+        assert scored == con.execute("select count(*) from marts.dim_customers where purchase_count > 0").fetchone()[0]
+        assert con.execute("select count(*) from marts.customer_clv where p_alive not between 0 and 1 "
+                           "or expected_purchases_365d < expected_purchases_90d or predicted_clv_12m < 0").fetchone()[0] == 0
+        tiers = dict(con.execute("select predicted_value_tier, count(*) from marts.customer_clv group by 1").fetchall())
+        assert set(tiers) == {"high", "mid", "low"}
+        # predicted value follows history: repeat buyers are predicted to be worth more than one-time buyers
+        by_group = dict(con.execute(
+            "select d.purchase_count > 1, avg(c.predicted_clv_12m) from marts.customer_clv c "
+            "join marts.dim_customers d using (customer_key) group by 1").fetchall())
+        assert by_group[True] > by_group[False]
+    checks = {c["check"]: c for c in __import__("json").loads(
+        (demo_run["data_dir"] / "exports" / "latest" / "manifest.json").read_text())["checks"]}
+    assert checks["clv_holdout_error"]["severity"] == "WARN"

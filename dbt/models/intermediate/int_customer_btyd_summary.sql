@@ -1,0 +1,56 @@
+-- The per-customer summary the BG/NBD and Gamma-Gamma models are fitted on ("buy till you die"),
+-- in weeks, with the conventions of Fader, Hardie & Lee (2005): purchases on one day count as one
+-- purchase worth the day's total.
+--   repeat_purchase_days  x: purchase days after the first
+--   btyd_recency_weeks    t_x: weeks from the first to the last purchase (NOT RFM recency, which
+--                         counts days from the last purchase to the as-of date)
+--   btyd_age_weeks        T: weeks from the first purchase to the as-of date
+--   repeat_mean_value     m_x: mean value of the repeat purchase days (the first is left out)
+-- The cal_* columns are the same summary at calibration end (as-of minus clv_holdout_days), and
+-- holdout_purchase_days counts the purchase days after it, for the calibration/holdout check.
+
+with purchase_days as (
+
+    select customer_key, order_date, sum(net_revenue) as day_value
+    from {{ ref('int_customer_purchases') }}
+    group by customer_key, order_date
+
+),
+
+ranked as (
+
+    select
+        purchase_days.*,
+        row_number() over (partition by customer_key order by order_date) as day_number
+    from purchase_days
+
+),
+
+calibration_end as (
+
+    select {{ dbt.dateadd('day', -1 * var('clv_holdout_days'), as_of_date()) }} as cal_end
+
+),
+
+final as (
+
+    select
+        ranked.customer_key,
+        count(*) - 1 as repeat_purchase_days,
+        {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} / 7.0 as btyd_recency_weeks,
+        {{ dbt.datediff('min(order_date)', as_of_date(), 'day') }} / 7.0 as btyd_age_weeks,
+        sum(case when day_number > 1 then day_value end) / nullif(count(*) - 1, 0) as repeat_mean_value,
+        -- calibration cut
+        count(case when order_date <= calibration_end.cal_end then 1 end) - 1 as cal_repeat_purchase_days,
+        {{ dbt.datediff('min(order_date)', 'max(case when order_date <= calibration_end.cal_end then order_date end)', 'day') }} / 7.0
+            as cal_btyd_recency_weeks,
+        {{ dbt.datediff('min(order_date)', 'calibration_end.cal_end', 'day') }} / 7.0 as cal_btyd_age_weeks,
+        count(case when order_date > calibration_end.cal_end then 1 end) as holdout_purchase_days,
+        min(order_date) as first_purchase_date
+    from ranked
+    cross join calibration_end
+    group by ranked.customer_key, calibration_end.cal_end
+
+)
+
+select * from final
