@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import re
 import shutil
 from datetime import date
 
@@ -142,6 +143,8 @@ def test_dbt_parse_and_build_directly(demo_run, tmp_path):
         proc = subprocess.run([dbt, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
                                "--target-path", target], cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-3000:]
+        if args[0] == "build":  # the dbt unit tests run here (the pipeline's own build skips them)
+            assert re.search(r"[1-9]\d* unit tests?", proc.stdout), proc.stdout[-2000:]
 
 
 def test_failed_run_publishes_nothing(tmp_path):
