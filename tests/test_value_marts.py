@@ -123,3 +123,20 @@ def test_demo_predicted_clv(demo_run):
     checks = {c["check"]: c for c in __import__("json").loads(
         (demo_run["data_dir"] / "exports" / "latest" / "manifest.json").read_text())["checks"]}
     assert checks["clv_holdout_error"]["severity"] == "WARN"
+
+
+def test_run_report_has_the_holdout_chart_with_the_marts_numbers(demo_run):
+    import base64
+    import json
+    import re
+
+    page = (demo_run["data_dir"] / "exports" / "latest" / "report.html").read_text()
+    png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+    with _serving(demo_run["data_dir"]) as con:
+        groups = json.loads(con.execute("select holdout_by_group from marts.clv_model_fits").fetchone()[0])
+    cells = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    assert [c[0] for c in cells] == [g["group"] for g in groups]
+    for (group, customers, predicted, actual), g in zip(cells, groups):
+        assert int(customers) == g["customers"] and int(actual) == g["actual"]
+        assert float(predicted) == pytest.approx(g["predicted"], abs=0.001)

@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
-from dagster_project.lib import gx_validation, publish, tiers
+from dagster_project.lib import gx_validation, publish, report, tiers
 from dagster_project.lib.dbt_project import ensure_manifest
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
@@ -92,6 +92,27 @@ def write_tier_files(con, tier: tiers.Tier, out: Path, latest: Path) -> dict:
             "first_run": previous is None}
 
 
+def run_report(run_id: str, as_of: str, clv_fit) -> str:
+    """report.html of the run (self-contained: charts embedded as PNG)."""
+    sections = []
+    if clv_fit is None or clv_fit[0] != "fitted":
+        sections.append({"heading": "Predicted CLV: calibration vs holdout",
+                         "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run")})
+    else:
+        groups = json.loads(clv_fit[2]) if clv_fit[2] else []
+        error = clv_fit[3]
+        text = ("The purchase model is fitted on all but the last 90 days; bars compare its predicted "
+                "purchases in those days with the actual ones, by how often customers bought before."
+                + (f" Total error {error:.1%}." if error is not None else ""))
+        sections.append({
+            "heading": "Predicted CLV: calibration vs holdout", "text": text,
+            "png": report.holdout_chart(groups, f"Holdout purchases, as of {as_of}") if groups else None,
+            "table": [{"repeat purchases": g["group"], "customers": g["customers"], "predicted": g["predicted"],
+                       "actual": g["actual"]} for g in groups],
+        })
+    return report.render(f"Run report, as of {as_of} (run {run_id})", sections)
+
+
 @dg.asset(
     key=PUBLISHED_KEY,
     deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
@@ -121,6 +142,11 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
             for (name,) in con.execute(
                 "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()
         }
+        clv_fit = con.execute(
+            "select status, message, holdout_by_group, holdout_relative_error from marts.clv_model_fits "
+            "where run_id = ?", [run_id]).fetchone() if con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = 'clv_model_fits'"
+        ).fetchone()[0] else None
     finally:
         con.close()
 
@@ -138,6 +164,7 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
                                {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]})
     marts_tmp = stage / "marts"
     publish.write_parquet_marts(serving_tmp, marts_tmp)
+    (exports_stage / "report.html").write_text(run_report(run_id, as_of, clv_fit), encoding="utf-8")
     validations = stage / "validations"
     if validations.exists():
         (exports_stage / "validation_report.html").write_text(

@@ -87,7 +87,8 @@ def holdout_comparison(summary: pd.DataFrame, holdout_weeks: float) -> pd.DataFr
                                  "holdout error, status."),
     ],
     check_specs=[dg.AssetCheckSpec("clv_holdout_error", asset=FITS_KEY,
-                                   description="Warns when predicted holdout purchases miss actual ones by more than 25%.")],
+                                   description="Warns when predicted holdout purchases miss actual ones by more "
+                                               "than 25%, or the miss grew by half since the previous run.")],
     name="clv_model",
 )
 def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
@@ -135,6 +136,10 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         )
         bgp = fit.get("bgnbd", {}).get("params", {})
         ggp = fit.get("gamma_gamma", {}).get("params", {})
+        previous_error = con.execute(
+            "select holdout_relative_error from marts.clv_model_fits where status = 'fitted' "
+            "and holdout_relative_error is not null order by as_of_date desc, run_id desc limit 1").fetchone()
+        previous_error = previous_error[0] if previous_error else None
         con.execute(
             "insert into marts.clv_model_fits values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [context.run.run_id, as_of, status, message, len(summary), int((summary["repeat_purchase_days"] > 0).sum()),
@@ -152,10 +157,16 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         "holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
         "holdout_by_group": dg.MetadataValue.json([] if holdout is None else holdout.to_dict("records")),
     })
+    # warn when the error is large, or has grown by half since the previous fitted run
+    grew = (holdout_error is not None and previous_error is not None and holdout_error > 0.10
+            and holdout_error > 1.5 * previous_error)
     yield dg.AssetCheckResult(
         check_name="clv_holdout_error", asset_key=FITS_KEY,
-        passed=holdout_error is None or holdout_error <= 0.25,
+        passed=holdout_error is None or (holdout_error <= 0.25 and not grew),
         severity=dg.AssetCheckSeverity.WARN,
         description=("no holdout comparison (too little data)" if holdout_error is None
-                     else f"predicted vs actual holdout purchases differ by {holdout_error:.1%}"),
+                     else f"predicted vs actual holdout purchases differ by {holdout_error:.1%}"
+                     + (f" (previous run {previous_error:.1%})" if previous_error is not None else "")),
+        metadata={"holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
+                  "previous_relative_error": previous_error if previous_error is not None else -1.0},
     )
