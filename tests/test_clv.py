@@ -236,3 +236,24 @@ def test_predicted_clv():
     assert ((discounted < year) & (discounted > one)).all()
     assert discounted[1] > discounted[2]  # same history, but the recent buyer is worth more
     assert discounted[3] > discounted[1]
+
+
+def test_pipeline_publishes_no_predictions_when_scores_are_not_finite(monkeypatch):
+    """The CLV asset turns non-finite model output into a clear 'no predictions' reason."""
+    import pandas as pd
+
+    from dagster_project.defs.models import assets as clv_assets
+
+    rng = np.random.default_rng(3)
+    n = 2_000
+    T = rng.uniform(30, 100, n)
+    x, t_x = clv.simulate_bgnbd_summary(clv.BgNbdParams(1.0, 8.0, 1.5, 6.0), T, rng)
+    m = clv.simulate_gamma_gamma_spend(clv.GammaGammaParams(6.0, 4.0, 15.0), x, rng)
+    summary = pd.DataFrame({"customer_key": [f"c{i}" for i in range(n)], "repeat_purchase_days": x,
+                            "btyd_recency_weeks": t_x, "btyd_age_weeks": T,
+                            "repeat_mean_value": np.where(x > 0, m, np.nan)})
+    scores, _ = clv_assets.fit_and_score(summary)
+    assert np.isfinite(scores.drop(columns=["customer_key"]).to_numpy(float)).all()
+    monkeypatch.setattr(clv_assets.clv, "expected_purchases", lambda *a, **k: np.full(n, np.nan))
+    with pytest.raises(clv_assets.clv.ClvDataError, match="non-finite predictions for 2000 customers"):
+        clv_assets.fit_and_score(summary)

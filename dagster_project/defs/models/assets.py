@@ -34,7 +34,11 @@ CLV_COLUMNS = {
 
 
 def fit_and_score(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Fit both models on the summary and score every customer (raises ClvDataError on too little data)."""
+    """Fit both models on the summary and score every customer.
+
+    Raises ClvDataError (a readable reason, no predictions) on too little data, a fit that did not
+    converge, or predictions that are not finite numbers.
+    """
     x = summary["repeat_purchase_days"].to_numpy(float)
     t_x = summary["btyd_recency_weeks"].to_numpy(float)
     T = summary["btyd_age_weeks"].to_numpy(float)
@@ -46,15 +50,21 @@ def fit_and_score(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     if not (bg.converged and gg.converged):
         raise clv.ClvDataError(f"the models did not converge (BG/NBD: {bg.message}; Gamma-Gamma: {gg.message})")
     monthly_rate = (1 + ANNUAL_DISCOUNT_RATE) ** (1 / 12) - 1
-    scores = pd.DataFrame({
-        "customer_key": summary["customer_key"],
-        "p_alive": clv.p_alive(bg, x, t_x, T),
-        "expected_purchases_90d": clv.expected_purchases(bg, 90 / 7, x, t_x, T),
-        "expected_purchases_365d": clv.expected_purchases(bg, 365 / 7, x, t_x, T),
-        "expected_spend_per_purchase": clv.expected_average_spend(gg, x, np.where(m > 0, m, 0)),
-        "predicted_clv_12m": np.round(clv.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate,
-                                                        period_length=WEEKS_PER_MONTH), 2),
-    })
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite results are caught below
+        scores = pd.DataFrame({
+            "customer_key": summary["customer_key"],
+            "p_alive": clv.p_alive(bg, x, t_x, T),
+            "expected_purchases_90d": clv.expected_purchases(bg, 90 / 7, x, t_x, T),
+            "expected_purchases_365d": clv.expected_purchases(bg, 365 / 7, x, t_x, T),
+            "expected_spend_per_purchase": clv.expected_average_spend(gg, x, np.where(m > 0, m, 0)),
+            "predicted_clv_12m": np.round(clv.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate,
+                                                            period_length=WEEKS_PER_MONTH), 2),
+        })
+    numeric = scores.drop(columns=["customer_key"]).to_numpy(float)
+    bad = int((~np.isfinite(numeric)).any(axis=1).sum())
+    if bad:
+        raise clv.ClvDataError(f"the fitted models give non-finite predictions for {bad} customers; "
+                               "no predictions are published")
     fit = {"bgnbd": bg.as_dict(), "gamma_gamma": gg.as_dict(), "annual_discount_rate": ANNUAL_DISCOUNT_RATE}
     return scores, fit
 
@@ -68,7 +78,13 @@ def holdout_comparison(summary: pd.DataFrame, holdout_weeks: float) -> pd.DataFr
     T = cal["cal_btyd_age_weeks"].to_numpy(float)
     clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0, MIN_REPEAT_CUSTOMERS, 0)
     bg = clv.fit_bgnbd(x, t_x, T)
-    cal["predicted"] = clv.expected_purchases(bg, holdout_weeks, x, t_x, T)
+    if not bg.converged:
+        raise clv.ClvDataError(f"the calibration fit did not converge ({bg.message})")
+    with np.errstate(invalid="ignore", over="ignore"):
+        cal["predicted"] = clv.expected_purchases(bg, holdout_weeks, x, t_x, T)
+    finite = np.isfinite(cal["predicted"].to_numpy(float))
+    if not finite.all():
+        raise clv.ClvDataError(f"the calibration fit gives non-finite predictions for {int((~finite).sum())} customers")
     cal["group"] = np.minimum(x, 5).astype(int).astype(str)
     cal.loc[cal["group"] == "5", "group"] = "5+"
     out = cal.groupby("group").agg(customers=("customer_key", "count"), predicted=("predicted", "sum"),
