@@ -159,9 +159,7 @@ class BgNbdFit:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["params"] = self.params.as_dict()
-        return d
+        return asdict(self)  # converts the nested params dataclass too
 
 
 @dataclass(frozen=True)
@@ -178,9 +176,7 @@ class GammaGammaFit:
     message: str
 
     def as_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["params"] = self.params.as_dict()
-        return d
+        return asdict(self)  # converts the nested params dataclass too
 
 
 def _bg(params: BgNbdParams | BgNbdFit | tuple | dict) -> BgNbdParams:

@@ -87,6 +87,7 @@ class UnionFind:
 @dataclass(frozen=True)
 class SourceQuery:
     source: str
+    table: str  # the raw table the query reads
     sql: str
     # (id_type, column) pairs in the query's result
     columns: tuple[tuple[str, str], ...]
@@ -99,16 +100,19 @@ def source_queries(con: duckdb.DuckDBPyConnection) -> list[SourceQuery]:
     queries = [
         SourceQuery(
             "shopify",
+            "shopify_order_lines",
             "select distinct email, phone, billing_phone, shipping_phone from raw.shopify_order_lines",
             (("email", "email"), ("phone", "phone"), ("phone", "billing_phone"), ("phone", "shipping_phone")),
         ),
         SourceQuery(
             "square_items",
+            "square_item_lines",
             "select distinct customer_id, customer_reference_id from raw.square_item_lines "
             "where customer_id is not null or customer_reference_id is not null",
             (("square_customer_id", "customer_id"), ("member_id", "customer_reference_id")),
         ),
         SourceQuery(
+            "square_customers",
             "square_customers",
             "select distinct square_customer_id, reference_id, email, phone from raw.square_customers",
             (("square_customer_id", "square_customer_id"), ("member_id", "reference_id"),
@@ -116,17 +120,19 @@ def source_queries(con: duckdb.DuckDBPyConnection) -> list[SourceQuery]:
         ),
         SourceQuery(
             "generic",
+            "generic_order_lines",
             # customer ids are namespaced by map (two shops' "123" are different people)
             "select distinct map_name || ':' || customer_id, email, phone from raw.generic_order_lines",
             (("source_customer_id", "customer_id"), ("email", "email"), ("phone", "phone")),
         ),
         SourceQuery(
             "members",
+            "members",
             "select distinct member_id, email, phone from raw.members",
             (("member_id", "member_id"), ("email", "email"), ("phone", "phone")),
         ),
     ]
-    return [sq for sq in queries if table_exists(con, "raw", sq.sql.split(" from raw.")[1].split()[0])]
+    return [sq for sq in queries if table_exists(con, "raw", sq.table)]
 
 
 def normalise(id_type: str, raw: str | None, default_region: str) -> str | None:

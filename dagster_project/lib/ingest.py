@@ -15,7 +15,7 @@ import csv
 import io
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -186,7 +186,6 @@ class FileResult:
     message: str = ""
     encoding: str = "utf-8"
     file_id: int | None = None
-    reasons: dict[str, int] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -364,13 +363,17 @@ def pick_layout(folder: str, header: list[str]) -> Layout | None:
     return candidates[0] if len(candidates) == 1 else None
 
 
+def duplicated_columns(header: list[str]) -> list[str]:
+    return sorted({h for h in header if h and header.count(h) > 1})
+
+
 def header_problem(path: Path, layout: Layout | None, folder: str, header: list[str]) -> str | None:
     if not header or header == [""]:
         return None  # empty file; handled as empty
     if len(header) == 1 and any(d in header[0] for d in (";", "\t", "|")):
         delim = next(d for d in (";", "\t", "|") if d in header[0])
         return f"{path.name}: expected comma-separated columns, the header looks {delim!r}-separated"
-    dupes = sorted({h for h in header if header.count(h) > 1 and h})
+    dupes = duplicated_columns(header)
     if dupes:
         return f"{path.name}: duplicated header columns {dupes}"
     if layout is None:
@@ -588,7 +591,7 @@ def read_source_header(source: Path, fmt: str, delimiter: str = ",") -> list[str
 def generic_header_problem(path: Path, cmap, header: list[str]) -> str | None:
     if not header:
         return None
-    dupes = sorted({h for h in header if header.count(h) > 1 and h})
+    dupes = duplicated_columns(header)
     if dupes:
         return f"{path.name}: duplicated header columns {dupes}"
     mapped = set(cmap.columns.values())
@@ -893,14 +896,6 @@ def _insert_typed(con, table: str, fields: list[Field], header: list[str], broke
     res.rows_loaded = int(loaded)
     res.rows_quarantined = int(quarantined) + len(broken)
     res.rows_read = res.rows_loaded + res.rows_quarantined
-    res.reasons = {
-        r: int(n)
-        for r, n in con.execute(
-            "select split_part(split_part(reason, ';', 1), ':', 1), count(*) from raw.quarantine "
-            "where file_id = ? group by 1 order by 2 desc, 1",
-            [res.file_id],
-        ).fetchall()
-    }
 
 
 def _quarantine_whole_shopify_orders(con) -> None:

@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
-from dagster_project.lib import gx_validation, publish, report, tiers
+from dagster_project.lib import gx_validation, publish, report, tiers, warehouse
 from dagster_project.lib.dbt_project import ensure_manifest
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
@@ -142,11 +142,11 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
             for (name,) in con.execute(
                 "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()
         }
-        clv_fit = con.execute(
-            "select status, message, holdout_by_group, holdout_relative_error from marts.clv_model_fits "
-            "where run_id = ?", [run_id]).fetchone() if con.execute(
-            "select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = 'clv_model_fits'"
-        ).fetchone()[0] else None
+        clv_fit = None
+        if warehouse.table_exists(con, "marts", "clv_model_fits"):
+            clv_fit = con.execute(
+                "select status, message, holdout_by_group, holdout_relative_error from marts.clv_model_fits "
+                "where run_id = ?", [run_id]).fetchone()
     finally:
         con.close()
 
