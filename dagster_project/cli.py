@@ -1,7 +1,9 @@
 """Command line for people and schedulers that do not open the UI.
 
-    python -m dagster_project run  [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files]
-    python -m dagster_project demo [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
+    python -m dagster_project run      [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files]
+    python -m dagster_project backfill --from YYYY-MM-DD --to YYYY-MM-DD [--data-dir DIR]
+    python -m dagster_project status   [--data-dir DIR] [--runs N]
+    python -m dagster_project demo     [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
 """
 
 from __future__ import annotations
@@ -16,6 +18,19 @@ from pathlib import Path
 from dagster_project.lib.paths import DataPaths, parse_as_of
 
 
+INSTANCE_YAML = """\
+# Written by `python -m dagster_project` (edit freely; delete this file to get the default back).
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    # every pipeline run writes the one DuckDB warehouse: queue runs (backfills too) one at a time
+    tag_concurrency_limits:
+      - key: pipeline/writer
+        limit: 1
+"""
+
+
 def _instance(paths: DataPaths):
     """A persistent Dagster instance under <data dir>/dagster_home (or $DAGSTER_HOME when set)."""
     from dagster import DagsterInstance
@@ -26,7 +41,7 @@ def _instance(paths: DataPaths):
     home.mkdir(parents=True, exist_ok=True)
     yaml_path = home / "dagster.yaml"
     if not yaml_path.exists():
-        yaml_path.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        yaml_path.write_text(INSTANCE_YAML, encoding="utf-8")
     return DagsterInstance.from_config(str(home))
 
 
@@ -37,6 +52,9 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
     as_of_date = parse_as_of(as_of)
     os.environ["PIPELINE_DATA_DIR"] = str(paths.root)
     from dagster_project.definitions import defs
+    from dagster_project.lib.orchestration import check_as_of_in_range
+
+    check_as_of_in_range(as_of_date)
 
     job = defs.resolve_job_def("refresh_customer_value")
     run_config = {
@@ -44,14 +62,15 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
             "pipeline": {
                 "config": {
                     "data_dir": str(paths.root),
-                    "as_of": as_of_date.isoformat(),
+                    "as_of": "",  # the partition key carries the as-of date
                     "allow_rejected_files": allow_rejected_files,
                 }
             }
         },
         "loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}},
     }
-    return job.execute_in_process(run_config=run_config, instance=_instance(paths), raise_on_error=False)
+    return job.execute_in_process(run_config=run_config, instance=_instance(paths), raise_on_error=False,
+                                  partition_key=as_of_date.isoformat(), tags={"trigger": "cli"})
 
 
 def _failure_messages(result) -> list[str]:
@@ -70,14 +89,10 @@ def _failure_messages(result) -> list[str]:
     return msgs
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    paths = DataPaths.of(args.data_dir)
-    if paths.inbox_is_empty():
-        print(f"note: the inbox {paths.inbox} is empty; drop exports there or run "
-              f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
-    print(f"==> running the pipeline on {paths.root} (as of {parse_as_of(args.as_of)})", flush=True)
+def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool):
+    """Run once; print failures. Returns (exit code, elapsed seconds, warnings)."""
     t0 = time.perf_counter()
-    result = run_pipeline(paths.root, args.as_of, args.allow_rejected_files, quiet=args.quiet)
+    result = run_pipeline(paths.root, as_of, allow_rejected_files, quiet=quiet)
     elapsed = time.perf_counter() - t0
     failures = _failure_messages(result)
     if not result.success:
@@ -85,10 +100,25 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"and exports are untouched).", file=sys.stderr)
         for m in failures or ["see the log above"]:
             print(f"  - {m}", file=sys.stderr)
-        return 1
-    warnings = [m for m in failures if "(WARN)" in m]
-    manifest = json.loads((paths.exports / "latest" / "manifest.json").read_text(encoding="utf-8"))
+        return 1, elapsed, []
+    return 0, elapsed, [m for m in failures if "(WARN)" in m]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    paths = DataPaths.of(args.data_dir)
+    if paths.inbox_is_empty():
+        print(f"note: the inbox {paths.inbox} is empty; drop exports there or run "
+              f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
+    as_of = parse_as_of(args.as_of).isoformat()
+    print(f"==> running the pipeline on {paths.root} (as of {as_of})", flush=True)
+    code, elapsed, warnings = _run_one(paths, as_of, args.allow_rejected_files, args.quiet)
+    if code:
+        return code
+    manifest = json.loads((paths.exports / as_of / "manifest.json").read_text(encoding="utf-8"))
     print(f"\nDone in {elapsed:.1f}s. Published run {manifest['run_id']} as of {manifest['as_of']}.")
+    if not manifest.get("serving_updated", True):
+        print(f"  note: this is a backfill: exports/{as_of} holds its results; the serving warehouse and "
+              f"exports/latest stay at the newer as-of date {manifest.get('serving_as_of')}.")
     for m in warnings:
         print(f"  warning: {m}")
     print(f"""
@@ -97,7 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
   Parquet marts     : {paths.serving_marts_dir}/
   Tier lists        : {paths.exports / manifest['as_of']}/tiers/   (exports/latest points here)
   Manifest          : {paths.exports / manifest['as_of'] / 'manifest.json'}
+  Run report        : {paths.exports / manifest['as_of'] / 'report.html'}   (charts)
   Validation report : {paths.exports / manifest['as_of'] / 'validation_report.html'}
+  dbt docs          : {paths.exports / manifest['as_of'] / 'dbt_docs' / 'index.html'}
 
   Tier sizes: {', '.join(f"{k} {v['rows']}" for k, v in manifest['tiers'].items())}
 
@@ -106,6 +138,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     {sys.executable} -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.pareto_summary'))"
   Or point DBeaver / Metabase / Superset (DuckDB driver, read-only) at the serving file.""")
     return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """One run per as-of date, oldest first, each publishing exports/<as-of>/."""
+    from datetime import date, timedelta
+
+    paths = DataPaths.of(args.data_dir)
+    start, end = parse_as_of(args.start), parse_as_of(args.end)
+    if end < start:
+        raise ValueError(f"--to {end} is before --from {start}")
+    days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    print(f"==> backfilling {len(days)} as-of date(s) {days[0]} .. {days[-1]} on {paths.root}", flush=True)
+    outcome = []
+    for day in days:
+        print(f"\n--- as of {day}", flush=True)
+        code, elapsed, warnings = _run_one(paths, day, args.allow_rejected_files, quiet=True)
+        outcome.append((day, code, elapsed, len(warnings)))
+        if code and not args.keep_going:
+            break
+    print("\nas_of       result   seconds  warnings")
+    for day, code, elapsed, n_warn in outcome:
+        print(f"{day}  {'ok' if code == 0 else 'FAILED':7s} {elapsed:8.1f}  {n_warn:8d}")
+    print(f"exports per date in {paths.exports}/<as-of>/; serving and exports/latest show the newest as-of date.")
+    return 0 if all(code == 0 for _, code, _, _ in outcome) and len(outcome) == len(days) else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from dagster_project.lib import status
+
+    paths = DataPaths.of(args.data_dir)
+    text, code = status.report(paths, _instance(paths) if paths.dagster_home.exists() else None, args.runs)
+    print(text)
+    return code
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -136,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
                        help="publish even when an inbox file was rejected (reported as a warning)")
     p_run.add_argument("--quiet", action="store_true", help="only warnings and the summary")
     p_run.set_defaults(func=cmd_run)
+    p_back = sub.add_parser("backfill", help="run once per as-of date in a range (oldest first)")
+    p_back.add_argument("--data-dir", default=None)
+    p_back.add_argument("--from", dest="start", required=True, help="first as-of date YYYY-MM-DD")
+    p_back.add_argument("--to", dest="end", required=True, help="last as-of date YYYY-MM-DD (inclusive)")
+    p_back.add_argument("--allow-rejected-files", action="store_true")
+    p_back.add_argument("--keep-going", action="store_true", help="continue with later dates after a failure")
+    p_back.set_defaults(func=cmd_backfill)
+    p_status = sub.add_parser("status", help="last runs, what is published, failing checks")
+    p_status.add_argument("--data-dir", default=None)
+    p_status.add_argument("--runs", type=int, default=5, help="how many recent runs to list")
+    p_status.set_defaults(func=cmd_status)
     p_demo = sub.add_parser("demo", help="write demo exports into <data dir>/inbox")
     p_demo.add_argument("--data-dir", default=None)
     p_demo.add_argument("--customers", type=int, default=3000)

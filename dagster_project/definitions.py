@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from dagster_project.defs import jobs
+from dagster_project.defs import jobs, schedules
 from dagster_project.defs.export import definitions as export
 from dagster_project.defs.identity import definitions as identity
 from dagster_project.defs.ingestion import definitions as ingestion
@@ -23,6 +23,7 @@ defs = dg.Definitions.merge(
     export.defs,
     dg.Definitions(
         jobs=[jobs.refresh_customer_value],
+        schedules=[schedules.daily_refresh],
         resources={
             "pipeline": default_pipeline_config(),
             "dbt": DbtCliResource(

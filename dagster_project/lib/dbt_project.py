@@ -66,3 +66,29 @@ class Translator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
             return dbt_resource_props["config"].get("schema") or "transform"
         return super().get_group_name(dbt_resource_props)
+
+
+def generate_docs(warehouse: Path, as_of: str, out_dir: Path) -> Path:
+    """`dbt docs generate --static` against the working warehouse; copies the single-file site to out_dir.
+
+    Returns out_dir/index.html (the static page embeds manifest and catalog: it opens from disk, no
+    server needed); manifest.json and catalog.json are copied beside it for tools that read them.
+    """
+    import json
+    import shutil
+
+    env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse))
+    proc = subprocess.run(
+        [dbt_executable(), "docs", "generate", "--static", "--no-compile", "--quiet",
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--vars", json.dumps({"as_of": as_of})],
+        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+    )
+    target = DBT_PROJECT_DIR / "target"
+    if proc.returncode != 0 or not (target / "static_index.html").exists():
+        raise RuntimeError(f"`dbt docs generate` failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(target / "static_index.html", out_dir / "index.html")
+    for name in ("manifest.json", "catalog.json"):
+        shutil.copyfile(target / name, out_dir / name)
+    return out_dir / "index.html"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -19,11 +19,13 @@ def default_data_dir() -> Path:
 
 
 def parse_as_of(value: str | date | None) -> date:
-    """The run's as-of date: an ISO date, or today's UTC date when empty."""
+    """The run's as-of date: an ISO date, or today's date (in PIPELINE_TIMEZONE, default UTC) when empty."""
     if isinstance(value, date):
         return value
     if not value:
-        return datetime.now(timezone.utc).date()
+        from dagster_project.lib.orchestration import business_today
+
+        return business_today()
     try:
         return date.fromisoformat(value)
     except ValueError as exc:

@@ -62,6 +62,16 @@ def write_parquet_marts(serving_db: Path, out_dir: Path) -> list[Path]:
     return files
 
 
+def copy_parquet_marts(src_dir: Path, out_dir: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for p in sorted(src_dir.glob("*.parquet")):
+        if p.stem not in exclude:
+            shutil.copyfile(p, out_dir / p.name)
+            files.append(out_dir / p.name)
+    return files
+
+
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

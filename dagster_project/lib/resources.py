@@ -7,18 +7,34 @@ from datetime import date
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from dagster_project.lib import warehouse
+from dagster_project.lib.orchestration import PARTITION_TAG
 from dagster_project.lib.paths import DataPaths, parse_as_of
 
 
 class PipelineConfig(dg.ConfigurableResource):
-    """Where the data directory is and what date the run is as of."""
+    """Where the data directory is and what date the run is as of.
+
+    The as-of date is the run's partition key when the run has one (a scheduled run, a backfill, a
+    partition launched from the UI, the CLI); `as_of` in the config must then be empty or the same date.
+    """
 
     data_dir: str = ""  # empty: $PIPELINE_DATA_DIR, else ./data
     as_of: str = ""
     phone_region: str = "US"
     allow_rejected_files: bool = False
+
+    _partition_as_of: str = PrivateAttr(default="")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run = context.run
+        key = (run.tags.get(PARTITION_TAG) if run is not None else None) or ""
+        if key and self.as_of and parse_as_of(self.as_of) != parse_as_of(key):
+            raise dg.Failure(f"the run is for partition {key} but the pipeline resource says as_of={self.as_of}; "
+                             f"leave as_of empty for partitioned runs", allow_retries=False)
+        self._partition_as_of = key
 
     @property
     def paths(self) -> DataPaths:
@@ -26,7 +42,7 @@ class PipelineConfig(dg.ConfigurableResource):
 
     @property
     def as_of_date(self) -> date:
-        return parse_as_of(self.as_of)
+        return parse_as_of(self._partition_as_of or self.as_of)
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         p = self.paths

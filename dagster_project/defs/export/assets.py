@@ -6,6 +6,7 @@ failed run publishes nothing and leaves the previous serving file and exports un
 
 
 import json
+import os
 import shutil
 import subprocess
 from datetime import datetime, timezone
@@ -16,7 +17,8 @@ import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
 from dagster_project.lib import gx_validation, publish, report, tiers, warehouse
-from dagster_project.lib.dbt_project import ensure_manifest
+from dagster_project.lib.dbt_project import ensure_manifest, generate_docs
+from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
 
@@ -57,8 +59,27 @@ def check_results_of_run(context: dg.AssetExecutionContext) -> list[dict]:
     return sorted(out, key=lambda r: (r["asset"], r["check"]))
 
 
-def _previous_keys(latest: Path, tier: str) -> "set[str] | None":
-    path = latest / "tiers" / f"{tier}.parquet"
+def published_as_of(latest: Path) -> "str | None":
+    """The as-of date currently published (exports/latest), if any."""
+    manifest = latest / "manifest.json"
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text(encoding="utf-8")).get("as_of")
+
+
+def previous_exports(exports: Path, as_of: str) -> "Path | None":
+    """The published exports entered/left compare with: the newest as-of date not after this one
+    (the same date when re-run, the day before in a daily run, the right neighbour in a backfill)."""
+    dates = [p.name for p in exports.iterdir()
+             if p.is_dir() and not p.is_symlink() and p.name <= as_of and (p / "manifest.json").exists()] \
+        if exports.exists() else []
+    return exports / max(dates) if dates else None
+
+
+def _previous_keys(previous: "Path | None", tier: str) -> "set[str] | None":
+    if previous is None:
+        return None
+    path = previous / "tiers" / f"{tier}.parquet"
     if not path.exists():
         return None
     return set(pd.read_parquet(path, columns=["customer_key"])["customer_key"])
@@ -68,7 +89,7 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
     tiers.neutralise_formulas(df).to_csv(path, index=False, lineterminator="\n")
 
 
-def write_tier_files(con, tier: tiers.Tier, out: Path, latest: Path) -> dict:
+def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") -> dict:
     df = tiers.evaluate(con, tier)
     listed = df[tier.output_columns]
     d = out / "tiers"
@@ -82,14 +103,14 @@ def write_tier_files(con, tier: tiers.Tier, out: Path, latest: Path) -> dict:
         _write_csv(listed, d / f"{tier.name}.csv")
     hashed = df[df["accepts_marketing"].fillna(False).astype(bool)][tiers.HASHED_COLUMNS]
     _write_csv(hashed, d / f"{tier.name}.hashed.csv")
-    previous = _previous_keys(latest, tier.name)
+    before = _previous_keys(previous, tier.name)
     current = set(listed["customer_key"])
-    entered = sorted(current - (previous or set()))
-    left = sorted((previous or set()) - current)
+    entered = sorted(current - (before or set()))
+    left = sorted((before or set()) - current)
     _write_csv(listed[listed["customer_key"].isin(entered)][["customer_key", "tier", "reason"]], d / f"{tier.name}.entered.csv")
     _write_csv(pd.DataFrame({"customer_key": left, "tier": tier.name}), d / f"{tier.name}.left.csv")
     return {"rows": len(listed), "consented_rows": len(hashed), "entered": len(entered), "left": len(left),
-            "first_run": previous is None}
+            "first_run": before is None}
 
 
 def run_report(run_id: str, as_of: str, clv_fit) -> str:
@@ -117,6 +138,8 @@ def run_report(run_id: str, as_of: str, clv_fit) -> str:
     key=PUBLISHED_KEY,
     deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
     group_name="export",
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=ONE_RUN_PER_DATE,
     kinds={"duckdb", "parquet", "csv"},
     description="Tier lists, manifest, serving/warehouse.duckdb and Parquet marts, published atomically "
                 "after every blocking check passed.",
@@ -132,11 +155,16 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         shutil.rmtree(exports_stage)
     exports_stage.mkdir(parents=True)
     latest = paths.exports / "latest"
+    # A backfill of an older date publishes exports/<as-of>/ but leaves serving and `latest` on the newer date.
+    current = published_as_of(latest)
+    updates_serving = current is None or as_of >= current
 
     tier_defs = tiers.load_tiers(paths.root / "tiers.yml" if (paths.root / "tiers.yml").exists() else None)
-    con = pipeline.connect(read_only=True)
+    with retry_transient(context):
+        con = pipeline.connect(read_only=True)
     try:
-        tier_stats = {t.name: write_tier_files(con, t, exports_stage, latest) for t in tier_defs}
+        compare_with = previous_exports(paths.exports, as_of)
+        tier_stats = {t.name: write_tier_files(con, t, exports_stage, compare_with) for t in tier_defs}
         mart_rows = {
             name: int(con.execute(f"select count(*) from marts.{name}").fetchone()[0])
             for (name,) in con.execute(
@@ -158,12 +186,18 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         "tiers": tier_stats,
         "mart_rows": mart_rows,
         "checks": check_results_of_run(context),
+        "serving_updated": updates_serving,
+        "serving_as_of": as_of if updates_serving else current,
     }
     serving_tmp = stage / "warehouse.duckdb"
     publish.build_serving_copy(paths.warehouse, serving_tmp,
                                {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]})
     marts_tmp = stage / "marts"
     publish.write_parquet_marts(serving_tmp, marts_tmp)
+    # this as-of date's marts, kept with its exports (fct_orders, the order-level history, only in serving)
+    publish.copy_parquet_marts(marts_tmp, exports_stage / "marts", exclude=("fct_orders",))
+    if os.environ.get("PIPELINE_DBT_DOCS", "1").lower() not in ("0", "false", "no"):
+        generate_docs(paths.warehouse, as_of, exports_stage / "dbt_docs")
     (exports_stage / "report.html").write_text(run_report(run_id, as_of, clv_fit), encoding="utf-8")
     validations = stage / "validations"
     if validations.exists():
@@ -172,13 +206,19 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     publish.write_manifest(exports_stage, info)
 
     # Publish: serving file, Parquet marts, exports folder, and the `latest` pointer last.
-    publish.replace_file(serving_tmp, paths.serving_warehouse)
-    publish.replace_dir(marts_tmp, paths.serving_marts_dir, stage)
+    if updates_serving:
+        publish.replace_file(serving_tmp, paths.serving_warehouse)
+        publish.replace_dir(marts_tmp, paths.serving_marts_dir, stage)
     publish.replace_dir(exports_stage, paths.exports / as_of, stage)
-    publish.point_symlink(latest, as_of)
+    if updates_serving:
+        publish.point_symlink(latest, as_of)
     shutil.rmtree(stage, ignore_errors=True)
 
-    context.log.info(f"published run {run_id} as of {as_of}: {paths.serving_warehouse} and {paths.exports / as_of}")
+    if updates_serving:
+        context.log.info(f"published run {run_id} as of {as_of}: {paths.serving_warehouse} and {paths.exports / as_of}")
+    else:
+        context.log.info(f"backfill as of {as_of}: published {paths.exports / as_of}; serving and exports/latest "
+                         f"stay as of {current}")
     return dg.MaterializeResult(
         metadata={
             "as_of": as_of,

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from dagster_project.lib import formats, ingest
+from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
 RAW_TABLES = [lay.name for lay in formats.LAYOUTS] + [ingest.GENERIC_TABLE]
@@ -22,26 +23,27 @@ RAW_SPECS = [
 ]
 
 
-@dg.multi_asset(specs=RAW_SPECS, name="raw_exports")
+@dg.multi_asset(specs=RAW_SPECS, name="raw_exports", partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
 def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     """Load every new inbox file (each file once, by content hash) into the `raw` schema."""
     paths = pipeline.paths
     paths.ensure()
     run_id = context.run.run_id
-    con = pipeline.connect()
-    try:
-        results = ingest.ingest_inbox(con, paths.inbox, run_id)
-        per_table = dict(
-            con.execute(
-                "select layout, sum(rows_loaded) from raw.load_ledger where run_id = ? group by layout", [run_id]
-            ).fetchall()
-        )
-        totals = {
-            name: con.execute(f"select count(*) from raw.{name}").fetchone()[0] for name in RAW_TABLES
-        }
-        quarantined_total = con.execute("select count(*) from raw.quarantine").fetchone()[0]
-    finally:
-        con.close()
+    with retry_transient(context):
+        con = pipeline.connect()
+        try:
+            results = ingest.ingest_inbox(con, paths.inbox, run_id)
+            per_table = dict(
+                con.execute(
+                    "select layout, sum(rows_loaded) from raw.load_ledger where run_id = ? group by layout", [run_id]
+                ).fetchall()
+            )
+            totals = {
+                name: con.execute(f"select count(*) from raw.{name}").fetchone()[0] for name in RAW_TABLES
+            }
+            quarantined_total = con.execute("select count(*) from raw.quarantine").fetchone()[0]
+        finally:
+            con.close()
 
     summary = ingest.summarise(results)
     for r in results:

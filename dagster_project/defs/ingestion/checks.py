@@ -1,6 +1,8 @@
 """Blocking checks on what ingestion did in this run."""
 
 
+import os
+
 import dagster as dg
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY, RAW_TABLES
@@ -56,4 +58,43 @@ def rows_read_equal_loaded_plus_quarantined(context: dg.AssetCheckExecutionConte
         passed=not bad,
         description="rows reconcile for every loaded file" if not bad else f"rows lost or duplicated in {bad[:5]}",
         metadata={"rows_read": int(totals[0]), "rows_loaded": int(totals[1]), "rows_quarantined": int(totals[2])},
+    )
+
+
+def freshness_days() -> int:
+    return int(os.environ.get("PIPELINE_FRESHNESS_DAYS", "2"))
+
+
+@dg.asset_check(asset=LEDGER_KEY, blocking=False,
+                description="Warns when a source that has sent exports before has sent no new file for more than "
+                            "PIPELINE_FRESHNESS_DAYS days (default 2).")
+def exports_are_fresh(pipeline: PipelineConfig) -> dg.AssetCheckResult:
+    limit = freshness_days()
+    con = pipeline.connect(read_only=True)
+    try:
+        rows = con.execute(
+            """
+            select folder, max(loaded_at) as newest_arrival,
+                   date_diff('hour', max(loaded_at), cast(now() as timestamp)) / 24.0 as days_since
+            from raw.load_ledger
+            where status = 'loaded'
+            group by folder
+            order by folder
+            """
+        ).fetchall()
+    finally:
+        con.close()
+    stale = [(folder, days) for folder, _, days in rows if days > limit]
+    return dg.AssetCheckResult(
+        passed=not stale,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=("no new export for more than " + str(limit) + " days from: "
+                     + ", ".join(f"{folder} ({days:.1f} days)" for folder, days in stale)) if stale
+                    else f"every source sent a new export within {limit} days",
+        metadata={
+            "freshness_days": limit,
+            "sources": dg.MetadataValue.md(
+                "| source folder | newest new file | days since |\n|---|---|---|\n"
+                + "\n".join(f"| {f} | {t:%Y-%m-%d %H:%M} UTC | {d:.1f} |" for f, t, d in rows)),
+        },
     )

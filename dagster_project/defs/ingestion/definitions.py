@@ -4,6 +4,6 @@ from dagster_project.defs.ingestion import assets, checks, sensors
 
 defs = dg.Definitions(
     assets=[assets.raw_exports],
-    asset_checks=[checks.no_rejected_files, checks.rows_read_equal_loaded_plus_quarantined],
+    asset_checks=[checks.no_rejected_files, checks.rows_read_equal_loaded_plus_quarantined, checks.exports_are_fresh],
     sensors=[sensors.inbox_sensor],
 )

@@ -8,6 +8,7 @@ import dagster as dg
 
 from dagster_project.defs.jobs import refresh_customer_value
 from dagster_project.lib import ingest
+from dagster_project.lib.orchestration import business_today
 from dagster_project.lib.paths import DataPaths
 
 
@@ -37,4 +38,6 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
     # the run key names exactly which file versions triggered it (stable across processes)
     digest = hashlib.sha256(json.dumps({k: current[k] for k in changed}, sort_keys=True).encode()).hexdigest()
     run_key = f"inbox-{digest[:16]}"
-    return dg.RunRequest(run_key=run_key, tags={"trigger": "inbox_sensor", "new_files": str(len(changed))})
+    # New exports are read as of today (the day they arrived), like an ad-hoc `run` without --as-of.
+    return dg.RunRequest(run_key=run_key, partition_key=business_today().isoformat(),
+                         tags={"trigger": "inbox_sensor", "new_files": str(len(changed))})

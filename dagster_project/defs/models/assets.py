@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.lib import clv
+from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
 CLV_KEY = dg.AssetKey(["marts", "customer_clv"])
@@ -106,10 +107,13 @@ def holdout_comparison(summary: pd.DataFrame, holdout_weeks: float) -> pd.DataFr
                                    description="Warns when predicted holdout purchases miss actual ones by more "
                                                "than 25%, or the miss grew by half since the previous run.")],
     name="clv_model",
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=ONE_RUN_PER_DATE,
 )
 def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     as_of = pipeline.as_of_date
-    con = pipeline.connect()
+    with retry_transient(context):
+        con = pipeline.connect()
     try:
         summary = con.execute("select * from intermediate.int_customer_btyd_summary").df()
         status, message, fit, scores = "fitted", "", {}, None
