@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 
-.PHONY: install run demo test dev clean-data help
+.PHONY: install run demo test dev status clean-data help
 
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
 	@echo "make test   - install (once) and run the test suite"
 	@echo "make dev    - open the Dagster UI (dagster dev) on this project"
 	@echo "make demo   - (re)write demo exports into $(DATA_DIR)/inbox"
+	@echo "make status - last runs, what is published, failing checks"
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> creating $(VENV) with $(PYTHON) and installing pinned dependencies (about 90 s the first time)"
@@ -26,6 +27,9 @@ run: $(STAMP)
 	$(BIN)/python -m dagster_project demo --data-dir $(DATA_DIR) --if-empty
 	$(BIN)/python -m dagster_project run --data-dir $(DATA_DIR)
 
+status: $(STAMP)
+	$(BIN)/python -m dagster_project status --data-dir $(DATA_DIR)
+
 demo: $(STAMP)
 	$(BIN)/python -m dagster_project demo --data-dir $(DATA_DIR)
 
@@ -33,7 +37,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 dev: $(STAMP)
-	PIPELINE_DATA_DIR=$(abspath $(DATA_DIR)) $(BIN)/dagster dev -w workspace.yaml
+	@# one Dagster instance for the UI, the schedule, the CLI and `status`: <data dir>/dagster_home
+	$(BIN)/python -c "from dagster_project.cli import _instance; from dagster_project.lib.paths import DataPaths; _instance(DataPaths.of('$(DATA_DIR)'))"
+	DAGSTER_HOME=$(abspath $(DATA_DIR))/dagster_home PIPELINE_DATA_DIR=$(abspath $(DATA_DIR)) $(BIN)/dagster dev -w workspace.yaml
 
 clean-data:
 	rm -rf $(DATA_DIR)/warehouse $(DATA_DIR)/serving $(DATA_DIR)/exports $(DATA_DIR)/dagster_home

@@ -52,7 +52,6 @@ class PipelineConfig(dg.ConfigurableResource):
 def default_pipeline_config() -> PipelineConfig:
     return PipelineConfig(
         data_dir=os.environ.get("PIPELINE_DATA_DIR", ""),
-        as_of=os.environ.get("PIPELINE_AS_OF", ""),
         phone_region=os.environ.get("PIPELINE_PHONE_REGION", "US"),
         allow_rejected_files=os.environ.get("PIPELINE_ALLOW_REJECTED_FILES", "") in ("1", "true", "yes"),
     )
