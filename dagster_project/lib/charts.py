@@ -16,7 +16,7 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import matplotlib
@@ -342,6 +342,8 @@ def repeat_ladder_chart(con) -> Chart:
         ax.annotate(label, (x, d["repeat_rate"]), xytext=(0, 3), textcoords="offset points",
                     ha="center", va="bottom", fontsize=8.5)
     ax.set_xticks(xs, [f"{d['n']} → {d['n'] + 1}" for d in data])
+    pad = 0.6 + max(0, 3 - len(data)) / 2  # a lone bar keeps a bar's width
+    ax.set_xlim(-pad, len(data) - 1 + pad)
     ax.set_ylim(0, min(1.0, top * 1.3) if top < 0.75 else 1.1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
     ax.set_xlabel("purchases made → next purchase")
@@ -445,8 +447,6 @@ def _transition_month(con, as_of) -> tuple:
 
 
 def _add_days(d: date, n: int) -> date:
-    from datetime import timedelta
-
     return d + timedelta(days=n)
 
 
@@ -511,9 +511,7 @@ def tier_sizes_chart(points: list[tuple]) -> Chart:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, title="tier")
     caption = f"Rows in each tier list over the last {len(dates)} run(s), {dates[0]} to {dates[-1]}."
-    last = points[-1]
     table = [{"tier": k, **{a: t.get(k, "") for a, t in points[-4:]}} for k in tiers][:12]
-    del last
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -647,14 +645,11 @@ def ltv_cac_chart(con) -> Chart:
 # all of them, and the Markdown for Dagster metadata
 
 
-CHART_FUNCTIONS = (pareto_chart, rf_heatmap_chart, cohort_retention_chart, repeat_ladder_chart, lifecycle_chart,
-                   None, membership_value_chart, ltv_cac_chart)
-
-
 def all_charts(con, tier_points: list[tuple]) -> list[Chart]:
     """The report's charts in order: Pareto, R×F, cohorts, ladder, lifecycle, tier sizes, membership,
     LTV:CAC."""
-    return [tier_sizes_chart(tier_points) if fn is None else fn(con) for fn in CHART_FUNCTIONS]
+    return [pareto_chart(con), rf_heatmap_chart(con), cohort_retention_chart(con), repeat_ladder_chart(con),
+            lifecycle_chart(con), tier_sizes_chart(tier_points), membership_value_chart(con), ltv_cac_chart(con)]
 
 
 def markdown_image(chart: Chart, max_rows: int = 12) -> str:
