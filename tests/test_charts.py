@@ -191,6 +191,8 @@ def test_tier_history_reads_manifests_in_order(tmp_path):
     points = charts.tier_history(exports, (date(2026, 11, 3), {"champions": 13, "lapsed": 4, "new_tier": 1}))
     assert [p[0] for p in points] == ["2026-11-01", "2026-11-02", "2026-11-03"]
     assert charts.tier_history(exports, ("2026-11-02", {"champions": 99}))[-1] == ("2026-11-02", {"champions": 99})
+    assert charts.tier_history(exports, ("2026-11-02", {"champions": {"rows": 98, "entered": 3}}))[-1] == (
+        "2026-11-02", {"champions": 98})
     assert [p[0] for p in charts.tier_history(exports, None, limit=1)] == ["2026-11-02"]
     assert charts.tier_history(tmp_path / "missing", None) == []
 

@@ -162,7 +162,9 @@ def pareto_chart(con) -> Chart:
     ax.scatter([cross_x], [cross_y], color=RED, zorder=5, s=40)
     ax.annotate(
         f"{_pct(cross_x, 1)} of customers ({data[0]['customers']:,})\ngive {_pct(cross_y, 1)} of revenue",
-        (cross_x, cross_y), xytext=(max(cross_x + 0.08, 0.3), target - 0.25), textcoords="data",
+        (cross_x, cross_y), textcoords="data",
+        # below right of a steep curve; top left (empty there) when the curve is nearly flat
+        xytext=(max(cross_x + 0.08, 0.3), target - 0.25) if cross_x <= 0.55 else (0.04, min(target + 0.08, 0.9)),
         fontsize=10, arrowprops={"arrowstyle": "->", "color": RED}, color="black",
         bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": RED})
     ax.set_xlim(0, 1)
@@ -176,7 +178,8 @@ def pareto_chart(con) -> Chart:
     ax.legend(loc="lower right", fontsize=9)
     caption = (f"{summary['headline']}; the top 20% of customers give "
                f"{_pct(float(summary['top_20pct_revenue_share']), 1)} of revenue.")
-    deciles = [d for d in data[1:] if round(100 * d["customer_share"]) % 10 == 0] if customers >= 100 else data[1:11]
+    decile_ranks = {max(1, math.ceil(p * customers / 100)) for p in range(10, 101, 10)}
+    deciles = [d for d in data[1:] if d["customers"] in decile_ranks]
     table = [{"point": d["point"], "customers": d["customers"], "share of customers": _pct(d["customer_share"], 1),
               "share of revenue": _pct(d["revenue_share"], 1)} for d in [data[0]] + deciles]
     return Chart(name, title, caption, _png(fig), data, table)
@@ -430,8 +433,9 @@ def lifecycle_chart(con) -> Chart:
     caption = (f"As of {_iso(as_of)}: customers per activity state and value stage; on the right, customers' "
                f"moves between activity states during {_month_label(month) if month else 'the last month'} "
                "(the diagonal is customers who stayed).")
-    table = [d for d in data if d["view"] != "transition"]
-    return Chart(name, title, caption, _png(fig), data, table[:12])
+    table = [{"view": d["view"], "state": d["state"], "customers": d["customers"]}
+             for d in data if d["view"] != "transition"]
+    return Chart(name, title, caption, _png(fig), data, table)
 
 
 def _transition_month(con, as_of) -> tuple:
@@ -457,7 +461,8 @@ def _add_days(d: date, n: int) -> date:
 def tier_history(exports_dir: Path, current: tuple | None = None, limit: int = 30) -> list[tuple[str, dict]]:
     """(as_of, {tier: rows}) from exports/<as-of>/manifest.json (``latest`` and unreadable ones
     skipped), plus ``current`` (replacing a manifest of the same as-of), sorted by as-of, the last
-    ``limit``."""
+    ``limit``.  ``current``: (as_of, {tier: rows}) or (as_of, the manifest's tiers dict
+    {tier: {"rows": n, ...}}) for the run being published, whose folder is not in exports yet."""
     points: dict[str, dict] = {}
     exports_dir = Path(exports_dir)
     if exports_dir.is_dir():
@@ -474,7 +479,7 @@ def tier_history(exports_dir: Path, current: tuple | None = None, limit: int = 3
             points[as_of] = tiers
     if current is not None:
         as_of, tiers = current
-        points[_iso(as_of)] = {str(k): int(v) for k, v in tiers.items()}
+        points[_iso(as_of)] = {str(k): int(v["rows"] if isinstance(v, dict) else v) for k, v in tiers.items()}
     return sorted(points.items())[-limit:]
 
 
@@ -655,25 +660,28 @@ def all_charts(con, tier_points: list[tuple]) -> list[Chart]:
 def markdown_image(chart: Chart, max_rows: int = 12) -> str:
     """Markdown for Dagster metadata (MetadataValue.md): the PNG as a data URI and a short table."""
     b64 = base64.b64encode(chart.png).decode("ascii")
-    parts = [f"![{chart.title}](data:image/png;base64,{b64})", "", chart.caption]
+    alt = chart.title.replace("[", "(").replace("]", ")")
+    parts = [f"![{alt}](data:image/png;base64,{b64})", "", chart.caption]
     rows = chart.table if chart.table is not None else chart.data
     if rows:
         cols = list(rows[0])
         parts += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows[:max_rows]:
-            parts.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
+            parts.append("| " + " | ".join(_cell(r.get(c), c) for c in cols) + " |")
         if len(rows) > max_rows:
             parts.append(f"\n… {len(rows) - max_rows} more rows")
     return "\n".join(parts) + "\n"
 
 
-def _cell(v) -> str:
+def _cell(v, column: str = "") -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
+    if isinstance(v, float) and any(k in column for k in ("rate", "share", "penetration")):
+        return _pct(v, 1)
     if isinstance(v, float):
-        return f"{v:,.3f}" if abs(v) < 100 else f"{v:,.0f}"
+        return f"{v:,.2f}"
     if isinstance(v, int):
         return f"{v:,}"
     return str(v).replace("|", "\\|")
