@@ -1,7 +1,7 @@
 """The run report: charts rendered to PNG and gathered in one self-contained HTML page.
 
-This first version carries the CLV calibration/holdout chart; the marketing charts of the report
-(Pareto, R×F heatmap, cohorts, ladder…) belong with it as they are added.
+The marketing charts come from lib/charts.py (Pareto, R×F, cohorts, ladder, lifecycle, tier sizes,
+membership, LTV:CAC); the CLV calibration/holdout chart is drawn here.
 """
 
 import base64
@@ -39,7 +39,7 @@ def holdout_chart(groups: list[dict], title: str) -> bytes:
 
 
 def render(title: str, sections: list[dict]) -> str:
-    """sections: {"heading", "text", "png" (bytes, optional), "table" (list of dicts, optional)}."""
+    """sections: {"heading", "text", "png" (bytes, optional), "table" (list of dicts, optional), "note"}."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for s in sections:
         parts.append(f"<h2>{html.escape(s['heading'])}</h2><p>{html.escape(s.get('text', ''))}</p>")
@@ -53,9 +53,11 @@ def render(title: str, sections: list[dict]) -> str:
             for r in rows:
                 parts.append("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in cols) + "</tr>")
             parts.append("</table>")
+        if s.get("note"):
+            parts.append(f"<p><small>{html.escape(s['note'])}</small></p>")
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title><style>"
             "body{font-family:sans-serif;margin:2em;max-width:60em} table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>"
+            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} img{max-width:100%}</style></head><body>"
             + "".join(parts) + "</body></html>\n")
 
 

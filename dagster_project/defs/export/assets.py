@@ -13,10 +13,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
-from dagster_project.lib import gx_validation, publish, report, tiers, warehouse
+from dagster_project.lib import charts, gx_validation, publish, report, tiers, warehouse
 from dagster_project.lib.dbt_project import ensure_manifest, generate_docs
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.paths import REPO_ROOT
@@ -57,6 +58,18 @@ def check_results_of_run(context: dg.AssetExecutionContext) -> list[dict]:
         out.append({"asset": ev.asset_key.to_user_string(), "check": ev.check_name, "passed": ev.passed,
                     "severity": ev.severity.value})
     return sorted(out, key=lambda r: (r["asset"], r["check"]))
+
+
+def _charts_and_previews(serving_db: Path, exports: Path, as_of: str, tier_stats: dict,
+                         mart_names) -> "tuple[list[charts.Chart], dict[str, str]]":
+    con = duckdb.connect(str(serving_db), read_only=True)
+    try:
+        chart_list = charts.all_charts(con, charts.tier_history(exports, (as_of, tier_stats)))
+        previews = {name: markdown_preview(con.execute(f"select * from marts.{name} limit 5").df())
+                    for name in mart_names}
+    finally:
+        con.close()
+    return chart_list, previews
 
 
 def published_as_of(latest: Path) -> "str | None":
@@ -113,9 +126,42 @@ def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") 
             "first_run": before is None}
 
 
-def run_report(run_id: str, as_of: str, clv_fit) -> str:
+# which mart each chart is drawn from (the chart is attached to that asset's metadata)
+CHART_ASSETS = {
+    "pareto": ["marts", "pareto_curve"],
+    "rf_heatmap": ["marts", "customer_rfm"],
+    "cohort_retention": ["marts", "cohort_retention"],
+    "repeat_ladder": ["marts", "repeat_purchase_ladder"],
+    "lifecycle": ["marts", "lifecycle_transitions"],
+    "tier_sizes": ["exports", "published_run"],
+    "membership_value": ["marts", "membership_value"],
+    "ltv_cac": ["marts", "channel_economics"],
+}
+REPORT_TABLE_ROWS = 25
+
+
+def markdown_preview(df: pd.DataFrame, max_chars: int = 40) -> str:
+    """A small Markdown table of a mart's first rows (the serving copy: contact columns are masked)."""
+    cols = list(df.columns)
+
+    def cell(v) -> str:
+        text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+        text = text.replace("|", "\\|").replace("\n", " ")
+        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def run_report(run_id: str, as_of: str, clv_fit, chart_list: "list[charts.Chart]") -> str:
     """report.html of the run (self-contained: charts embedded as PNG)."""
     sections = []
+    for c in chart_list:
+        rows = c.table if c.table is not None else c.data
+        sections.append({"heading": c.title, "text": c.caption, "png": c.png, "table": rows[:REPORT_TABLE_ROWS],
+                         "note": f"{len(rows) - REPORT_TABLE_ROWS} more rows in the mart"
+                                 if len(rows) > REPORT_TABLE_ROWS else ""})
     if clv_fit is None or clv_fit[0] != "fitted":
         sections.append({"heading": "Predicted CLV: calibration vs holdout",
                          "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run")})
@@ -192,13 +238,17 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     serving_tmp = stage / "warehouse.duckdb"
     publish.build_serving_copy(paths.warehouse, serving_tmp,
                                {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]})
+    chart_list, previews = _charts_and_previews(serving_tmp, paths.exports, as_of, tier_stats, mart_rows)
+    (exports_stage / "charts").mkdir()
+    for c in chart_list:
+        (exports_stage / "charts" / f"{c.name}.png").write_bytes(c.png)
     marts_tmp = stage / "marts"
     publish.write_parquet_marts(serving_tmp, marts_tmp)
     # this as-of date's marts, kept with its exports (fct_orders, the order-level history, only in serving)
     publish.copy_parquet_marts(marts_tmp, exports_stage / "marts", exclude=("fct_orders",))
     if os.environ.get("PIPELINE_DBT_DOCS", "1").lower() not in ("0", "false", "no"):
         generate_docs(paths.warehouse, as_of, exports_stage / "dbt_docs")
-    (exports_stage / "report.html").write_text(run_report(run_id, as_of, clv_fit), encoding="utf-8")
+    (exports_stage / "report.html").write_text(run_report(run_id, as_of, clv_fit, chart_list), encoding="utf-8")
     validations = stage / "validations"
     if validations.exists():
         (exports_stage / "validation_report.html").write_text(
@@ -219,9 +269,21 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     else:
         context.log.info(f"backfill as of {as_of}: published {paths.exports / as_of}; serving and exports/latest "
                          f"stay as of {current}")
+    # row counts, previews and charts on the marts themselves (only for a run that published)
+    by_asset = {tuple(CHART_ASSETS[c.name]): c for c in chart_list}
+    for name, n in mart_rows.items():
+        meta = {"dagster/row_count": dg.MetadataValue.int(n), "preview": dg.MetadataValue.md(previews[name])}
+        chart = by_asset.get(("marts", name))
+        if chart is not None:
+            meta["chart"] = dg.MetadataValue.md(charts.markdown_image(chart))
+        context.log_event(dg.AssetObservation(asset_key=dg.AssetKey(["marts", name]), partition=as_of,
+                                              metadata=meta))
+    tier_chart = by_asset.get(("exports", "published_run"))
     return dg.MaterializeResult(
         metadata={
             "as_of": as_of,
+            "report": dg.MetadataValue.path(str(paths.exports / as_of / "report.html")),
+            "tier_sizes_chart": dg.MetadataValue.md(charts.markdown_image(tier_chart)) if tier_chart else "",
             "serving_warehouse": dg.MetadataValue.path(str(paths.serving_warehouse)),
             "exports": dg.MetadataValue.path(str(paths.exports / as_of)),
             "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in tier_stats.items()}),
