@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from dagster_project.lib.paths import DBT_PROJECT_DIR
+from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 
@@ -39,7 +39,9 @@ def ensure_manifest() -> Path:
     if MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime():
         return MANIFEST_PATH
     env = dict(os.environ)
-    env.setdefault("PIPELINE_WAREHOUSE_PATH", str(Path(tempfile.gettempdir()) / "dbt_parse_only.duckdb"))
+    # The same warehouse path as the runs (parsing does not open it): dbt's partial parsing is
+    # invalidated when the profile changes, so a parse-only path would force a full re-parse.
+    env.setdefault("PIPELINE_WAREHOUSE_PATH", str(DataPaths.of().warehouse))
     proc = subprocess.run(
         [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
          "--profiles-dir", str(DBT_PROJECT_DIR)],
@@ -48,6 +50,22 @@ def ensure_manifest() -> Path:
     if proc.returncode != 0 or not MANIFEST_PATH.exists():
         raise RuntimeError(f"`dbt parse` failed in {DBT_PROJECT_DIR}:\n{proc.stdout}\n{proc.stderr}")
     return MANIFEST_PATH
+
+
+def keep_partial_parse(target_path: Path) -> None:
+    """Keep a run's partial-parse state where the next dbt invocation looks for it.
+
+    dagster-dbt gives each invocation its own target folder and seeds it with the project's
+    target/partial_parse.msgpack; copying the newest one back means the next run on the same data
+    directory (same profile) parses only what changed.
+    """
+    src = Path(target_path) / "partial_parse.msgpack"
+    if not src.exists():
+        return
+    dst = MANIFEST_PATH.parent / "partial_parse.msgpack"
+    tmp = dst.with_name(f".partial_parse.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 class Translator(DagsterDbtTranslator):
