@@ -10,12 +10,6 @@
     {%- if v is none or v == '' -%}(select max(as_of_date) from {{ var('run_context_relation') }}){%- else -%}cast('{{ v }}' as date){%- endif -%}
 {%- endmacro %}
 
-{#- Incremental where the adapter can delete+insert / merge (DuckDB); a plain table elsewhere
-    (e.g. Spark's default file formats), so the same models build on both. -#}
-{% macro incremental_if_supported() -%}
-    {{- 'incremental' if target.type in ('duckdb', 'postgres') else 'table' -}}
-{%- endmacro %}
-
 {#- First capture group of a regular expression (no backslashes in patterns: Spark and DuckDB
     escape string literals differently). -#}
 {% macro regex_extract(expr, pattern) -%}

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from dagster_project.lib import formats, ingest
+from dagster_project.lib import formats, gx_validation, ingest
 from dagster_project.lib.resources import PipelineConfig
 
 RAW_TABLES = [lay.name for lay in formats.LAYOUTS] + [ingest.GENERIC_TABLE]
@@ -28,6 +28,7 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     paths = pipeline.paths
     paths.ensure()
     run_id = context.run.run_id
+    gx_validation.prefetch()  # GX's import overlaps ingestion (the raw GX checks come next)
     con = pipeline.connect()
     try:
         results = ingest.ingest_inbox(con, paths.inbox, run_id)

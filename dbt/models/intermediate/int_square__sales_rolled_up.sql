@@ -2,7 +2,7 @@
     materialized=incremental_if_supported(),
     unique_key='source_order_id',
     incremental_strategy='delete+insert',
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
 ) }}
 -- Incremental (on DuckDB): a run re-rolls only the transactions that appear in export files loaded
 -- since the last build (new ones, and old ones again in a newer export) and replaces them by
@@ -18,7 +18,7 @@ with item_lines as (
     {%- if is_incremental() %}
     -- staging keeps each order's rows from the newest file containing it, so the orders in files
     -- loaded since the last build are exactly those with a newer file id
-    where file_id > (select coalesce(max(newest_file_id), 0) from {{ this }})
+    where file_id > {{ newest_file_id_built() }}
     {%- endif %}
 
 ),
