@@ -23,7 +23,7 @@ select
     try_cast("Lineitem quantity" as integer) * try_cast("Lineitem price" as decimal(18, 2)) as line_amount,
     try_cast("Discount Amount" as decimal(18, 2)) as discount_amount,
     try_cast("Refunded Amount" as decimal(18, 2)) as refunded_amount
-from read_csv({shopify_files}, header = true, all_varchar = true, filename = true, union_by_name = true);
+from read_csv({shopify_files}, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"', filename = true, union_by_name = true);
 
 create or replace table square_lines as
 select
@@ -45,11 +45,11 @@ select
     try_cast(replace(replace("Discounts", '$', ''), ',', '') as decimal(18, 2)) as discounts,
     try_cast(replace(replace("Net Sales", '$', ''), ',', '') as decimal(18, 2)) as net_sales,
     nullif("Customer ID", '') as square_customer_id
-from read_csv({square_item_files}, header = true, all_varchar = true, filename = true, union_by_name = true);
+from read_csv({square_item_files}, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"', filename = true, union_by_name = true);
 
 create or replace table square_directory as
 select "Square Customer ID" as square_customer_id, min(lower(trim("Email Address"))) as email
-from read_csv({square_customer_files}, header = true, all_varchar = true)
+from read_csv({square_customer_files}, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"')
 group by 1;
 
 -- Net orders (newest export wins per order), keyed to a customer.

@@ -202,11 +202,17 @@ def prepare_data(work: Path, lines: int) -> dict:
 
     from dagster_project.lib.demo import generate_demo
 
-    shutil.rmtree(work, ignore_errors=True)
     data, nxt = work / "data", work / "next"
-    t0 = time.perf_counter()
-    summary = generate_demo(data, target_lines=lines, seed=1, end_date=END_DATE)
-    gen_seconds = time.perf_counter() - t0
+    generated, splitting = work / "generated.json", work / "splitting"
+    if not generated.exists() or splitting.exists():  # else: generated, not yet split; reuse
+        shutil.rmtree(work, ignore_errors=True)
+        t0 = time.perf_counter()
+        summary = generate_demo(data, target_lines=lines, seed=1, end_date=END_DATE)
+        summary["generate_seconds"] = round(time.perf_counter() - t0, 1)
+        generated.write_text(json.dumps(summary, default=str))
+    summary = json.loads(generated.read_text())
+    gen_seconds = summary["generate_seconds"]
+    shutil.rmtree(nxt, ignore_errors=True)
     inbox = data / "inbox"
     shopify = sorted((inbox / "shopify").glob("*.csv"))
     square = sorted(p for p in (inbox / "square").glob("*.csv") if p.name.startswith("items"))
@@ -214,7 +220,7 @@ def prepare_data(work: Path, lines: int) -> dict:
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
     def read(files: list[Path]) -> str:
-        return f"read_csv({_csv_list(files)}, header = true, all_varchar = true, filename = true, union_by_name = true)"
+        return f"read_csv({_csv_list(files)}, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', filename = true, union_by_name = true)"
 
     # Order lines per day (Shopify by its Created at date, Square by its local Date).
     per_day = con.sql(f"""
@@ -243,6 +249,7 @@ def prepare_data(work: Path, lines: int) -> dict:
     refunded = sorted(rng.sample(old, min(max(10, lines // LATE_REFUND_EVERY), len(old))))
     con.execute("create table late_refunds (k varchar)")
     con.executemany("insert into late_refunds values (?)", [[k] for k in refunded])
+    splitting.touch()
     (nxt / "shopify").mkdir(parents=True)
     (nxt / "square").mkdir(parents=True)
     for kind, files, key, keys_table in (("shopify", shopify, "Name", "next_orders"),
@@ -268,12 +275,12 @@ def prepare_data(work: Path, lines: int) -> dict:
             tmp.replace(f)
     counts = {k: con.sql(f"select count(*) from {t}").fetchone()[0]
               for k, t in (("next_orders", "next_orders"), ("next_sales", "next_sales"))}
-    next_lines = sum(int(con.sql(f"select count(*) from read_csv('{p.as_posix()}', header = true, all_varchar = true)").fetchone()[0])
+    next_lines = sum(int(con.sql(f"select count(*) from read_csv('{p.as_posix()}', header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')").fetchone()[0])
                      for p in nxt.rglob("*.csv"))
     con.close()
     info = {
         "lines": summary["lines"]["total"], "customers": summary["customers"],
-        "generate_seconds": round(gen_seconds, 1),
+        "generate_seconds": gen_seconds,
         "main_as_of": cutoff,  # the main export ends the day before the cutoff
         "next_as_of": (END_DATE + timedelta(days=1)).isoformat(),
         "next_export_lines": next_lines, "next_export_share": round(next_lines / total, 4),
@@ -281,6 +288,7 @@ def prepare_data(work: Path, lines: int) -> dict:
         "input_mb": round(sum(p.stat().st_size for p in inbox.rglob("*") if p.is_file()) / 1e6, 1),
     }
     marker.write_text(json.dumps(info))
+    splitting.unlink()
     return info
 
 

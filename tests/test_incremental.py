@@ -29,7 +29,7 @@ INCREMENTAL_MODELS = ("int_shopify__orders_rolled_up", "int_square__sales_rolled
 
 
 def _csv(con, path: Path) -> str:
-    return f"read_csv('{path.as_posix()}', header = true, all_varchar = true)"
+    return f"read_csv('{path.as_posix()}', header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')"
 
 
 def _write_next_export(inbox: Path, out: Path) -> dict:
