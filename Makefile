@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 
-.PHONY: install run demo test dev status clean-data help
+.PHONY: install run demo test dev status clean-data help bench
 
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
@@ -13,6 +13,7 @@ help:
 	@echo "make dev    - open the Dagster UI (dagster dev) on this project"
 	@echo "make demo   - (re)write demo exports into $(DATA_DIR)/inbox"
 	@echo "make status - last runs, what is published, failing checks"
+	@echo "make bench  - pipeline vs engine limit vs peers at SIZES order lines (default 1M,10M; long)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@echo "==> creating $(VENV) with $(PYTHON) and installing pinned dependencies (about 90 s the first time)"
@@ -43,3 +44,14 @@ dev: $(STAMP)
 
 clean-data:
 	rm -rf $(DATA_DIR)/warehouse $(DATA_DIR)/serving $(DATA_DIR)/exports $(DATA_DIR)/dagster_home
+
+# Benchmark (BENCHMARKS.md): installs the optional `bench` extra (pymc-marketing) first.
+SIZES ?= 1000000,10000000
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
+	@touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/pipeline_bench.py --sizes $(SIZES) $(BENCH_ARGS)

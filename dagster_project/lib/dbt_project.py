@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from dagster_project.lib.paths import DBT_PROJECT_DIR
+from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 
@@ -39,7 +39,9 @@ def ensure_manifest() -> Path:
     if MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime():
         return MANIFEST_PATH
     env = dict(os.environ)
-    env.setdefault("PIPELINE_WAREHOUSE_PATH", str(Path(tempfile.gettempdir()) / "dbt_parse_only.duckdb"))
+    # The same warehouse path as the runs (parsing does not open it): dbt's partial parsing is
+    # invalidated when the profile changes, so a parse-only path would force a full re-parse.
+    env.setdefault("PIPELINE_WAREHOUSE_PATH", str(DataPaths.of().warehouse))
     proc = subprocess.run(
         [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
          "--profiles-dir", str(DBT_PROJECT_DIR)],
@@ -48,6 +50,22 @@ def ensure_manifest() -> Path:
     if proc.returncode != 0 or not MANIFEST_PATH.exists():
         raise RuntimeError(f"`dbt parse` failed in {DBT_PROJECT_DIR}:\n{proc.stdout}\n{proc.stderr}")
     return MANIFEST_PATH
+
+
+def keep_partial_parse(target_path: Path) -> None:
+    """Keep a run's partial-parse state where the next dbt invocation looks for it.
+
+    dagster-dbt gives each invocation its own target folder and seeds it with the project's
+    target/partial_parse.msgpack; copying the newest one back means the next run on the same data
+    directory (same profile) parses only what changed.
+    """
+    src = Path(target_path) / "partial_parse.msgpack"
+    if not src.exists():
+        return
+    dst = MANIFEST_PATH.parent / "partial_parse.msgpack"
+    tmp = dst.with_name(f".partial_parse.{os.getpid()}.tmp")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
 
 
 class Translator(DagsterDbtTranslator):
@@ -66,29 +84,3 @@ class Translator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] in ("model", "seed", "snapshot"):
             return dbt_resource_props["config"].get("schema") or "transform"
         return super().get_group_name(dbt_resource_props)
-
-
-def generate_docs(warehouse: Path, as_of: str, out_dir: Path) -> Path:
-    """`dbt docs generate --static` against the working warehouse; copies the single-file site to out_dir.
-
-    Returns out_dir/index.html (the static page embeds manifest and catalog: it opens from disk, no
-    server needed); manifest.json and catalog.json are copied beside it for tools that read them.
-    """
-    import json
-    import shutil
-
-    env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse))
-    proc = subprocess.run(
-        [dbt_executable(), "docs", "generate", "--static", "--no-compile", "--quiet",
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--vars", json.dumps({"as_of": as_of})],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
-    )
-    target = DBT_PROJECT_DIR / "target"
-    if proc.returncode != 0 or not (target / "static_index.html").exists():
-        raise RuntimeError(f"`dbt docs generate` failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(target / "static_index.html", out_dir / "index.html")
-    for name in ("manifest.json", "catalog.json"):
-        shutil.copyfile(target / name, out_dir / name)
-    return out_dir / "index.html"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -38,18 +39,37 @@ class Outcome:
 
 
 _CONTEXT = None
+_CONTEXT_LOCK = threading.Lock()
+_PREFETCH: threading.Thread | None = None
 
 
 def _context():
     global _CONTEXT
-    if _CONTEXT is None:
-        import great_expectations as gx
-        from great_expectations.data_context.types.base import ProgressBarsConfig
+    with _CONTEXT_LOCK:
+        if _CONTEXT is None:
+            import great_expectations as gx
+            from great_expectations.data_context.types.base import ProgressBarsConfig
 
-        ctx = gx.get_context(mode="ephemeral")
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-        _CONTEXT = ctx
+            ctx = gx.get_context(mode="ephemeral")
+            ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+            _CONTEXT = ctx
     return _CONTEXT
+
+
+def _prefetch_quietly() -> None:
+    try:
+        _context()
+    except Exception:  # noqa: BLE001 - the first validation builds the context again and reports
+        logging.getLogger(__name__).debug("GX prefetch failed", exc_info=True)
+
+
+def prefetch() -> None:
+    """Import GX and build its context in a background thread (about 5 s of a run's fixed cost), so
+    that it overlaps ingestion, which mostly waits on DuckDB; the first validation waits for it."""
+    global _PREFETCH
+    if _CONTEXT is None and _PREFETCH is None:
+        _PREFETCH = threading.Thread(target=_prefetch_quietly, name="gx-prefetch", daemon=True)
+        _PREFETCH.start()
 
 
 def validate(name: str, df: pd.DataFrame, expectations: list) -> Outcome:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -30,3 +31,13 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
             [schema, table],
         ).fetchone()[0]
     )
+
+
+def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str = "") -> None:
+    """The one-row table raw.run_context the dbt models read their as-of date from (macro as_of_date).
+
+    Passing the date as data rather than a dbt var keeps dbt's partial parsing valid from day to day.
+    """
+    con.execute("create schema if not exists raw")
+    con.execute("create or replace table raw.run_context (as_of_date date not null, run_id varchar, written_at timestamp)")
+    con.execute("insert into raw.run_context values (?, ?, current_timestamp)", [as_of, run_id])

@@ -1,10 +1,13 @@
 {#- Engine-specific SQL lives here, behind adapter.dispatch, so models stay portable
     (DuckDB by default; a Spark implementation sits beside each). -#}
 
-{#- The run's as-of date as a DATE literal. -#}
+{#- The run's as-of date.  The pipeline passes it as data, not as a dbt var: before each build it
+    writes the one-row table raw.run_context (as_of_date), so the project parses the same every day
+    and dbt's partial parsing stays valid.  `--vars '{as_of: YYYY-MM-DD}'` still overrides it (dbt
+    unit tests and ad-hoc runs). -#}
 {% macro as_of_date() -%}
     {%- set v = var('as_of', none) -%}
-    {%- if v is none or v == '' -%}current_date{%- else -%}cast('{{ v }}' as date){%- endif -%}
+    {%- if v is none or v == '' -%}(select max(as_of_date) from {{ var('run_context_relation') }}){%- else -%}cast('{{ v }}' as date){%- endif -%}
 {%- endmacro %}
 
 {#- First capture group of a regular expression (no backslashes in patterns: Spark and DuckDB

@@ -6,7 +6,6 @@ failed run publishes nothing and leaves the previous serving file and exports un
 
 
 import json
-import os
 import shutil
 import subprocess
 from datetime import datetime, timezone
@@ -18,7 +17,7 @@ import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
 from dagster_project.lib import charts, gx_validation, publish, report, tiers, warehouse
-from dagster_project.lib.dbt_project import ensure_manifest, generate_docs
+from dagster_project.lib.dbt_project import ensure_manifest
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
@@ -246,8 +245,8 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     publish.write_parquet_marts(serving_tmp, marts_tmp)
     # this as-of date's marts, kept with its exports (fct_orders, the order-level history, only in serving)
     publish.copy_parquet_marts(marts_tmp, exports_stage / "marts", exclude=("fct_orders",))
-    if os.environ.get("PIPELINE_DBT_DOCS", "1").lower() not in ("0", "false", "no"):
-        generate_docs(paths.warehouse, as_of, exports_stage / "dbt_docs")
+    if (stage / "dbt_docs" / "index.html").exists():  # written by the dbt step (PIPELINE_DBT_DOCS)
+        shutil.copytree(stage / "dbt_docs", exports_stage / "dbt_docs")
     (exports_stage / "report.html").write_text(run_report(run_id, as_of, clv_fit, chart_list), encoding="utf-8")
     validations = stage / "validations"
     if validations.exists():

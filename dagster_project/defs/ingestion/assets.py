@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from dagster_project.lib import formats, ingest
+from dagster_project.lib import formats, gx_validation, ingest
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -29,6 +29,7 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     paths = pipeline.paths
     paths.ensure()
     run_id = context.run.run_id
+    gx_validation.prefetch()  # GX's import overlaps ingestion (the raw GX checks come next)
     with retry_transient(context):
         con = pipeline.connect()
         try:

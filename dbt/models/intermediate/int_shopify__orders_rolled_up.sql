@@ -1,8 +1,23 @@
+{{ config(
+    materialized=incremental_if_supported(),
+    unique_key='source_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+-- Incremental (on DuckDB): a run re-rolls only the orders that appear in export files loaded since
+-- the last build (new ones, and old ones again in a newer export, e.g. with a late refund) and
+-- replaces them by natural key; newest export wins, as in a full build.
+
 -- One row per Shopify order: line amounts summed, order-level fields taken from the first row.
 
 with order_lines as (
 
     select * from {{ ref('stg_shopify__order_lines') }}
+    {%- if is_incremental() %}
+    -- staging keeps each order's rows from the newest file containing it, so the orders in files
+    -- loaded since the last build are exactly those with a newer file id
+    where file_id > {{ newest_file_id_built() }}
+    {%- endif %}
 
 ),
 
@@ -25,7 +40,7 @@ rolled_up as (
         max(note_attributes) as note_attributes,
         count(*) as line_count,
         sum(quantity) as units,
-        min(file_id) as file_id
+        max(file_id) as newest_file_id
     from order_lines
     group by order_name
 
@@ -54,7 +69,8 @@ final as (
         case accepts_marketing_flag when 1 then true when 0 then false end as accepts_marketing,
         lower({{ regex_extract('note_attributes', 'utm_source:[ ]*([A-Za-z0-9_.-]+)') }}) as utm_source,
         line_count,
-        units
+        units,
+        newest_file_id
     from rolled_up
 
 )

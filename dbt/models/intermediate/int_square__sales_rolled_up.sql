@@ -1,3 +1,13 @@
+{{ config(
+    materialized=incremental_if_supported(),
+    unique_key='source_order_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+) }}
+-- Incremental (on DuckDB): a run re-rolls only the transactions that appear in export files loaded
+-- since the last build (new ones, and old ones again in a newer export) and replaces them by
+-- natural key; newest export wins, as in a full build.
+
 -- One row per Square transaction: payment lines summed, refund lines netted against them.
 -- Square writes discounts and refunds as negative amounts; here they become positive
 -- `discounts` and `refunds` so that net = gross - discounts - refunds on every channel.
@@ -5,6 +15,11 @@
 with item_lines as (
 
     select * from {{ ref('stg_square__item_lines') }}
+    {%- if is_incremental() %}
+    -- staging keeps each order's rows from the newest file containing it, so the orders in files
+    -- loaded since the last build are exactly those with a newer file id
+    where file_id > {{ newest_file_id_built() }}
+    {%- endif %}
 
 ),
 
@@ -24,7 +39,8 @@ rolled_up as (
         max(square_customer_id) as square_customer_id,
         max(customer_reference_id) as member_id,
         count(case when event_type = 'payment' then 1 end) as line_count,
-        coalesce(sum(case when event_type = 'payment' then quantity end), 0) as units
+        coalesce(sum(case when event_type = 'payment' then quantity end), 0) as units,
+        max(file_id) as newest_file_id
     from item_lines
     group by transaction_id
 
@@ -57,7 +73,8 @@ final as (
         cast(null as boolean) as accepts_marketing,
         cast(null as {{ dbt.type_string() }}) as utm_source,
         line_count,
-        units
+        units,
+        newest_file_id
     from rolled_up
 
 )
