@@ -1,6 +1,6 @@
 """Command line for people and schedulers that do not open the UI.
 
-    python -m dagster_project run  [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files]
+    python -m dagster_project run  [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files] [--dbt-target duckdb|spark]
     python -m dagster_project demo [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
 """
 
@@ -31,7 +31,7 @@ def _instance(paths: DataPaths):
 
 
 def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
-                 allow_rejected_files: bool = False, quiet: bool = False):
+                 allow_rejected_files: bool = False, quiet: bool = False, dbt_target: str = ""):
     """Materialise every asset in-process; returns the Dagster result."""
     paths = DataPaths.of(data_dir)
     as_of_date = parse_as_of(as_of)
@@ -46,6 +46,7 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
                     "data_dir": str(paths.root),
                     "as_of": as_of_date.isoformat(),
                     "allow_rejected_files": allow_rejected_files,
+                    **({"dbt_target": dbt_target} if dbt_target else {}),
                 }
             }
         },
@@ -77,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
     print(f"==> running the pipeline on {paths.root} (as of {parse_as_of(args.as_of)})", flush=True)
     t0 = time.perf_counter()
-    result = run_pipeline(paths.root, args.as_of, args.allow_rejected_files, quiet=args.quiet)
+    result = run_pipeline(paths.root, args.as_of, args.allow_rejected_files, quiet=args.quiet,
+                          dbt_target=args.dbt_target or "")
     elapsed = time.perf_counter() - t0
     failures = _failure_messages(result)
     if not result.success:
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--allow-rejected-files", action="store_true",
                        help="publish even when an inbox file was rejected (reported as a warning)")
     p_run.add_argument("--quiet", action="store_true", help="only warnings and the summary")
+    p_run.add_argument("--dbt-target", choices=["duckdb", "spark"], default=None,
+                       help="engine dbt builds the models on (default $DBT_TARGET, else duckdb); see README 'Running on Spark'")
     p_run.set_defaults(func=cmd_run)
     p_demo = sub.add_parser("demo", help="write demo exports into <data dir>/inbox")
     p_demo.add_argument("--data-dir", default=None)
