@@ -149,6 +149,15 @@ def test_repeat_purchase_ladder_rates_are_identical(runs, con):
     assert spark_rows == duck_rows
 
 
+def test_btyd_summary_for_the_clv_model_is_identical(runs, con):
+    """The per-customer summary the CLV model is fitted on (day counts in weeks, mean repeat value)."""
+    spark = _spark_table(runs["spark"], "intermediate", "int_customer_btyd_summary")
+    assert con.execute("select count(*) from duck.intermediate.int_customer_btyd_summary").fetchone()[0] > 100
+    only_duck, only_spark = _compare(con, "select * from duck.intermediate.int_customer_btyd_summary",
+                                     f"select * from {spark}")
+    assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
+
+
 def test_every_mart_has_the_same_rows_after_publishing(runs):
     """Spark's tables read back into DuckDB publish the same marts (CLV aside: fitted in Python)."""
     def counts(d):

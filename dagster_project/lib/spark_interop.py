@@ -129,7 +129,11 @@ def import_spark_tables(con: duckdb.DuckDBPyConnection, data_root: Path) -> dict
             select = ", ".join(
                 f"timezone('UTC', {c}) as {c}" if t == "TIMESTAMP WITH TIME ZONE" else c for c, t in cols
             )
-            con.execute(f'drop view if exists "{schema}"."{name}"')
+            is_view = con.execute(
+                "select count(*) from duckdb_views() where schema_name = ? and view_name = ?", [schema, name]
+            ).fetchone()[0]
+            if is_view:
+                con.execute(f'drop view "{schema}"."{name}"')
             con.execute(f'create or replace table "{schema}"."{name}" as select {select} from {scan}')
             rows[f"{schema}.{name}"] = con.execute(f'select count(*) from "{schema}"."{name}"').fetchone()[0]
     return rows
