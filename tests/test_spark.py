@@ -167,6 +167,8 @@ def test_every_mart_has_the_same_rows_after_publishing(runs):
             return {t: c.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in names}
 
     duck, spark = counts(runs["duckdb"]), counts(runs["spark"])
+    # clv_model_fits keeps one row per run, and the Spark copy has run twice
+    assert duck.pop("clv_model_fits") == 1 and spark.pop("clv_model_fits") == 2
     assert len(duck) >= 18
     assert spark == duck
 
@@ -181,6 +183,7 @@ def test_dbt_unit_tests_pass_on_spark(runs):
         cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
-    results = json.loads((runs["spark"] / "dbt_unit_target" / "run_results.json").read_text())["results"]
+    results = [r for r in json.loads((runs["spark"] / "dbt_unit_target" / "run_results.json").read_text())["results"]
+               if r["unique_id"].startswith("unit_test.")]
     assert len(results) >= 5 and all(r["status"] == "pass" for r in results), [
         (r["unique_id"], r["status"]) for r in results]
