@@ -3,9 +3,10 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 
-.PHONY: install run demo test dev status clean-data help bench
+.PHONY: install install-spark run demo test dev status clean-data help bench
 
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
@@ -24,6 +25,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The optional `spark` extra (dbt-spark, pyspark; ~45 s): the tests build the dbt models on Spark too.
+$(SPARK_STAMP): $(STAMP)
+	@echo "==> installing the spark extra (dbt-spark[session], pyspark)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,spark]'
+	@touch $@
+
+install-spark: $(SPARK_STAMP)
+
 run: $(STAMP)
 	$(BIN)/python -m dagster_project demo --data-dir $(DATA_DIR) --if-empty
 	$(BIN)/python -m dagster_project run --data-dir $(DATA_DIR)
@@ -34,7 +43,7 @@ status: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m dagster_project demo --data-dir $(DATA_DIR)
 
-test: $(STAMP)
+test: $(SPARK_STAMP)
 	$(BIN)/python -m pytest
 
 dev: $(STAMP)

@@ -1,6 +1,6 @@
 """Command line for people and schedulers that do not open the UI.
 
-    python -m dagster_project run      [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files]
+    python -m dagster_project run      [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files] [--dbt-target duckdb|spark]
     python -m dagster_project backfill --from YYYY-MM-DD --to YYYY-MM-DD [--data-dir DIR]
     python -m dagster_project status   [--data-dir DIR] [--runs N]
     python -m dagster_project demo     [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
@@ -46,7 +46,7 @@ def _instance(paths: DataPaths):
 
 
 def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
-                 allow_rejected_files: bool = False, quiet: bool = False):
+                 allow_rejected_files: bool = False, quiet: bool = False, dbt_target: str = ""):
     """Materialise every asset in-process; returns the Dagster result."""
     paths = DataPaths.of(data_dir)
     as_of_date = parse_as_of(as_of)
@@ -64,6 +64,7 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
                     "data_dir": str(paths.root),
                     "as_of": "",  # the partition key carries the as-of date
                     "allow_rejected_files": allow_rejected_files,
+                    **({"dbt_target": dbt_target} if dbt_target else {}),
                 }
             }
         },
@@ -89,10 +90,10 @@ def _failure_messages(result) -> list[str]:
     return msgs
 
 
-def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool):
+def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool, dbt_target: str = ""):
     """Run once; print failures. Returns (exit code, elapsed seconds, warnings)."""
     t0 = time.perf_counter()
-    result = run_pipeline(paths.root, as_of, allow_rejected_files, quiet=quiet)
+    result = run_pipeline(paths.root, as_of, allow_rejected_files, quiet=quiet, dbt_target=dbt_target)
     elapsed = time.perf_counter() - t0
     failures = _failure_messages(result)
     if not result.success:
@@ -111,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
     as_of = parse_as_of(args.as_of).isoformat()
     print(f"==> running the pipeline on {paths.root} (as of {as_of})", flush=True)
-    code, elapsed, warnings = _run_one(paths, as_of, args.allow_rejected_files, args.quiet)
+    code, elapsed, warnings = _run_one(paths, as_of, args.allow_rejected_files, args.quiet, args.dbt_target or "")
     if code:
         return code
     manifest = json.loads((paths.exports / as_of / "manifest.json").read_text(encoding="utf-8"))
@@ -153,7 +154,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     outcome = []
     for day in days:
         print(f"\n--- as of {day}", flush=True)
-        code, elapsed, warnings = _run_one(paths, day, args.allow_rejected_files, quiet=True)
+        code, elapsed, warnings = _run_one(paths, day, args.allow_rejected_files, quiet=True,
+                                           dbt_target=args.dbt_target or "")
         outcome.append((day, code, elapsed, len(warnings)))
         if code and not args.keep_going:
             break
@@ -200,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--allow-rejected-files", action="store_true",
                        help="publish even when an inbox file was rejected (reported as a warning)")
     p_run.add_argument("--quiet", action="store_true", help="only warnings and the summary")
+    p_run.add_argument("--dbt-target", choices=["duckdb", "spark"], default=None,
+                       help="engine dbt builds the models on (default $DBT_TARGET, else duckdb); see README 'Running on Spark'")
     p_run.set_defaults(func=cmd_run)
     p_back = sub.add_parser("backfill", help="run once per as-of date in a range (oldest first)")
     p_back.add_argument("--data-dir", default=None)
     p_back.add_argument("--from", dest="start", required=True, help="first as-of date YYYY-MM-DD")
     p_back.add_argument("--to", dest="end", required=True, help="last as-of date YYYY-MM-DD (inclusive)")
     p_back.add_argument("--allow-rejected-files", action="store_true")
+    p_back.add_argument("--dbt-target", choices=["duckdb", "spark"], default=None)
     p_back.add_argument("--keep-going", action="store_true", help="continue with later dates after a failure")
     p_back.set_defaults(func=cmd_backfill)
     p_status = sub.add_parser("status", help="last runs, what is published, failing checks")

@@ -25,6 +25,13 @@ class PipelineConfig(dg.ConfigurableResource):
     as_of: str = ""
     phone_region: str = "US"
     allow_rejected_files: bool = False
+    dbt_target: str = ""  # empty: $DBT_TARGET, else duckdb; "spark" builds the dbt models on Spark
+
+    @property
+    def resolved_dbt_target(self) -> str:
+        from dagster_project.lib.spark_interop import resolve_dbt_target
+
+        return resolve_dbt_target(self.dbt_target)
 
     _partition_as_of: str = PrivateAttr(default="")
 
@@ -54,4 +61,5 @@ def default_pipeline_config() -> PipelineConfig:
         data_dir=os.environ.get("PIPELINE_DATA_DIR", ""),
         phone_region=os.environ.get("PIPELINE_PHONE_REGION", "US"),
         allow_rejected_files=os.environ.get("PIPELINE_ALLOW_REJECTED_FILES", "") in ("1", "true", "yes"),
+        dbt_target=os.environ.get("DBT_TARGET", ""),
     )

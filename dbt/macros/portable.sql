@@ -40,3 +40,17 @@
 {%- endmacro %}
 {% macro default__median(expr) -%}percentile_cont(0.5) within group (order by {{ expr }}){%- endmacro %}
 {% macro spark__median(expr) -%}percentile({{ expr }}, 0.5){%- endmacro %}
+
+{#- dbt.datediff on Spark: DuckDB's semantics (calendar boundaries crossed) and its BIGINT type, so
+    contracts and results are the same on both engines.  dbt-spark's own version returns INT and
+    computes months with months_between.  Found before dbt-spark's through `dispatch` in
+    dbt_project.yml; only the dateparts the models use. -#}
+{% macro spark__datediff(first_date, second_date, datepart) -%}
+    {%- if datepart == 'day' -%}
+        cast(datediff(to_date({{ second_date }}), to_date({{ first_date }})) as bigint)
+    {%- elif datepart == 'month' -%}
+        cast((year({{ second_date }}) * 12 + month({{ second_date }})) - (year({{ first_date }}) * 12 + month({{ first_date }})) as bigint)
+    {%- else -%}
+        {{ exceptions.raise_compiler_error("spark__datediff: datepart '" ~ datepart ~ "' is not implemented (day, month)") }}
+    {%- endif -%}
+{%- endmacro %}

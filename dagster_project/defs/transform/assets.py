@@ -1,13 +1,14 @@
 """dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests as asset checks."""
 
 
+import json
 import os
 import shutil
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from dagster_project.lib import warehouse
+from dagster_project.lib import spark_interop, warehouse
 from dagster_project.lib.dbt_project import Translator, ensure_manifest, keep_partial_parse
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
@@ -25,24 +26,44 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
     dbt unit tests check SQL logic on fixed fixtures, not the data, so they run in the test suite
     (tests/test_end_to_end.py builds with them) rather than in every production run. After the build,
     `dbt docs generate --static` (same target folder: no re-parse) leaves the docs site for publishing.
+
+    With the dbt target `spark` (pipeline config `dbt_target` or `DBT_TARGET`), the raw and identity
+    tables are first written as Parquet for Spark to read, and the tables Spark built are read back
+    into the DuckDB warehouse afterwards, so checks, the CLV model and publishing run unchanged.
     """
     os.environ["PIPELINE_WAREHOUSE_PATH"] = str(pipeline.paths.warehouse)
+    target = pipeline.resolved_dbt_target
+    args = ["build", "--exclude-resource-type", "unit_test", "--target", target]
     with retry_transient(context):
         # The as-of date goes in as data (raw.run_context, read by the as_of_date macro), not --vars,
         # so dbt can partially parse instead of re-parsing the whole project every day.
         con = pipeline.connect()
         try:
             warehouse.write_run_context(con, pipeline.as_of_date, context.run_id)
+            if target == "spark":
+                exported = spark_interop.export_raw_parquet(con, pipeline.paths.root)
         finally:
             con.close()
-        invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"], context=context)
+    if target == "spark":
+        # Spark reads the dbt sources only; it gets the as-of date as a var
+        args += ["--vars", json.dumps({"as_of": pipeline.as_of_date.isoformat()})]
+        context.log.info(f"raw layer written as Parquet for Spark: {sum(exported.values())} rows in {len(exported)} tables")
+        os.environ.update(spark_interop.spark_env(pipeline.paths.root))
+    with retry_transient(context):
+        invocation = dbt.cli(args, context=context)
         yield from invocation.stream()
+    if target == "spark":
+        with pipeline.connect() as con:
+            imported = spark_interop.import_spark_tables(con, pipeline.paths.root)
+        context.log.info(f"tables built by Spark read back into DuckDB: {', '.join(sorted(imported))}")
+        return
     keep_partial_parse(invocation.target_path)
     if docs_enabled():
-        target = invocation.target_path
-        dbt.cli(["docs", "generate", "--static", "--no-compile"], target_path=target, raise_on_error=True).wait()
+        path = invocation.target_path
+        dbt.cli(["docs", "generate", "--static", "--no-compile", "--target", target], target_path=path,
+                raise_on_error=True).wait()
         out = pipeline.paths.staging / context.run_id / "dbt_docs"
         out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(target / "static_index.html", out / "index.html")
+        shutil.copyfile(path / "static_index.html", out / "index.html")
         for name in ("manifest.json", "catalog.json"):
-            shutil.copyfile(target / name, out / name)
+            shutil.copyfile(path / name, out / name)

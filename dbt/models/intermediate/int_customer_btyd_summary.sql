@@ -37,14 +37,14 @@ final as (
     select
         ranked.customer_key,
         count(*) - 1 as repeat_purchase_days,
-        {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} / 7.0 as btyd_recency_weeks,
-        {{ dbt.datediff('min(order_date)', as_of_date(), 'day') }} / 7.0 as btyd_age_weeks,
-        sum(case when day_number > 1 then day_value end) / nullif(count(*) - 1, 0) as repeat_mean_value,
+        {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} / cast(7 as double) as btyd_recency_weeks,
+        {{ dbt.datediff('min(order_date)', as_of_date(), 'day') }} / cast(7 as double) as btyd_age_weeks,
+        cast(sum(case when day_number > 1 then day_value end) as double) / nullif(count(*) - 1, 0) as repeat_mean_value,
         -- calibration cut
         count(case when order_date <= calibration_end.cal_end then 1 end) - 1 as cal_repeat_purchase_days,
-        {{ dbt.datediff('min(order_date)', 'max(case when order_date <= calibration_end.cal_end then order_date end)', 'day') }} / 7.0
+        {{ dbt.datediff('min(order_date)', 'max(case when order_date <= calibration_end.cal_end then order_date end)', 'day') }} / cast(7 as double)
             as cal_btyd_recency_weeks,
-        {{ dbt.datediff('min(order_date)', 'calibration_end.cal_end', 'day') }} / 7.0 as cal_btyd_age_weeks,
+        {{ dbt.datediff('min(order_date)', 'calibration_end.cal_end', 'day') }} / cast(7 as double) as cal_btyd_age_weeks,
         count(case when order_date > calibration_end.cal_end then 1 end) as holdout_purchase_days,
         min(order_date) as first_purchase_date
     from ranked

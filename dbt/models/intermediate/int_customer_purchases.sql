@@ -17,7 +17,7 @@ numbered as (
         order_date,
         channel,
         net_revenue,
-        row_number() over (partition by customer_key order by ordered_at, order_key) as purchase_number
+        cast(row_number() over (partition by customer_key order by ordered_at, order_key) as bigint) as purchase_number
     from orders
 
 ),

@@ -18,7 +18,7 @@ ranked as (
     select
         customer_key,
         net_revenue,
-        row_number() over (order by net_revenue desc, customer_key) as revenue_rank,
+        cast(row_number() over (order by net_revenue desc, customer_key) as bigint) as revenue_rank,
         count(*) over () as customers,
         sum(net_revenue) over () as total_revenue,
         sum(net_revenue) over (order by net_revenue desc, customer_key

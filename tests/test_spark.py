@@ -1,0 +1,189 @@
+"""The dbt models on Apache Spark (dbt-spark, local session) give the same marts as on DuckDB.
+
+One small demo data set is run through the whole pipeline on DuckDB; a copy of that data directory
+(same raw tables) is then run again with the dbt target `spark`: the raw layer is written as Parquet,
+`dbt build` of every model and data test runs in a local Spark session, the tables Spark built are
+read back and the run publishes.  The key marts Spark wrote (its own Parquet files) must equal
+DuckDB's row for row, and the dbt unit tests must pass on Spark too.
+
+Needs the `spark` extra (`make test` installs it) and Java 17.  In CI (CI set) a missing pyspark or
+Java is a failure; elsewhere these tests skip with the reason.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import time
+from datetime import date
+
+import duckdb
+import pytest
+
+from dagster_project.lib import spark_interop
+from dagster_project.lib.dbt_project import dbt_executable
+from dagster_project.lib.paths import DBT_PROJECT_DIR
+from tests.conftest import DEMO_AS_OF, DEMO_END
+
+pytestmark = [pytest.mark.slow, pytest.mark.spark]
+
+CUSTOMERS = 400
+
+
+def _require_spark():
+    missing = []
+    if importlib.util.find_spec("pyspark") is None or importlib.util.find_spec("dbt.adapters.spark") is None:
+        missing.append("the `spark` extra (pip install -e '.[spark]'; `make test` installs it)")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        missing.append("Java 17 (java on PATH or JAVA_HOME)")
+    if missing:
+        msg = "Spark tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The same demo data through the pipeline twice: dbt on DuckDB, then dbt on Spark."""
+    _require_spark()
+    from dagster_project.cli import _failure_messages, run_pipeline
+    from dagster_project.lib.demo import generate_demo
+
+    duck = tmp_path_factory.mktemp("spark_cmp") / "duckdb"
+    generate_demo(duck, customers=CUSTOMERS, seed=23, end_date=date.fromisoformat(DEMO_END))
+    t0 = time.perf_counter()
+    duck_result = run_pipeline(duck, DEMO_AS_OF, quiet=True, dbt_target="duckdb")
+    t_duck = time.perf_counter() - t0
+    assert duck_result.success, _failure_messages(duck_result)
+
+    # a copy of the whole data directory: Spark transforms exactly the raw tables DuckDB did
+    spark = duck.parent / "spark"
+    shutil.copytree(duck, spark, symlinks=True)
+    t0 = time.perf_counter()
+    spark_result = run_pipeline(spark, DEMO_AS_OF, quiet=True, dbt_target="spark")
+    t_spark = time.perf_counter() - t0
+    print(f"\npipeline on {CUSTOMERS} demo customers: dbt on DuckDB {t_duck:.0f}s, dbt on Spark {t_spark:.0f}s")
+    return {"duckdb": duck, "spark": spark, "spark_result": spark_result, "seconds": (t_duck, t_spark)}
+
+
+def _spark_table(data_dir, schema, table):
+    """What Spark wrote for a model (its own Parquet files), as a DuckDB SQL expression."""
+    folder = spark_interop.spark_warehouse_dir(data_dir) / f"{schema}.db" / table
+    assert list(folder.glob("*.parquet")), f"Spark wrote no Parquet files for {schema}.{table} in {folder}"
+    return f"read_parquet('{(folder / '*.parquet').as_posix()}')"
+
+
+def _compare(con, duck_sql, spark_sql):
+    """Rows in one result and not the other (multiset difference, both ways)."""
+    only_duck = con.execute(f"select * from ({duck_sql}) except all select * from ({spark_sql})").fetchall()
+    only_spark = con.execute(f"select * from ({spark_sql}) except all select * from ({duck_sql})").fetchall()
+    return only_duck, only_spark
+
+
+@pytest.fixture(scope="module")
+def con(runs):
+    c = duckdb.connect()
+    c.execute("set TimeZone = 'UTC'")
+    c.execute(f"attach '{runs['duckdb'] / 'warehouse' / 'pipeline.duckdb'}' as duck (read_only)")
+    yield c
+    c.close()
+
+
+def test_pipeline_runs_on_spark_and_publishes(runs):
+    from dagster_project.cli import _failure_messages
+
+    result = runs["spark_result"]
+    assert result.success, _failure_messages(result)
+    # every dbt data test ran (as a Dagster asset check) and passed
+    evaluations = [e for e in result.get_asset_check_evaluations()]
+    dbt_checks = [e for e in evaluations if e.asset_key.path[0] in ("staging", "intermediate", "marts", "reference")]
+    assert len(dbt_checks) >= 50, len(dbt_checks)
+    assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
+    # and Spark built every table model: its Parquet files are there, and the working warehouse has them
+    base = spark_interop.spark_warehouse_dir(runs["spark"])
+    built = {f"{p.parent.name[:-3]}.{p.name}" for p in base.glob("*.db/*") if list(p.glob("*.parquet"))}
+    with duckdb.connect(str(runs["duckdb"] / "warehouse" / "pipeline.duckdb"), read_only=True) as c:
+        duck_tables = {f"{s}.{t}" for s, t in c.execute(
+            "select schema_name, table_name from duckdb_tables() where schema_name in ('intermediate', 'marts')"
+        ).fetchall()}
+    dbt_tables = {t for t in duck_tables if t not in ("marts.customer_clv", "marts.clv_model_fits")}
+    assert len(dbt_tables) >= 25 and dbt_tables <= built, sorted(dbt_tables - built)
+    manifest = json.loads((runs["spark"] / "exports" / "latest" / "manifest.json").read_text())
+    assert manifest["as_of"] == DEMO_AS_OF
+
+
+def test_fct_orders_totals_and_rows_are_identical(runs, con):
+    spark = _spark_table(runs["spark"], "marts", "fct_orders")
+    totals = """
+        select channel, count(*) as orders, count(customer_key) as identified, sum(units) as units,
+               sum(gross_revenue) as gross, sum(discounts) as discounts, sum(refunds) as refunds,
+               sum(net_revenue) as net, sum(case when is_purchase then 1 else 0 end) as purchases,
+               sum(case when is_cancelled then 1 else 0 end) as cancelled
+        from {} group by rollup (channel) order by channel nulls last"""
+    duck_totals = con.execute(totals.format("duck.marts.fct_orders")).fetchall()
+    spark_totals = con.execute(totals.format(spark)).fetchall()
+    assert duck_totals and duck_totals[-1][1] > 500, duck_totals
+    assert spark_totals == duck_totals
+    only_duck, only_spark = _compare(con, "select * from duck.marts.fct_orders", f"select * from {spark}")
+    assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
+
+
+def test_customer_rfm_scores_are_identical(runs, con):
+    spark = _spark_table(runs["spark"], "marts", "customer_rfm")
+    n = con.execute("select count(*) from duck.marts.customer_rfm").fetchone()[0]
+    assert n > 100
+    assert con.execute(f"select count(*) from {spark}").fetchone()[0] == n
+    only_duck, only_spark = _compare(con, "select * from duck.marts.customer_rfm", f"select * from {spark}")
+    assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
+    # the scores themselves are spread, so the comparison covers real ranking logic
+    assert con.execute(f"select count(distinct r_score), count(distinct m_score) from {spark}").fetchone() == (5, 5)
+
+
+def test_repeat_purchase_ladder_rates_are_identical(runs, con):
+    spark = _spark_table(runs["spark"], "marts", "repeat_purchase_ladder")
+    duck_rows = con.execute("select * from duck.marts.repeat_purchase_ladder order by all").fetchall()
+    spark_rows = con.execute(f"select * from {spark} order by all").fetchall()
+    assert len(duck_rows) > 10
+    assert spark_rows == duck_rows
+
+
+def test_btyd_summary_for_the_clv_model_is_identical(runs, con):
+    """The per-customer summary the CLV model is fitted on (day counts in weeks, mean repeat value)."""
+    spark = _spark_table(runs["spark"], "intermediate", "int_customer_btyd_summary")
+    assert con.execute("select count(*) from duck.intermediate.int_customer_btyd_summary").fetchone()[0] > 100
+    only_duck, only_spark = _compare(con, "select * from duck.intermediate.int_customer_btyd_summary",
+                                     f"select * from {spark}")
+    assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
+
+
+def test_every_mart_has_the_same_rows_after_publishing(runs):
+    """Spark's tables read back into DuckDB publish the same marts (CLV aside: fitted in Python)."""
+    def counts(d):
+        with duckdb.connect(str(d / "serving" / "warehouse.duckdb"), read_only=True) as c:
+            names = [r[0] for r in c.execute(
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()]
+            return {t: c.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in names}
+
+    duck, spark = counts(runs["duckdb"]), counts(runs["spark"])
+    # clv_model_fits keeps one row per run, and the Spark copy has run twice
+    assert duck.pop("clv_model_fits") == 1 and spark.pop("clv_model_fits") == 2
+    assert len(duck) >= 18
+    assert spark == duck
+
+
+def test_dbt_unit_tests_pass_on_spark(runs):
+    """The dbt unit tests (fixtures, not data) on the Spark target, against the Spark run's warehouse."""
+    env = dict(os.environ, **spark_interop.spark_env(runs["spark"]))
+    proc = subprocess.run(
+        [dbt_executable(), "test", "--target", "spark", "--select", "test_type:unit",
+         "--vars", json.dumps({"as_of": DEMO_AS_OF}), "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(runs["spark"] / "dbt_unit_target")],
+        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    results = [r for r in json.loads((runs["spark"] / "dbt_unit_target" / "run_results.json").read_text())["results"]
+               if r["unique_id"].startswith("unit_test.")]
+    assert len(results) >= 5 and all(r["status"] == "pass" for r in results), [
+        (r["unique_id"], r["status"]) for r in results]
