@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from dagster_project.lib import formats, ingest
+from dagster_project.lib import formats, ingest, publish
 from dagster_project.lib.resources import PipelineConfig
 
 RAW_TABLES = [lay.name for lay in formats.LAYOUTS] + [ingest.GENERIC_TABLE]
@@ -27,6 +27,8 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     """Load every new inbox file (each file once, by content hash) into the `raw` schema."""
     paths = pipeline.paths
     paths.ensure()
+    if publish.finish_publish(paths.staging):  # an earlier run was killed after its publish commit point
+        context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
     run_id = context.run.run_id
     con = pipeline.connect()
     try:
