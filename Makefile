@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 
-.PHONY: install run demo test dev clean-data help
+.PHONY: install run demo test soak dev clean-data help
 
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
 	@echo "make test   - install (once) and run the test suite"
+	@echo "make soak   - fault and abuse suite with more rounds; figures into RELIABILITY.md (SOAK_* env vars)"
 	@echo "make dev    - open the Dagster UI (dagster dev) on this project"
 	@echo "make demo   - (re)write demo exports into $(DATA_DIR)/inbox"
 
@@ -31,6 +32,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --write-reliability
 
 dev: $(STAMP)
 	PIPELINE_DATA_DIR=$(abspath $(DATA_DIR)) $(BIN)/dagster dev -w workspace.yaml

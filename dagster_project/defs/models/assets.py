@@ -111,7 +111,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     as_of = pipeline.as_of_date
     con = pipeline.connect()
     try:
-        summary = con.execute("select * from intermediate.int_customer_btyd_summary").df()
+        summary = con.execute("select * from intermediate.int_customer_btyd_summary order by customer_key").df()
         status, message, fit, scores = "fitted", "", {}, None
         t0 = time.perf_counter()
         try:
