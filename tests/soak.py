@@ -806,13 +806,16 @@ def input_identifiers(inbox: Path) -> tuple[set[str], set[str]]:
             e = normalise_email(m.group(0))
             if e:
                 emails.add(e)
-        for row in csv.DictReader(io.StringIO(data)):
-            for k, v in row.items():
-                if k and v and "phone" in k.lower():
-                    e164 = normalise_phone(v)
-                    if e164:
-                        phones.add(e164.lstrip("+"))
-                        phones.add(e164[-10:])
+        try:
+            for row in csv.DictReader(io.StringIO(data, newline="")):
+                for k, v in row.items():
+                    if isinstance(k, str) and isinstance(v, str) and v and "phone" in k.lower():
+                        e164 = normalise_phone(v)
+                        if e164:
+                            phones.add(e164.lstrip("+"))
+                            phones.add(e164[-10:])
+        except csv.Error:
+            pass  # a hostile file: its phones (if any) are not inputs the pipeline could have read
     return emails, phones
 
 

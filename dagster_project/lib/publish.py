@@ -174,4 +174,7 @@ def remove_stale_stages(staging: Path, keep: str) -> list[str]:
         if p.name != keep and p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p.name)
+        elif p.name == f".{JOURNAL_NAME}.tmp":  # a journal whose write was interrupted (never committed)
+            p.unlink()
+            removed.append(p.name)
     return removed
