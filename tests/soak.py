@@ -313,6 +313,7 @@ def kill_once(data_dir: Path, rng: random.Random, tally: Tally, stage: str) -> N
     run = WatchedRun(data_dir, env=env)
     if stage.startswith("publish:"):
         code = run.wait()
+        run.started_steps()  # resolves the run id of the (self-killed) run
         landed = stage if code == -signal.SIGKILL else "finished"
     else:
         seen = run.wait_for_stage(stage)
