@@ -138,6 +138,7 @@ def test_exported_csvs_neutralise_formula_injection(published):
     as text, never as a formula, and no CSV cell anywhere in the exports starts like a formula."""
     texts = {p.name: p.read_text(encoding="utf-8") for p in (published / "exports" / "latest").rglob("*.csv")}
     assert not [c for t in texts.values() for c in neutralised(t)]
-    one_time = "".join(t for n, t in texts.items() if n.startswith("one_time_buyers") and ".part-" in n or n == "one_time_buyers.csv")
-    assert "'=hyperlink(\"http://evil.example\")@evil.example" in one_time
-    assert ",'-cmd," in one_time
+    cells = {c for n, t in texts.items() if n.startswith("one_time_buyers.") and not n.endswith(
+        (".hashed.csv", ".entered.csv", ".left.csv")) for row in csv.reader(t.splitlines()) for c in row}
+    assert "'=hyperlink(\"http://evil.example\")@evil.example" in cells  # the e-mail, as text
+    assert "'-cmd" in cells  # the acquisition channel, as text
