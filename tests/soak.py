@@ -55,6 +55,7 @@ class Tally:
     kills_by_stage: Counter = field(default_factory=Counter)
     outcomes: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    landings: list[tuple[str, str]] = field(default_factory=list)  # (aimed stage, stage the kill landed in)
 
     def violate(self, msg: str) -> None:
         self.violations.append(msg)
@@ -203,7 +204,7 @@ STAGE_OF_STEP = [
 ]
 STAGE_ORDER = ["startup", "ingestion", "checks", "identity", "dbt", "models", "publish", "finished"]
 # Upper bound of the random delay after a stage's first step starts (seconds; the machine is slow).
-STAGE_DELAY = {"ingestion": 3.0, "checks": 8.0, "identity": 1.0, "dbt": 25.0, "models": 8.0, "publish": 6.0}
+STAGE_DELAY = {"ingestion": 1.0, "checks": 8.0, "identity": 1.0, "dbt": 25.0, "models": 8.0, "publish": 6.0}
 PUBLISH_FAULT_POINTS = ["publish:staged", "publish:committed", "publish:serving_replaced",
                         "publish:marts_replaced", "publish:exports_replaced"]
 
@@ -320,6 +321,7 @@ def kill_once(data_dir: Path, rng: random.Random, tally: Tally, stage: str) -> N
         if seen != "finished":
             time.sleep(rng.uniform(0, STAGE_DELAY.get(seen, 2.0)))
         landed = run.kill() if run.proc.poll() is None else "finished"
+    tally.landings.append((stage, landed))
     if landed == "finished":
         tally.outcomes["run ended before the kill"] += 1
     else:
