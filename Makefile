@@ -6,11 +6,12 @@ STAMP  := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 
-.PHONY: install install-spark run demo test dev status clean-data help bench
+.PHONY: install install-spark run demo test soak dev status clean-data help bench
 
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
 	@echo "make test   - install (once) and run the test suite"
+	@echo "make soak   - fault and abuse suite with more rounds; figures into RELIABILITY.md (SOAK_* env vars)"
 	@echo "make dev    - open the Dagster UI (dagster dev) on this project"
 	@echo "make demo   - (re)write demo exports into $(DATA_DIR)/inbox"
 	@echo "make status - last runs, what is published, failing checks"
@@ -45,6 +46,9 @@ demo: $(STAMP)
 
 test: $(SPARK_STAMP)
 	$(BIN)/python -m pytest
+
+soak: $(STAMP)
+	$(BIN)/python -m tests.soak --write-reliability
 
 dev: $(STAMP)
 	@# one Dagster instance for the UI, the schedule, the CLI and `status`: <data dir>/dagster_home

@@ -682,7 +682,9 @@ def normalise_line_endings(path: Path, tmpdir: Path) -> Path:
 
 
 def _csv_reader_sql(source: Path, header: list[str], delimiter: str) -> str:
-    columns_sql = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in header) + "}"
+    # Unnamed columns (a trailing delimiter in the header) are read under a placeholder name, never kept.
+    names = [h or f"__unnamed_{i}" for i, h in enumerate(header, start=1)]
+    columns_sql = "{" + ", ".join(f"{lit(h)}: 'VARCHAR'" for h in names) + "}"
     # Strict mode rejects rows with too few or too many fields (never silently truncates them).
     return (
         f"read_csv({lit(source.as_posix())}, header = true, auto_detect = false, columns = {columns_sql}, "
@@ -798,7 +800,7 @@ def _stage_typed_csv(con, source: Path, header: list[str], delimiter: str, field
     if n_records != seen:
         raise IngestError(
             f"{source.name}: the CSV reader found {seen} records but the file's quoting implies {n_records}; "
-            "check for unbalanced quotes"
+            "check for unbalanced quotes or line breaks (CR) outside quotes"
         )
     con.execute("create temp table _nl (_record BIGINT, cum BIGINT)")
     if offsets:

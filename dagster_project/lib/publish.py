@@ -4,6 +4,11 @@
   the old file open keeps its snapshot; the next open sees the new run, never half of one.
 - serving/marts/*.parquet and exports/<as-of>/ are written to a temporary folder and renamed.
 - exports/latest is a symlink replaced atomically, last.
+
+Those renames are several steps, so they are journalled: once everything is staged, a small
+journal (`.staging/publish.json`) naming the staged run is written atomically.  That is the commit
+point.  A crash before it leaves the published files as they were; a crash after it is rolled
+forward by `finish_publish`, which the next run calls first (each step is idempotent).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import duckdb
@@ -18,6 +24,13 @@ import duckdb
 from dagster_project.lib.files import sha256_of
 
 PUBLISHED_SCHEMAS = ("marts",)
+JOURNAL_NAME = "publish.json"
+
+
+def fault_point(name: str) -> None:
+    """Fault injection for the crash tests: SIGKILL this process when $PIPELINE_FAULT_POINT names this point."""
+    if os.environ.get("PIPELINE_FAULT_POINT") == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def build_serving_copy(working: Path, target: Path, run_info: dict) -> list[str]:
@@ -119,3 +132,65 @@ def write_manifest(folder: Path, info: dict) -> Path:
     path = folder / "manifest.json"
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     return path
+
+
+def commit_and_swap(staging: Path, stage: Path, as_of: str, serving_warehouse: Path, serving_marts: Path,
+                    exports: Path, update_serving: bool = True) -> None:
+    """Commit a fully staged run (journal written atomically), then swap it into place.
+
+    update_serving=False (a backfill of an older as-of date) publishes exports/<as-of>/ only: the serving
+    warehouse, its Parquet marts and exports/latest stay on the newer date."""
+    fault_point("publish:staged")
+    journal = staging / JOURNAL_NAME
+    tmp = staging / f".{JOURNAL_NAME}.tmp"
+    with tmp.open("w", encoding="utf-8") as fh:
+        json.dump({"stage": stage.name, "as_of": as_of, "serving_warehouse": str(serving_warehouse),
+                   "serving_marts": str(serving_marts), "exports": str(exports),
+                   "update_serving": update_serving}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, journal)
+    fsync_dir(staging)
+    fault_point("publish:committed")
+    finish_publish(staging)
+
+
+def finish_publish(staging: Path) -> bool:
+    """Complete a committed publish (idempotent); returns whether there was one to complete."""
+    journal = staging / JOURNAL_NAME
+    if not journal.exists():
+        return False
+    info = json.loads(journal.read_text(encoding="utf-8"))
+    stage, as_of = staging / info["stage"], info["as_of"]
+    exports = Path(info["exports"])
+    update_serving = info.get("update_serving", True)
+    if update_serving and (stage / "warehouse.duckdb").exists():
+        replace_file(stage / "warehouse.duckdb", Path(info["serving_warehouse"]))
+    fault_point("publish:serving_replaced")
+    if update_serving and (stage / "marts").exists():
+        replace_dir(stage / "marts", Path(info["serving_marts"]), stage)
+    fault_point("publish:marts_replaced")
+    if (stage / "exports" / as_of).exists():
+        replace_dir(stage / "exports" / as_of, exports / as_of, stage)
+    fault_point("publish:exports_replaced")
+    if update_serving:
+        point_symlink(exports / "latest", as_of)
+    journal.unlink()
+    fsync_dir(staging)
+    shutil.rmtree(stage, ignore_errors=True)
+    return True
+
+
+def remove_stale_stages(staging: Path, keep: str) -> list[str]:
+    """Remove staging folders left by runs that were killed (one run at a time per data directory)."""
+    removed = []
+    if (staging / JOURNAL_NAME).exists():
+        return removed  # a committed publish is still to be completed
+    for p in sorted(staging.iterdir()) if staging.is_dir() else []:
+        if p.name != keep and p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+        elif p.name == f".{JOURNAL_NAME}.tmp":  # a journal whose write was interrupted (never committed)
+            p.unlink()
+            removed.append(p.name)
+    return removed

@@ -192,6 +192,8 @@ def run_report(run_id: str, as_of: str, clv_fit, chart_list: "list[charts.Chart]
 def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     paths = pipeline.paths
     paths.ensure()
+    if publish.finish_publish(paths.staging):
+        context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
     as_of = pipeline.as_of_date.isoformat()
     run_id = context.run.run_id
     stage = paths.staging / run_id  # holds this run's validation results (written by the checks)
@@ -254,14 +256,11 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
             gx_validation.render_html(validations, f"Data validation, run {run_id} as of {as_of}"), encoding="utf-8")
     publish.write_manifest(exports_stage, info)
 
-    # Publish: serving file, Parquet marts, exports folder, and the `latest` pointer last.
-    if updates_serving:
-        publish.replace_file(serving_tmp, paths.serving_warehouse)
-        publish.replace_dir(marts_tmp, paths.serving_marts_dir, stage)
-    publish.replace_dir(exports_stage, paths.exports / as_of, stage)
-    if updates_serving:
-        publish.point_symlink(latest, as_of)
-    shutil.rmtree(stage, ignore_errors=True)
+    # Publish (journalled, see lib/publish.py): serving file, Parquet marts, exports folder, `latest` last;
+    # a backfill of an older as-of date swaps in its exports folder only.
+    publish.commit_and_swap(paths.staging, stage, as_of, paths.serving_warehouse, paths.serving_marts_dir,
+                            paths.exports, update_serving=updates_serving)
+    publish.remove_stale_stages(paths.staging, keep=run_id)
 
     if updates_serving:
         context.log.info(f"published run {run_id} as of {as_of}: {paths.serving_warehouse} and {paths.exports / as_of}")

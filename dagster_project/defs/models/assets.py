@@ -115,7 +115,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     with retry_transient(context):
         con = pipeline.connect()
     try:
-        summary = con.execute("select * from intermediate.int_customer_btyd_summary").df()
+        summary = con.execute("select * from intermediate.int_customer_btyd_summary order by customer_key").df()
         status, message, fit, scores = "fitted", "", {}, None
         t0 = time.perf_counter()
         try:
