@@ -56,14 +56,17 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
         with pipeline.connect() as con:
             imported = spark_interop.import_spark_tables(con, pipeline.paths.root)
         context.log.info(f"tables built by Spark read back into DuckDB: {', '.join(sorted(imported))}")
-        return
-    keep_partial_parse(invocation.target_path)
-    if docs_enabled():
-        path = invocation.target_path
-        dbt.cli(["docs", "generate", "--static", "--no-compile", "--target", target], target_path=path,
-                raise_on_error=True).wait()
-        out = pipeline.paths.staging / context.run_id / "dbt_docs"
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path / "static_index.html", out / "index.html")
-        for name in ("manifest.json", "catalog.json"):
-            shutil.copyfile(path / name, out / name)
+    else:
+        keep_partial_parse(invocation.target_path)
+        if docs_enabled():
+            path = invocation.target_path
+            dbt.cli(["docs", "generate", "--static", "--no-compile", "--target", target], target_path=path,
+                    raise_on_error=True).wait()
+            out = pipeline.paths.staging / context.run_id / "dbt_docs"
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path / "static_index.html", out / "index.html")
+            for name in ("manifest.json", "catalog.json"):
+                shutil.copyfile(path / name, out / name)
+    # dagster-dbt gives every invocation its own target folder (~5 MB with the docs); a daily run would
+    # pile them up, so a successful build removes its own (a failed one keeps it for debugging)
+    shutil.rmtree(invocation.target_path, ignore_errors=True)
