@@ -56,6 +56,11 @@ class Chart:
     data: list[dict]
     table: list[dict] | None = field(default=None, repr=False)
 
+    @property
+    def rows(self) -> list[dict]:
+        """The rows to show beside the chart: ``table`` when given, else ``data``."""
+        return self.table if self.table is not None else self.data
+
 
 # ------------------------------------------------------------------------------------------------
 # helpers
@@ -662,7 +667,7 @@ def markdown_image(chart: Chart, max_rows: int = 12) -> str:
     b64 = base64.b64encode(chart.png).decode("ascii")
     alt = chart.title.replace("[", "(").replace("]", ")")
     parts = [f"![{alt}](data:image/png;base64,{b64})", "", chart.caption]
-    rows = chart.table if chart.table is not None else chart.data
+    rows = chart.rows
     if rows:
         cols = list(rows[0])
         parts += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]

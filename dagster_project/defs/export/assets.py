@@ -157,7 +157,7 @@ def run_report(run_id: str, as_of: str, clv_fit, chart_list: "list[charts.Chart]
     """report.html of the run (self-contained: charts embedded as PNG)."""
     sections = []
     for c in chart_list:
-        rows = c.table if c.table is not None else c.data
+        rows = c.rows
         sections.append({"heading": c.title, "text": c.caption, "png": c.png, "table": rows[:REPORT_TABLE_ROWS],
                          "note": f"{len(rows) - REPORT_TABLE_ROWS} more rows in the mart"
                                  if len(rows) > REPORT_TABLE_ROWS else ""})
