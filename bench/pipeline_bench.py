@@ -349,7 +349,11 @@ def peers(data_dir: Path, as_of: str, sample: int = 2000) -> dict:
     end = pd.Timestamp(as_of)
 
     t0 = time.perf_counter()
-    from pymc_marketing.clv.utils import rfm_summary
+    try:
+        from pymc_marketing.clv.utils import rfm_summary
+    except ImportError:
+        print("    peers skipped: pymc-marketing is not installed (`make bench` installs the `bench` extra)", flush=True)
+        return None
     res["rfm_summary_import_seconds"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     summ = rfm_summary(tx, "customer_key", "ordered_at", "net_revenue", observation_period_end=end,
@@ -452,18 +456,28 @@ def machine() -> dict:
             "load_average_at_start": os.getloadavg(), "duckdb_memory_limit": MEMORY_LIMIT}
 
 
+# The RFM step: customer_rfm and the per-customer aggregate it is built from (both read the orders
+# once between them, as rfm_summary reads the transactions).
+RFM_STEP_MODELS = ("marts/customer_rfm", "intermediate/int_customer_order_summary")
+
+
+def rfm_step_seconds(run: dict) -> float | None:
+    times = [run["dbt_models"][m] for m in RFM_STEP_MODELS if m in run["dbt_models"]]
+    return round(sum(times), 2) if times else None
+
+
 def report(results: dict) -> None:
     rows = []
     for r in results["sizes"]:
         full, eng, incr, peer = r["pipeline_full"], r["engine_limit"], r["pipeline_incremental"], r["peers"]
-        rfm = full["dbt_models"].get("marts/customer_rfm")
+        rfm = rfm_step_seconds(full)
         rows.append((f"{r['lines']:,} lines", [
             ("pipeline end to end (s)", full["wall_seconds"]),
             ("  stages " + ", ".join(f"{k} {v}" for k, v in full["stages"].items()), None),
             ("engine limit (s)", eng["seconds"]),
             ("pipeline / engine limit", round(full["wall_seconds"] / eng["seconds"], 2)),
             ("pipeline peak memory (GB)", full["peak_rss_gb"]),
-            ("pipeline RFM step, customer_rfm (s)", rfm),
+            ("pipeline RFM step: int_customer_order_summary + customer_rfm (s)", rfm),
             ("rfm_summary (s)", peer and peer["rfm_summary_seconds"]),
             ("rfm_summary / pipeline RFM step", peer and rfm and round(peer["rfm_summary_seconds"] / rfm, 1)),
             ("pandas groupby/qcut RFM (s)", peer and peer["pandas_rfm_seconds"]),
@@ -500,7 +514,7 @@ def evaluate(results: dict) -> dict:
         ratio = big["pipeline_full"]["wall_seconds"] / big["engine_limit"]["seconds"]
         t["end_to_end_vs_engine_limit"] = (ratio <= TARGETS["end_to_end_vs_engine_limit_max"],
                                           f"{ratio:.2f}x (target <= 2.0x) {n}")
-        rfm = big["pipeline_full"]["dbt_models"].get("marts/customer_rfm")
+        rfm = rfm_step_seconds(big["pipeline_full"])
         if big["peers"] and rfm:
             sp = big["peers"]["rfm_summary_seconds"] / rfm
             t["rfm_vs_rfm_summary"] = (sp >= TARGETS["rfm_speedup_vs_rfm_summary_min"], f"{sp:.1f}x faster (target >= 10x) {n}")

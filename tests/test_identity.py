@@ -1,7 +1,12 @@
 """Identifier normalisation and transitive merging."""
 
+import os
+import random
+
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dagster_project.lib import identity, ingest
 
@@ -54,3 +59,114 @@ def test_transitive_merge_and_stable_keys():
     first = keys["x@ex.com"]
     identity.resolve(con, "US")  # re-run: same key
     assert con.execute("select customer_key from identity.identifiers where raw_value = 'x@ex.com'").fetchone()[0] == first
+
+
+# --------------------------------------------------------------------------------------------
+# set-based resolution: equal to a plain union-find, cached normalisation, parallel phones
+# --------------------------------------------------------------------------------------------
+
+VALID_PHONES = ["4152630134", "+14152630134", "0014152630134", "+442079460958", "02079460958",
+                "+44(0)2079460958", "01795326165", "+88001795326165", "+4930123456", "0612345678"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(VALID_PHONES), st.lists(st.tuples(st.integers(0, 20), st.sampled_from(" ()-./")), max_size=5),
+       st.sampled_from(["US", "GB", "BD", "DE", "FR"]))
+def test_phone_signature_normalises_like_the_spelling(number, inserts, region):
+    raw = list(number)
+    for pos, ch in inserts:
+        raw.insert(min(pos, len(raw)), ch)
+    spelling = "".join(raw)
+    assert identity.normalise_phone(identity.phone_signature(spelling), region) == \
+        identity.normalise_phone(spelling, region)
+
+
+def _oracle(records: list[list[tuple[str, str]]], region: str) -> dict[tuple[str, str], str | None]:
+    """A plain union-find over the records' normalised identifiers: (id_type, raw) -> customer_key."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            x = parent[x]
+        return x
+
+    norm = {}
+    for rec in records:
+        nodes = []
+        for id_type, raw in rec:
+            value = identity.normalise(id_type, raw, region)
+            norm[(id_type, raw)] = value
+            if value is not None:
+                nodes.append(f"{id_type}:{value}")
+        for n in nodes[1:]:
+            a, b = find(nodes[0]), find(n)
+            if a != b:
+                parent[max(a, b)] = min(a, b)  # the smallest node is the root
+        for n in nodes[:1]:
+            find(n)
+    return {k: (identity.customer_key_for(find(f"{k[0]}:{v}")) if v else None) for k, v in norm.items()}
+
+
+def _random_records(rng: random.Random, n: int) -> list[list[tuple[str, str]]]:
+    emails = [f"p{i}@ex.com" for i in range(n // 2)] + ["not-an-email"]
+    phones = [f"(415) 263-{i:04d}" for i in range(n // 3)] + ["12"]
+    return [[("email", rng.choice(emails).upper() if rng.random() < .2 else rng.choice(emails)),
+             ("phone", rng.choice(phones))][: rng.randint(1, 2)] for _ in range(n)]
+
+
+def _load_shopify(con, records):
+    con.execute("delete from raw.shopify_order_lines")
+    con.executemany("insert into raw.shopify_order_lines (order_name, email, phone) values (?, ?, ?)",
+                    [[f"#{i}", dict(r).get("email"), dict(r).get("phone")] for i, r in enumerate(records)])
+
+
+@pytest.mark.parametrize("batch", [250_000, 97])  # 97: new values normalised over many batches
+def test_resolution_equals_a_plain_union_find(monkeypatch, batch):
+    monkeypatch.setattr(identity, "_BATCH", batch)
+    rng = random.Random(7)
+    records = _random_records(rng, 3000)
+    con = duckdb.connect()
+    ingest.create_raw_tables(con)
+    _load_shopify(con, records)
+    stats = identity.resolve(con, "US")
+    got = {(t, r): k for t, r, k in con.execute(
+        "select id_type, raw_value, customer_key from identity.identifiers").fetchall()}
+    want = _oracle(records, "US")
+    assert got == want
+    assert stats["people"] == len({k for k in want.values() if k})
+    assert stats["invalid_values"] == sum(1 for k in want.values() if k is None)
+
+
+def test_normalisations_are_cached_and_recomputed_when_they_may_differ(monkeypatch):
+    con = duckdb.connect()
+    ingest.create_raw_tables(con)
+    _load_shopify(con, [[("email", "a@ex.com"), ("phone", "020 7946 0958")]])
+    assert identity.resolve(con, "GB")["newly_normalised_values"] == 2
+    assert identity.resolve(con, "GB")["newly_normalised_values"] == 0  # the next day: nothing new
+    assert con.execute("select normalised_value from identity.identifiers where id_type = 'phone'"
+                       ).fetchone()[0] == "+442079460958"
+    # another default region reads the same spelling differently: not taken from the cache
+    assert identity.resolve(con, "US")["newly_normalised_values"] == 2
+    assert con.execute("select normalised_value from identity.identifiers where id_type = 'phone'"
+                       ).fetchone()[0] is None
+    monkeypatch.setattr(identity, "NORMALISER_VERSION", identity.NORMALISER_VERSION + 1)
+    assert identity.resolve(con, "US")["newly_normalised_values"] == 2
+
+
+def test_parallel_phone_normalisation_equals_serial(monkeypatch):
+    spellings = [f"+1 (415) 263-{i:04d}" for i in range(300)] + ["n/a", "+44 20 7946 0958"]
+    serial = [identity.normalise_phone(s, "US") for s in spellings]
+    monkeypatch.setattr(identity, "_PARALLEL_FROM", 10)
+    with identity._phone_pool(len(spellings)) as pool:
+        assert pool is not None or (os.cpu_count() or 1) < 2
+        assert identity._normalise_phones(spellings, "US", pool) == serial
+
+
+def test_customer_key_in_sql_equals_python():
+    con = duckdb.connect()
+    ingest.create_raw_tables(con)
+    _load_shopify(con, [[("email", "a@ex.com")]])
+    identity.resolve(con, "US")
+    assert con.execute("select customer_key from identity.identifiers").fetchone()[0] == \
+        identity.customer_key_for("email:a@ex.com")

@@ -662,6 +662,17 @@ def all_charts(con, tier_points: list[tuple]) -> list[Chart]:
             lifecycle_chart(con), tier_sizes_chart(tier_points), membership_value_chart(con), ltv_cac_chart(con)]
 
 
+def markdown_table(columns: list[str], rows, cell) -> str:
+    """A Markdown table: header, separator, one line per row; `cell(value, column)` renders a value
+    (pipes in it are escaped, line breaks flattened)."""
+    def safe(v, c) -> str:
+        return cell(v, c).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(safe(v, c) for v, c in zip(row, columns)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def markdown_image(chart: Chart, max_rows: int = 12) -> str:
     """Markdown for Dagster metadata (MetadataValue.md): the PNG as a data URI and a short table."""
     b64 = base64.b64encode(chart.png).decode("ascii")
@@ -670,9 +681,7 @@ def markdown_image(chart: Chart, max_rows: int = 12) -> str:
     rows = chart.rows
     if rows:
         cols = list(rows[0])
-        parts += ["", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        for r in rows[:max_rows]:
-            parts.append("| " + " | ".join(_cell(r.get(c), c) for c in cols) + " |")
+        parts += ["", markdown_table(cols, ([r.get(c) for c in cols] for r in rows[:max_rows]), _cell).rstrip("\n")]
         if len(rows) > max_rows:
             parts.append(f"\n… {len(rows) - max_rows} more rows")
     return "\n".join(parts) + "\n"

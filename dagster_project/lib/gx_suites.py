@@ -14,6 +14,20 @@ def plausible_until() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1)
 
 
+def columns_of(suite: list) -> list[str]:
+    """The columns a suite's expectations read, in first-use order."""
+    seen: list[str] = []
+    for exp in suite:
+        for key in ("column", "column_A", "column_B"):
+            value = getattr(exp, key, None)
+            if value and value not in seen:
+                seen.append(value)
+        for value in getattr(exp, "column_list", None) or []:
+            if value not in seen:
+                seen.append(value)
+    return seen
+
+
 def raw_suites() -> dict[str, list]:
     import great_expectations as gx
 

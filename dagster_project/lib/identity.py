@@ -12,8 +12,9 @@ across runs as long as that person's identifiers do not change.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
-from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import duckdb
@@ -57,31 +58,6 @@ def normalise_phone(raw: str | None, default_region: str = "US") -> str | None:
 
 def customer_key_for(node: str) -> str:
     return "c_" + hashlib.sha256(node.encode("utf-8")).hexdigest()[:16]
-
-
-class UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def add(self, x: str) -> None:
-        self.parent.setdefault(x, x)
-
-    def find(self, x: str) -> str:
-        parent = self.parent
-        root = x
-        while parent[root] != root:
-            root = parent[root]
-        while parent[x] != root:  # path compression
-            parent[x], x = root, parent[x]
-        return root
-
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            # keep the smaller identifier as root: the key then needs no second pass
-            if rb < ra:
-                ra, rb = rb, ra
-            self.parent[rb] = ra
 
 
 @dataclass(frozen=True)
@@ -149,59 +125,215 @@ def normalise(id_type: str, raw: str | None, default_region: str) -> str | None:
     return value or None
 
 
-def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[str, int]:
-    """Build `identity.identifiers`: every raw identifier value with its normalised form and key."""
-    uf = UnionFind()
-    # (source, id_type, raw) -> normalised (None when invalid)
-    seen: dict[tuple[str, str, str], str | None] = {}
-    cache: dict[tuple[str, str], str | None] = {}
+# Bump when a normaliser changes: cached normalisations of an older version are recomputed.
+NORMALISER_VERSION = 1
+# Plain phone spellings (digits, spaces, brackets, dots, dashes, slashes, one leading plus) normalise
+# like their digits alone, so "(415) 263-0134" and "415.263.0134" share one phonenumbers call.
+_PLAIN_PHONE = re.compile(r"^\+?[\d\s().\-/]*$")
+_PARALLEL_FROM = 20_000  # new phone spellings; below this a process pool costs more than it saves
 
-    def norm(id_type: str, raw: str) -> str | None:
-        k = (id_type, raw)
-        if k not in cache:
-            cache[k] = normalise(id_type, raw, default_region)
-        return cache[k]
 
-    records = 0
-    for sq in source_queries(con):
-        for row in con.execute(sq.sql).fetchall():
-            nodes: list[str] = []
-            for (id_type, _col), raw in zip(sq.columns, row):
-                if raw is None:
-                    continue
-                value = norm(id_type, raw)
-                seen[(sq.source, id_type, raw)] = value
-                if value is not None:
-                    nodes.append(f"{id_type}:{value}")
-            if not nodes:
-                continue
-            records += 1
-            for n in nodes:
-                uf.add(n)
-            for n in nodes[1:]:
-                uf.union(nodes[0], n)
+def phone_signature(raw: str) -> str:
+    """What a phone spelling normalises like: its digits (with a leading plus) when it is written
+    plainly, else the spelling itself.  `normalise_phone(raw) == normalise_phone(phone_signature(raw))`."""
+    text = raw.strip()
+    if _PLAIN_PHONE.match(text):
+        return ("+" if text.startswith("+") else "") + re.sub(r"\D", "", text)
+    return raw
 
-    rows: Iterable[tuple] = (
-        (source, id_type, raw, value, customer_key_for(uf.find(f"{id_type}:{value}")) if value else None)
-        for (source, id_type, raw), value in sorted(seen.items(), key=lambda kv: kv[0])
+
+_BATCH = 250_000  # new values normalised per batch (bounds the Python memory at ten million lines)
+
+
+@contextmanager
+def _phone_pool(phones: int):
+    """A process pool for normalising `phones` new phone spellings, or None when serial is cheaper."""
+    workers = min(os.cpu_count() or 1, 8)
+    if phones < _PARALLEL_FROM or workers < 2 or not _can_spawn():
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the run process has DuckDB and Dagster threads
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool
+
+
+def _normalise_phones(signatures: list[str], default_region: str, pool=None) -> list[str | None]:
+    """normalise_phone over many values, split over the pool's processes when there is one."""
+    if pool is None or len(signatures) < _PARALLEL_FROM:
+        return [normalise_phone(s, default_region) for s in signatures]
+    chunk = -(-len(signatures) // (pool._max_workers * 4))
+    parts = [signatures[i:i + chunk] for i in range(0, len(signatures), chunk)]
+    done = pool.map(_normalise_phone_chunk, parts, [default_region] * len(parts))
+    return [v for part in done for v in part]
+
+
+def _can_spawn() -> bool:
+    """Spawned workers re-import the main module: not possible from stdin, `-c` or a notebook."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    path = getattr(main, "__file__", None)
+    return spec is not None or (path is not None and os.path.exists(path))
+
+
+def _normalise_phone_chunk(values: list[str], default_region: str) -> list[str | None]:
+    return [normalise_phone(v, default_region) for v in values]
+
+
+def _normalise_new_values(con: duckdb.DuckDBPyConnection, default_region: str) -> int:
+    """Normalise the raw values not in identity.normalised_values yet and add them (the cache makes a
+    daily run normalise only the day's new spellings).  Returns how many were new."""
+    import pyarrow as pa
+
+    con.execute(
+        """
+        create or replace temp table _identity_new as
+        select row_number() over () as n, id_type, raw_value from (
+            select distinct r.id_type, r.raw_value from _identity_raw r
+            anti join identity.normalised_values c
+              on c.id_type = r.id_type and c.raw_value = r.raw_value
+             and c.phone_region = ? and c.version = ?
+        )
+        """,
+        [default_region, NORMALISER_VERSION],
     )
+    total, phones = con.execute(
+        "select count(*), count(*) filter (where id_type = 'phone') from _identity_new").fetchone()
+    with _phone_pool(phones) as pool:
+        for start in range(1, total + 1, _BATCH):
+            new = con.execute("select id_type, raw_value from _identity_new where n between ? and ?",
+                              [start, start + _BATCH - 1]).fetchall()
+            signatures = sorted({phone_signature(raw) for id_type, raw in new if id_type == "phone"})
+            by_signature = dict(zip(signatures, _normalise_phones(signatures, default_region, pool)))
+            values = [
+                by_signature[phone_signature(raw)] if id_type == "phone" else normalise(id_type, raw, default_region)
+                for id_type, raw in new
+            ]
+            tbl = pa.table({"id_type": [t for t, _ in new], "raw_value": [r for _, r in new],
+                            "normalised_value": pa.array(values, type=pa.string())})
+            con.register("_new_values", tbl)
+            try:
+                con.execute(
+                    "insert into identity.normalised_values "
+                    "select id_type, raw_value, ? as phone_region, ? as version, normalised_value from _new_values",
+                    [default_region, NORMALISER_VERSION],
+                )
+            finally:
+                con.unregister("_new_values")
+    con.execute("drop table _identity_new")
+    return total
+
+
+def _components(con: duckdb.DuckDBPyConnection) -> None:
+    """Connected components of the identifier graph: `_identity_roots(nid, root)`, root = the smallest
+    node (by text) of the node's component.  Node ids are ranks in text order, so the smallest id is
+    the smallest node."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    n = con.execute("select count(*) from _identity_nodes").fetchone()[0]
+    edges = con.execute("select a, b from _identity_edges").fetchnumpy()
+    a, b = np.asarray(edges["a"], dtype=np.int64), np.asarray(edges["b"], dtype=np.int64)
+    graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    # smallest node id per component label
+    smallest = np.full(labels.max() + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(smallest, labels, np.arange(n, dtype=np.int64))
+    import pyarrow as pa
+
+    con.register("_roots", pa.table({"nid": np.arange(n, dtype=np.int64), "root": smallest[labels]}))
+    try:
+        con.execute("create or replace temp table _identity_roots as select * from _roots")
+    finally:
+        con.unregister("_roots")
+
+
+def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[str, int]:
+    """Build `identity.identifiers`: every raw identifier value with its normalised form and key.
+
+    Set-based in DuckDB: the identifiers of each distinct source record (one row per record and
+    identifier), normalised through the `identity.normalised_values` cache, linked record by record
+    into a graph whose connected components are people."""
+    queries = source_queries(con)
     con.execute("create schema if not exists identity")
     con.execute(
-        "create or replace table identity.identifiers (source VARCHAR, id_type VARCHAR, raw_value VARCHAR, "
-        "normalised_value VARCHAR, customer_key VARCHAR)"
+        "create table if not exists identity.normalised_values (id_type VARCHAR, raw_value VARCHAR, "
+        "phone_region VARCHAR, version INTEGER, normalised_value VARCHAR)"
     )
-    batch = list(rows)
-    if batch:
-        import pyarrow as pa
-
-        tbl = pa.table(
-            {name: [r[i] for r in batch] for i, name in
-             enumerate(["source", "id_type", "raw_value", "normalised_value", "customer_key"])}
+    con.execute("delete from identity.normalised_values where version != ?", [NORMALISER_VERSION])
+    parts = []
+    for i, sq in enumerate(queries):
+        cols = ", ".join(f"c{j}" for j in range(len(sq.columns)))
+        values = ", ".join(f"({j}, c{j})" for j in range(len(sq.columns)))
+        types = "case k " + " ".join(f"when {j} then '{t}'" for j, (t, _c) in enumerate(sq.columns)) + " end"
+        parts.append(
+            f"select {i} as q, rec, '{sq.source}' as source, {types} as id_type, v as raw_value "
+            f"from (select row_number() over () as rec, * from ({sq.sql}) as s({cols})) "
+            f"cross join lateral (values {values}) as u(k, v) where v is not null"
         )
-        con.register("_ids", tbl)
-        con.execute("insert into identity.identifiers select * from _ids")
-        con.unregister("_ids")
-    people = len({uf.find(n) for n in uf.parent})
-    invalid = sum(1 for v in seen.values() if v is None)
-    return {"records_linked": records, "identifiers": len(uf.parent), "people": people,
-            "invalid_values": invalid}
+    con.execute(
+        "create or replace temp table _identity_raw (q INTEGER, rec BIGINT, source VARCHAR, id_type VARCHAR, "
+        "raw_value VARCHAR)"
+    )
+    for part in parts:
+        con.execute(f"insert into _identity_raw {part}")
+    new_values = _normalise_new_values(con, default_region)
+    con.execute(
+        """
+        create or replace temp table _identity_linked as
+        select r.q, r.rec, r.source, r.id_type, r.raw_value, c.normalised_value,
+               case when c.normalised_value is not null then r.id_type || ':' || c.normalised_value end as node
+        from _identity_raw r
+        left join identity.normalised_values c
+          on c.id_type = r.id_type and c.raw_value = r.raw_value and c.phone_region = ? and c.version = ?
+        """,
+        [default_region, NORMALISER_VERSION],
+    )
+    con.execute(
+        "create or replace temp table _identity_nodes as "
+        "select node, cast(row_number() over (order by node) - 1 as bigint) as nid "
+        "from (select distinct node from _identity_linked where node is not null)"
+    )
+    # every record's nodes linked to the record's first node (a star per record)
+    con.execute(
+        """
+        create or replace temp table _identity_edges as
+        with rec_nodes as (
+            select distinct l.q, l.rec, n.nid from _identity_linked l join _identity_nodes n using (node)
+        )
+        select distinct nid as a, min(nid) over (partition by q, rec) as b from rec_nodes
+        """
+    )
+    _components(con)
+    con.execute(
+        """
+        create or replace table identity.identifiers as
+        with keys as (
+            select n.node, 'c_' || left(sha256(root_node.node), 16) as customer_key
+            from _identity_nodes n
+            join _identity_roots r on r.nid = n.nid
+            join _identity_nodes root_node on root_node.nid = r.root
+        )
+        select distinct l.source, l.id_type, l.raw_value, l.normalised_value, k.customer_key
+        from _identity_linked l left join keys k on k.node = l.node
+        order by l.source, l.id_type, l.raw_value
+        """
+    )
+    stats = con.execute(
+        """
+        select
+            (select count(*) from (select distinct q, rec from _identity_linked where node is not null)),
+            (select count(*) from _identity_nodes),
+            (select count(distinct root) from _identity_roots),
+            (select count(*) from identity.identifiers where normalised_value is null)
+        """
+    ).fetchone()
+    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots"):
+        con.execute(f"drop table if exists {table}")
+    return {"records_linked": stats[0], "identifiers": stats[1], "people": stats[2], "invalid_values": stats[3],
+            "newly_normalised_values": new_values}

@@ -19,3 +19,22 @@
         cast(least(5, 1 + floor({{ pct_column }} * 5)) as integer)
     {%- endif -%}
 {%- endmacro %}
+
+{#- percent_rank() of `column` over all rows of `relation`, computed from value counts: one row per
+    distinct value with its `pct` = (rows ranked before it) / (rows - 1), 0 for a single row.
+    Equal to `percent_rank() over (order by column)` (ties share the lowest rank), but needs a
+    group-by and a sort of the distinct values instead of a sort of every row.  Join back on the
+    value with `is not distinct from`. -#}
+{% macro value_percent_rank(relation, column, descending=false) -%}
+    select
+        {{ column }},
+        coalesce(
+            cast(sum(count(*)) over (
+                order by {{ column }}{{ ' desc' if descending }}
+                rows between unbounded preceding and 1 preceding
+            ) as double) / nullif((select count(*) from {{ relation }}) - 1, 0),
+            0
+        ) as pct
+    from {{ relation }}
+    group by {{ column }}
+{%- endmacro %}

@@ -141,16 +141,11 @@ REPORT_TABLE_ROWS = 25
 
 def markdown_preview(df: pd.DataFrame, max_chars: int = 40) -> str:
     """A small Markdown table of a mart's first rows (the serving copy: contact columns are masked)."""
-    cols = list(df.columns)
-
-    def cell(v) -> str:
+    def cell(v, _column) -> str:
         text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-        text = text.replace("|", "\\|").replace("\n", " ")
         return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
+    return charts.markdown_table(list(df.columns), df.itertuples(index=False), cell)
 
 
 def run_report(run_id: str, as_of: str, clv_fit, chart_list: "list[charts.Chart]") -> str:

@@ -4,12 +4,14 @@
 --   monetary:     net revenue (after discounts and refunds) of valid orders
 -- Scores 1-5 by quintile of percent_rank: equal values always get equal scores (tie-safe), so a
 -- heavily tied value (most customers buy once) shares one score.  Recency: more recent = higher.
+-- Built from the per-customer summary (int_customer_order_summary); percent ranks come from value
+-- counts (macro value_percent_rank), which equals percent_rank() without sorting every customer.
 -- Custom cut points per dimension can replace quintiles (var rfm_cut_points, see dbt_project.yml).
 
-with orders as (
+with summary as (
 
-    select * from {{ ref('fct_orders') }}
-    where customer_key is not null and is_valid
+    select * from {{ ref('int_customer_order_summary') }}
+    where purchases > 0
 
 ),
 
@@ -19,25 +21,33 @@ segments as (
 
 ),
 
-per_customer as (
-
-    select
-        customer_key,
-        max(case when is_purchase then order_date end) as last_purchase_date,
-        count(distinct case when is_purchase then order_date end) as frequency,
-        cast(sum(net_revenue) as decimal(18, 2)) as monetary
-    from orders
-    group by customer_key
-    having count(case when is_purchase then 1 end) > 0
-
-),
-
 with_recency as (
 
     select
-        per_customer.*,
+        customer_key,
+        last_purchase_date,
+        purchase_days as frequency,
+        net_revenue as monetary,
         {{ dbt.datediff('last_purchase_date', as_of_date(), 'day') }} as recency_days
-    from per_customer
+    from summary
+
+),
+
+recency_pct as (
+
+    {{ value_percent_rank('with_recency', 'recency_days', descending=true) }}
+
+),
+
+frequency_pct as (
+
+    {{ value_percent_rank('with_recency', 'frequency') }}
+
+),
+
+monetary_pct as (
+
+    {{ value_percent_rank('with_recency', 'monetary') }}
 
 ),
 
@@ -45,10 +55,13 @@ ranked as (
 
     select
         with_recency.*,
-        percent_rank() over (order by recency_days desc) as r_pct,
-        percent_rank() over (order by frequency) as f_pct,
-        percent_rank() over (order by monetary) as m_pct
+        recency_pct.pct as r_pct,
+        frequency_pct.pct as f_pct,
+        monetary_pct.pct as m_pct
     from with_recency
+    inner join recency_pct on recency_pct.recency_days is not distinct from with_recency.recency_days
+    inner join frequency_pct on frequency_pct.frequency is not distinct from with_recency.frequency
+    inner join monetary_pct on monetary_pct.monetary is not distinct from with_recency.monetary
 
 ),
 

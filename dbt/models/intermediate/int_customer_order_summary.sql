@@ -1,0 +1,39 @@
+-- One row per known customer with a valid order: the compact per-customer aggregate that
+-- customer-level marts start from (customer_rfm) instead of re-reading every order.
+-- Purchases on one day count once (purchase_days); net_revenue covers every valid order,
+-- refund-only ones included.  Aggregated by customer and day first: cheaper than count(distinct).
+
+with orders as (
+
+    select * from {{ ref('fct_orders') }}
+    where customer_key is not null and is_valid
+
+),
+
+customer_days as (
+
+    select
+        customer_key,
+        order_date,
+        count(case when is_purchase then 1 end) as purchases,
+        sum(net_revenue) as net_revenue
+    from orders
+    group by customer_key, order_date
+
+),
+
+final as (
+
+    select
+        customer_key,
+        min(case when purchases > 0 then order_date end) as first_purchase_date,
+        max(case when purchases > 0 then order_date end) as last_purchase_date,
+        count(case when purchases > 0 then 1 end) as purchase_days,
+        sum(purchases) as purchases,
+        cast(sum(net_revenue) as decimal(18, 2)) as net_revenue
+    from customer_days
+    group by customer_key
+
+)
+
+select * from final
