@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,44 @@ def prefetch() -> None:
         _PREFETCH.start()
 
 
+def _datetimes_as_numbers(df: pd.DataFrame, expectations: list) -> tuple[pd.DataFrame, list, set[str]]:
+    """Datetime columns as epoch microseconds (float, NaT -> NaN), with datetime bounds converted alike.
+
+    GX's pandas `ExpectColumnValuesToBeBetween` compares datetimes one Python call per row (about
+    7 us each: 30 s for a 4M-row export); on numbers it is vectorised.  Same verdicts: the order of
+    instants is the order of their epoch microseconds."""
+    columns = {c for c in df.columns if pd.api.types.is_datetime64_any_dtype(df[c])}
+    if not columns:
+        return df, expectations, columns
+    df = df.copy(deep=False)
+    for c in columns:
+        values = df[c].dt.tz_convert("UTC").dt.tz_localize(None) if df[c].dt.tz is not None else df[c]
+        df[c] = values.astype("datetime64[us]").astype("int64").astype("float64").where(values.notna())
+    converted = []
+    for e in expectations:
+        bounds = {k: getattr(e, k, None) for k in ("min_value", "max_value")}
+        if getattr(e, "column", None) in columns and any(isinstance(v, datetime) for v in bounds.values()):
+            e = e.copy(update={k: _epoch_us(v) for k, v in bounds.items() if isinstance(v, datetime)})
+        converted.append(e)
+    return df, converted, columns
+
+
+def _epoch_us(value: datetime) -> float:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return float((value - datetime(1970, 1, 1)) // timedelta(microseconds=1))
+
+
+def _show(value, as_datetime: bool) -> str:
+    if as_datetime and isinstance(value, (int, float)) and value == value:
+        return str(datetime(1970, 1, 1) + timedelta(microseconds=int(value)))
+    return str(value)
+
+
 def validate(name: str, df: pd.DataFrame, expectations: list) -> Outcome:
     import great_expectations as gx
 
+    df, expectations, datetime_columns = _datetimes_as_numbers(df, expectations)
     ctx = _context()
     source = ctx.data_sources.add_or_update_pandas(f"pipeline_{name}")
     asset = source.add_dataframe_asset(name)
@@ -92,7 +128,8 @@ def validate(name: str, df: pd.DataFrame, expectations: list) -> Outcome:
             "column": cfg.kwargs.get("column"),
             "success": bool(r.success),
             "unexpected_count": r.result.get("unexpected_count"),
-            "sample": [(_mask(str(v)) if cfg.kwargs.get("column") in SENSITIVE_COLUMNS else str(v))
+            "sample": [(_mask(str(v)) if cfg.kwargs.get("column") in SENSITIVE_COLUMNS
+                        else _show(v, cfg.kwargs.get("column") in datetime_columns))
                        for v in (r.result.get("partial_unexpected_list") or [])[:5]],
         })
     return Outcome(suite=name, success=bool(res.success), rows=len(df), results=results)

@@ -1,0 +1,47 @@
+"""Great Expectations validation through pandas batches: datetime ranges validated as numbers."""
+
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from dagster_project.lib import gx_suites, gx_validation
+
+FROM, UNTIL = datetime(2000, 1, 1), datetime(2030, 1, 1)
+
+
+def _between():
+    import great_expectations as gx
+
+    return gx.expectations.ExpectColumnValuesToBeBetween(column="at", min_value=FROM, max_value=UNTIL)
+
+
+@pytest.mark.parametrize("tz", [None, "UTC", "America/New_York"])
+def test_datetime_range_verdicts_and_samples(tz):
+    values = [FROM, UNTIL, FROM - timedelta(microseconds=1), UNTIL + timedelta(microseconds=1), None,
+              datetime(2026, 5, 17, 12, 30)]
+    at = pd.Series(pd.to_datetime(values)).astype("datetime64[us]")
+    if tz:  # the same instants, held as time-zone-aware values
+        at = at.dt.tz_localize("UTC").dt.tz_convert(tz)
+    out = gx_validation.validate("t", pd.DataFrame({"at": at}), [_between()])
+    (result,) = out.results
+    assert not result["success"] and result["unexpected_count"] == 2  # the null is not judged
+    assert sorted(result["sample"]) == ["1999-12-31 23:59:59.999999", "2030-01-01 00:00:00.000001"]
+    ok = gx_validation.validate("t", pd.DataFrame({"at": at[[0, 1, 4, 5]]}), [_between()])
+    assert ok.success
+
+
+def test_aware_bounds_compare_as_instants():
+    import great_expectations as gx
+
+    bound = datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=-5)))  # 05:00 UTC
+    exp = gx.expectations.ExpectColumnValuesToBeBetween(column="at", max_value=bound)
+    df = pd.DataFrame({"at": pd.to_datetime(["2026-01-01 04:59:59", "2026-01-01 05:00:01"]).astype("datetime64[us]")})
+    (result,) = gx_validation.validate("t", df, [exp]).results
+    assert result["unexpected_count"] == 1 and result["sample"] == ["2026-01-01 05:00:01"]
+
+
+def test_suites_name_the_columns_they_read():
+    suite = gx_suites.raw_suites()["members"]
+    assert gx_suites.columns_of(suite) == ["member_id", "annual_fee", "joined_on", "expires_on", "_file_id",
+                                           "_line_number"]
