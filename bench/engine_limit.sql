@@ -7,7 +7,8 @@
 -- bookkeeping and lineage, the load ledger, identity resolution across e-mail / phone / Square id /
 -- member id (here a customer is the lower-cased e-mail, else the Square directory's e-mail of the
 -- Square customer, else the Square customer id), currency checks, tests, checks and publishing.
--- Unparseable values are simply dropped.  It does keep the newest-export-wins rule per order.
+-- Unparseable values are simply dropped.  It does keep the newest-export-wins rule per order
+-- (per payment or refund event for Square).
 --
 -- Placeholders filled by the benchmark: {shopify_files}, {square_item_files},
 -- {square_customer_files} (DuckDB list literals) and {as_of} (YYYY-MM-DD).
@@ -67,8 +68,8 @@ shopify_orders as (
     from shopify_lines l join shopify_newest n on n.order_name = l.order_name and n.newest = l.filename
     group by 1
 ),
-square_newest as (
-    select transaction_id, max(filename) as newest from square_lines group by 1
+square_newest as (  -- newest export wins per payment or refund event (a refund may come in a later export)
+    select transaction_id, event_type, sold_at, max(filename) as newest from square_lines group by 1, 2, 3
 ),
 square_orders as (
     select
@@ -80,7 +81,8 @@ square_orders as (
             + coalesce(sum(case when event_type = 'payment' then discounts end), 0)
             + coalesce(sum(case when event_type = 'refund' then net_sales end), 0) as net
     from square_lines l
-    join square_newest n on n.transaction_id = l.transaction_id and n.newest = l.filename
+    join square_newest n on n.transaction_id = l.transaction_id and n.event_type = l.event_type
+                        and n.sold_at = l.sold_at and n.newest = l.filename
     left join square_directory d on d.square_customer_id = l.square_customer_id
     group by 1
 )

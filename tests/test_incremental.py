@@ -2,8 +2,9 @@
 
 Two warehouses see the same files: one builds the base exports, then the next export on top of
 them (the order roll-ups are incremental on DuckDB); the other builds everything at once.  The
-next export holds new orders and sales a week later and an old Shopify order re-exported with a
-refund (newest export wins per order).  The two must give identical marts.
+next export holds new orders and sales a week later, an old Shopify order re-exported with a
+refund (newest export wins per order), and a Square export holding only a refund line of an older
+sale (newest export wins per payment or refund event, so the sale keeps its payment lines).  The two must give identical marts.
 """
 
 import os
@@ -78,9 +79,37 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
         else """'2026-10-30' as "Date\"""" if c == "Date" else f'"{c}"' for c in sq_cols)
     con.execute(f"""copy (select {sel} from {_csv(con, items)} where "Transaction ID" = '{txn}')
                     to '{(out / "square" / "items-zz-next.csv").as_posix()}' (header)""")
+    # a later Square export with only a refund line of an older sale (an export covers a date range,
+    # so the refund arrives without the payment it refunds)
+    late = con.sql(f"""select "Transaction ID", "Gross Sales" from {_csv(con, items)}
+                       where "Event Type" = 'Payment' and "Customer ID" is not null and "Transaction ID" != '{txn}'
+                         and "Transaction ID" not in (select "Transaction ID" from {_csv(con, items)}
+                                                      where "Event Type" = 'Refund')
+                       order by "Transaction ID" limit 1""").fetchone()
+    def refund_col(c: str) -> str:
+        if c == "Date":
+            return "'2026-10-30' as \"Date\""
+        if c == "Event Type":
+            return "'Refund' as \"Event Type\""
+        if c in ("Gross Sales", "Net Sales", "Tax", "Qty"):
+            return f"'-' || \"{c}\" as \"{c}\""
+        return f'"{c}"'
+
+    refund_sel = ", ".join(refund_col(c) for c in sq_cols)
+    con.execute(f"""copy (select {refund_sel} from {_csv(con, items)}
+                          where "Transaction ID" = '{late[0]}' and "Event Type" = 'Payment'
+                          order by "Item" limit 1)
+                    to '{(out / "square" / "items-zz-refund.csv").as_posix()}' (header)""")
+    sale = con.sql(f"""select sum(cast(replace("Gross Sales", '$', '') as decimal(18, 2)))
+                       from {_csv(con, items)} where "Transaction ID" = '{late[0]}' and "Event Type" = 'Payment'
+                    """).fetchone()[0]
+    refunded_line = con.sql(f"""select cast(replace("Net Sales", '$', '') as decimal(18, 2)) from {_csv(con, items)}
+                                where "Transaction ID" = '{late[0]}' and "Event Type" = 'Payment'
+                                order by "Item" limit 1""").fetchone()[0]
     con.close()
     return {"refunded_order": refunded, "refund": refund,
-            "new_orders": [c + "-N" for c in copied], "new_sale": txn + "N"}
+            "new_orders": [c + "-N" for c in copied], "new_sale": txn + "N",
+            "late_refund_sale": late[0], "sale_gross": sale, "sale_refund": refunded_line}
 
 
 def _load_and_build(data_dir: Path, as_of: date, tag: str) -> None:
@@ -160,5 +189,15 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
         assert con.execute(f"select count(*) from marts.fct_orders where order_key in ({', '.join('?' * len(keys))})",
                            keys).fetchone()[0] == len(keys)
         assert con.execute("select max(as_of_date) from marts.customer_rfm").fetchone()[0] == NEXT_AS_OF
+        # the Square sale refunded in a later export keeps its payment lines: gross from the payment, the refund
+        # netted against it
+        gross, refunds, status = con.execute(
+            "select gross_revenue_original, refunds_original, financial_status from ("
+            "  select o.gross_revenue / o.fx_rate as gross_revenue_original, o.refunds / o.fx_rate as refunds_original,"
+            "         o.financial_status from marts.fct_orders o where order_key = ?)",
+            ["square:" + planted["late_refund_sale"]]).fetchone()
+        assert float(gross) == pytest.approx(float(planted["sale_gross"]))
+        assert float(refunds) == pytest.approx(float(planted["sale_refund"]))
+        assert status in ("partially_refunded", "refunded")
     finally:
         con.close()

@@ -84,13 +84,16 @@ with shop_newest as (
            max(l.cancelled_at) is not null or max(l.financial_status) = 'voided' as cancelled
     from raw.shopify_order_lines l join shop_newest n on n.order_name = l.order_name and n.f = l._file_id
     group by l.order_name
-), sq_newest as (
-    select transaction_id, max(_file_id) as f from raw.square_item_lines group by transaction_id
+), sq_newest as (  -- per payment or refund event: a refund may arrive in a later export than its sale
+    select transaction_id, event_type, sold_at, max(_file_id) as f
+    from raw.square_item_lines group by transaction_id, event_type, sold_at
 ), sq as (
     select l.transaction_id,
            coalesce(min(l.sold_at) filter (where l.event_type = 'payment'), min(l.sold_at)) as ordered_at,
            sum(l.net_sales) as net
-    from raw.square_item_lines l join sq_newest n on n.transaction_id = l.transaction_id and n.f = l._file_id
+    from raw.square_item_lines l
+    join sq_newest n on n.transaction_id = l.transaction_id and n.event_type = l.event_type
+                    and n.sold_at = l.sold_at and n.f = l._file_id
     group by l.transaction_id
 ), gen_newest as (
     select map_name, order_id, max(_file_id) as f from raw.generic_order_lines group by map_name, order_id

@@ -5,8 +5,8 @@
     on_schema_change='append_new_columns',
 ) }}
 -- Incremental (on DuckDB): a run re-rolls only the transactions that appear in export files loaded
--- since the last build (new ones, and old ones again in a newer export) and replaces them by
--- natural key; newest export wins, as in a full build.
+-- since the last build (new ones, old ones again in a newer export, or a later refund) and replaces
+-- them by natural key; newest export wins per payment or refund event, as in a full build.
 
 -- One row per Square transaction: payment lines summed, refund lines netted against them.
 -- Square writes discounts and refunds as negative amounts; here they become positive
@@ -16,9 +16,12 @@ with item_lines as (
 
     select * from {{ ref('stg_square__item_lines') }}
     {%- if is_incremental() %}
-    -- staging keeps each order's rows from the newest file containing it, so the orders in files
-    -- loaded since the last build are exactly those with a newer file id
-    where file_id > {{ newest_file_id_built() }}
+    -- every line of the transactions that have a line from a file loaded since the last build (a
+    -- refund in a later export re-rolls its sale with the payment lines from the earlier one)
+    where transaction_id in (
+        select transaction_id from {{ ref('stg_square__item_lines') }}
+        where file_id > {{ newest_file_id_built() }}
+    )
     {%- endif %}
 
 ),

@@ -1,9 +1,10 @@
--- One row per Square item line (payments and refunds).  Overlapping exports: a transaction's
--- lines come from the newest file containing that transaction.
+-- One row per Square item line (payments and refunds).  An export covers a date range, so a sale
+-- and its refund can arrive in different files.  Overlapping exports: the lines of one payment or
+-- refund event (transaction, event type, time) come from the newest file containing that event.
 
 with deduplicated as (
 
-    {{ rows_of_newest_file(source('square', 'square_item_lines'), ['transaction_id']) }}
+    {{ rows_of_newest_file(source('square', 'square_item_lines'), ['transaction_id', 'event_type', 'sold_at']) }}
 
 ),
 
