@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 END_DATE = date(2026, 10, 31)  # last day of generated history (fixed, so runs are comparable)
 DELTA_SHARE = 0.01  # the next export: the newest ~1% of order lines
 LATE_REFUND_EVERY = 5000  # one old Shopify order per this many lines is re-exported with a refund
-MEMORY_LIMIT = os.environ.get("PIPELINE_DUCKDB_MEMORY_LIMIT", "4GB")
+MEMORY_LIMIT = os.environ.get("PIPELINE_DUCKDB_MEMORY_LIMIT", "3GB")
 
 TARGETS = {
     "end_to_end_vs_engine_limit_max": 2.0,

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 
 # Bounded memory: DuckDB spills to temp_directory instead of failing.
-DEFAULT_MEMORY_LIMIT = os.environ.get("PIPELINE_DUCKDB_MEMORY_LIMIT", "4GB")
+DEFAULT_MEMORY_LIMIT = os.environ.get("PIPELINE_DUCKDB_MEMORY_LIMIT", "3GB")
 
 
 def connect(path: Path, *, read_only: bool = False, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
@@ -41,3 +41,25 @@ def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str =
     con.execute("create schema if not exists raw")
     con.execute("create or replace table raw.run_context (as_of_date date not null, run_id varchar, written_at timestamp)")
     con.execute("insert into raw.run_context values (?, ?, current_timestamp)", [as_of, run_id])
+
+
+def release_freed_memory() -> None:
+    """Return memory Python has freed (e.g. large pandas batches) to the operating system.
+
+    glibc and Arrow's allocator keep freed pages, so the pipeline process would still hold them while
+    the dbt process (with its own DuckDB memory limit) runs beside it; `malloc_trim` and Arrow's
+    `release_unused` give them back.  A no-op where they are not available."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()  # pandas' Arrow-backed columns (mimalloc/jemalloc)
+    except (ImportError, AttributeError):
+        pass
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

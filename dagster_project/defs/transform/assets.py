@@ -49,6 +49,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
         args += ["--vars", json.dumps({"as_of": pipeline.as_of_date.isoformat()})]
         context.log.info(f"raw layer written as Parquet for Spark: {sum(exported.values())} rows in {len(exported)} tables")
         os.environ.update(spark_interop.spark_env(pipeline.paths.root))
+    warehouse.release_freed_memory()  # the dbt process's DuckDB needs its memory limit beside this process
     with retry_transient(context):
         invocation = dbt.cli(args, context=context)
         yield from invocation.stream()

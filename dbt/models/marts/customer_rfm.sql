@@ -88,16 +88,38 @@ with_fm as (
 
 ),
 
+cells as (
+
+    -- the (r_score, fm_score) cells present: at most 25, so the segment rules are matched per cell,
+    -- not per customer
+    select distinct r_score, fm_score from with_fm
+
+),
+
+cell_segments as (
+
+    select
+        cells.r_score,
+        cells.fm_score,
+        segments.segment,
+        row_number() over (partition by cells.r_score, cells.fm_score order by segments.priority) as rule_rank
+    from cells
+    left join segments
+        on cells.r_score between segments.r_min and segments.r_max
+        and cells.fm_score between segments.fm_min and segments.fm_max
+
+),
+
 segmented as (
 
     select
         with_fm.*,
-        segments.segment,
-        row_number() over (partition by with_fm.customer_key order by segments.priority) as rule_rank
+        cell_segments.segment
     from with_fm
-    left join segments
-        on with_fm.r_score between segments.r_min and segments.r_max
-        and with_fm.fm_score between segments.fm_min and segments.fm_max
+    inner join cell_segments
+        on cell_segments.r_score = with_fm.r_score
+        and cell_segments.fm_score = with_fm.fm_score
+        and cell_segments.rule_rank = 1
 
 ),
 
@@ -117,7 +139,6 @@ final as (
         {{ dbt.concat(["cast(r_score as " ~ dbt.type_string() ~ ")", "cast(f_score as " ~ dbt.type_string() ~ ")", "cast(m_score as " ~ dbt.type_string() ~ ")"]) }} as rfm_cell,
         segment
     from segmented
-    where rule_rank = 1
 
 )
 
