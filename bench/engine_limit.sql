@@ -74,12 +74,12 @@ square_newest as (  -- newest export wins per payment or refund event (a refund 
 square_orders as (
     select
         l.transaction_id as order_key,
-        coalesce(min(case when event_type = 'payment' then sold_at end), min(sold_at)) as ordered_at,
+        coalesce(min(case when l.event_type = 'payment' then l.sold_at end), min(l.sold_at)) as ordered_at,
         coalesce(max(d.email), max(l.square_customer_id)) as customer,
         false as is_cancelled,
-        coalesce(sum(case when event_type = 'payment' then gross_sales end), 0)
-            + coalesce(sum(case when event_type = 'payment' then discounts end), 0)
-            + coalesce(sum(case when event_type = 'refund' then net_sales end), 0) as net
+        coalesce(sum(case when l.event_type = 'payment' then l.gross_sales end), 0)
+            + coalesce(sum(case when l.event_type = 'payment' then l.discounts end), 0)
+            + coalesce(sum(case when l.event_type = 'refund' then l.net_sales end), 0) as net
     from square_lines l
     join square_newest n on n.transaction_id = l.transaction_id and n.event_type = l.event_type
                         and n.sold_at = l.sold_at and n.newest = l.filename
