@@ -23,6 +23,8 @@ import duckdb
 
 # The schemas dbt reads as sources (dbt/models/staging/*/_*__sources.yml).
 RAW_SCHEMAS = ("raw", "identity")
+# working tables that are no dbt source: not written for Spark (the normalisation cache is millions of rows)
+NOT_SOURCES = {("identity", "normalised_values")}
 # The schemas dbt writes tables to (views are not materialised in files and are skipped).
 MODEL_SCHEMAS = ("intermediate", "marts")
 
@@ -79,7 +81,8 @@ def _timestamps_as_utc(con: duckdb.DuckDBPyConnection, schema: str, table: str) 
 
 
 def export_raw_parquet(con: duckdb.DuckDBPyConnection, data_root: Path) -> dict[str, int]:
-    """Write every raw and identity table as `<raw_parquet>/<schema>/<table>/data.parquet`; returns rows per table.
+    """Write every raw and identity table (dbt sources) as `<raw_parquet>/<schema>/<table>/data.parquet`;
+    returns rows per table.
 
     The folder is rebuilt beside the old one and swapped in, so a reader never sees half of it.
     """
@@ -88,6 +91,8 @@ def export_raw_parquet(con: duckdb.DuckDBPyConnection, data_root: Path) -> dict[
     shutil.rmtree(tmp, ignore_errors=True)
     rows: dict[str, int] = {}
     for schema, table in _tables(con, RAW_SCHEMAS):
+        if (schema, table) in NOT_SOURCES:
+            continue
         folder = tmp / schema / table
         folder.mkdir(parents=True)
         path = (folder / "data.parquet").as_posix().replace("'", "''")
