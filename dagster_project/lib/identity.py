@@ -163,7 +163,7 @@ def _phone_pool(phones: int):
 def _normalise_phones(signatures: list[str], default_region: str, pool=None) -> list[str | None]:
     """normalise_phone over many values, split over the pool's processes when there is one."""
     if pool is None or len(signatures) < _PARALLEL_FROM:
-        return [normalise_phone(s, default_region) for s in signatures]
+        return _normalise_phone_chunk(signatures, default_region)
     chunk = -(-len(signatures) // (pool._max_workers * 4))
     parts = [signatures[i:i + chunk] for i in range(0, len(signatures), chunk)]
     done = pool.map(_normalise_phone_chunk, parts, [default_region] * len(parts))
@@ -207,10 +207,11 @@ def _normalise_new_values(con: duckdb.DuckDBPyConnection, default_region: str) -
         for start in range(1, total + 1, _BATCH):
             new = con.execute("select id_type, raw_value from _identity_new where n between ? and ?",
                               [start, start + _BATCH - 1]).fetchall()
-            signatures = sorted({phone_signature(raw) for id_type, raw in new if id_type == "phone"})
+            signature_of = {raw: phone_signature(raw) for id_type, raw in new if id_type == "phone"}
+            signatures = sorted(set(signature_of.values()))
             by_signature = dict(zip(signatures, _normalise_phones(signatures, default_region, pool)))
             values = [
-                by_signature[phone_signature(raw)] if id_type == "phone" else normalise(id_type, raw, default_region)
+                by_signature[signature_of[raw]] if id_type == "phone" else normalise(id_type, raw, default_region)
                 for id_type, raw in new
             ]
             tbl = pa.table({"id_type": [t for t, _ in new], "raw_value": [r for _, r in new],
