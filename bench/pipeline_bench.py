@@ -118,7 +118,7 @@ def run_child(args: list[str], env: dict | None = None) -> tuple[float, int, str
 
 STAGES = [  # (stage, substrings of Dagster step keys)
     ("ingest", ("raw_exports", "load_ledger", "rows_read", "no_rejected")),
-    ("identity", ("identifiers",)),
+    ("identity", ("identity_resolution",)),
     ("dbt", ("dbt_models",)),
     ("checks", ("gx_", "reconcil", "check")),
     ("clv_model", ("clv",)),

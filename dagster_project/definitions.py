@@ -1,7 +1,6 @@
 """Dagster entry point: merges the per-domain definitions and binds shared resources."""
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from dagster_project.defs import jobs, schedules
 from dagster_project.defs.export import definitions as export
@@ -10,7 +9,7 @@ from dagster_project.defs.ingestion import definitions as ingestion
 from dagster_project.defs.models import definitions as models
 from dagster_project.defs.quality import definitions as quality
 from dagster_project.defs.transform import definitions as transform
-from dagster_project.lib.dbt_project import dbt_executable
+from dagster_project.lib.dbt_project import PipelineDbtCli, dbt_executable
 from dagster_project.lib.paths import DBT_PROJECT_DIR
 from dagster_project.lib.resources import default_pipeline_config
 
@@ -26,7 +25,7 @@ defs = dg.Definitions.merge(
         schedules=[schedules.daily_refresh],
         resources={
             "pipeline": default_pipeline_config(),
-            "dbt": DbtCliResource(
+            "dbt": PipelineDbtCli(
                 project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
             ),
         },

@@ -52,3 +52,26 @@ def test_workspace_loads_like_dagster_dev(tmp_path):
     proc = subprocess.run([dagster, "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_dbt_resource_skips_dagster_dbt_start_up_costs(monkeypatch):
+    """PipelineDbtCli overrides two private dagster-dbt members (see its docstring); if an upgrade renames
+    them the overrides would silently stop working, so check they still exist and what they return."""
+    import subprocess
+    from importlib.metadata import version
+
+    from dagster_dbt import DbtCliResource
+    from packaging.version import parse
+
+    from dagster_project.lib.dbt_project import PipelineDbtCli
+
+    assert hasattr(DbtCliResource, "_cli_version") and hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
+    resource = defs.resources["dbt"]
+    assert isinstance(resource, PipelineDbtCli)
+
+    def no_subprocess(*args, **kwargs):
+        raise AssertionError(f"dbt started a subprocess: {args}")
+
+    monkeypatch.setattr(subprocess, "check_output", no_subprocess)
+    assert resource._cli_version == parse(version("dbt-core"))
+    assert resource._initialize_dbt_core_adapter(["build"]) is None

@@ -129,3 +129,27 @@ def test_formula_cells_are_neutralised_for_any_text():
                 assert after == before or (before is None and pd.isna(after))
 
     prop()
+
+
+def test_sql_formula_neutraliser_agrees_with_python():
+    """The tier CSVs are written by DuckDB (tiers.neutralised_sql); it must neutralise exactly what the
+    Python rule does, for any text."""
+    from hypothesis import given, settings, strategies as st
+    import duckdb
+    import pandas as pd
+
+    from dagster_project.lib.tiers import neutralise_formulas, neutralised_sql
+
+    con = duckdb.connect()
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    @given(st.lists(st.one_of(st.text().filter(lambda t: "\x00" not in t), st.sampled_from(soak.FORMULAS),
+                              st.none()), min_size=1, max_size=20))
+    def prop(values):
+        expected = list(neutralise_formulas(pd.DataFrame({"v": pd.Series(values, dtype=object)}))["v"])
+        got = [r[0] for r in con.execute(
+            f"select {neutralised_sql('v')} from (select unnest(?::varchar[]) as v, "
+            f"generate_subscripts(?::varchar[], 1) as i) order by i", [values, values]).fetchall()]
+        assert [None if pd.isna(e) else e for e in expected] == got
+
+    prop()

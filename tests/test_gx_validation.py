@@ -45,3 +45,19 @@ def test_suites_name_the_columns_they_read():
     suite = gx_suites.raw_suites()["members"]
     assert gx_suites.columns_of(suite) == ["member_id", "annual_fee", "joined_on", "expires_on", "_file_id",
                                            "_line_number"]
+
+
+def test_batches_are_not_fingerprinted(monkeypatch):
+    """GX would md5 every cell of each batch (a label we never read); gx_validation turns that off."""
+    import great_expectations.expectations as E
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    assert hasattr(pandas_execution_engine, "HASH_THRESHOLD")  # the switch gx_validation sets
+
+    def no_hashing(df):
+        raise AssertionError("GX fingerprinted the batch")
+
+    monkeypatch.setattr(pandas_execution_engine, "hash_pandas_dataframe", no_hashing)
+    df = pd.DataFrame({"n": [1, 2, 3]})
+    out = gx_validation.validate("fingerprint", df, [E.ExpectColumnValuesToBeBetween(column="n", min_value=2)])
+    assert not out.success and out.failures[0]["unexpected_count"] == 1

@@ -3,8 +3,10 @@
 Two warehouses see the same files: one builds the base exports, then the next export on top of
 them (the order roll-ups are incremental on DuckDB); the other builds everything at once.  The
 next export holds new orders and sales a week later, an old Shopify order re-exported with a
-refund (newest export wins per order), and a Square export holding only a refund line of an older
-sale (newest export wins per payment or refund event, so the sale keeps its payment lines).  The two must give identical marts.
+refund (newest export wins per order), a Square export holding only a refund line of an older
+sale (newest export wins per payment or refund event, so the sale keeps its payment lines), and a
+new order that joins two people (identity merges them, so the incremental orders model must re-key
+the older orders of one of them).  The two must give identical marts.
 """
 
 import os
@@ -26,7 +28,9 @@ pytestmark = pytest.mark.slow
 BASE_END = date(2026, 10, 24)
 BASE_AS_OF = date(2026, 10, 25)
 NEXT_AS_OF = date(2026, 11, 1)
-INCREMENTAL_MODELS = ("int_shopify__orders_rolled_up", "int_square__sales_rolled_up", "int_generic__orders_rolled_up")
+INCREMENTAL_MODELS = ("int_shopify__orders_rolled_up", "int_square__sales_rolled_up", "int_generic__orders_rolled_up",
+                      "int_orders_identified")
+WATERMARKS = ("newest_file_id", "identity_change_seq", "rates_file_id")  # record what a build saw: differ by design
 
 
 def _csv(con, path: Path) -> str:
@@ -106,8 +110,24 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
     refunded_line = con.sql(f"""select cast(replace("Net Sales", '$', '') as decimal(18, 2)) from {_csv(con, items)}
                                 where "Transaction ID" = '{late[0]}' and "Event Type" = 'Payment'
                                 order by "Item" limit 1""").fetchone()[0]
+    # a new order joining two people: the items of customer B's order (B's phone) bought with customer A's
+    # e-mail. Identity merges A and B, so B's old orders must be re-keyed in the incremental build too.
+    a_email, b_order = con.sql(f"""
+        with orders as (
+            select "Name" as name, max("Email") as email, max(coalesce("Phone", "Billing Phone")) as phone
+            from {_csv(con, shop)} group by 1
+        )
+        select a.email, b.name from orders a join orders b
+          on a.email is not null and b.phone is not null and b.email is not null and a.email != b.email
+         and a.phone is null
+        order by a.name, b.name limit 1""").fetchone()
+    replaced = {"Email": f"'{a_email}'", "Name": "\"Name\" || '-M'", "Created at": "'2026-10-29 11:00:00 -0400'"}
+    merge_sel = ", ".join(f'{replaced[c]} as "{c}"' if c in replaced else f'"{c}"' for c in cols)
+    con.execute(f"""copy (select {merge_sel} from {_csv(con, shop)} where "Name" = '{b_order}')
+                    to '{(out / "shopify" / "orders_export_zz_merge.csv").as_posix()}' (header)""")
     con.close()
-    return {"refunded_order": refunded, "refund": refund,
+    return {"merged_email": a_email, "merged_b_order": b_order,
+            "refunded_order": refunded, "refund": refund,
             "new_orders": [c + "-N" for c in copied], "new_sale": txn + "N",
             "late_refund_sale": late[0], "sale_gross": sale, "sale_refund": refunded_line}
 
@@ -137,10 +157,18 @@ def _tables(db: Path, schema: str) -> dict[str, list[tuple]]:
             "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]).fetchall()]
         out = {}
         for n in names:
-            cols = [r[0] for r in con.execute(f'describe "{schema}"."{n}"').fetchall() if r[0] != "newest_file_id"]
+            cols = [r[0] for r in con.execute(f'describe "{schema}"."{n}"').fetchall() if r[0] not in WATERMARKS]
             sel = ", ".join(f'"{c}"' for c in cols)
             out[n] = con.execute(f'select {sel} from "{schema}"."{n}" order by all').fetchall()
         return out
+    finally:
+        con.close()
+
+
+def _key_of_order(db: Path, order_key: str) -> str:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("select customer_key from marts.fct_orders where order_key = ?", [order_key]).fetchone()[0]
     finally:
         con.close()
 
@@ -155,6 +183,7 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
     inc = tmp_path / "incremental"
     shutil.copytree(base / "inbox", inc / "inbox")
     _load_and_build(inc, BASE_AS_OF, "base")
+    key_before = _key_of_order(DataPaths.of(inc).warehouse, "shopify:" + planted["merged_b_order"])
     for f in nxt.rglob("*.csv"):
         shutil.copy(f, inc / "inbox" / f.parent.name / f.name)
     _load_and_build(inc, NEXT_AS_OF, "next")
@@ -181,6 +210,19 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
     # and the late refund and the new orders are in
     con = duckdb.connect(str(wh_inc), read_only=True)
     try:
+        # the merge re-keyed customer B's old order (not a new order: only identity changed for it)
+        key_after = con.execute("select customer_key from marts.fct_orders where order_key = ?",
+                                ["shopify:" + planted["merged_b_order"]]).fetchone()[0]
+        merged_key = con.execute("select customer_key from marts.fct_orders where order_key = ?",
+                                 ["shopify:" + planted["merged_b_order"] + "-M"]).fetchone()[0]
+        assert key_before is not None and key_after == merged_key
+        a_keys = con.execute(
+            "select distinct o.customer_key from intermediate.int_orders_identified o where o.email_raw = ?",
+            [planted["merged_email"]]).fetchall()
+        assert a_keys == [(merged_key,)]
+        changed_in_next = con.execute("select identifiers_changed from identity.resolution_runs "
+                                      "order by change_seq desc limit 1").fetchone()[0]
+        assert changed_in_next > 0
         status, refunds = con.execute(
             "select financial_status, refunds from marts.fct_orders where order_key = ?",
             ["shopify:" + planted["refunded_order"]]).fetchone()

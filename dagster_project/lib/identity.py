@@ -313,7 +313,7 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[
     _components(con)
     con.execute(
         """
-        create or replace table identity.identifiers as
+        create or replace temp table _identity_result as
         with keys as (
             select n.node, 'c_' || left(sha256(root_node.node), 16) as customer_key
             from _identity_nodes n
@@ -325,6 +325,8 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[
         order by l.source, l.id_type, l.raw_value
         """
     )
+    changed = _log_changes(con)
+    con.execute("create or replace table identity.identifiers as select * from _identity_result")
     stats = con.execute(
         """
         select
@@ -334,7 +336,51 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[
             (select count(*) from identity.identifiers where normalised_value is null)
         """
     ).fetchone()
-    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots"):
+    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots",
+                  "_identity_result"):
         con.execute(f"drop table if exists {table}")
     return {"records_linked": stats[0], "identifiers": stats[1], "people": stats[2], "invalid_values": stats[3],
-            "newly_normalised_values": new_values}
+            "newly_normalised_values": new_values, "identifiers_changed": changed}
+
+
+# The incremental orders model (dbt int_orders_identified) re-keys only the orders whose identifiers
+# changed: each resolution gets the next change_seq in identity.resolution_runs, and every identifier
+# that is new or whose customer_key differs from the previous resolution is logged with it in
+# identity.identifier_changes. A resolution with no previous one to compare with is logged as
+# full_change (every order re-keyed). Changes are kept until that model has consumed them.
+CONSUMER = ("intermediate", "int_orders_identified", "identity_change_seq")
+
+
+def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
+    con.execute("create table if not exists identity.resolution_runs (change_seq BIGINT, resolved_at TIMESTAMP, "
+                "full_change BOOLEAN, identifiers_changed BIGINT)")
+    con.execute("create table if not exists identity.identifier_changes (change_seq BIGINT, source VARCHAR, "
+                "id_type VARCHAR, raw_value VARCHAR)")
+    seq = con.execute("select coalesce(max(change_seq), 0) + 1 from identity.resolution_runs").fetchone()[0]
+    had_previous = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = 'identity' and table_name = 'identifiers'"
+    ).fetchone()[0] > 0
+    changed = 0
+    if had_previous:
+        changed = con.execute(
+            """
+            insert into identity.identifier_changes
+            select ?, n.source, n.id_type, n.raw_value
+            from _identity_result n
+            left join identity.identifiers o
+              on o.source = n.source and o.id_type = n.id_type and o.raw_value = n.raw_value
+            where o.raw_value is null or o.customer_key is distinct from n.customer_key
+            """,
+            [seq],
+        ).fetchone()[0]
+    con.execute("insert into identity.resolution_runs values (?, current_timestamp, ?, ?)",
+                [seq, not had_previous, changed])
+    schema, table, column = CONSUMER
+    consumed = con.execute(
+        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
+        [schema, table, column],
+    ).fetchone()[0]
+    if consumed:
+        con.execute(f"delete from identity.identifier_changes where change_seq <= "
+                    f"(select coalesce(max({column}), 0) from {schema}.{table})")
+    return int(changed)

@@ -87,25 +87,48 @@ def load_tiers(path: Path | None = None) -> list[Tier]:
     return tiers
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, tier: Tier) -> pd.DataFrame:
-    """Rows of one tier, ordered by customer_key; contact fields blank unless consented."""
+TIER_ROWS = "tier_rows"  # temp table holding the tier being written (one tier at a time per connection)
+CUSTOMER_BASE = "customer_base"  # temp table: CUSTOMER_BASE_SQL, joined once for all tiers of a run
+ROW_NUMBER = "tier_row_number"  # 1.. in customer_key order: cuts the capped files without re-sorting
+CONTACT_COLUMNS = ("email", "phone", "email_sha256", "phone_sha256")
+
+
+def ensure_customer_base(con: duckdb.DuckDBPyConnection) -> None:
+    """Join the customer base once per connection (a 4-way join of every customer; tiers filter it)."""
+    exists = con.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
+                         [CUSTOMER_BASE]).fetchone()[0]
+    if not exists:
+        con.execute(f"create temp table {CUSTOMER_BASE} as {CUSTOMER_BASE_SQL}")
+
+
+def materialise(con: duckdb.DuckDBPyConnection, tier: Tier) -> None:
+    """The rows of one tier as temp table `tier_rows`, contact fields blank unless consented.
+
+    The reason is computed before the masking, so a reason may mention the contact columns."""
+    ensure_customer_base(con)
     consent = " and accepts_marketing" if tier.requires_consent else ""
+    masked = ", ".join(f"case when coalesce(accepts_marketing, false) then {c} end as {c}" for c in CONTACT_COLUMNS)
     try:
-        df = con.execute(
+        con.execute(
             f"""
-            select *, '{tier.name}' as tier, ({tier.reason}) as reason
-            from ({CUSTOMER_BASE_SQL}) base
-            where ({tier.where}){consent}
+            create or replace temp table {TIER_ROWS} as
+            select * replace ({masked}), row_number() over (order by customer_key) as {ROW_NUMBER}
+            from (
+                select *, '{tier.name}' as tier, ({tier.reason}) as reason
+                from {CUSTOMER_BASE} base
+                where ({tier.where}){consent}
+            ) evaluated
             order by customer_key
             """
-        ).df()
+        )
     except duckdb.Error as exc:
         raise ValueError(f"tier {tier.name!r}: its where/reason SQL does not run: {exc}") from exc
-    not_consented = ~df["accepts_marketing"].fillna(False).astype(bool)
-    for col in ("email", "phone", "email_sha256", "phone_sha256"):
-        df[col] = df[col].astype("object")
-        df.loc[not_consented, col] = None
-    return df
+
+
+def evaluate(con: duckdb.DuckDBPyConnection, tier: Tier) -> pd.DataFrame:
+    """Rows of one tier as a DataFrame, ordered by customer_key; contact fields blank unless consented."""
+    materialise(con, tier)
+    return con.execute(f"select * exclude ({ROW_NUMBER}) from {TIER_ROWS} order by customer_key").df()
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -120,3 +143,28 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
                 lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
             )
     return out
+
+
+def neutralised_sql(column: str) -> str:
+    """SQL twin of neutralise_formulas for one text column (tests/test_faults.py checks they agree)."""
+    starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_START)
+    return f"case when left({column}, 1) in ({starts}) then chr(39) || {column} else {column} end"
+
+
+def quoted(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def csv_select(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> str:
+    """A select list of `columns` from `relation` for a CSV file: text columns neutralised."""
+    types = dict(con.execute(f"select column_name, column_type from (describe {relation})").fetchall())
+    return ", ".join(f"{neutralised_sql(quoted(c))} as {quoted(c)}" if types[c] == "VARCHAR" else quoted(c)
+                     for c in columns)
+
+
+def copy_to(con: duckdb.DuckDBPyConnection, query: str, path: Path, fmt: str = "csv") -> None:
+    """COPY a query to a file. CSV: UTF-8, header, comma, `"` quoting where needed, `\\n` line ends,
+    empty field = missing (an empty text is written as ""), booleans true/false."""
+    target = str(path).replace("'", "''")
+    options = "format parquet" if fmt == "parquet" else "format csv, header true, delimiter ',', quote '\"'"
+    con.execute(f"copy ({query}) to '{target}' ({options})")

@@ -10,9 +10,16 @@
     higher id are new (or a newer version of an order).  0 when the existing table predates the
     newest_file_id column, so the first incremental run after an upgrade re-rolls everything. -#}
 {% macro newest_file_id_built() -%}
+    {{- max_built('newest_file_id') -}}
+{%- endmacro %}
+
+{#- The highest value of a watermark column in this incremental model's existing table (SQL), or 0
+    when the table predates the column (the first incremental run after an upgrade then treats
+    every row as changed). -#}
+{% macro max_built(column) -%}
     {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {%- if 'newest_file_id' in cols -%}
-        (select coalesce(max(newest_file_id), 0) from {{ this }})
+    {%- if column | lower in cols -%}
+        (select coalesce(max({{ column }}), 0) from {{ this }})
     {%- else -%}
         0
     {%- endif -%}

@@ -88,41 +88,43 @@ def previous_exports(exports: Path, as_of: str) -> "Path | None":
     return exports / max(dates) if dates else None
 
 
-def _previous_keys(previous: "Path | None", tier: str) -> "set[str] | None":
-    if previous is None:
-        return None
-    path = previous / "tiers" / f"{tier}.parquet"
-    if not path.exists():
-        return None
-    return set(pd.read_parquet(path, columns=["customer_key"])["customer_key"])
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    tiers.neutralise_formulas(df).to_csv(path, index=False, lineterminator="\n")
-
-
 def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") -> dict:
-    df = tiers.evaluate(con, tier)
-    listed = df[tier.output_columns]
+    """One tier's files, written by DuckDB from a temp table (no row passes through pandas)."""
+    tiers.materialise(con, tier)
+    rows = tiers.TIER_ROWS
     d = out / "tiers"
     d.mkdir(parents=True, exist_ok=True)
-    listed.to_parquet(d / f"{tier.name}.parquet", index=False)
-    if tier.max_rows_per_file and len(listed) > tier.max_rows_per_file:
-        n = tier.max_rows_per_file
-        for i, start in enumerate(range(0, len(listed), n), start=1):
-            _write_csv(listed.iloc[start:start + n], d / f"{tier.name}.part-{i:03d}.csv")
+    listed = tiers.csv_select(con, rows, tier.output_columns)
+    n = int(con.execute(f"select count(*) from {rows}").fetchone()[0])
+    tiers.copy_to(con, f"select {', '.join(map(tiers.quoted, tier.output_columns))} from {rows} order by customer_key",
+                  d / f"{tier.name}.parquet", fmt="parquet")
+    if tier.max_rows_per_file and n > tier.max_rows_per_file:
+        size = tier.max_rows_per_file
+        for i, start in enumerate(range(0, n, size), start=1):
+            tiers.copy_to(con, f"select {listed} from {rows} where {tiers.ROW_NUMBER} between {start + 1} and "
+                               f"{start + size} order by customer_key",
+                          d / f"{tier.name}.part-{i:03d}.csv")
     else:
-        _write_csv(listed, d / f"{tier.name}.csv")
-    hashed = df[df["accepts_marketing"].fillna(False).astype(bool)][tiers.HASHED_COLUMNS]
-    _write_csv(hashed, d / f"{tier.name}.hashed.csv")
-    before = _previous_keys(previous, tier.name)
-    current = set(listed["customer_key"])
-    entered = sorted(current - (before or set()))
-    left = sorted((before or set()) - current)
-    _write_csv(listed[listed["customer_key"].isin(entered)][["customer_key", "tier", "reason"]], d / f"{tier.name}.entered.csv")
-    _write_csv(pd.DataFrame({"customer_key": left, "tier": tier.name}), d / f"{tier.name}.left.csv")
-    return {"rows": len(listed), "consented_rows": len(hashed), "entered": len(entered), "left": len(left),
-            "first_run": before is None}
+        tiers.copy_to(con, f"select {listed} from {rows} order by customer_key", d / f"{tier.name}.csv")
+    consented = f"from {rows} where coalesce(accepts_marketing, false)"
+    tiers.copy_to(con, f"select {tiers.csv_select(con, rows, tiers.HASHED_COLUMNS)} {consented} order by customer_key",
+                  d / f"{tier.name}.hashed.csv")
+    hashed = int(con.execute(f"select count(*) {consented}").fetchone()[0])
+    before_path = previous / "tiers" / f"{tier.name}.parquet" if previous is not None else None
+    first_run = before_path is None or not before_path.exists()
+    before = "(select cast(null as varchar) as customer_key where false)" if first_run else \
+        f"read_parquet('{str(before_path).replace(chr(39), chr(39) * 2)}')"
+    entered_sql = (f"select {tiers.csv_select(con, rows, ['customer_key', 'tier', 'reason'])} from {rows} "
+                   f"where customer_key not in (select customer_key from {before}) order by customer_key")
+    left_sql = (f"select {tiers.neutralised_sql('customer_key')} as customer_key, '{tier.name}' as tier "
+                f"from (select distinct customer_key from {before}) "
+                f"where customer_key not in (select customer_key from {rows}) order by 1")
+    tiers.copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
+    tiers.copy_to(con, left_sql, d / f"{tier.name}.left.csv")
+    entered = int(con.execute(f"select count(*) from ({entered_sql})").fetchone()[0])
+    left = int(con.execute(f"select count(*) from ({left_sql})").fetchone()[0])
+    con.execute(f"drop table {rows}")
+    return {"rows": n, "consented_rows": hashed, "entered": entered, "left": left, "first_run": first_run}
 
 
 # which mart each chart is drawn from (the chart is attached to that asset's metadata)

@@ -9,19 +9,27 @@ from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE
 from dagster_project.lib.resources import PipelineConfig
 
 IDENTIFIERS_KEY = dg.AssetKey(["identity", "identifiers"])
+RESOLUTION_RUNS_KEY = dg.AssetKey(["identity", "resolution_runs"])
+IDENTIFIER_CHANGES_KEY = dg.AssetKey(["identity", "identifier_changes"])
+_DEPS = [dg.AssetKey(["raw", t]) for t in RAW_TABLES if t not in ("marketing_spend", "store_traffic")] + [LEDGER_KEY]
 
 
-@dg.asset(
-    key=IDENTIFIERS_KEY,
-    deps=[dg.AssetKey(["raw", t]) for t in RAW_TABLES if t not in ("marketing_spend", "store_traffic")] + [LEDGER_KEY],
-    group_name="identity",
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(IDENTIFIERS_KEY, deps=_DEPS, group_name="identity", kinds={"python", "duckdb"},
+                     description="Every raw e-mail, phone, Square customer id and member id, normalised, with the "
+                                 "customer_key of the person it belongs to (people sharing any identifier are merged)."),
+        dg.AssetSpec(RESOLUTION_RUNS_KEY, deps=_DEPS, group_name="identity", kinds={"duckdb"},
+                     description="One row per identity resolution (change_seq): when, how many identifiers changed."),
+        dg.AssetSpec(IDENTIFIER_CHANGES_KEY, deps=_DEPS, group_name="identity", kinds={"duckdb"},
+                     description="Identifiers new or re-keyed by a resolution, kept until the incremental "
+                                 "int_orders_identified has re-keyed their orders."),
+    ],
+    name="identity_resolution",
     partitions_def=AS_OF_PARTITIONS,
     backfill_policy=ONE_RUN_PER_DATE,
-    kinds={"python", "duckdb"},
-    description="Every raw e-mail, phone, Square customer id and member id, normalised, with the "
-                "customer_key of the person it belongs to (people sharing any identifier are merged).",
 )
-def identifiers(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+def identity_resolution(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     with retry_transient(context):
         con = pipeline.connect()
         try:
@@ -30,6 +38,10 @@ def identifiers(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> 
             con.close()
     context.log.info(
         f"identity: {stats['people']} people from {stats['identifiers']} identifiers "
-        f"({stats['invalid_values']} raw values were not valid e-mails/phones)"
+        f"({stats['invalid_values']} raw values were not valid e-mails/phones, "
+        f"{stats['identifiers_changed']} new or re-keyed since the last resolution)"
     )
-    return dg.MaterializeResult(metadata={k: int(v) for k, v in stats.items()})
+    yield dg.MaterializeResult(asset_key=IDENTIFIERS_KEY, metadata={k: int(v) for k, v in stats.items()})
+    yield dg.MaterializeResult(asset_key=RESOLUTION_RUNS_KEY)
+    yield dg.MaterializeResult(asset_key=IDENTIFIER_CHANGES_KEY,
+                               metadata={"identifiers_changed": int(stats["identifiers_changed"])})

@@ -9,13 +9,37 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.lib import spark_interop, warehouse
-from dagster_project.lib.dbt_project import Translator, ensure_manifest, keep_partial_parse
+from dagster_project.lib.dbt_project import (Translator, docs_cache_key, ensure_manifest, keep_partial_parse,
+                                             remember_docs, reuse_docs)
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
 
 def docs_enabled() -> bool:
     return os.environ.get("PIPELINE_DBT_DOCS", "1").lower() not in ("0", "false", "no")
+
+
+def publish_docs(context, dbt: DbtCliResource, pipeline: PipelineConfig, target: str, path) -> None:
+    """The dbt docs site for this run's exports: reused when nothing it shows changed (same dbt project
+    files, dbt version and warehouse columns), else `dbt docs generate --static` and cached."""
+    out = pipeline.paths.staging / context.run_id / "dbt_docs"
+    cache = pipeline.paths.warehouse.parent / "dbt_docs"
+    with retry_transient(context):
+        con = pipeline.connect(read_only=True)
+        try:
+            key = docs_cache_key(con)
+        finally:
+            con.close()
+    if reuse_docs(cache, key, out):
+        context.log.info("dbt docs unchanged since the last run (same project files and columns): reused")
+        return
+    dbt.cli(["docs", "generate", "--static", "--no-compile", "--target", target], target_path=path,
+            raise_on_error=True).wait()
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path / "static_index.html", out / "index.html")
+    for name in ("manifest.json", "catalog.json"):
+        shutil.copyfile(path / name, out / name)
+    remember_docs(out, cache, key)
 
 
 @dbt_assets(manifest=ensure_manifest(), dagster_dbt_translator=Translator(), name="dbt_models",
@@ -60,14 +84,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
     else:
         keep_partial_parse(invocation.target_path)
         if docs_enabled():
-            path = invocation.target_path
-            dbt.cli(["docs", "generate", "--static", "--no-compile", "--target", target], target_path=path,
-                    raise_on_error=True).wait()
-            out = pipeline.paths.staging / context.run_id / "dbt_docs"
-            out.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path / "static_index.html", out / "index.html")
-            for name in ("manifest.json", "catalog.json"):
-                shutil.copyfile(path / name, out / name)
+            publish_docs(context, dbt, pipeline, target, invocation.target_path)
     # dagster-dbt gives every invocation its own target folder (~5 MB with the docs); a daily run would
     # pile them up, so a successful build removes its own (a failed one keeps it for debugging)
     shutil.rmtree(invocation.target_path, ignore_errors=True)

@@ -32,14 +32,15 @@ rolled_up as (
         max(currency) as currency,
         max(channel) as channel,
         max(store_location) as store_location,
-        sum(case when line_amount > 0 then line_amount else 0 end) as gross_revenue,
-        -sum(case when line_amount < 0 then line_amount else 0 end) as refunds,
+        -- sums back to 18 digits (see int_shopify__orders_rolled_up)
+        cast(sum(case when line_amount > 0 then line_amount else 0 end) as decimal(18, 4)) as gross_revenue,
+        cast(-sum(case when line_amount < 0 then line_amount else 0 end) as decimal(18, 4)) as refunds,
         {{ any_true('is_cancellation') }} as is_cancellation_document,
         max(customer_id_raw) as customer_id_raw,
         max(email_raw) as email_raw,
         max(phone_raw) as phone_raw,
         count(*) as line_count,
-        sum(case when quantity > 0 then quantity else 0 end) as units,
+        cast(sum(case when quantity > 0 then quantity else 0 end) as decimal(18, 3)) as units,
         max(file_id) as newest_file_id
     from order_lines
     group by map_name, order_id

@@ -37,13 +37,14 @@ rolled_up as (
         ) as ordered_at,
         max(store_location) as store_location,
         max(currency) as currency,
-        coalesce(sum(case when event_type = 'payment' then gross_sales end), 0) as gross_revenue,
-        -coalesce(sum(case when event_type = 'payment' then discounts end), 0) as discounts,
-        -coalesce(sum(case when event_type = 'refund' then net_sales end), 0) as refunds,
+        -- sums back to 18 digits (see int_shopify__orders_rolled_up)
+        cast(coalesce(sum(case when event_type = 'payment' then gross_sales end), 0) as decimal(18, 2)) as gross_revenue,
+        cast(-coalesce(sum(case when event_type = 'payment' then discounts end), 0) as decimal(18, 2)) as discounts,
+        cast(-coalesce(sum(case when event_type = 'refund' then net_sales end), 0) as decimal(18, 2)) as refunds,
         max(square_customer_id) as square_customer_id,
         max(customer_reference_id) as member_id,
         count(case when event_type = 'payment' then 1 end) as line_count,
-        coalesce(sum(case when event_type = 'payment' then quantity end), 0) as units,
+        cast(coalesce(sum(case when event_type = 'payment' then quantity end), 0) as decimal(18, 3)) as units,
         max(file_id) as newest_file_id
     from item_lines
     group by transaction_id
