@@ -29,7 +29,7 @@ final as (
         min(case when purchases > 0 then order_date end) as first_purchase_date,
         max(case when purchases > 0 then order_date end) as last_purchase_date,
         count(case when purchases > 0 then 1 end) as purchase_days,
-        sum(purchases) as purchases,
+        cast(sum(purchases) as {{ dbt.type_bigint() }}) as purchases,  -- DuckDB sums to HUGEINT (slow to read back)
         cast(sum(net_revenue) as decimal(18, 2)) as net_revenue
     from customer_days
     group by customer_key
