@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import duckdb
 import phonenumbers
 
+from dagster_project.lib.warehouse import table_exists
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -357,9 +359,7 @@ def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
     con.execute("create table if not exists identity.identifier_changes (change_seq BIGINT, source VARCHAR, "
                 "id_type VARCHAR, raw_value VARCHAR)")
     seq = con.execute("select coalesce(max(change_seq), 0) + 1 from identity.resolution_runs").fetchone()[0]
-    had_previous = con.execute(
-        "select count(*) from duckdb_tables() where schema_name = 'identity' and table_name = 'identifiers'"
-    ).fetchone()[0] > 0
+    had_previous = table_exists(con, "identity", "identifiers")
     changed = 0
     if had_previous:
         changed = con.execute(

@@ -95,10 +95,7 @@ CONTACT_COLUMNS = ("email", "phone", "email_sha256", "phone_sha256")
 
 def ensure_customer_base(con: duckdb.DuckDBPyConnection) -> None:
     """Join the customer base once per connection (a 4-way join of every customer; tiers filter it)."""
-    exists = con.execute("select count(*) from duckdb_tables() where temporary and table_name = ?",
-                         [CUSTOMER_BASE]).fetchone()[0]
-    if not exists:
-        con.execute(f"create temp table {CUSTOMER_BASE} as {CUSTOMER_BASE_SQL}")
+    con.execute(f"create temp table if not exists {CUSTOMER_BASE} as {CUSTOMER_BASE_SQL}")
 
 
 def materialise(con: duckdb.DuckDBPyConnection, tier: Tier) -> None:
@@ -123,12 +120,6 @@ def materialise(con: duckdb.DuckDBPyConnection, tier: Tier) -> None:
         )
     except duckdb.Error as exc:
         raise ValueError(f"tier {tier.name!r}: its where/reason SQL does not run: {exc}") from exc
-
-
-def evaluate(con: duckdb.DuckDBPyConnection, tier: Tier) -> pd.DataFrame:
-    """Rows of one tier as a DataFrame, ordered by customer_key; contact fields blank unless consented."""
-    materialise(con, tier)
-    return con.execute(f"select * exclude ({ROW_NUMBER}) from {TIER_ROWS} order by customer_key").df()
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -162,9 +153,9 @@ def csv_select(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]
                      for c in columns)
 
 
-def copy_to(con: duckdb.DuckDBPyConnection, query: str, path: Path, fmt: str = "csv") -> None:
-    """COPY a query to a file. CSV: UTF-8, header, comma, `"` quoting where needed, `\\n` line ends,
-    empty field = missing (an empty text is written as ""), booleans true/false."""
+def copy_to(con: duckdb.DuckDBPyConnection, query: str, path: Path, fmt: str = "csv") -> int:
+    """COPY a query to a file; returns the rows written. CSV: UTF-8, header, comma, `"` quoting where
+    needed, `\\n` line ends, empty field = missing (an empty text is written as ""), booleans true/false."""
     target = str(path).replace("'", "''")
     options = "format parquet" if fmt == "parquet" else "format csv, header true, delimiter ',', quote '\"'"
-    con.execute(f"copy ({query}) to '{target}' ({options})")
+    return int(con.execute(f"copy ({query}) to '{target}' ({options})").fetchone()[0])

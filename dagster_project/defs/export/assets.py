@@ -95,9 +95,8 @@ def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") 
     d = out / "tiers"
     d.mkdir(parents=True, exist_ok=True)
     listed = tiers.csv_select(con, rows, tier.output_columns)
-    n = int(con.execute(f"select count(*) from {rows}").fetchone()[0])
-    tiers.copy_to(con, f"select {', '.join(map(tiers.quoted, tier.output_columns))} from {rows} order by customer_key",
-                  d / f"{tier.name}.parquet", fmt="parquet")
+    n = tiers.copy_to(con, f"select {', '.join(map(tiers.quoted, tier.output_columns))} from {rows} "
+                           f"order by customer_key", d / f"{tier.name}.parquet", fmt="parquet")
     if tier.max_rows_per_file and n > tier.max_rows_per_file:
         size = tier.max_rows_per_file
         for i, start in enumerate(range(0, n, size), start=1):
@@ -106,10 +105,9 @@ def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") 
                           d / f"{tier.name}.part-{i:03d}.csv")
     else:
         tiers.copy_to(con, f"select {listed} from {rows} order by customer_key", d / f"{tier.name}.csv")
-    consented = f"from {rows} where coalesce(accepts_marketing, false)"
-    tiers.copy_to(con, f"select {tiers.csv_select(con, rows, tiers.HASHED_COLUMNS)} {consented} order by customer_key",
-                  d / f"{tier.name}.hashed.csv")
-    hashed = int(con.execute(f"select count(*) {consented}").fetchone()[0])
+    hashed = tiers.copy_to(con, f"select {tiers.csv_select(con, rows, tiers.HASHED_COLUMNS)} from {rows} "
+                                f"where coalesce(accepts_marketing, false) order by customer_key",
+                           d / f"{tier.name}.hashed.csv")
     before_path = previous / "tiers" / f"{tier.name}.parquet" if previous is not None else None
     first_run = before_path is None or not before_path.exists()
     before = "(select cast(null as varchar) as customer_key where false)" if first_run else \
@@ -119,10 +117,8 @@ def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") 
     left_sql = (f"select {tiers.neutralised_sql('customer_key')} as customer_key, '{tier.name}' as tier "
                 f"from (select distinct customer_key from {before}) "
                 f"where customer_key not in (select customer_key from {rows}) order by 1")
-    tiers.copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
-    tiers.copy_to(con, left_sql, d / f"{tier.name}.left.csv")
-    entered = int(con.execute(f"select count(*) from ({entered_sql})").fetchone()[0])
-    left = int(con.execute(f"select count(*) from ({left_sql})").fetchone()[0])
+    entered = tiers.copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
+    left = tiers.copy_to(con, left_sql, d / f"{tier.name}.left.csv")
     con.execute(f"drop table {rows}")
     return {"rows": n, "consented_rows": hashed, "entered": entered, "left": left, "first_run": first_run}
 
