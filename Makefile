@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@# dagster-dbt's "prepare" step: the dbt manifest and parse state, so the first run does not parse (~10 s)
+	$(BIN)/python -m dagster_project prepare --data-dir $(DATA_DIR)
 	@touch $@
 
 install: $(STAMP)

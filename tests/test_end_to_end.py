@@ -197,3 +197,35 @@ def test_built_tables_store_no_128_bit_numbers(demo_run):
         con.close()
     assert tables >= 25
     assert wide == [], f"128-bit columns in built tables: {[w[0] for w in wide]}"
+
+
+def test_dbt_parse_state_is_kept_per_data_dir(demo_run, tmp_path):
+    """A run, and `prepare` (what `make install` runs), leave dbt's partial-parse state in
+    <data dir>/warehouse/dbt_state, parsed with the profile and target the runs use: the next dbt
+    command on that data directory does not re-parse the whole project (~5 s; dbt then says
+    "Unable to do partial parsing")."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dagster_project.cli import main
+    from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
+    from dagster_project.lib.spark_interop import resolve_dbt_target
+
+    fresh = tmp_path / "fresh"
+    assert main(["prepare", "--data-dir", str(fresh)]) == 0
+    dbt = str(Path(sys.executable).parent / "dbt")
+    for data_dir in (demo_run["data_dir"], fresh):
+        paths = DataPaths.of(data_dir)
+        state = paths.dbt_state / "partial_parse.msgpack"
+        assert state.exists(), state
+        target = tmp_path / f"target-{paths.root.name}"
+        target.mkdir()
+        shutil.copy(state, target / "partial_parse.msgpack")
+        env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(paths.warehouse))
+        proc = subprocess.run([dbt, "parse", "--target", resolve_dbt_target(), "--project-dir", str(DBT_PROJECT_DIR),
+                               "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
+                              cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:]
+        assert "Unable to do partial parsing" not in proc.stdout, (data_dir, proc.stdout[-2000:])

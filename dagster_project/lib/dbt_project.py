@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import shutil
+import sys
+import uuid
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from importlib.metadata import version as installed_version
@@ -67,18 +68,33 @@ def ensure_manifest() -> Path:
     """Run `dbt parse` when the manifest is missing or older than any dbt source file."""
     if MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime():
         return MANIFEST_PATH
-    env = dict(os.environ)
     # The same warehouse path as the runs (parsing does not open it): dbt's partial parsing is
     # invalidated when the profile changes, so a parse-only path would force a full re-parse.
-    env.setdefault("PIPELINE_WAREHOUSE_PATH", str(DataPaths.of().warehouse))
+    _parse(Path(os.environ.get("PIPELINE_WAREHOUSE_PATH") or DataPaths.of().warehouse))
+    return MANIFEST_PATH
+
+
+def prepare(paths: DataPaths) -> Path:
+    """`dbt parse` for one data directory: the manifest Dagster builds its assets from, and the
+    partial-parse state that data directory's first `dbt build` starts from (dagster-dbt's "prepare"
+    step; `make install` runs it, so the first `make run` does not parse the whole project)."""
+    _parse(paths.warehouse)
+    keep_partial_parse(MANIFEST_PATH.parent, paths.dbt_state)
+    return MANIFEST_PATH
+
+
+def _parse(warehouse: Path) -> None:
+    from dagster_project.lib.spark_interop import resolve_dbt_target
+
+    env = {**os.environ, "PIPELINE_WAREHOUSE_PATH": str(warehouse)}
+    # `--target` as the runs pass it: dbt re-parses everything when the command-line target differs
     proc = subprocess.run(
-        [dbt_executable(), "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROJECT_DIR)],
+        [dbt_executable(), "parse", "--quiet", "--target", resolve_dbt_target(), "--project-dir",
+         str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
         cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
     )
     if proc.returncode != 0 or not MANIFEST_PATH.exists():
         raise RuntimeError(f"`dbt parse` failed in {DBT_PROJECT_DIR}:\n{proc.stdout}\n{proc.stderr}")
-    return MANIFEST_PATH
 
 
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
@@ -140,20 +156,70 @@ def remember_docs(site: Path, cache: Path, key: str) -> None:
     (cache / "key.txt").write_text(key + "\n", encoding="utf-8")
 
 
-def keep_partial_parse(target_path: Path) -> None:
-    """Keep a run's partial-parse state where the next dbt invocation looks for it.
+PARTIAL_PARSE = "partial_parse.msgpack"
 
-    dagster-dbt gives each invocation its own target folder and seeds it with the project's
-    target/partial_parse.msgpack; copying the newest one back means the next run on the same data
-    directory (same profile) parses only what changed.
+
+def invocation_target(run_id: str, state_dir: Path) -> Path:
+    """A new target folder for one dbt invocation, seeded with this data directory's partial-parse state.
+
+    dbt re-parses the whole project (~5 s more) when the profile differs from the one its saved state
+    was parsed with, and the profile holds the warehouse path: state saved by a run on another data
+    directory is useless here. Each data directory keeps its own (`<data dir>/warehouse/dbt_state/`);
+    without one, dagster-dbt falls back to the project's target/partial_parse.msgpack (what
+    `ensure_manifest` or the last run left).
     """
-    src = Path(target_path) / "partial_parse.msgpack"
+    path = MANIFEST_PATH.parent / f"dbt_models-{run_id[:7]}-{uuid.uuid4().hex[:7]}"
+    path.mkdir(parents=True)
+    state = state_dir / PARTIAL_PARSE
+    if state.exists():
+        shutil.copyfile(state, path / PARTIAL_PARSE)
+    return path
+
+
+def keep_partial_parse(target_path: Path, state_dir: Path) -> None:
+    """Keep a run's partial-parse state for the next run on this data directory (and as the project's
+    fallback in target/, for a data directory that has none yet)."""
+    src = Path(target_path) / PARTIAL_PARSE
     if not src.exists():
         return
-    dst = MANIFEST_PATH.parent / "partial_parse.msgpack"
-    tmp = dst.with_name(f".partial_parse.{os.getpid()}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    for dst in (state_dir / PARTIAL_PARSE, MANIFEST_PATH.parent / PARTIAL_PARSE):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".partial_parse.{os.getpid()}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def generate_docs(target_path: Path, target: str) -> Path:
+    """`dbt docs generate --static --no-compile` in this process, on the manifest a build left in
+    `target_path`; returns the static index.html.
+
+    The same command as a subprocess costs a second dbt start (~4 s of imports dagster-dbt has already
+    paid here); in-process it is the catalog queries and ~1 s of partial parsing. dbt closes its
+    warehouse connection when the command ends (the next step opens the warehouse as usual).
+    """
+    from dbt.cli.main import dbtRunner
+
+    result = dbtRunner().invoke([
+        "docs", "generate", "--static", "--no-compile", "--quiet", "--target", target,
+        "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+        "--target-path", str(target_path), "--log-path", str(target_path),
+    ])
+    _release_dbt_duckdb()
+    if not result.success:
+        raise RuntimeError(f"`dbt docs generate` failed: {result.exception or 'see the dbt log in ' + str(target_path)}")
+    return Path(target_path) / "static_index.html"
+
+
+def _release_dbt_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open for the process after a command (a class-level
+    environment, dropped only at exit): DuckDB refuses a second connection to that file with other
+    settings (read-only, say) while it is open. tests/test_dbt_docs.py checks the file opens after."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    with DuckDBConnectionManager._LOCK:
+        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
+    if env is not None:
+        env.close()
 
 
 class Translator(DagsterDbtTranslator):

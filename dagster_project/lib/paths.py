@@ -74,6 +74,11 @@ class DataPaths:
         return self.root / ".staging"
 
     @property
+    def dbt_state(self) -> Path:
+        """dbt's partial-parse state for this data directory (its profile names this warehouse)."""
+        return self.root / "warehouse" / "dbt_state"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster_home"
 

@@ -9,8 +9,8 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.lib import spark_interop, warehouse
-from dagster_project.lib.dbt_project import (Translator, docs_cache_key, ensure_manifest, keep_partial_parse,
-                                             remember_docs, reuse_docs)
+from dagster_project.lib.dbt_project import (Translator, docs_cache_key, ensure_manifest, generate_docs,
+                                             invocation_target, keep_partial_parse, remember_docs, reuse_docs)
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -19,9 +19,9 @@ def docs_enabled() -> bool:
     return os.environ.get("PIPELINE_DBT_DOCS", "1").lower() not in ("0", "false", "no")
 
 
-def publish_docs(context, dbt: DbtCliResource, pipeline: PipelineConfig, target: str, path) -> None:
+def publish_docs(context, pipeline: PipelineConfig, target: str, path) -> None:
     """The dbt docs site for this run's exports: reused when nothing it shows changed (same dbt project
-    files, dbt version and warehouse columns), else `dbt docs generate --static` and cached."""
+    files, dbt version and warehouse columns), else `dbt docs generate --static` (in-process) and cached."""
     out = pipeline.paths.staging / context.run_id / "dbt_docs"
     cache = pipeline.paths.warehouse.parent / "dbt_docs"
     with retry_transient(context):
@@ -33,10 +33,9 @@ def publish_docs(context, dbt: DbtCliResource, pipeline: PipelineConfig, target:
     if reuse_docs(cache, key, out):
         context.log.info("dbt docs unchanged since the last run (same project files and columns): reused")
         return
-    dbt.cli(["docs", "generate", "--static", "--no-compile", "--target", target], target_path=path,
-            raise_on_error=True).wait()
+    index = generate_docs(path, target)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path / "static_index.html", out / "index.html")
+    shutil.copyfile(index, out / "index.html")
     for name in ("manifest.json", "catalog.json"):
         shutil.copyfile(path / name, out / name)
     remember_docs(out, cache, key)
@@ -49,7 +48,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
 
     dbt unit tests check SQL logic on fixed fixtures, not the data, so they run in the test suite
     (tests/test_end_to_end.py builds with them) rather than in every production run. After the build,
-    `dbt docs generate --static` (same target folder: no re-parse) leaves the docs site for publishing.
+    `dbt docs generate --static` (in-process, same target folder) leaves the docs site for publishing.
 
     With the dbt target `spark` (pipeline config `dbt_target` or `DBT_TARGET`), the raw and identity
     tables are first written as Parquet for Spark to read, and the tables Spark built are read back
@@ -75,16 +74,17 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
         os.environ.update(spark_interop.spark_env(pipeline.paths.root))
     warehouse.release_freed_memory()  # the dbt process's DuckDB needs its memory limit beside this process
     with retry_transient(context):
-        invocation = dbt.cli(args, context=context)
+        invocation = dbt.cli(args, context=context,
+                             target_path=invocation_target(context.run_id, pipeline.paths.dbt_state))
         yield from invocation.stream()
     if target == "spark":
         with pipeline.connect() as con:
             imported = spark_interop.import_spark_tables(con, pipeline.paths.root)
         context.log.info(f"tables built by Spark read back into DuckDB: {', '.join(sorted(imported))}")
     else:
-        keep_partial_parse(invocation.target_path)
+        keep_partial_parse(invocation.target_path, pipeline.paths.dbt_state)
         if docs_enabled():
-            publish_docs(context, dbt, pipeline, target, invocation.target_path)
+            publish_docs(context, pipeline, target, invocation.target_path)
     # dagster-dbt gives every invocation its own target folder (~5 MB with the docs); a daily run would
     # pile them up, so a successful build removes its own (a failed one keeps it for debugging)
     shutil.rmtree(invocation.target_path, ignore_errors=True)
