@@ -8,14 +8,17 @@ For each size it:
 1. generates demo exports (Shopify + Square) with the demo generator (reused when already there)
    and splits off the newest ~1% of order lines as "the next export" (plus re-exports of some old
    orders with a late refund), so the incremental run has something realistic to process;
-2. runs the whole pipeline (`run`: ingest -> dbt build -> checks -> publish) on a fresh data
-   directory, timing each stage and sampling the peak memory of the process tree (Python + dbt);
+2. runs the whole pipeline on a fresh data directory as a user does (`python -m dagster_project run`:
+   ingest -> dbt build -> checks -> publish), timing the command and sampling the peak memory of its
+   process tree (Python + dbt); the stages come from the run's Dagster event log afterwards, and
+   `outside_run` is the command's cost around the Dagster run (imports, instance, exit);
 3. runs the engine limit, bench/engine_limit.sql, a hand-written DuckDB script over the same
    files building the same core results, with the same memory limit;
 4. times the peers on our purchases: pymc_marketing.clv.utils.rfm_summary and a plain pandas
    groupby/qcut RFM, and checks both agree with marts.customer_rfm for a sample of customers;
 5. drops the next export into the inbox and runs the pipeline again (incremental);
-and also times the demo `run` with its fixed overheads (imports, dbt start and parse).
+and also times the demo `run` with its fixed overheads (imports, dbt start and parse), on a fresh
+data directory that `prepare` has parsed the dbt project for (as `make install` does for data/).
 
 Prints a table with seconds and ratios, says which targets are met, and writes JSON
 (default bench/results/pipeline_bench.json).  Keep the latest figures in BENCHMARKS.md.
