@@ -194,17 +194,19 @@ def generate_docs(target_path: Path, target: str) -> Path:
     `target_path`; returns the static index.html.
 
     The same command as a subprocess costs a second dbt start (~4 s of imports dagster-dbt has already
-    paid here); in-process it is the catalog queries and ~1 s of partial parsing. dbt closes its
-    warehouse connection when the command ends (the next step opens the warehouse as usual).
+    paid here); in-process it is the catalog queries and ~1 s of partial parsing. The warehouse file
+    dbt-duckdb opened is closed afterwards, so the next step opens it as usual.
     """
     from dbt.cli.main import dbtRunner
 
-    result = dbtRunner().invoke([
-        "docs", "generate", "--static", "--no-compile", "--quiet", "--target", target,
-        "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(target_path), "--log-path", str(target_path),
-    ])
-    _release_dbt_duckdb()
+    try:
+        result = dbtRunner().invoke([
+            "docs", "generate", "--static", "--no-compile", "--quiet", "--target", target,
+            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+            "--target-path", str(target_path), "--log-path", str(target_path),
+        ])
+    finally:
+        _release_dbt_duckdb()
     if not result.success:
         raise RuntimeError(f"`dbt docs generate` failed: {result.exception or 'see the dbt log in ' + str(target_path)}")
     return Path(target_path) / "static_index.html"
@@ -213,7 +215,8 @@ def generate_docs(target_path: Path, target: str) -> Path:
 def _release_dbt_duckdb() -> None:
     """Close the DuckDB database dbt-duckdb keeps open for the process after a command (a class-level
     environment, dropped only at exit): DuckDB refuses a second connection to that file with other
-    settings (read-only, say) while it is open. tests/test_dbt_docs.py checks the file opens after."""
+    settings (read-only, say) while it is open. The end-to-end tests' runs generate the docs and then
+    validate the marts through read-only connections."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
     with DuckDBConnectionManager._LOCK:
