@@ -19,20 +19,8 @@ from pathlib import Path
 from dagster_project.lib.paths import DataPaths, parse_as_of
 
 
-INSTANCE_HEADER = "# Written by `python -m dagster_project` (edit freely; delete this file to get the default back)."
-# Dagster's SQLite storage (same files), with event-log connections kept open: ~7 s less per demo run
-# (dagster_project/lib/dagster_storage.py). DAGSTER_HOME is this folder (`make dev` sets it; the CLI too).
-STORAGE_YAML = """\
-storage:
-  custom:
-    module: dagster_project.lib.dagster_storage
-    class: PipelineSqliteStorage
-    config:
-      base_dir:
-        env: DAGSTER_HOME
-"""
-INSTANCE_YAML = f"""\
-{INSTANCE_HEADER}
+INSTANCE_YAML = """\
+# Written by `python -m dagster_project` (edit freely; delete this file to get the default back).
 telemetry:
   enabled: false
 concurrency:
@@ -41,41 +29,24 @@ concurrency:
     tag_concurrency_limits:
       - key: pipeline/writer
         limit: 1
-{STORAGE_YAML}"""
+"""
 
 
 def _instance(paths: DataPaths):
-    """A persistent Dagster instance under <data dir>/dagster_home (or $DAGSTER_HOME when set)."""
+    """The persistent Dagster instance under <data dir>/dagster_home (or $DAGSTER_HOME when set), with
+    the event log's connections kept open (dagster_project/lib/dagster_storage.py)."""
     from dagster import DagsterInstance
 
+    from dagster_project.lib.dagster_storage import instance_ref
+
     if os.environ.get("DAGSTER_HOME"):
-        return DagsterInstance.get()
+        return DagsterInstance.from_ref(instance_ref(Path(os.environ["DAGSTER_HOME"])))
     home = paths.dagster_home
     home.mkdir(parents=True, exist_ok=True)
     yaml_path = home / "dagster.yaml"
     if not yaml_path.exists():
         yaml_path.write_text(INSTANCE_YAML, encoding="utf-8")
-    else:
-        _add_storage_section(yaml_path)
-    # the storage's base_dir is {env: DAGSTER_HOME}, read while the instance is built; set only for
-    # that, so one process can run several data directories one after another (the tests do)
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
-        return DagsterInstance.from_config(str(home))
-    finally:
-        del os.environ["DAGSTER_HOME"]
-
-
-def _add_storage_section(yaml_path: Path) -> None:
-    """A dagster.yaml this CLI wrote before the pooled storage existed gets its storage section; a file
-    that names any storage itself (Postgres, say) is left alone."""
-    text = yaml_path.read_text(encoding="utf-8")
-    if not text.startswith(INSTANCE_HEADER):
-        return
-    if any(line.split(":")[0] in ("storage", "run_storage", "event_log_storage", "schedule_storage")
-           for line in text.splitlines() if line and not line[0].isspace() and not line.startswith("#")):
-        return
-    yaml_path.write_text(text.rstrip("\n") + "\n" + STORAGE_YAML, encoding="utf-8")
+    return DagsterInstance.from_ref(instance_ref(home))
 
 
 def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,

@@ -38,7 +38,6 @@ def test_cli_instance_uses_pooled_storage_and_dagster_reads_it(tmp_path, monkeyp
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     paths = DataPaths.of(tmp_path)
     instance = cli._instance(paths)
-    assert "DAGSTER_HOME" not in os.environ  # set only while the instance is built
     assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
     first = JOB.execute_in_process(instance=instance)
     second = JOB.execute_in_process(instance=instance)
@@ -46,8 +45,8 @@ def test_cli_instance_uses_pooled_storage_and_dagster_reads_it(tmp_path, monkeyp
     assert (paths.dagster_home / "history" / "runs" / f"{first.run_id}.db").exists()
     instance.dispose()
 
-    # Dagster's default SQLite storage on the same folder (what a plain `dagster dev` would use)
-    default = DagsterInstance.from_config(str(paths.dagster_home), config_filename="absent.yaml")
+    # Dagster's own storage on the same folder, as `dagster dev` or any script opens it (no DAGSTER_HOME)
+    default = DagsterInstance.from_config(str(paths.dagster_home))
     assert type(default.event_log_storage) is SqliteEventLogStorage
     for run in (first, second):
         kinds = [e.dagster_event.event_type_value for e in default.all_logs(run.run_id) if e.dagster_event]
@@ -59,22 +58,21 @@ def test_cli_instance_uses_pooled_storage_and_dagster_reads_it(tmp_path, monkeyp
     assert next(iter(check.values())).run_id == second.run_id
     assert {r.run_id for r in default.get_runs()} == {first.run_id, second.run_id}
 
+    # and the other way round: a run stored by Dagster's storage is read by the pooled one
+    third = JOB.execute_in_process(instance=default)
+    pooled = cli._instance(paths)
+    assert pooled.get_latest_materialization_event(dg.AssetKey("numbers")).run_id == third.run_id
 
-def test_old_instance_yaml_gets_the_storage_section_and_custom_storage_is_left_alone(tmp_path, monkeypatch):
-    monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    old_default = cli.INSTANCE_YAML.replace(cli.STORAGE_YAML, "")
-    paths = DataPaths.of(tmp_path / "a")
-    paths.dagster_home.mkdir(parents=True)
-    (paths.dagster_home / "dagster.yaml").write_text(old_default)
-    assert isinstance(cli._instance(paths).event_log_storage, PooledSqliteEventLogStorage)
-    assert (paths.dagster_home / "dagster.yaml").read_text().count("storage:") == 1
 
-    own = old_default + "run_storage:\n  module: somewhere\n  class: Elsewhere\n"
-    yaml_path = tmp_path / "dagster.yaml"
-    yaml_path.write_text(own)
-    cli._add_storage_section(yaml_path)
-    assert yaml_path.read_text() == own
-    theirs = "storage:\n  postgres: {}\n"
-    yaml_path.write_text(theirs)  # not written by the CLI
-    cli._add_storage_section(yaml_path)
-    assert yaml_path.read_text() == theirs
+def test_dagster_home_and_a_storage_of_the_users_own_are_respected(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    assert isinstance(cli._instance(DataPaths.of(tmp_path / "data")).event_log_storage, PooledSqliteEventLogStorage)
+    assert (home / "history" / "runs" / "index.db").exists()
+    assert not (tmp_path / "data" / "dagster_home").exists()
+    # a dagster.yaml that names its own storage keeps it
+    (home / "dagster.yaml").write_text(f"storage:\n  sqlite:\n    base_dir: {home / 'elsewhere'}\n")
+    instance = cli._instance(DataPaths.of(tmp_path / "data"))
+    assert type(instance.event_log_storage) is SqliteEventLogStorage
+    assert (home / "elsewhere" / "history" / "runs" / "index.db").exists()

@@ -9,15 +9,21 @@ setting for WAL: no fsync per commit, never corrupts, may lose the last commits 
 same run spends ~2.8 s storing events.
 
 The files are the ones Dagster's default storage writes (`<dagster home>/history/runs/<run id>.db` and
-`index.db`), so `dagster dev`, `status` and any other Dagster process read them as usual, with or without
-this class. It overrides `_connect` and `has_table`, private members of the pinned dagster 1.13;
-tests/test_dagster_storage.py checks they still exist and that a default instance reads what it wrote.
+`index.db`), so `dagster dev`, its daemon and any other Dagster process read (and write) them with
+Dagster's own storage, as configured by dagster.yaml; the command line (`python -m dagster_project`)
+builds its instance with `instance_ref`, which puts this storage in. It overrides `_connect` and
+`has_table`, private members of the pinned dagster 1.13; tests/test_dagster_storage.py checks they
+still exist and that Dagster's default storage reads what this one wrote.
 """
 
 import os
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from dagster._core.instance.ref import InstanceRef
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
@@ -102,17 +108,7 @@ def _wal_normal_sync(dbapi_connection, _record) -> None:
 
 
 class PipelineSqliteStorage(DagsterSqliteStorage):
-    """Dagster's SQLite storage (runs, event logs, schedules under one base dir), with the pooled event log.
-
-    Configured in `<data dir>/dagster_home/dagster.yaml` (written by `python -m dagster_project`):
-
-        storage:
-          custom:
-            module: dagster_project.lib.dagster_storage
-            class: PipelineSqliteStorage
-            config:
-              base_dir: {env: DAGSTER_HOME}
-    """
+    """Dagster's SQLite storage (runs, event logs, schedules under one base dir), with the pooled event log."""
 
     def __init__(self, base_dir: str, inst_data=None):
         super().__init__(base_dir, inst_data=inst_data)
@@ -130,3 +126,18 @@ class PipelineSqliteStorage(DagsterSqliteStorage):
         super().register_instance(instance)
         if not self._pooled_event_log.has_instance:
             self._pooled_event_log.register_instance(instance)
+
+
+STORAGE_KEYS = ("storage", "run_storage", "event_log_storage", "schedule_storage")
+
+
+def instance_ref(home: Path) -> InstanceRef:
+    """The Dagster instance at `home` as its dagster.yaml describes it, with `PipelineSqliteStorage` as
+    its storage, unless the yaml names a storage of its own (Postgres, say), which is then used as is."""
+    config_file = Path(home) / "dagster.yaml"
+    config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else None) or {}
+    if any(key in config for key in STORAGE_KEYS):
+        return InstanceRef.from_dir(str(home))
+    storage = {"custom": {"module": __name__, "class": PipelineSqliteStorage.__name__,
+                          "config": {"base_dir": str(Path(home).resolve())}}}
+    return InstanceRef.from_dir(str(home), overrides={"storage": storage})
