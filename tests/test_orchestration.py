@@ -181,6 +181,22 @@ def test_two_day_backfill_publishes_each_as_of_date_and_status_reports_it(small_
     assert m30["as_of"] == "2026-10-30" and m31["as_of"] == "2026-10-31" and m30["run_id"] != m31["run_id"]
     assert os.readlink(exports / "latest") == "2026-10-31"
 
+    # the first date loaded the exports and validated them; the second had no new rows to validate
+    from dagster_project.cli import _instance
+    from dagster_project.lib.paths import DataPaths
+
+    instance = _instance(DataPaths.of(data_dir))
+    raw_check = {}
+    for day, m in (("2026-10-30", m30), ("2026-10-31", m31)):
+        raw_check[day] = next(
+            e.dagster_event.event_specific_data for e in instance.all_logs(m["run_id"])
+            if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+            and e.dagster_event.event_specific_data.check_name == "gx_shopify_order_lines")
+    assert raw_check["2026-10-30"].passed and raw_check["2026-10-30"].metadata["rows"].value > 100
+    assert raw_check["2026-10-30"].metadata["expectations"].value > 3
+    assert raw_check["2026-10-31"].passed and raw_check["2026-10-31"].metadata["rows"].value == 0
+    assert raw_check["2026-10-31"].description == "no new rows this run"
+
     # each date's marts are as of that date
     for day in ("2026-10-30", "2026-10-31"):
         rfm = pd.read_parquet(exports / day / "marts" / "customer_rfm.parquet")
