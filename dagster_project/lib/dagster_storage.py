@@ -11,9 +11,10 @@ same run spends ~2.8 s storing events.
 The files are the ones Dagster's default storage writes (`<dagster home>/history/runs/<run id>.db` and
 `index.db`), so `dagster dev`, its daemon and any other Dagster process read (and write) them with
 Dagster's own storage, as configured by dagster.yaml; the command line (`python -m dagster_project`)
-builds its instance with `instance_ref`, which puts this storage in. It overrides `_connect` and
-`has_table`, private members of the pinned dagster 1.13; tests/test_dagster_storage.py checks they
-still exist and that Dagster's default storage reads what this one wrote.
+builds its instance with `instance_ref`, which puts this storage in (through `InstanceRef.from_dir`'s
+`overrides`, as Dagster's own temporary instances do). It overrides `_connect` and `has_table`,
+private members of the pinned dagster 1.13; tests/test_dagster_storage.py checks they still exist,
+and that each storage reads what the other wrote.
 """
 
 import os
@@ -24,7 +25,6 @@ from pathlib import Path
 
 import yaml
 from dagster._core.instance.ref import InstanceRef
-
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from sqlalchemy import create_engine, event
