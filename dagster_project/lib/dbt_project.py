@@ -183,6 +183,8 @@ def keep_partial_parse(target_path: Path, state_dir: Path) -> None:
     if not src.exists():
         return
     for dst in (state_dir / PARTIAL_PARSE, MANIFEST_PATH.parent / PARTIAL_PARSE):
+        if dst.exists() and dst.samefile(src):  # `prepare` parsed into the project's target/ itself
+            continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         tmp = dst.with_name(f".partial_parse.{os.getpid()}.tmp")
         shutil.copyfile(src, tmp)
