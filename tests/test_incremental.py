@@ -132,13 +132,14 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
             "late_refund_sale": late[0], "sale_gross": sale, "sale_refund": refunded_line}
 
 
-def _load_and_build(data_dir: Path, as_of: date, tag: str) -> None:
-    """Ingest new inbox files, resolve identity, record the run context and `dbt build` (as the pipeline does)."""
+def _load_and_build(data_dir: Path, as_of: date, tag: str) -> dict:
+    """Ingest new inbox files, resolve identity, record the run context and `dbt build` (as the pipeline does);
+    returns the identity resolution's figures."""
     paths = DataPaths.of(data_dir)
     con = warehouse.connect(paths.warehouse, temp_dir=paths.duckdb_temp)
     try:
         ingest.ingest_inbox(con, paths.inbox, tag)
-        identity.resolve(con)
+        resolved = identity.resolve(con)
         warehouse.write_run_context(con, as_of, tag)
     finally:
         con.close()
@@ -148,6 +149,7 @@ def _load_and_build(data_dir: Path, as_of: date, tag: str) -> None:
                            "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
                           cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:]
+    return resolved
 
 
 def _tables(db: Path, schema: str) -> dict[str, list[tuple]]:
@@ -186,7 +188,9 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
     key_before = _key_of_order(DataPaths.of(inc).warehouse, "shopify:" + planted["merged_b_order"])
     for f in nxt.rglob("*.csv"):
         shutil.copy(f, inc / "inbox" / f.parent.name / f.name)
-    _load_and_build(inc, NEXT_AS_OF, "next")
+    resolved = _load_and_build(inc, NEXT_AS_OF, "next")
+    # identity resolved only the next export's records, and merged people across the two exports
+    assert resolved["incremental"] == 1 and 0 < resolved["records_linked"] < 100
 
     # full refresh: everything at once
     full = tmp_path / "full"
@@ -203,6 +207,8 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
     assert set(marts_inc) == set(marts_full) and len(marts_inc) >= 15
     for name in marts_full:
         assert marts_inc[name] == marts_full[name], f"marts.{name} differs between incremental and full refresh"
+    for name in ("identifiers", "node_roots"):
+        assert _tables(wh_inc, "identity")[name] == _tables(wh_full, "identity")[name], f"identity.{name} differs"
     inter_inc, inter_full = _tables(wh_inc, "intermediate"), _tables(wh_full, "intermediate")
     for name in INCREMENTAL_MODELS:
         assert inter_inc[name] == inter_full[name], f"intermediate.{name} differs"

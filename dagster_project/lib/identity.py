@@ -66,47 +66,45 @@ def customer_key_for(node: str) -> str:
 class SourceQuery:
     source: str
     table: str  # the raw table the query reads
-    sql: str
+    select: str  # the identifier expressions of one record
     # (id_type, column) pairs in the query's result
     columns: tuple[tuple[str, str], ...]
+    where: str = ""
+
+    def sql(self, file_ids: "tuple[int, int] | None" = None) -> str:
+        """Distinct identifier combinations of the table's rows; with file_ids (after, upto) only the rows
+        loaded from files after `after` up to `upto` (an incremental resolution)."""
+        conds = [self.where] if self.where else []
+        if file_ids is not None:
+            conds.append(f"_file_id > {int(file_ids[0])} and _file_id <= {int(file_ids[1])}")
+        where = " where " + " and ".join(f"({c})" for c in conds) if conds else ""
+        return f"select distinct {self.select} from raw.{self.table}{where}"
 
 
 def source_queries(con: duckdb.DuckDBPyConnection) -> list[SourceQuery]:
     """Distinct identifier combinations per source record, from the raw tables present."""
-    from dagster_project.lib.warehouse import table_exists
-
     queries = [
         SourceQuery(
-            "shopify",
-            "shopify_order_lines",
-            "select distinct email, phone, billing_phone, shipping_phone from raw.shopify_order_lines",
+            "shopify", "shopify_order_lines", "email, phone, billing_phone, shipping_phone",
             (("email", "email"), ("phone", "phone"), ("phone", "billing_phone"), ("phone", "shipping_phone")),
         ),
         SourceQuery(
-            "square_items",
-            "square_item_lines",
-            "select distinct customer_id, customer_reference_id from raw.square_item_lines "
-            "where customer_id is not null or customer_reference_id is not null",
+            "square_items", "square_item_lines", "customer_id, customer_reference_id",
             (("square_customer_id", "customer_id"), ("member_id", "customer_reference_id")),
+            where="customer_id is not null or customer_reference_id is not null",
         ),
         SourceQuery(
-            "square_customers",
-            "square_customers",
-            "select distinct square_customer_id, reference_id, email, phone from raw.square_customers",
+            "square_customers", "square_customers", "square_customer_id, reference_id, email, phone",
             (("square_customer_id", "square_customer_id"), ("member_id", "reference_id"),
              ("email", "email"), ("phone", "phone")),
         ),
         SourceQuery(
-            "generic",
-            "generic_order_lines",
             # customer ids are namespaced by map (two shops' "123" are different people)
-            "select distinct map_name || ':' || customer_id, email, phone from raw.generic_order_lines",
+            "generic", "generic_order_lines", "map_name || ':' || customer_id, email, phone",
             (("source_customer_id", "customer_id"), ("email", "email"), ("phone", "phone")),
         ),
         SourceQuery(
-            "members",
-            "members",
-            "select distinct member_id, email, phone from raw.members",
+            "members", "members", "member_id, email, phone",
             (("member_id", "member_id"), ("email", "email"), ("phone", "phone")),
         ),
     ]
@@ -231,15 +229,14 @@ def _normalise_new_values(con: duckdb.DuckDBPyConnection, default_region: str) -
     return total
 
 
-def _components(con: duckdb.DuckDBPyConnection) -> None:
-    """Connected components of the identifier graph: `_identity_roots(nid, root)`, root = the smallest
-    node (by text) of the node's component.  Node ids are ranks in text order, so the smallest id is
-    the smallest node."""
+def _components(con: duckdb.DuckDBPyConnection, n: int) -> None:
+    """Connected components of the graph `_identity_edges(a, b)` over node ids 0..n-1:
+    `_identity_roots(nid, root)`, root = the smallest node id of the node's component.  Node ids are
+    ranks in text order, so the smallest id is the smallest node."""
     import numpy as np
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    n = con.execute("select count(*) from _identity_nodes").fetchone()[0]
     edges = con.execute("select a, b from _identity_edges").fetchnumpy()
     a, b = np.asarray(edges["a"], dtype=np.int64), np.asarray(edges["b"], dtype=np.int64)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
@@ -256,12 +253,68 @@ def _components(con: duckdb.DuckDBPyConnection) -> None:
         con.unregister("_roots")
 
 
-def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[str, int]:
+# A daily run resolves only the records of the files loaded since the last resolution.  Raw tables
+# are append-only (a file's rows are loaded once, never changed or deleted), so the identifier graph
+# only grows: its components only merge, and the smallest node of a merged component is the smallest
+# of the merged roots and the new nodes.  identity.node_roots keeps every node's root;
+# identity.resolution_state records, per raw table, the newest file and the row count resolved, with
+# the phone region and normaliser version.  Anything that breaks those assumptions (rows without a
+# file id, fewer or other rows up to the recorded file, another region or normaliser, a missing state
+# table) makes the resolution a full one, which rebuilds everything from all raw rows.
+STATE_TABLE = "resolution_state"
+
+
+def _raw_snapshot(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery]) -> dict[str, tuple[int, int, int]]:
+    """Per raw table: (newest file id, rows, rows without a file id)."""
+    out = {}
+    for sq in queries:
+        newest, rows, no_file = con.execute(
+            f"select coalesce(max(_file_id), 0), count(*), count(*) - count(_file_id) from raw.{sq.table}"
+        ).fetchone()
+        out[sq.table] = (int(newest), int(rows), int(no_file))
+    return out
+
+
+def _incremental_from(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery], snapshot: dict,
+                      default_region: str) -> "dict[str, int] | None":
+    """Per raw table, the newest file id already resolved, when an incremental resolution gives what a
+    full one would; else None (resolve everything)."""
+    if not all(table_exists(con, "identity", t) for t in (STATE_TABLE, "node_roots", "identifiers")):
+        return None
+    state = {t: (f, r, region, version) for t, f, r, region, version in con.execute(
+        f"select raw_table, file_id, row_count, phone_region, normaliser_version from identity.{STATE_TABLE}"
+    ).fetchall()}
+    if any(region != default_region or version != NORMALISER_VERSION for _, _, region, version in state.values()):
+        return None
+    if any(t not in snapshot and rows for t, (_, rows, _, _) in state.items()):
+        return None  # a resolved raw table is gone
+    after = {}
+    for sq in queries:
+        file_id, rows = state.get(sq.table, (0, 0, None, None))[:2]
+        if snapshot[sq.table][2]:
+            return None  # rows without a file id: not loaded by ingestion, nothing tells what is new
+        still = con.execute(f"select count(*) from raw.{sq.table} where _file_id <= ?", [file_id]).fetchone()[0]
+        if still != rows:
+            return None  # rows resolved before were removed or added under an old file id
+        after[sq.table] = int(file_id)
+    return after
+
+
+def _save_state(con: duckdb.DuckDBPyConnection, snapshot: dict, default_region: str) -> None:
+    con.execute(f"create or replace table identity.{STATE_TABLE} (raw_table VARCHAR, file_id BIGINT, "
+                f"row_count BIGINT, phone_region VARCHAR, normaliser_version INTEGER)")
+    con.executemany(f"insert into identity.{STATE_TABLE} values (?, ?, ?, ?, ?)",
+                    [[t, f, r, default_region, NORMALISER_VERSION] for t, (f, r, _) in snapshot.items()])
+
+
+def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bool = False) -> dict[str, int]:
     """Build `identity.identifiers`: every raw identifier value with its normalised form and key.
 
     Set-based in DuckDB: the identifiers of each distinct source record (one row per record and
     identifier), normalised through the `identity.normalised_values` cache, linked record by record
-    into a graph whose connected components are people."""
+    into a graph whose connected components are people.  Incremental when it can be (see above):
+    only the records of newly loaded files are read and only the people they touch are re-keyed;
+    `full=True` resolves everything."""
     queries = source_queries(con)
     con.execute("create schema if not exists identity")
     con.execute(
@@ -269,14 +322,17 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[
         "phone_region VARCHAR, version INTEGER, normalised_value VARCHAR)"
     )
     con.execute("delete from identity.normalised_values where version != ?", [NORMALISER_VERSION])
+    snapshot = _raw_snapshot(con, queries)
+    after = None if full else _incremental_from(con, queries, snapshot, default_region)
     parts = []
     for i, sq in enumerate(queries):
         cols = ", ".join(f"c{j}" for j in range(len(sq.columns)))
         values = ", ".join(f"({j}, c{j})" for j in range(len(sq.columns)))
         types = "case k " + " ".join(f"when {j} then '{t}'" for j, (t, _c) in enumerate(sq.columns)) + " end"
+        sql = sq.sql(None if after is None else (after[sq.table], snapshot[sq.table][0]))
         parts.append(
             f"select {i} as q, rec, '{sq.source}' as source, {types} as id_type, v as raw_value "
-            f"from (select row_number() over () as rec, * from ({sq.sql}) as s({cols})) "
+            f"from (select row_number() over () as rec, * from ({sql}) as s({cols})) "
             f"cross join lateral (values {values}) as u(k, v) where v is not null"
         )
     con.execute(
@@ -297,6 +353,34 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[
         """,
         [default_region, NORMALISER_VERSION],
     )
+    con.execute("begin transaction")
+    try:
+        changed = _resolve_all(con) if after is None else _resolve_new(con)
+        _save_state(con, snapshot, default_region)
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    stats = con.execute(
+        """
+        select
+            (select count(*) from (select distinct q, rec from _identity_linked where node is not null)),
+            (select count(*) from identity.node_roots),
+            (select count(distinct root) from identity.node_roots),
+            (select count(*) from identity.identifiers where normalised_value is null)
+        """
+    ).fetchone()
+    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots",
+                  "_identity_result", "_inc_nodes", "_inc_roots", "_inc_remap", "_inc_rekeyed", "_inc_new_ids"):
+        con.execute(f"drop table if exists {table}")
+    return {"records_linked": stats[0], "identifiers": stats[1], "people": stats[2], "invalid_values": stats[3],
+            "newly_normalised_values": new_values, "identifiers_changed": changed,
+            "incremental": int(after is not None)}
+
+
+def _resolve_all(con: duckdb.DuckDBPyConnection) -> int:
+    """Every record's identifiers (`_identity_linked`) into identity.node_roots and identity.identifiers,
+    replacing them; returns how many identifiers are new or re-keyed since the previous resolution."""
     con.execute(
         "create or replace temp table _identity_nodes as "
         "select node, cast(row_number() over (order by node) - 1 as bigint) as nid "
@@ -312,37 +396,127 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[
         select distinct nid as a, min(nid) over (partition by q, rec) as b from rec_nodes
         """
     )
-    _components(con)
+    _components(con, con.execute("select count(*) from _identity_nodes").fetchone()[0])
+    con.execute(
+        """
+        create or replace table identity.node_roots as
+        select n.node, root_node.node as root
+        from _identity_nodes n
+        join _identity_roots r on r.nid = n.nid
+        join _identity_nodes root_node on root_node.nid = r.root
+        """
+    )
     con.execute(
         """
         create or replace temp table _identity_result as
-        with keys as (
-            select n.node, 'c_' || left(sha256(root_node.node), 16) as customer_key
-            from _identity_nodes n
-            join _identity_roots r on r.nid = n.nid
-            join _identity_nodes root_node on root_node.nid = r.root
-        )
-        select distinct l.source, l.id_type, l.raw_value, l.normalised_value, k.customer_key
-        from _identity_linked l left join keys k on k.node = l.node
+        select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
+               'c_' || left(sha256(k.root), 16) as customer_key
+        from _identity_linked l left join identity.node_roots k on k.node = l.node
         order by l.source, l.id_type, l.raw_value
         """
     )
     changed = _log_changes(con)
     con.execute("create or replace table identity.identifiers as select * from _identity_result")
-    stats = con.execute(
+    return changed
+
+
+def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
+    """The new records' identifiers (`_identity_linked`) merged into identity.node_roots and
+    identity.identifiers: their nodes and the roots those nodes had form a small graph; each of its
+    components takes the smallest node as root, and every known node under a root that lost to a
+    smaller one is moved under it.  Returns how many identifiers are new or re-keyed."""
+    con.execute(
         """
-        select
-            (select count(*) from (select distinct q, rec from _identity_linked where node is not null)),
-            (select count(*) from _identity_nodes),
-            (select count(distinct root) from _identity_roots),
-            (select count(*) from identity.identifiers where normalised_value is null)
+        create or replace temp table _inc_nodes as
+        select d.node, nr.root as old_root
+        from (select distinct node from _identity_linked where node is not null) d
+        left join identity.node_roots nr on nr.node = d.node
         """
-    ).fetchone()
-    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots",
-                  "_identity_result"):
-        con.execute(f"drop table if exists {table}")
-    return {"records_linked": stats[0], "identifiers": stats[1], "people": stats[2], "invalid_values": stats[3],
-            "newly_normalised_values": new_values, "identifiers_changed": changed}
+    )
+    con.execute(
+        """
+        create or replace temp table _identity_nodes as
+        select node, cast(row_number() over (order by node) - 1 as bigint) as nid from (
+            select node from _inc_nodes union select old_root from _inc_nodes where old_root is not null
+        )
+        """
+    )
+    # a star per new record, and every known node linked to its root
+    con.execute(
+        """
+        create or replace temp table _identity_edges as
+        with rec_nodes as (
+            select distinct l.q, l.rec, n.nid from _identity_linked l join _identity_nodes n using (node)
+        )
+        select distinct nid as a, min(nid) over (partition by q, rec) as b from rec_nodes
+        union all
+        select a.nid, b.nid
+        from _inc_nodes i join _identity_nodes a on a.node = i.node join _identity_nodes b on b.node = i.old_root
+        """
+    )
+    _components(con, con.execute("select count(*) from _identity_nodes").fetchone()[0])
+    con.execute(
+        """
+        create or replace temp table _inc_roots as
+        select n.node, root_node.node as root
+        from _identity_nodes n
+        join _identity_roots r on r.nid = n.nid
+        join _identity_nodes root_node on root_node.nid = r.root
+        """
+    )
+    # known roots that now sit under a smaller node, and the known nodes that move with them
+    con.execute(
+        """
+        create or replace temp table _inc_remap as
+        select distinct i.old_root, r.root as new_root
+        from _inc_nodes i join _inc_roots r on r.node = i.old_root
+        where r.root <> i.old_root
+        """
+    )
+    con.execute(
+        """
+        create or replace temp table _inc_rekeyed as
+        select nr.node, 'c_' || left(sha256(m.new_root), 16) as customer_key
+        from identity.node_roots nr join _inc_remap m on m.old_root = nr.root
+        """
+    )
+    con.execute("update identity.node_roots set root = m.new_root from _inc_remap m "
+                "where identity.node_roots.root = m.old_root")
+    con.execute("insert into identity.node_roots select i.node, r.root from _inc_nodes i "
+                "join _inc_roots r on r.node = i.node where i.old_root is null")
+    # raw values not seen before in their source, keyed by their node's root
+    con.execute(
+        """
+        create or replace temp table _inc_new_ids as
+        select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
+               'c_' || left(sha256(nr.root), 16) as customer_key
+        from _identity_linked l
+        left join identity.node_roots nr on nr.node = l.node
+        where not exists (
+            select 1 from identity.identifiers i
+            where i.source = l.source and i.id_type = l.id_type and i.raw_value = l.raw_value
+        )
+        """
+    )
+    seq = _next_change_seq(con)
+    rekeyed = con.execute(
+        """
+        insert into identity.identifier_changes
+        select ?, i.source, i.id_type, i.raw_value
+        from identity.identifiers i join _inc_rekeyed k on k.node = i.id_type || ':' || i.normalised_value
+        """,
+        [seq],
+    ).fetchone()[0]
+    con.execute(
+        """
+        update identity.identifiers set customer_key = k.customer_key from _inc_rekeyed k
+        where k.node = identity.identifiers.id_type || ':' || identity.identifiers.normalised_value
+        """
+    )
+    added = con.execute("insert into identity.identifier_changes select ?, source, id_type, raw_value "
+                        "from _inc_new_ids", [seq]).fetchone()[0]
+    con.execute("insert into identity.identifiers select * from _inc_new_ids")
+    return _record_resolution(con, seq, False, int(rekeyed) + int(added))
 
 
 # The incremental orders model (dbt int_orders_identified) re-keys only the orders whose identifiers
@@ -353,12 +527,21 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US") -> dict[
 CONSUMER = ("intermediate", "int_orders_identified", "identity_change_seq")
 
 
-def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
+def _create_change_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create table if not exists identity.resolution_runs (change_seq BIGINT, resolved_at TIMESTAMP, "
                 "full_change BOOLEAN, identifiers_changed BIGINT)")
     con.execute("create table if not exists identity.identifier_changes (change_seq BIGINT, source VARCHAR, "
                 "id_type VARCHAR, raw_value VARCHAR)")
-    seq = con.execute("select coalesce(max(change_seq), 0) + 1 from identity.resolution_runs").fetchone()[0]
+
+
+def _next_change_seq(con: duckdb.DuckDBPyConnection) -> int:
+    _create_change_tables(con)
+    return int(con.execute("select coalesce(max(change_seq), 0) + 1 from identity.resolution_runs").fetchone()[0])
+
+
+def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
+    """A full resolution (`_identity_result`) compared with the previous one (identity.identifiers)."""
+    seq = _next_change_seq(con)
     had_previous = table_exists(con, "identity", "identifiers")
     changed = 0
     if had_previous:
@@ -373,8 +556,11 @@ def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
             """,
             [seq],
         ).fetchone()[0]
-    con.execute("insert into identity.resolution_runs values (?, current_timestamp, ?, ?)",
-                [seq, not had_previous, changed])
+    return _record_resolution(con, seq, not had_previous, int(changed))
+
+
+def _record_resolution(con: duckdb.DuckDBPyConnection, seq: int, full_change: bool, changed: int) -> int:
+    con.execute("insert into identity.resolution_runs values (?, current_timestamp, ?, ?)", [seq, full_change, changed])
     schema, table, column = CONSUMER
     consumed = con.execute(
         "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
@@ -383,4 +569,4 @@ def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
     if consumed:
         con.execute(f"delete from identity.identifier_changes where change_seq <= "
                     f"(select coalesce(max({column}), 0) from {schema}.{table})")
-    return int(changed)
+    return changed

@@ -37,7 +37,8 @@ def identity_resolution(context: dg.AssetExecutionContext, pipeline: PipelineCon
         finally:
             con.close()
     context.log.info(
-        f"identity: {stats['people']} people from {stats['identifiers']} identifiers "
+        f"identity ({'incremental: records of newly loaded files' if stats['incremental'] else 'full'}): "
+        f"{stats['people']} people from {stats['identifiers']} identifiers "
         f"({stats['invalid_values']} raw values were not valid e-mails/phones, "
         f"{stats['identifiers_changed']} new or re-keyed since the last resolution)"
     )
