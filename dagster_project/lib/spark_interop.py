@@ -23,8 +23,9 @@ import duckdb
 
 # The schemas dbt reads as sources (dbt/models/staging/*/_*__sources.yml).
 RAW_SCHEMAS = ("raw", "identity")
-# working tables that are no dbt source: not written for Spark (the normalisation cache is millions of rows)
-NOT_SOURCES = {("identity", "normalised_values")}
+# working tables that are no dbt source: not written for Spark (the normalisation cache and the identifier
+# roots are millions of rows)
+NOT_SOURCES = {("identity", "normalised_values"), ("identity", "node_roots"), ("identity", "resolution_state")}
 # The schemas dbt writes tables to (views are not materialised in files and are skipped).
 MODEL_SCHEMAS = ("intermediate", "marts")
 
