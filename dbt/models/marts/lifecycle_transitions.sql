@@ -1,6 +1,14 @@
 -- Customers moving between activity states, month by month.  A customer's state is measured at
 -- each month end (the as-of date for the last month) from their purchases up to then; the first
 -- month a customer appears they come from 'none'.
+--
+-- Built from the dates where a customer's state can change, not from every customer-month: within
+-- the time a purchase is the latest one, the state changes only on the purchase day and when a
+-- lifecycle window runs out (new, active, at risk, lapsed).  The state at a month end is the state
+-- at the last change on or before it, so each customer gets one row per month holding a change
+-- (from the previous such month's state), and the months between two of them count as staying in
+-- the state (summed month by month from +1/-1 steps).  Equal to measuring every customer at every
+-- month end, without one row per customer and month.
 
 with purchase_days as (
 
@@ -24,7 +32,9 @@ purchases as (
 
 bounds as (
 
-    select {{ dbt.date_trunc('month', 'min(order_date)') }} as first_month
+    select
+        {{ dbt.date_trunc('month', 'min(order_date)') }} as first_month,
+        {{ dbt.date_trunc('month', as_of_date()) }} as last_month
     from purchase_days
 
 ),
@@ -32,43 +42,67 @@ bounds as (
 months as (
 
     select
-        {{ dbt.dateadd('month', 'numbers.n', 'bounds.first_month') }} as month_start
+        cast({{ dbt.dateadd('month', 'numbers.n', 'bounds.first_month') }} as date) as month_start
     from ({{ numbers_0_999() }}) as numbers
     cross join bounds
-    where {{ dbt.dateadd('month', 'numbers.n', 'bounds.first_month') }} <= {{ as_of_date() }}
+    where {{ dbt.dateadd('month', 'numbers.n', 'bounds.first_month') }} <= bounds.last_month
 
 ),
 
-month_ends as (
+change_dates as (
 
+    -- the purchase day and the days each window runs out, while this purchase is the latest one
+    {%- set offsets = [
+        ('order_date', 0),
+        ('order_date', var('lifecycle_active_days') + 1),
+        ('order_date', var('lifecycle_at_risk_days') + 1),
+        ('order_date', var('lifecycle_lapsed_days') + 1),
+        ('first_purchase_date', var('lifecycle_new_days') + 1),
+    ] %}
+    {%- for start, days in offsets %}
     select
-        cast(month_start as date) as month_start,
-        case
-            when {{ dbt.last_day('month_start', 'month') }} > {{ as_of_date() }} then {{ as_of_date() }}
-            else cast({{ dbt.last_day('month_start', 'month') }} as date)
-        end as measured_on
-    from months
-
-),
-
-snapshots as (
-
-    -- the purchase in force at each month end: the latest one on or before it
-    select
-        purchases.customer_key,
-        month_ends.month_start,
-        {{ activity_state(
-            dbt.datediff('purchases.first_purchase_date', 'month_ends.measured_on', 'day'),
-            dbt.datediff('purchases.order_date', 'month_ends.measured_on', 'day'),
-            dbt.datediff('purchases.previous_purchase_date', 'purchases.order_date', 'day')) }} as activity_state
+        customer_key, order_date, previous_purchase_date, next_purchase_date, first_purchase_date,
+        cast({{ dbt.dateadd('day', days, start) }} as date) as changes_on
     from purchases
-    inner join month_ends
-        on month_ends.measured_on >= purchases.order_date
-        and (purchases.next_purchase_date is null or month_ends.measured_on < purchases.next_purchase_date)
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
 
 ),
 
-with_previous as (
+changes as (
+
+    select
+        customer_key,
+        changes_on,
+        cast({{ dbt.date_trunc('month', 'changes_on') }} as date) as month_start,
+        {{ activity_state(
+            dbt.datediff('first_purchase_date', 'changes_on', 'day'),
+            dbt.datediff('order_date', 'changes_on', 'day'),
+            dbt.datediff('previous_purchase_date', 'order_date', 'day')) }} as activity_state
+    from change_dates
+    where changes_on >= order_date
+        and (next_purchase_date is null or changes_on < next_purchase_date)
+        and changes_on <= {{ as_of_date() }}
+
+),
+
+last_change_per_month as (
+
+    -- the state measured at a month end: the one after the month's last change
+    select customer_key, month_start, activity_state
+    from (
+        select
+            changes.*,
+            row_number() over (partition by customer_key, month_start order by changes_on desc) as change_rank
+        from changes
+    ) as ranked
+    where change_rank = 1
+
+),
+
+changed_months as (
 
     select
         customer_key,
@@ -76,8 +110,67 @@ with_previous as (
         coalesce(
             lag(activity_state) over (partition by customer_key order by month_start), 'none'
         ) as from_state,
-        activity_state as to_state
-    from snapshots
+        activity_state as to_state,
+        lead(month_start) over (partition by customer_key order by month_start) as next_changed_month
+    from last_change_per_month
+
+),
+
+stay_steps as (
+
+    -- a customer stays in to_state from the month after a changed month up to the next changed one
+    select
+        cast({{ dbt.dateadd('month', 1, 'month_start') }} as date) as month_start,
+        to_state as activity_state,
+        1 as step
+    from changed_months
+    union all
+    select next_changed_month as month_start, to_state as activity_state, -1 as step
+    from changed_months
+    where next_changed_month is not null
+
+),
+
+steps_by_month as (
+
+    select month_start, activity_state, sum(step) as step
+    from stay_steps
+    group by month_start, activity_state
+
+),
+
+states as (
+
+    select distinct activity_state from steps_by_month
+
+),
+
+stays as (
+
+    select
+        months.month_start,
+        states.activity_state,
+        sum(coalesce(steps_by_month.step, 0)) over (
+            partition by states.activity_state order by months.month_start
+            rows between unbounded preceding and current row
+        ) as customers
+    from months
+    cross join states
+    left join steps_by_month
+        on steps_by_month.month_start = months.month_start
+        and steps_by_month.activity_state = states.activity_state
+
+),
+
+moves as (
+
+    select month_start, from_state, to_state, count(*) as customers
+    from changed_months
+    group by month_start, from_state, to_state
+    union all
+    select month_start, activity_state as from_state, activity_state as to_state, customers
+    from stays
+    where customers > 0
 
 ),
 
@@ -87,8 +180,8 @@ final as (
         month_start as month,
         from_state,
         to_state,
-        count(*) as customers
-    from with_previous
+        cast(sum(customers) as {{ dbt.type_bigint() }}) as customers
+    from moves
     group by month_start, from_state, to_state
 
 )
