@@ -75,3 +75,24 @@ def test_dbt_resource_skips_dagster_dbt_start_up_costs(monkeypatch):
     monkeypatch.setattr(subprocess, "check_output", no_subprocess)
     assert resource._cli_version == parse(version("dbt-core"))
     assert resource._initialize_dbt_core_adapter(["build"]) is None
+
+
+def test_failed_dbt_target_folders_do_not_pile_up(tmp_path):
+    """A failed build keeps its dbt target folder; the newest few stay, older ones go after a day."""
+    import os
+    import time
+
+    from dagster_project.lib.dbt_project import prune_failed_targets
+
+    now = time.time()
+    ages_h = {"dbt_models-a": 1, "dbt_models-b": 30, "dbt_models-c": 40, "dbt_models-d": 50, "dbt_models-e": 2}
+    for name, hours in ages_h.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (now - hours * 3600, now - hours * 3600))
+    (tmp_path / "partial_parse.msgpack").write_text("x")
+    removed = prune_failed_targets(tmp_path, keep=2, min_age_s=24 * 3600)
+    # a and e are the newest two; b, c, d are older than a day
+    assert sorted(removed) == ["dbt_models-b", "dbt_models-c", "dbt_models-d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dbt_models-a", "dbt_models-e", "partial_parse.msgpack"]
+    # beyond the newest but younger than a day (a build running beside this one): kept
+    assert prune_failed_targets(tmp_path, keep=1, min_age_s=24 * 3600) == []

@@ -8,6 +8,7 @@ import os
 import subprocess
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -168,12 +169,33 @@ def invocation_target(run_id: str, state_dir: Path) -> Path:
     without one, dagster-dbt falls back to the project's target/partial_parse.msgpack (what
     `ensure_manifest` or the last run left).
     """
+    prune_failed_targets(MANIFEST_PATH.parent)
     path = MANIFEST_PATH.parent / f"dbt_models-{run_id[:7]}-{uuid.uuid4().hex[:7]}"
     path.mkdir(parents=True)
     state = state_dir / PARTIAL_PARSE
     if state.exists():
         shutil.copyfile(state, path / PARTIAL_PARSE)
     return path
+
+
+# A successful build removes its target folder; a failed one keeps it (dbt.log, run_results.json) for
+# debugging. So that a job failing every day does not pile them up, the newest few are kept and older
+# ones go once they are a day old (a build running beside this one is never older than that).
+KEEP_FAILED_TARGETS = 5
+FAILED_TARGET_MIN_AGE_S = 24 * 3600
+
+
+def prune_failed_targets(target_dir: Path, keep: int = KEEP_FAILED_TARGETS,
+                         min_age_s: float = FAILED_TARGET_MIN_AGE_S) -> list[str]:
+    """Remove `dbt_models-*` folders beyond the newest `keep` that are older than `min_age_s`."""
+    folders = sorted((p for p in Path(target_dir).glob("dbt_models-*") if p.is_dir()),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    removed = []
+    for p in folders[keep:]:
+        if time.time() - p.stat().st_mtime > min_age_s:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+    return removed
 
 
 def keep_partial_parse(target_path: Path, state_dir: Path) -> None:
