@@ -24,3 +24,14 @@
         0
     {%- endif -%}
 {%- endmacro %}
+
+{#- fct_orders' post-hook: orders dated after the as-of date leave the incremental table (an earlier
+    as-of date in a backfill, or an order re-exported with a later date).  Nothing to do for a full
+    build (it reads orders up to the as-of date only) or where the model is a plain table. -#}
+{% macro delete_orders_after_as_of() -%}
+    {%- if incremental_if_supported() == 'incremental' -%}
+        delete from {{ this }} where order_date > {{ as_of_date() }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}

@@ -1,8 +1,28 @@
+{{ config(
+    materialized=incremental_if_supported(),
+    unique_key='order_key',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    post_hook=["{{ delete_orders_after_as_of() }}"],
+) }}
 -- One row per order or sale across channels, as of the run's as-of date.
+--
+-- Incremental (on DuckDB): a run replaces (by order_key) the orders int_orders_identified rebuilt
+-- since this table's last build (their identity_change_seq, the identity resolution they were built
+-- with, is at least the one this table last saw: a rebuilt order carries the newest) and adds the
+-- orders dated after the newest order here (held back before by an earlier as-of date).  The
+-- post-hook then removes orders dated after the as-of date: a backfill of an earlier date, or an
+-- order re-exported with a later date.  A full build reads every order up to the as-of date.
 
 with orders as (
 
     select * from {{ ref('int_orders_identified') }}
+    {%- if is_incremental() %}
+    where identity_change_seq >= {{ max_built('identity_change_seq') }}
+        or {{ to_date('ordered_at') }} > (
+            select coalesce(max(order_date), cast('1900-01-01' as date)) from {{ this }}
+        )
+    {%- endif %}
 
 ),
 
@@ -32,9 +52,12 @@ final as (
         (is_valid and net_revenue_original > 0) as is_purchase,
         utm_source,
         line_count,
-        cast(units as decimal(18, 3)) as units
+        cast(units as decimal(18, 3)) as units,
+        identity_change_seq
     from orders
+    {%- if not is_incremental() %}
     where {{ to_date('ordered_at') }} <= {{ as_of_date() }}
+    {%- endif %}
 
 )
 
