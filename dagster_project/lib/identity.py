@@ -253,6 +253,22 @@ def _components(con: duckdb.DuckDBPyConnection, n: int) -> None:
         con.unregister("_roots")
 
 
+def _roots(con: duckdb.DuckDBPyConnection, create: str) -> None:
+    """The connected components of `_identity_edges` over `_identity_nodes`, as (node, root) rows: root =
+    the smallest node of the node's component.  `create` names the table, e.g. `create or replace
+    table identity.node_roots`."""
+    _components(con, con.execute("select count(*) from _identity_nodes").fetchone()[0])
+    con.execute(
+        f"""
+        {create} as
+        select n.node, root_node.node as root
+        from _identity_nodes n
+        join _identity_roots r on r.nid = n.nid
+        join _identity_nodes root_node on root_node.nid = r.root
+        """
+    )
+
+
 # A daily run resolves only the records of the files loaded since the last resolution.  Raw tables
 # are append-only (a file's rows are loaded once, never changed or deleted), so the identifier graph
 # only grows: its components only merge, and the smallest node of a merged component is the smallest
@@ -396,16 +412,7 @@ def _resolve_all(con: duckdb.DuckDBPyConnection) -> int:
         select distinct nid as a, min(nid) over (partition by q, rec) as b from rec_nodes
         """
     )
-    _components(con, con.execute("select count(*) from _identity_nodes").fetchone()[0])
-    con.execute(
-        """
-        create or replace table identity.node_roots as
-        select n.node, root_node.node as root
-        from _identity_nodes n
-        join _identity_roots r on r.nid = n.nid
-        join _identity_nodes root_node on root_node.nid = r.root
-        """
-    )
+    _roots(con, "create or replace table identity.node_roots")
     con.execute(
         """
         create or replace temp table _identity_result as
@@ -454,16 +461,7 @@ def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
         from _inc_nodes i join _identity_nodes a on a.node = i.node join _identity_nodes b on b.node = i.old_root
         """
     )
-    _components(con, con.execute("select count(*) from _identity_nodes").fetchone()[0])
-    con.execute(
-        """
-        create or replace temp table _inc_roots as
-        select n.node, root_node.node as root
-        from _identity_nodes n
-        join _identity_roots r on r.nid = n.nid
-        join _identity_nodes root_node on root_node.nid = r.root
-        """
-    )
+    _roots(con, "create or replace temp table _inc_roots")
     # known roots that now sit under a smaller node, and the known nodes that move with them
     con.execute(
         """
