@@ -9,8 +9,9 @@
 --
 -- Incremental (on DuckDB): a run replaces (by order_key) the orders int_orders_identified rebuilt
 -- since this table's last build (their identity_change_seq, the identity resolution they were built
--- with, is at least the one this table last saw: a rebuilt order carries the newest) and adds the
--- orders dated after the newest order here (held back before by an earlier as-of date).  The
+-- with, is newer than any here: every pipeline run resolves identity before dbt, and a rebuilt order
+-- carries the newest resolution) and adds the orders dated after the newest order here (held back
+-- before by an earlier as-of date).  The
 -- post-hook then removes orders dated after the as-of date: a backfill of an earlier date, or an
 -- order re-exported with a later date.  A full build reads every order up to the as-of date.
 
@@ -18,7 +19,7 @@ with orders as (
 
     select * from {{ ref('int_orders_identified') }}
     {%- if is_incremental() %}
-    where identity_change_seq >= {{ max_built('identity_change_seq') }}
+    where identity_change_seq > {{ max_built('identity_change_seq') }}
         or {{ to_date('ordered_at') }} > (
             select coalesce(max(order_date), cast('1900-01-01' as date)) from {{ this }}
         )
