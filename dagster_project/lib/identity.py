@@ -62,6 +62,11 @@ def customer_key_for(node: str) -> str:
     return "c_" + hashlib.sha256(node.encode("utf-8")).hexdigest()[:16]
 
 
+def _customer_key_sql(node: str) -> str:
+    """customer_key_for in SQL."""
+    return f"'c_' || left(sha256({node}), 16)"
+
+
 @dataclass(frozen=True)
 class SourceQuery:
     source: str
@@ -280,39 +285,49 @@ def _roots(con: duckdb.DuckDBPyConnection, create: str) -> None:
 STATE_TABLE = "resolution_state"
 
 
-def _raw_snapshot(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery]) -> dict[str, tuple[int, int, int]]:
-    """Per raw table: (newest file id, rows, rows without a file id)."""
+def _resolved_state(con: duckdb.DuckDBPyConnection, default_region: str) -> "dict[str, tuple[int, int]] | None":
+    """Per raw table, (newest file id, rows) the last resolution read, when it can be continued: its
+    state tables exist and it used this phone region and normaliser version; else None."""
+    if not all(table_exists(con, "identity", t) for t in (STATE_TABLE, "node_roots", "identifiers")):
+        return None
+    rows = con.execute(
+        f"select raw_table, file_id, row_count, phone_region, normaliser_version from identity.{STATE_TABLE}"
+    ).fetchall()
+    if any(region != default_region or version != NORMALISER_VERSION for *_, region, version in rows):
+        return None
+    return {t: (int(f), int(r)) for t, f, r, _, _ in rows}
+
+
+def _raw_snapshot(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery],
+                  state: "dict[str, tuple[int, int]] | None") -> dict[str, tuple[int, int, int, int]]:
+    """Per raw table, in one pass: (newest file id, rows, rows without a file id, rows from files up to
+    the one the last resolution read)."""
     out = {}
     for sq in queries:
-        newest, rows, no_file = con.execute(
-            f"select coalesce(max(_file_id), 0), count(*), count(*) - count(_file_id) from raw.{sq.table}"
+        resolved_upto = (state or {}).get(sq.table, (0, 0))[0]
+        newest, rows, no_file, upto = con.execute(
+            f"select coalesce(max(_file_id), 0), count(*), count(*) - count(_file_id), "
+            f"count(*) filter (where _file_id <= ?) from raw.{sq.table}", [resolved_upto]
         ).fetchone()
-        out[sq.table] = (int(newest), int(rows), int(no_file))
+        out[sq.table] = (int(newest), int(rows), int(no_file), int(upto))
     return out
 
 
-def _incremental_from(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery], snapshot: dict,
-                      default_region: str) -> "dict[str, int] | None":
+def _incremental_from(state: "dict[str, tuple[int, int]] | None", snapshot: dict) -> "dict[str, int] | None":
     """Per raw table, the newest file id already resolved, when an incremental resolution gives what a
     full one would; else None (resolve everything)."""
-    if not all(table_exists(con, "identity", t) for t in (STATE_TABLE, "node_roots", "identifiers")):
+    if state is None:
         return None
-    state = {t: (f, r, region, version) for t, f, r, region, version in con.execute(
-        f"select raw_table, file_id, row_count, phone_region, normaliser_version from identity.{STATE_TABLE}"
-    ).fetchall()}
-    if any(region != default_region or version != NORMALISER_VERSION for _, _, region, version in state.values()):
-        return None
-    if any(t not in snapshot and rows for t, (_, rows, _, _) in state.items()):
+    if any(t not in snapshot and rows for t, (_, rows) in state.items()):
         return None  # a resolved raw table is gone
     after = {}
-    for sq in queries:
-        file_id, rows = state.get(sq.table, (0, 0, None, None))[:2]
-        if snapshot[sq.table][2]:
+    for table, (_, _, no_file, upto) in snapshot.items():
+        file_id, rows = state.get(table, (0, 0))
+        if no_file:
             return None  # rows without a file id: not loaded by ingestion, nothing tells what is new
-        still = con.execute(f"select count(*) from raw.{sq.table} where _file_id <= ?", [file_id]).fetchone()[0]
-        if still != rows:
+        if upto != rows:
             return None  # rows resolved before were removed or added under an old file id
-        after[sq.table] = int(file_id)
+        after[table] = file_id
     return after
 
 
@@ -320,7 +335,7 @@ def _save_state(con: duckdb.DuckDBPyConnection, snapshot: dict, default_region: 
     con.execute(f"create or replace table identity.{STATE_TABLE} (raw_table VARCHAR, file_id BIGINT, "
                 f"row_count BIGINT, phone_region VARCHAR, normaliser_version INTEGER)")
     con.executemany(f"insert into identity.{STATE_TABLE} values (?, ?, ?, ?, ?)",
-                    [[t, f, r, default_region, NORMALISER_VERSION] for t, (f, r, _) in snapshot.items()])
+                    [[t, f, r, default_region, NORMALISER_VERSION] for t, (f, r, *_) in snapshot.items()])
 
 
 def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bool = False) -> dict[str, int]:
@@ -338,8 +353,9 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bo
         "phone_region VARCHAR, version INTEGER, normalised_value VARCHAR)"
     )
     con.execute("delete from identity.normalised_values where version != ?", [NORMALISER_VERSION])
-    snapshot = _raw_snapshot(con, queries)
-    after = None if full else _incremental_from(con, queries, snapshot, default_region)
+    state = None if full else _resolved_state(con, default_region)
+    snapshot = _raw_snapshot(con, queries, state)
+    after = _incremental_from(state, snapshot)
     parts = []
     for i, sq in enumerate(queries):
         cols = ", ".join(f"c{j}" for j in range(len(sq.columns)))
@@ -414,10 +430,10 @@ def _resolve_all(con: duckdb.DuckDBPyConnection) -> int:
     )
     _roots(con, "create or replace table identity.node_roots")
     con.execute(
-        """
+        f"""
         create or replace temp table _identity_result as
         select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
-               'c_' || left(sha256(k.root), 16) as customer_key
+               {_customer_key_sql('k.root')} as customer_key
         from _identity_linked l left join identity.node_roots k on k.node = l.node
         order by l.source, l.id_type, l.raw_value
         """
@@ -472,9 +488,9 @@ def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
         """
     )
     con.execute(
-        """
+        f"""
         create or replace temp table _inc_rekeyed as
-        select nr.node, 'c_' || left(sha256(m.new_root), 16) as customer_key
+        select nr.node, {_customer_key_sql('m.new_root')} as customer_key
         from identity.node_roots nr join _inc_remap m on m.old_root = nr.root
         """
     )
@@ -484,10 +500,10 @@ def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
                 "join _inc_roots r on r.node = i.node where i.old_root is null")
     # raw values not seen before in their source, keyed by their node's root
     con.execute(
-        """
+        f"""
         create or replace temp table _inc_new_ids as
         select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
-               'c_' || left(sha256(nr.root), 16) as customer_key
+               {_customer_key_sql('nr.root')} as customer_key
         from _identity_linked l
         left join identity.node_roots nr on nr.node = l.node
         where not exists (

@@ -11,9 +11,9 @@
 -- since this table's last build (their identity_change_seq, the identity resolution they were built
 -- with, is newer than any here: every pipeline run resolves identity before dbt, and a rebuilt order
 -- carries the newest resolution) and adds the orders dated after the newest order here (held back
--- before by an earlier as-of date).  The
--- post-hook then removes orders dated after the as-of date: a backfill of an earlier date, or an
--- order re-exported with a later date.  A full build reads every order up to the as-of date.
+-- before by an earlier as-of date).  The post-hook then removes orders dated after the as-of date:
+-- a backfill of an earlier date, or an order re-exported with a later date.  A full build reads
+-- every order up to the as-of date.
 
 with orders as (
 
