@@ -96,3 +96,47 @@ def test_failed_dbt_target_folders_do_not_pile_up(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dbt_models-a", "dbt_models-e", "partial_parse.msgpack"]
     # beyond the newest but younger than a day (a build running beside this one): kept
     assert prune_failed_targets(tmp_path, keep=1, min_age_s=24 * 3600) == []
+
+
+def test_dbt_runs_through_the_guard_and_dies_with_its_parent(tmp_path):
+    """The pipeline's dbt child must not outlive a killed run (it would keep writing to the warehouse
+    and hold its lock while the next run starts): `owned-audience-dbt` has the kernel kill it with its
+    parent. The crash suite (test_faults) checks the same on real runs killed in dbt."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    from dagster_project.lib.dbt_project import GUARDED_DBT
+
+    resource = defs.resources["dbt"]
+    assert Path(resource.dbt_executable) == Path(sys.executable).parent / GUARDED_DBT, "run `make install`"
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux-only")
+    # parent -> child that called die_with_parent() and then sleeps; SIGKILL the parent.
+    child_code = ("from dagster_project.lib.dbt_guard import die_with_parent; import time; "
+                  "assert die_with_parent(); time.sleep(120)")
+    parent_code = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child_code!r}]); "
+                   "print(p.pid, flush=True); time.sleep(120)")
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[1])
+    child = int(parent.stdout.readline())
+    time.sleep(1.5)  # the child's import and prctl
+    assert Path(f"/proc/{child}").exists()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists() and \
+            "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]:
+        time.sleep(0.1)
+    alive = Path(f"/proc/{child}").exists() and "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the guarded child outlived its killed parent"
+    # and it is dbt: the entry point runs dbt's own command line
+    out = subprocess.run([resource.dbt_executable, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage: dbt [OPTIONS]" in out.stdout, out

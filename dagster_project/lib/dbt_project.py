@@ -36,9 +36,17 @@ def _newest_source_mtime() -> float:
     return newest
 
 
+GUARDED_DBT = "owned-audience-dbt"  # dbt that dies with the run that started it (lib/dbt_guard.py)
+
+
 def dbt_executable() -> str:
-    candidate = Path(sys.executable).parent / "dbt"
-    return str(candidate) if candidate.exists() else "dbt"
+    """The dbt the pipeline runs: the guarded entry point installed beside this Python (`make install`),
+    else dbt beside this Python, else `dbt` on PATH."""
+    for name in (GUARDED_DBT, "dbt"):
+        candidate = Path(sys.executable).parent / name
+        if candidate.exists():
+            return str(candidate)
+    return "dbt"
 
 
 class PipelineDbtCli(DbtCliResource):
@@ -56,8 +64,8 @@ class PipelineDbtCli(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        beside_python = Path(sys.executable).parent / "dbt"
-        if beside_python.exists() and Path(self.dbt_executable) == beside_python:
+        beside_python = {Path(sys.executable).parent / name for name in (GUARDED_DBT, "dbt")}
+        if Path(self.dbt_executable) in beside_python and Path(self.dbt_executable).exists():
             return version.parse(installed_version("dbt-core"))
         return super()._cli_version
 
