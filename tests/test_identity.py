@@ -241,3 +241,43 @@ def test_incremental_resolution_falls_back_to_full_when_its_assumptions_break():
     # rows that ingestion did not load (no file id): nothing tells which are new
     con.execute("insert into raw.shopify_order_lines (order_name, email) values ('#x', 'c@ex.com')")
     assert identity.resolve(con, "GB")["incremental"] == 0
+
+
+def test_change_log_is_kept_until_every_consumer_has_seen_it():
+    """identity.identifier_changes feeds two incremental dbt models (int_orders_identified and
+    customer_identity_map); a change is dropped only once both were built past it. Resolutions record
+    whether they were full (customer_identity_map rebuilds after one)."""
+    con = duckdb.connect()
+    ingest.create_raw_tables(con)
+    con.execute("create schema if not exists intermediate; create schema if not exists marts")
+
+    def logged():
+        return [r[0] for r in con.execute("select distinct change_seq from identity.identifier_changes order by 1").fetchall()]
+
+    for file_id in (1, 2, 3):
+        _append_file(con, [[("email", f"p{file_id}@ex.com")]], file_id)
+        identity.resolve(con, "US")
+    assert logged() == [2, 3]  # no consumer built yet: nothing trimmed (seq 1 was a full change, no rows)
+    assert con.execute("select change_seq, full_resolution from identity.resolution_runs order by 1").fetchall() == \
+        [(1, True), (2, False), (3, False)]
+    con.execute("create table intermediate.int_orders_identified as select 3 as identity_change_seq")
+    con.execute("create table marts.customer_identity_map (customer_key varchar)")  # built before its watermark
+    _append_file(con, [[("email", "p4@ex.com")]], 4)
+    identity.resolve(con, "US")
+    assert logged() == [2, 3, 4]  # the map has not recorded what it saw: keep everything
+    con.execute("drop table marts.customer_identity_map")
+    con.execute("create table marts.customer_identity_map as select 2 as identity_change_seq")
+    _append_file(con, [[("email", "p5@ex.com")]], 5)
+    identity.resolve(con, "US")
+    assert logged() == [3, 4, 5]  # the slower consumer saw up to 2
+    con.execute("update marts.customer_identity_map set identity_change_seq = 5")
+    con.execute("update intermediate.int_orders_identified set identity_change_seq = 5")
+    identity.resolve(con, "US", full=True)
+    assert logged() == []  # both consumers saw 5; a full resolution of the same rows changes nothing
+    assert con.execute("select full_resolution from identity.resolution_runs where change_seq = 6").fetchone()[0]
+    # a warehouse from before full_resolution was recorded: the column is added, old rows read NULL
+    con.execute("alter table identity.resolution_runs drop column full_resolution")
+    _append_file(con, [[("email", "p6@ex.com")]], 6)
+    identity.resolve(con, "US")
+    assert con.execute("select change_seq, full_resolution from identity.resolution_runs where change_seq >= 6 "
+                       "order by 1").fetchall() == [(6, None), (7, False)]

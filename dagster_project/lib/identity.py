@@ -530,20 +530,25 @@ def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
     added = con.execute("insert into identity.identifier_changes select ?, source, id_type, raw_value "
                         "from _inc_new_ids", [seq]).fetchone()[0]
     con.execute("insert into identity.identifiers select * from _inc_new_ids")
-    return _record_resolution(con, seq, False, int(rekeyed) + int(added))
+    return _record_resolution(con, seq, False, int(rekeyed) + int(added), full_resolution=False)
 
 
-# The incremental orders model (dbt int_orders_identified) re-keys only the orders whose identifiers
-# changed: each resolution gets the next change_seq in identity.resolution_runs, and every identifier
-# that is new or whose customer_key differs from the previous resolution is logged with it in
-# identity.identifier_changes. A resolution with no previous one to compare with is logged as
-# full_change (every order re-keyed). Changes are kept until that model has consumed them.
-CONSUMER = ("intermediate", "int_orders_identified", "identity_change_seq")
+# The incremental models (dbt int_orders_identified, customer_identity_map) rebuild only the rows of
+# identifiers that changed: each resolution gets the next change_seq in identity.resolution_runs, and
+# every identifier that is new or whose customer_key differs from the previous resolution is logged
+# with it in identity.identifier_changes. A resolution with no previous one to compare with is logged
+# as full_change (every order re-keyed); full_resolution marks a full (not incremental) resolution,
+# which may also have changed normalised values (a new phone region or normaliser version), so
+# customer_identity_map rebuilds after one. Changes are kept until every consumer has consumed them.
+CONSUMERS = (("intermediate", "int_orders_identified", "identity_change_seq"),
+             ("marts", "customer_identity_map", "identity_change_seq"))
 
 
 def _create_change_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create table if not exists identity.resolution_runs (change_seq BIGINT, resolved_at TIMESTAMP, "
-                "full_change BOOLEAN, identifiers_changed BIGINT)")
+                "full_change BOOLEAN, identifiers_changed BIGINT, full_resolution BOOLEAN)")
+    # warehouses from before full_resolution was recorded (their rows read as NULL: unknown, so full)
+    con.execute("alter table identity.resolution_runs add column if not exists full_resolution BOOLEAN")
     con.execute("create table if not exists identity.identifier_changes (change_seq BIGINT, source VARCHAR, "
                 "id_type VARCHAR, raw_value VARCHAR)")
 
@@ -570,17 +575,26 @@ def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
             """,
             [seq],
         ).fetchone()[0]
-    return _record_resolution(con, seq, not had_previous, int(changed))
+    return _record_resolution(con, seq, not had_previous, int(changed), full_resolution=True)
 
 
-def _record_resolution(con: duckdb.DuckDBPyConnection, seq: int, full_change: bool, changed: int) -> int:
-    con.execute("insert into identity.resolution_runs values (?, current_timestamp, ?, ?)", [seq, full_change, changed])
-    schema, table, column = CONSUMER
-    consumed = con.execute(
-        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
-        [schema, table, column],
-    ).fetchone()[0]
-    if consumed:
-        con.execute(f"delete from identity.identifier_changes where change_seq <= "
-                    f"(select coalesce(max({column}), 0) from {schema}.{table})")
+def _record_resolution(con: duckdb.DuckDBPyConnection, seq: int, full_change: bool, changed: int,
+                       full_resolution: bool) -> int:
+    con.execute("insert into identity.resolution_runs (change_seq, resolved_at, full_change, identifiers_changed, "
+                "full_resolution) values (?, current_timestamp, ?, ?, ?)", [seq, full_change, changed, full_resolution])
+    # Trim to what the slowest consumer has seen. A consumer not built yet starts with a full build (no
+    # log needed); one built before its watermark column existed keeps the whole log (its next build
+    # rebuilds everything, and the log is trimmed after that).
+    seen = []
+    for schema, table, column in CONSUMERS:
+        if not table_exists(con, schema, table):
+            continue
+        has_column = con.execute(
+            "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
+            [schema, table, column],
+        ).fetchone()[0]
+        seen.append(con.execute(f"select coalesce(max({column}), 0) from {schema}.{table}").fetchone()[0]
+                    if has_column else 0)
+    if seen and min(seen) > 0:
+        con.execute("delete from identity.identifier_changes where change_seq <= ?", [min(seen)])
     return changed

@@ -35,3 +35,36 @@
         select 1
     {%- endif -%}
 {%- endmacro %}
+
+{#- customer_identity_map rebuilds every row (rather than the rows of changed identifiers) when it is
+    not incremental here (first build, --full-refresh, Spark), when its table predates the watermark
+    column identity_change_seq, or when an identity resolution since its last build was full (or of
+    unknown kind): a full resolution may change normalised values, which the change log (by raw value
+    and customer_key) does not list. -#}
+{% macro identity_map_rebuilds() -%}
+    {%- if not is_incremental() -%}
+        {{- return(true) -}}
+    {%- endif -%}
+    {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- if 'identity_change_seq' not in cols -%}
+        {{- return(true) -}}
+    {%- endif -%}
+    {%- if not execute -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- set full = run_query(
+        "select count(*) from " ~ source('identity', 'resolution_runs') ~
+        " where change_seq > (select coalesce(max(identity_change_seq), 0) from " ~ this ~ ")" ~
+        " and (full_change or coalesce(full_resolution, true))") -%}
+    {{- return(full.columns[0].values()[0] > 0) -}}
+{%- endmacro %}
+
+{#- customer_identity_map's pre-hook: empty the table before an incremental build that rebuilds every
+    row (rows of identifiers whose normalised value changed would otherwise stay). -#}
+{% macro delete_all_when_identity_map_rebuilds() -%}
+    {%- if is_incremental() and identity_map_rebuilds() -%}
+        delete from {{ this }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
