@@ -52,18 +52,37 @@
     {%- if not execute -%}
         {{- return(false) -}}
     {%- endif -%}
+    {%- set runs = source('identity', 'resolution_runs') -%}
+    {#- a warehouse whose identity has not run since full_resolution was recorded: kind unknown -#}
+    {%- set run_cols = adapter.get_columns_in_relation(runs) | map(attribute='name') | map('lower') | list -%}
+    {%- set full_resolution = 'coalesce(full_resolution, true)' if 'full_resolution' in run_cols else 'true' -%}
     {%- set full = run_query(
-        "select count(*) from " ~ source('identity', 'resolution_runs') ~
+        "select count(*) from " ~ runs ~
         " where change_seq > (select coalesce(max(identity_change_seq), 0) from " ~ this ~ ")" ~
-        " and (full_change or coalesce(full_resolution, true))") -%}
+        " and (full_change or " ~ full_resolution ~ ")") -%}
     {{- return(full.columns[0].values()[0] > 0) -}}
 {%- endmacro %}
 
 {#- customer_identity_map's pre-hook: empty the table before an incremental build that rebuilds every
-    row (rows of identifiers whose normalised value changed would otherwise stay). -#}
+    row after a full identity resolution (rows of identifiers whose normalised value changed would
+    otherwise stay). Not when the table predates the watermark column: dbt adds the column in the same
+    transaction, and DuckDB refuses to alter a table this transaction has already modified; the
+    post-hook below removes those rows instead. -#}
 {% macro delete_all_when_identity_map_rebuilds() -%}
-    {%- if is_incremental() and identity_map_rebuilds() -%}
+    {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list
+        if is_incremental() else [] -%}
+    {%- if is_incremental() and 'identity_change_seq' in cols and identity_map_rebuilds() -%}
         delete from {{ this }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- customer_identity_map's post-hook: rows without a watermark are left from a build before the column
+    existed and were not rebuilt by this one (which rebuilt every current identifier): stale. -#}
+{% macro delete_identity_map_rows_without_watermark() -%}
+    {%- if incremental_if_supported() == 'incremental' -%}
+        delete from {{ this }} where identity_change_seq is null
     {%- else -%}
         select 1
     {%- endif -%}

@@ -4,6 +4,7 @@
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
     pre_hook="{{ delete_all_when_identity_map_rebuilds() }}",
+    post_hook="{{ delete_identity_map_rows_without_watermark() }}",
 ) }}
 -- Which identifiers formed each customer_key, and from which source.  Contact identifiers are
 -- shown masked with their SHA-256; ids (Square customer, member) as they are.
