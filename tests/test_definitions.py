@@ -129,14 +129,20 @@ def test_dbt_runs_through_the_guard_and_dies_with_its_parent(tmp_path):
     assert Path(f"/proc/{child}").exists()
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
+
+    def alive(pid: int) -> bool:  # a zombie (state Z) has exited
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        except OSError:
+            return False
+
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and Path(f"/proc/{child}").exists() and \
-            "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]:
+    while time.monotonic() < deadline and alive(child):
         time.sleep(0.1)
-    alive = Path(f"/proc/{child}").exists() and "Z" not in Path(f"/proc/{child}/stat").read_text().split()[2]
-    if alive:
+    survived = alive(child)
+    if survived:
         os.kill(child, signal.SIGKILL)
-    assert not alive, "the guarded child outlived its killed parent"
+    assert not survived, "the guarded child outlived its killed parent"
     # and it is dbt: the entry point runs dbt's own command line
     out = subprocess.run([resource.dbt_executable, "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "Usage: dbt [OPTIONS]" in out.stdout, out

@@ -39,14 +39,16 @@ def _newest_source_mtime() -> float:
 GUARDED_DBT = "owned-audience-dbt"  # dbt that dies with the run that started it (lib/dbt_guard.py)
 
 
+def _dbt_beside_python() -> list[Path]:
+    """The dbt entry points installed beside this Python, the guarded one first."""
+    return [p for p in (Path(sys.executable).parent / name for name in (GUARDED_DBT, "dbt")) if p.exists()]
+
+
 def dbt_executable() -> str:
     """The dbt the pipeline runs: the guarded entry point installed beside this Python (`make install`),
     else dbt beside this Python, else `dbt` on PATH."""
-    for name in (GUARDED_DBT, "dbt"):
-        candidate = Path(sys.executable).parent / name
-        if candidate.exists():
-            return str(candidate)
-    return "dbt"
+    installed = _dbt_beside_python()
+    return str(installed[0]) if installed else "dbt"
 
 
 class PipelineDbtCli(DbtCliResource):
@@ -64,8 +66,7 @@ class PipelineDbtCli(DbtCliResource):
 
     @cached_property
     def _cli_version(self) -> version.Version:
-        beside_python = {Path(sys.executable).parent / name for name in (GUARDED_DBT, "dbt")}
-        if Path(self.dbt_executable) in beside_python and Path(self.dbt_executable).exists():
+        if Path(self.dbt_executable) in _dbt_beside_python():
             return version.parse(installed_version("dbt-core"))
         return super()._cli_version
 

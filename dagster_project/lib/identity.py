@@ -587,14 +587,13 @@ def _record_resolution(con: duckdb.DuckDBPyConnection, seq: int, full_change: bo
     # rebuilds everything, and the log is trimmed after that).
     seen = []
     for schema, table, column in CONSUMERS:
-        if not table_exists(con, schema, table):
-            continue
-        has_column = con.execute(
-            "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
-            [schema, table, column],
-        ).fetchone()[0]
+        columns = {r[0] for r in con.execute(
+            "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, table]
+        ).fetchall()}
+        if not columns:
+            continue  # not built yet
         seen.append(con.execute(f"select coalesce(max({column}), 0) from {schema}.{table}").fetchone()[0]
-                    if has_column else 0)
+                    if column in columns else 0)
     if seen and min(seen) > 0:
         con.execute("delete from identity.identifier_changes where change_seq <= ?", [min(seen)])
     return changed

@@ -17,12 +17,17 @@
     when the table predates the column (the first incremental run after an upgrade then treats
     every row as changed). -#}
 {% macro max_built(column) -%}
-    {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {%- if column | lower in cols -%}
+    {%- if has_column(this, column) -%}
         (select coalesce(max({{ column }}), 0) from {{ this }})
     {%- else -%}
         0
     {%- endif -%}
+{%- endmacro %}
+
+{#- Whether an existing relation has a column (case-insensitive). -#}
+{% macro has_column(relation, column) -%}
+    {%- set cols = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {{- return(column | lower in cols) -}}
 {%- endmacro %}
 
 {#- fct_orders' post-hook: orders dated after the as-of date leave the incremental table (an earlier
@@ -45,8 +50,7 @@
     {%- if not is_incremental() -%}
         {{- return(true) -}}
     {%- endif -%}
-    {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {%- if 'identity_change_seq' not in cols -%}
+    {%- if not has_column(this, 'identity_change_seq') -%}
         {{- return(true) -}}
     {%- endif -%}
     {%- if not execute -%}
@@ -54,8 +58,7 @@
     {%- endif -%}
     {%- set runs = source('identity', 'resolution_runs') -%}
     {#- a warehouse whose identity has not run since full_resolution was recorded: kind unknown -#}
-    {%- set run_cols = adapter.get_columns_in_relation(runs) | map(attribute='name') | map('lower') | list -%}
-    {%- set full_resolution = 'coalesce(full_resolution, true)' if 'full_resolution' in run_cols else 'true' -%}
+    {%- set full_resolution = 'coalesce(full_resolution, true)' if has_column(runs, 'full_resolution') else 'true' -%}
     {%- set full = run_query(
         "select count(*) from " ~ runs ~
         " where change_seq > (select coalesce(max(identity_change_seq), 0) from " ~ this ~ ")" ~
@@ -69,9 +72,7 @@
     transaction, and DuckDB refuses to alter a table this transaction has already modified; the
     post-hook below removes those rows instead. -#}
 {% macro delete_all_when_identity_map_rebuilds() -%}
-    {%- set cols = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list
-        if is_incremental() else [] -%}
-    {%- if is_incremental() and 'identity_change_seq' in cols and identity_map_rebuilds() -%}
+    {%- if is_incremental() and has_column(this, 'identity_change_seq') and identity_map_rebuilds() -%}
         delete from {{ this }}
     {%- else -%}
         select 1
