@@ -244,9 +244,9 @@ def test_incremental_resolution_falls_back_to_full_when_its_assumptions_break():
 
 
 def test_change_log_is_kept_until_every_consumer_has_seen_it():
-    """identity.identifier_changes feeds two incremental dbt models (int_orders_identified and
-    customer_identity_map); a change is dropped only once both were built past it. Resolutions record
-    whether they were full (customer_identity_map rebuilds after one)."""
+    """identity.identifier_changes feeds three incremental dbt models (int_orders_identified,
+    int_customer_contacts and customer_identity_map); a change is dropped only once all were built past
+    it. Resolutions record whether they were full (the map and the contacts rebuild after one)."""
     con = duckdb.connect()
     ingest.create_raw_tables(con)
     con.execute("create schema if not exists intermediate; create schema if not exists marts")
@@ -261,6 +261,7 @@ def test_change_log_is_kept_until_every_consumer_has_seen_it():
     assert con.execute("select change_seq, full_resolution from identity.resolution_runs order by 1").fetchall() == \
         [(1, True), (2, False), (3, False)]
     con.execute("create table intermediate.int_orders_identified as select 3 as identity_change_seq")
+    con.execute("create table intermediate.int_customer_contacts as select 3 as identity_change_seq")
     con.execute("create table marts.customer_identity_map (customer_key varchar)")  # built before its watermark
     _append_file(con, [[("email", "p4@ex.com")]], 4)
     identity.resolve(con, "US")
@@ -273,11 +274,13 @@ def test_change_log_is_kept_until_every_consumer_has_seen_it():
     con.execute("update marts.customer_identity_map set identity_change_seq = 5")
     con.execute("update intermediate.int_orders_identified set identity_change_seq = 5")
     identity.resolve(con, "US", full=True)
-    assert logged() == []  # both consumers saw 5; a full resolution of the same rows changes nothing
+    assert logged() == [4, 5]  # the contacts saw up to 3; a full resolution of the same rows changes nothing
     assert con.execute("select full_resolution from identity.resolution_runs where change_seq = 6").fetchone()[0]
+    con.execute("update intermediate.int_customer_contacts set identity_change_seq = 6")
     # a warehouse from before full_resolution was recorded: the column is added, old rows read NULL
     con.execute("alter table identity.resolution_runs drop column full_resolution")
     _append_file(con, [[("email", "p6@ex.com")]], 6)
     identity.resolve(con, "US")
     assert con.execute("select change_seq, full_resolution from identity.resolution_runs where change_seq >= 6 "
                        "order by 1").fetchall() == [(6, None), (7, False)]
+    assert logged() == [7]  # every consumer saw 5 or later

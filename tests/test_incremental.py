@@ -29,7 +29,7 @@ BASE_END = date(2026, 10, 24)
 BASE_AS_OF = date(2026, 10, 25)
 NEXT_AS_OF = date(2026, 11, 1)
 INCREMENTAL_MODELS = ("int_shopify__orders_rolled_up", "int_square__sales_rolled_up", "int_generic__orders_rolled_up",
-                      "int_orders_identified")
+                      "int_orders_identified", "int_customer_contacts")
 WATERMARKS = ("newest_file_id", "identity_change_seq", "rates_file_id")  # record what a build saw: differ by design
 
 
@@ -38,9 +38,10 @@ def _csv(con, path: Path) -> str:
 
 
 def _write_next_export(inbox: Path, out: Path) -> dict:
-    """A week-later export: two new Shopify orders and one Square sale copied from existing ones
-    (new ids and dates), and the base's newest paid Shopify order again, now with half its total
-    refunded (the refund arrives in an export a week later)."""
+    """A week-later export: two new Shopify orders (their customers' consent flipped) and one Square sale
+    copied from existing ones (new ids and dates), the base's newest paid Shopify order again, now with
+    half its total refunded (the refund arrives in an export a week later), an order merging two people,
+    and the roster and Square customers again with consent changed."""
     shop = sorted((inbox / "shopify").glob("*.csv"))[0]
     items = sorted((inbox / "square").glob("items*.csv"))[0]
     con = duckdb.connect()
@@ -60,6 +61,9 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
         if c == "Financial Status":
             return f"""case when "Name" = '{refunded}' and "Financial Status" is not null then 'partially_refunded'
                             else "Financial Status" end as "Financial Status\""""
+        if c == "Accepts Marketing":  # the new orders flip their customer's consent (the newest order decides)
+            return f"""case when "Name" = '{refunded}' or "Accepts Marketing" is null then "Accepts Marketing"
+                            when lower("Accepts Marketing") = 'yes' then 'no' else 'yes' end as "Accepts Marketing\""""
         if c == "Refunded Amount":
             return f"""case when "Name" = '{refunded}' and "Financial Status" is not null
                             then cast(round(cast("Total" as decimal(18, 2)) / 2, 2) as varchar)
@@ -125,6 +129,21 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
     merge_sel = ", ".join(f'{replaced[c]} as "{c}"' if c in replaced else f'"{c}"' for c in cols)
     con.execute(f"""copy (select {merge_sel} from {_csv(con, shop)} where "Name" = '{b_order}')
                     to '{(out / "shopify" / "orders_export_zz_merge.csv").as_posix()}' (header)""")
+    # consent changing with no new order or identifier: the roster again with every member's consent
+    # flipped, and the Square customers who are not members again, all subscribed (int_customer_contacts picks
+    # these up by file)
+    roster = sorted((inbox / "members").glob("*.csv"))[0]
+    m_cols = [r[0] for r in con.sql(f"describe select * from {_csv(con, roster)}").fetchall()]
+    flip = "case when lower(trim(accepts_marketing)) in ('yes', 'true', 'y', '1') then 'no' else 'yes' end"
+    m_sel = ", ".join(f"{flip} as accepts_marketing" if c == "accepts_marketing" else f'"{c}"' for c in m_cols)
+    (out / "members").mkdir(parents=True)
+    con.execute(f"""copy (select {m_sel} from {_csv(con, roster)})
+                    to '{(out / "members" / "members-zz-next.csv").as_posix()}' (header)""")
+    sq_customers = inbox / "square" / "customers.csv"
+    c_cols = [r[0] for r in con.sql(f"describe select * from {_csv(con, sq_customers)}").fetchall()]
+    c_sel = ", ".join(f"'subscribed' as \"{c}\"" if c == "Email Subscription Status" else f'"{c}"' for c in c_cols)
+    con.execute(f"""copy (select {c_sel} from {_csv(con, sq_customers)} where "Reference ID" is null)
+                    to '{(out / "square" / "customers-zz-next.csv").as_posix()}' (header)""")
     con.close()
     return {"merged_email": a_email, "merged_b_order": b_order,
             "refunded_order": refunded, "refund": refund,
@@ -143,13 +162,18 @@ def _load_and_build(data_dir: Path, as_of: date, tag: str) -> dict:
         warehouse.write_run_context(con, as_of, tag)
     finally:
         con.close()
-    env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(paths.warehouse))
+    _dbt_build(data_dir, tag)
+    return resolved
+
+
+def _dbt_build(data_dir: Path, tag: str, *args: str) -> None:
+    env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(DataPaths.of(data_dir).warehouse))
     target = data_dir / f"dbt_target_{tag}"
-    proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "build", "--exclude-resource-type", "unit_test", "--project-dir", str(DBT_PROJECT_DIR),
-                           "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
+    proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "build", "--exclude-resource-type", "unit_test",
+                           "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                           "--target-path", str(target), *args],
                           cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    return resolved
 
 
 def _tables(db: Path, schema: str) -> dict[str, list[tuple]]:
@@ -278,7 +302,41 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
         con.execute("alter table identity.resolution_runs drop column full_resolution")
         con.execute("insert into marts.customer_identity_map select customer_key, id_type, identifier_display, "
                     "'stale', identifier_source, raw_forms from marts.customer_identity_map limit 1")
+        # the contacts likewise (before their watermarks), with a row of a key no identifier carries
+        con.execute("alter table intermediate.int_customer_contacts drop column identity_change_seq")
+        con.execute("alter table intermediate.int_customer_contacts drop column newest_file_id")
+        con.execute("insert into intermediate.int_customer_contacts select 'c_gone', email, phone, email_sha256, "
+                    "phone_sha256, accepts_marketing from intermediate.int_customer_contacts limit 1")
     finally:
         con.close()
     _load_and_build(inc, NEXT_AS_OF, "upgrade")
     assert _tables(wh_inc, "marts")["customer_identity_map"] == marts_full["customer_identity_map"]
+    assert _tables(wh_inc, "intermediate")["int_customer_contacts"] == inter_full["int_customer_contacts"]
+
+    # two people merged with nothing else behind it in the contacts' inputs (as when a Square sale or a till
+    # receipt joins them): the contacts follow the identity change log alone, and the merged-away key leaves
+    con = duckdb.connect(str(wh_inc))
+    try:
+        before = dict(con.execute("select customer_key, email from intermediate.int_customer_contacts").fetchall())
+        moved, from_key, to_key = con.execute("""
+            with emails as (select customer_key, min(normalised_value) as email from identity.identifiers
+                            where id_type = 'email' and customer_key is not null group by 1)
+            select a.email, a.customer_key, b.customer_key from emails a join emails b on b.email > a.email
+            order by a.email, b.email limit 1""").fetchone()
+        seq = con.execute("select max(change_seq) + 1 from identity.resolution_runs").fetchone()[0]
+        con.execute("insert into identity.identifier_changes select ?, source, id_type, raw_value from "
+                    "identity.identifiers where customer_key = ?", [seq, from_key])
+        con.execute("update identity.identifiers set customer_key = ? where customer_key = ?", [to_key, from_key])
+        con.execute("insert into identity.resolution_runs (change_seq, resolved_at, full_change, identifiers_changed, "
+                    "full_resolution) values (?, current_timestamp, false, 1, false)", [seq])
+    finally:
+        con.close()
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(inc, rebuilt, ignore=shutil.ignore_patterns("dbt_target_*"))
+    _dbt_build(inc, "merged", "-s", "int_customer_contacts")
+    _dbt_build(rebuilt, "rebuilt", "--full-refresh", "-s", "int_customer_contacts")
+    after = _tables(wh_inc, "intermediate")["int_customer_contacts"]
+    assert after == _tables(DataPaths.of(rebuilt).warehouse, "intermediate")["int_customer_contacts"]
+    after_emails = {row[0]: row[1] for row in after}
+    assert before[from_key] == moved and from_key not in after_emails
+    assert before[to_key] != moved and after_emails[to_key] == moved

@@ -41,12 +41,13 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- customer_identity_map rebuilds every row (rather than the rows of changed identifiers) when it is
-    not incremental here (first build, --full-refresh, Spark), when its table predates the watermark
-    column identity_change_seq, or when an identity resolution since its last build was full (or of
-    unknown kind): a full resolution may change normalised values, which the change log (by raw value
-    and customer_key) does not list. -#}
-{% macro identity_map_rebuilds() -%}
+{#- A model kept up to date from the identity change log (customer_identity_map, int_customer_contacts;
+    watermark column identity_change_seq) rebuilds every row, rather than the rows of changed
+    identifiers, when it is not incremental here (first build, --full-refresh, Spark), when its table
+    predates the watermark column, or when an identity resolution since its last build was full (or
+    of unknown kind): a full resolution may change normalised values, which the change log (by raw
+    value and customer_key) does not list. -#}
+{% macro identity_consumer_rebuilds() -%}
     {%- if not is_incremental() -%}
         {{- return(true) -}}
     {%- endif -%}
@@ -66,13 +67,13 @@
     {{- return(full.columns[0].values()[0] > 0) -}}
 {%- endmacro %}
 
-{#- customer_identity_map's pre-hook: empty the table before an incremental build that rebuilds every
-    row after a full identity resolution (rows of identifiers whose normalised value changed would
+{#- Pre-hook of those models: empty the table before an incremental build that rebuilds every row
+    after a full identity resolution (rows of identifiers whose normalised value changed would
     otherwise stay). Not when the table predates the watermark column: dbt adds the column in the same
-    transaction, and DuckDB refuses to alter a table this transaction has already modified; the
-    post-hook below removes those rows instead. -#}
-{% macro delete_all_when_identity_map_rebuilds() -%}
-    {%- if is_incremental() and has_column(this, 'identity_change_seq') and identity_map_rebuilds() -%}
+    transaction, and DuckDB refuses to alter a table this transaction has already modified; a
+    post-hook removes those rows instead. -#}
+{% macro delete_all_when_identity_consumer_rebuilds() -%}
+    {%- if is_incremental() and has_column(this, 'identity_change_seq') and identity_consumer_rebuilds() -%}
         delete from {{ this }}
     {%- else -%}
         select 1
@@ -84,6 +85,20 @@
 {% macro delete_identity_map_rows_without_watermark() -%}
     {%- if incremental_if_supported() == 'incremental' -%}
         delete from {{ this }} where identity_change_seq is null
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- int_customer_contacts' post-hook: contacts of customer_keys no identifier carries any more (a merge
+    moved their identifiers to another key) leave the table, and so do rows left from a build before
+    the watermark columns existed that this build did not replace. -#}
+{% macro delete_contacts_of_gone_customers() -%}
+    {%- if incremental_if_supported() == 'incremental' -%}
+        delete from {{ this }}
+        where customer_key not in (
+            select customer_key from {{ source('identity', 'identifiers') }} where customer_key is not null
+        )
     {%- else -%}
         select 1
     {%- endif -%}

@@ -1,18 +1,37 @@
+{{ config(
+    materialized=incremental_if_supported(),
+    unique_key='customer_key',
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns',
+    pre_hook="{{ delete_all_when_identity_consumer_rebuilds() }}",
+    post_hook="{{ delete_contacts_of_gone_customers() }}",
+) }}
 -- Normalised contact points per customer, their hashes, and marketing consent.
 -- Stays in the working warehouse (intermediate schema): the serving warehouse gets masked
 -- values only.  Consent: the most recent Shopify order's "Accepts Marketing" when the customer
 -- has ordered online; otherwise the membership roster; otherwise Square's e-mail subscription.
+--
+-- Incremental (on DuckDB): nothing here depends on the as-of date, so a run rebuilds (by customer_key)
+-- only the customers something changed for since the last build: identifiers new or re-keyed
+-- (identity.identifier_changes), Shopify orders rebuilt (int_orders_identified.identity_change_seq),
+-- roster or Square customer rows from files loaded since (newest_file_id).  The post-hook removes the
+-- keys no identifier carries any more (merged people).  Everything is rebuilt after a full identity
+-- resolution (macro identity_consumer_rebuilds).  Watermark columns: identity_change_seq (the identity
+-- resolution the row was built under) and newest_file_id (the newest export file loaded by then).
 
-with identifiers as (
+{%- set rebuild_all = identity_consumer_rebuilds() %}
+
+with all_identifiers as (
 
     select * from {{ ref('stg_identity__identifiers') }}
     where customer_key is not null
 
 ),
 
-orders as (
+all_orders as (
 
     select * from {{ ref('int_orders_identified') }}
+    where customer_key is not null and source = 'shopify'
 
 ),
 
@@ -25,6 +44,75 @@ members as (
 square_customers as (
 
     select * from {{ ref('stg_square__customers') }}
+
+),
+
+resolutions as (
+
+    select * from {{ source('identity', 'resolution_runs') }}
+
+),
+
+ledger as (
+
+    select * from {{ source('pipeline', 'load_ledger') }}
+
+),
+{%- if not rebuild_all %}
+
+changed_customers as (
+
+    -- identifiers new or re-keyed since the last build, under their current key
+    select all_identifiers.customer_key
+    from {{ source('identity', 'identifier_changes') }} as changes
+    inner join all_identifiers
+        on all_identifiers.identifier_source = changes.source and all_identifiers.id_type = changes.id_type
+        and all_identifiers.raw_value = changes.raw_value
+    where changes.change_seq > {{ max_built('identity_change_seq') }}
+
+    union
+
+    -- Shopify orders (consent) new or rebuilt since: a rebuilt order carries the newest resolution
+    select customer_key
+    from all_orders
+    where identity_change_seq > {{ max_built('identity_change_seq') }}
+
+    union
+
+    -- roster and Square customer rows from files loaded since
+    select all_identifiers.customer_key
+    from (
+        select 'members' as identifier_source, 'member_id' as id_type, member_id as raw_value
+        from members
+        where file_id > {{ max_built('newest_file_id') }}
+        union all
+        select 'square_customers', 'square_customer_id', square_customer_id
+        from square_customers
+        where file_id > {{ max_built('newest_file_id') }}
+    ) as new_rows
+    inner join all_identifiers
+        on all_identifiers.identifier_source = new_rows.identifier_source
+        and all_identifiers.id_type = new_rows.id_type and all_identifiers.raw_value = new_rows.raw_value
+
+),
+{%- endif %}
+
+identifiers as (
+
+    -- the identifiers of the customers this build writes (every customer in a full build)
+    select * from all_identifiers
+    {%- if not rebuild_all %}
+    where customer_key in (select customer_key from changed_customers)
+    {%- endif %}
+
+),
+
+orders as (
+
+    select * from all_orders
+    {%- if not rebuild_all %}
+    where customer_key in (select customer_key from changed_customers)
+    {%- endif %}
 
 ),
 
@@ -51,10 +139,9 @@ online_consent_ranked as (
         accepts_marketing,
         row_number() over (partition by customer_key order by ordered_at desc, order_key desc) as recency_rank
     from orders
-    where customer_key is not null and source = 'shopify' and accepts_marketing is not null
+    where accepts_marketing is not null
 
 ),
-
 member_consent as (
 
     select identifiers.customer_key, {{ any_true('members.accepts_marketing') }} as accepts_marketing
@@ -94,7 +181,9 @@ final as (
         {{ sha256_hex('emails.email') }} as email_sha256,
         {{ sha256_hex('phones.phone') }} as phone_sha256,
         coalesce(online.accepts_marketing, member_consent.accepts_marketing, square_consent.accepts_marketing, false)
-            as accepts_marketing
+            as accepts_marketing,
+        (select coalesce(max(change_seq), 0) from resolutions) as identity_change_seq,
+        (select coalesce(max(file_id), 0) from ledger) as newest_file_id
     from customers
     left join emails on emails.customer_key = customers.customer_key
     left join phones on phones.customer_key = customers.customer_key

@@ -3,7 +3,7 @@
     unique_key=['identifier_source', 'id_type', 'identifier_sha256'],
     incremental_strategy='delete+insert',
     on_schema_change='append_new_columns',
-    pre_hook="{{ delete_all_when_identity_map_rebuilds() }}",
+    pre_hook="{{ delete_all_when_identity_consumer_rebuilds() }}",
     post_hook="{{ delete_identity_map_rows_without_watermark() }}",
 ) }}
 -- Which identifiers formed each customer_key, and from which source.  Contact identifiers are
@@ -15,7 +15,7 @@
 -- after a full identity resolution (normalised values may have changed) or when the table predates its
 -- watermark column identity_change_seq (the identity resolution the row was built under).
 
-{%- set rebuild_all = identity_map_rebuilds() %}
+{%- set rebuild_all = identity_consumer_rebuilds() %}
 
 with identifiers as (
 

@@ -27,7 +27,8 @@ final as (
         currency,
         expires_on,
         coalesce(renewal_count, 0) as renewal_count,
-        accepts_marketing
+        accepts_marketing,
+        _file_id as file_id
     from ranked
     where recency_rank = 1
 
