@@ -1,6 +1,6 @@
 """Great Expectations suites for the raw sources and the marts.
 
-Raw suites validate the rows loaded in the current run (so cost follows the new data); mart
+Raw suites validate the rows not validated before, normally this run's (so cost follows the new data); mart
 suites validate the whole mart.  Timestamps must fall in a plausible window: not before 2000 and
 not after tomorrow (by the clock, not the as-of date, so backfills of old dates still pass).
 """

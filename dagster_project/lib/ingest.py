@@ -179,7 +179,7 @@ class FileResult:
     layout: str | None
     sha256: str
     size_bytes: int
-    status: str  # loaded | empty | duplicate | rejected
+    status: str  # loaded | empty | duplicate | rejected (later failed_check: unloaded by a failed raw suite)
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
@@ -301,9 +301,10 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             file_id BIGINT primary key, run_id VARCHAR, path VARCHAR, file_name VARCHAR, folder VARCHAR,
             layout VARCHAR, sha256 VARCHAR, size_bytes BIGINT, encoding VARCHAR, status VARCHAR,
             rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, message VARCHAR,
-            loaded_at TIMESTAMP
+            loaded_at TIMESTAMP, gx_validated BOOLEAN
         )"""
     )
+    _add_gx_validated(con)
     con.execute(
         """
         create table if not exists raw.quarantine (
@@ -393,10 +394,52 @@ def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("select coalesce(max(file_id), 0) + 1 from raw.load_ledger").fetchone()[0])
 
 
+def _add_gx_validated(con: duckdb.DuckDBPyConnection) -> None:
+    """A ledger from before `gx_validated` gets the column; its loaded files passed their raw checks in
+    the run that loaded them (as those checks were then), so they count as validated."""
+    has = con.execute("select count(*) from duckdb_columns() where schema_name = 'raw' and table_name = 'load_ledger' "
+                      "and column_name = 'gx_validated'").fetchone()[0]
+    if not has:
+        con.execute("alter table raw.load_ledger add column gx_validated BOOLEAN")
+        con.execute("update raw.load_ledger set gx_validated = true where status in ('loaded', 'empty')")
+
+
+# The rows of a raw table its Great Expectations suite has not passed yet: rows of loaded files not marked
+# validated (this run's files, and files a killed run loaded before its checks ran).
+UNVALIDATED_FILES = ("select file_id from raw.load_ledger where status = 'loaded' and not coalesce(gx_validated, false)")
+
+
+def mark_validated(con: duckdb.DuckDBPyConnection, file_ids: list[int]) -> None:
+    """The raw suite passed on these files' rows: later runs do not validate them again."""
+    if file_ids:
+        con.execute(f"update raw.load_ledger set gx_validated = true where file_id in ({', '.join(map(str, file_ids))})")
+
+
+def unload_files(con: duckdb.DuckDBPyConnection, table: str, file_ids: list[int], reason: str) -> None:
+    """Take the rows of files whose raw suite failed out of the warehouse (raw table and quarantine), and
+    mark them `failed_check` in the ledger with the reason: nothing downstream was built from them (identity
+    and dbt wait for every raw check), the file stays in the inbox, and the next run loads it again (and
+    fails the same way) until it is replaced by a corrected export."""
+    if not file_ids:
+        return
+    ids = ", ".join(map(str, file_ids))
+    con.execute("begin transaction")
+    try:
+        con.execute(f"delete from raw.{table} where _file_id in ({ids})")
+        con.execute(f"delete from raw.quarantine where file_id in ({ids})")
+        con.execute(f"update raw.load_ledger set status = 'failed_check', message = ? where file_id in ({ids})",
+                    [reason[:2000]])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+
+
 def _record_ledger(con, res: FileResult, folder: str, run_id: str) -> None:
     res.file_id = res.file_id or _next_file_id(con)
     con.execute(
-        "insert into raw.load_ledger values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "insert into raw.load_ledger (file_id, run_id, path, file_name, folder, layout, sha256, size_bytes, encoding, "
+        "status, rows_read, rows_loaded, rows_quarantined, message, loaded_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [res.file_id, run_id, res.path, Path(res.path).name, folder, res.layout, res.sha256, res.size_bytes,
          res.encoding, res.status, res.rows_read, res.rows_loaded, res.rows_quarantined, res.message,
          datetime.now(timezone.utc).replace(tzinfo=None)],

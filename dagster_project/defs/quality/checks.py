@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from dagster_project.lib import gx_suites, gx_validation
+from dagster_project.lib import gx_suites, gx_validation, ingest
 from dagster_project.lib.resources import PipelineConfig
 
 
@@ -25,27 +25,34 @@ def _describe_failures(failures: list[dict]) -> str:
 
 
 def _gx_check(schema: str, table: str):
-    """A blocking asset check running the GX suite of one table (raw: only this run's rows)."""
+    """A blocking asset check running the GX suite of one table (raw: only rows not validated before)."""
 
     @dg.asset_check(
         asset=dg.AssetKey([schema, table]), name=f"gx_{table}", blocking=True,
         description=f"Great Expectations suite for {schema}.{table}"
-                    + (" (rows loaded in this run)" if schema == "raw" else "") + ", validated through a pandas batch.",
+                    + (" (rows of files not validated before: this run's, or a killed run's; a file that fails is "
+                       "unloaded and loaded again by the next run)" if schema == "raw" else "")
+                    + ", validated through a pandas batch.",
     )
     def _check(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
         run_id = context.run.run_id
-        df = None  # stays None when a raw table has no rows from this run
+        df = None  # stays None when a raw table has no rows to validate
+        files: list[int] = []
         con = pipeline.connect(read_only=True)
         try:
-            # a raw table with no rows from this run needs no suite (nor the GX import, ~5 s, which then
-            # finishes in the background while dbt builds)
-            if schema != "raw" or con.execute(f"select count(*) from raw.{table} where _run_id = ?",
-                                              [run_id]).fetchone()[0]:
+            if schema == "raw":
+                files = [r[0] for r in con.execute(
+                    f"select distinct _file_id from raw.{table} where _file_id in ({ingest.UNVALIDATED_FILES}) "
+                    "order by 1").fetchall()]
+            # a raw table with no new rows needs no suite (nor the GX import, ~5 s, which then finishes in the
+            # background while dbt builds)
+            if schema != "raw" or files:
                 suite = (gx_suites.raw_suites() if schema == "raw" else gx_suites.mart_suites())[table]
                 # only the columns the suite looks at leave DuckDB (a wide table at 10M rows is gigabytes in pandas)
                 columns = ", ".join(f'"{c}"' for c in gx_suites.columns_of(suite))
                 if schema == "raw":
-                    df = con.execute(f"select {columns} from raw.{table} where _run_id = ?", [run_id]).df()
+                    df = con.execute(f"select {columns} from raw.{table} "
+                                     f"where _file_id in ({', '.join(map(str, files))})").df()
                 else:
                     df = con.execute(f"select {columns} from {schema}.{table}").df()
             extra_bad = con.execute(NEGATIVE_NET_SQL).fetchone()[0] if table == "dim_customers" else 0
@@ -61,15 +68,39 @@ def _gx_check(schema: str, table: str):
                                     "success": False, "unexpected_count": int(extra_bad), "sample": []})
         gx_validation.save(outcome, pipeline.paths.staging / run_id / "validations")
         failures = outcome.failures
+        description = ("no new rows this run" if no_rows else "all expectations met") if not failures \
+            else _describe_failures(failures)
+        if files:
+            names = _record_raw_outcome(pipeline, table, files, failures, description)
+            if failures:
+                description += (f". Not kept: {', '.join(names)} (unloaded; fix the export and the next run loads "
+                                "it again)")
         return dg.AssetCheckResult(
             passed=not failures,
-            description=("no new rows this run" if no_rows else "all expectations met") if not failures
-            else _describe_failures(failures),
+            description=description,
             metadata={"rows": outcome.rows, "expectations": len(outcome.results),
                       "results": dg.MetadataValue.json(outcome.results)},
         )
 
     return _check
+
+
+def _record_raw_outcome(pipeline: PipelineConfig, table: str, files: list[int], failures: list, description: str
+                        ) -> list[str]:
+    """Raw rows that passed are marked validated; the files of rows that failed are unloaded (see
+    ingest.unload_files), so the next run checks them again instead of building on them."""
+    con = pipeline.connect()
+    try:
+        names = [r[0] for r in con.execute(
+            f"select file_name from raw.load_ledger where file_id in ({', '.join(map(str, files))}) order by file_id"
+        ).fetchall()]
+        if failures:
+            ingest.unload_files(con, table, files, f"failed gx_{table}: {description}")
+        else:
+            ingest.mark_validated(con, files)
+    finally:
+        con.close()
+    return names
 
 
 RAW_GX_TABLES = ["shopify_order_lines", "square_item_lines", "square_customers", "members", "marketing_spend",
