@@ -2,14 +2,13 @@
 -- Super users are the smallest set giving pareto_revenue_share (default 80%) of revenue,
 -- tie-safe: the revenue of the customer where the cumulative share first reaches the line is
 -- the threshold, and every customer at or above it is a super user (equal revenue, equal
--- treatment).  Only customers with positive net revenue are ranked.
+-- treatment).  Only customers with positive net revenue are ranked.  Net revenue per customer comes
+-- from the per-customer aggregate (valid orders of known customers), not from every order again.
 
 with customer_revenue as (
 
-    select customer_key, sum(net_revenue) as net_revenue
-    from {{ ref('fct_orders') }}
-    where customer_key is not null and is_valid
-    group by customer_key
+    select customer_key, net_revenue
+    from {{ ref('int_customer_order_summary') }}
 
 ),
 
