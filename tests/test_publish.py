@@ -142,3 +142,35 @@ def test_exported_csvs_neutralise_formula_injection(published):
         (".hashed.csv", ".entered.csv", ".left.csv")) for row in csv.reader(t.splitlines()) for c in row}
     assert "'=hyperlink(\"http://evil.example\")@evil.example" in cells  # the e-mail, as text
     assert "'-cmd" in cells  # the acquisition channel, as text
+
+
+@pytest.mark.parametrize("reason", ["'bought ' || purchase_count || ' times'",
+                                    "'line one' || chr(10) || 'line two, ' || purchase_count"])
+def test_capped_tier_files_split_the_whole_list(published, tmp_path, reason):
+    """A tier with max_rows_per_file is written as parts of at most that many rows, each with the header,
+    together the same CSV records in the same order as the tier's one-file list; also when a value holds a
+    line break (a quoted field over two lines, written a COPY per part)."""
+    from dagster_project.defs.export.assets import write_tier_files
+    from dagster_project.lib import tiers
+
+    con = duckdb.connect(str(published / "warehouse" / "pipeline.duckdb"), read_only=True)
+    try:
+        capped = tiers.Tier(name="everyone", description="", where="true", reason=reason, max_rows_per_file=7)
+        whole = tiers.Tier(name="everyone", description="", where="true", reason=reason)
+        stats = write_tier_files(con, capped, tmp_path / "capped", None)
+        write_tier_files(con, whole, tmp_path / "whole", None)
+    finally:
+        con.close()
+    parts = sorted((tmp_path / "capped" / "tiers").glob("everyone.part-*.csv"))
+    assert stats["rows"] > 7 * 3 and len(parts) == -(-stats["rows"] // 7)
+    assert [p.name for p in parts][:2] == ["everyone.part-001.csv", "everyone.part-002.csv"]
+    with (tmp_path / "whole" / "tiers" / "everyone.csv").open(newline="", encoding="utf-8") as fh:
+        want = list(csv.reader(fh))
+    got = []
+    for p in parts:
+        with p.open(newline="", encoding="utf-8") as fh:
+            records = list(csv.reader(fh))
+        assert records[0] == want[0] and 1 <= len(records) - 1 <= 7
+        got += records[1:]
+    assert got == want[1:]
+    assert ("\n" in want[1][2]) == ("chr(10)" in reason)

@@ -159,3 +159,25 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, path: Path, fmt: str = "
     target = str(path).replace("'", "''")
     options = "format parquet" if fmt == "parquet" else "format csv, header true, delimiter ',', quote '\"'"
     return int(con.execute(f"copy ({query}) to '{target}' ({options})").fetchone()[0])
+
+
+def copy_in_parts(con: duckdb.DuckDBPyConnection, select_list: str, folder: Path, name: str, rows: int,
+                  size: int) -> int:
+    """The tier rows (`tier_rows`, `rows` of them) as CSV files of at most `size` rows in customer_key order,
+    each with the header: `<name>.part-001.csv`, ... One COPY, then split by line (~0.2 s for 235 parts of
+    500 rows, where a COPY per part took ~2 s; the same bytes). A value with a line break (a quoted field
+    over two lines) falls back to a COPY per part. Returns the number of part files."""
+    whole = folder / f".{name}.all.csv"
+    copy_to(con, f"select {select_list} from {TIER_ROWS} order by customer_key", whole)
+    lines = whole.read_bytes().split(b"\n")
+    whole.unlink()
+    starts = list(enumerate(range(0, rows, size), start=1))
+    if lines[-1] != b"" or len(lines) - 2 != rows:  # a line break inside a value
+        for i, start in starts:
+            copy_to(con, f"select {select_list} from {TIER_ROWS} where {ROW_NUMBER} between {start + 1} and "
+                         f"{start + size} order by customer_key", folder / f"{name}.part-{i:03d}.csv")
+        return len(starts)
+    header, body = lines[0], lines[1:-1]
+    for i, start in starts:
+        (folder / f"{name}.part-{i:03d}.csv").write_bytes(header + b"\n" + b"\n".join(body[start:start + size]) + b"\n")
+    return len(starts)

@@ -98,11 +98,7 @@ def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") 
     n = tiers.copy_to(con, f"select {', '.join(map(tiers.quoted, tier.output_columns))} from {rows} "
                            f"order by customer_key", d / f"{tier.name}.parquet", fmt="parquet")
     if tier.max_rows_per_file and n > tier.max_rows_per_file:
-        size = tier.max_rows_per_file
-        for i, start in enumerate(range(0, n, size), start=1):
-            tiers.copy_to(con, f"select {listed} from {rows} where {tiers.ROW_NUMBER} between {start + 1} and "
-                               f"{start + size} order by customer_key",
-                          d / f"{tier.name}.part-{i:03d}.csv")
+        tiers.copy_in_parts(con, listed, d, tier.name, n, tier.max_rows_per_file)
     else:
         tiers.copy_to(con, f"select {listed} from {rows} order by customer_key", d / f"{tier.name}.csv")
     hashed = tiers.copy_to(con, f"select {tiers.csv_select(con, rows, tiers.HASHED_COLUMNS)} from {rows} "
