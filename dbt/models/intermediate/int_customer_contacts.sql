@@ -59,6 +59,8 @@ ledger as (
 
 ),
 {%- if not rebuild_all %}
+{%- set seq_built = max_built('identity_change_seq') %}
+{%- set file_built = max_built('newest_file_id') %}
 
 changed_customers as (
 
@@ -68,14 +70,14 @@ changed_customers as (
     inner join all_identifiers
         on all_identifiers.identifier_source = changes.source and all_identifiers.id_type = changes.id_type
         and all_identifiers.raw_value = changes.raw_value
-    where changes.change_seq > {{ max_built('identity_change_seq') }}
+    where changes.change_seq > {{ seq_built }}
 
     union
 
     -- Shopify orders (consent) new or rebuilt since: a rebuilt order carries the newest resolution
     select customer_key
     from all_orders
-    where identity_change_seq > {{ max_built('identity_change_seq') }}
+    where identity_change_seq > {{ seq_built }}
 
     union
 
@@ -84,11 +86,11 @@ changed_customers as (
     from (
         select 'members' as identifier_source, 'member_id' as id_type, member_id as raw_value
         from members
-        where file_id > {{ max_built('newest_file_id') }}
+        where file_id > {{ file_built }}
         union all
         select 'square_customers', 'square_customer_id', square_customer_id
         from square_customers
-        where file_id > {{ max_built('newest_file_id') }}
+        where file_id > {{ file_built }}
     ) as new_rows
     inner join all_identifiers
         on all_identifiers.identifier_source = new_rows.identifier_source
