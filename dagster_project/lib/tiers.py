@@ -169,15 +169,23 @@ def copy_in_parts(con: duckdb.DuckDBPyConnection, select_list: str, folder: Path
     over two lines) falls back to a COPY per part. Returns the number of part files."""
     whole = folder / f".{name}.all.csv"
     copy_to(con, f"select {select_list} from {TIER_ROWS} order by customer_key", whole)
-    lines = whole.read_bytes().split(b"\n")
-    whole.unlink()
     starts = list(enumerate(range(0, rows, size), start=1))
-    if lines[-1] != b"" or len(lines) - 2 != rows:  # a line break inside a value
-        for i, start in starts:
-            copy_to(con, f"select {select_list} from {TIER_ROWS} where {ROW_NUMBER} between {start + 1} and "
-                         f"{start + size} order by customer_key", folder / f"{name}.part-{i:03d}.csv")
+    with whole.open("rb") as fh:  # streamed: memory stays flat for a list of any length
+        lines = sum(1 for _ in fh)
+        fh.seek(-1, 2)
+        ends_with_newline = fh.read(1) == b"\n"
+    try:
+        if lines - 1 != rows or not ends_with_newline:  # a line break inside a value
+            for i, start in starts:
+                copy_to(con, f"select {select_list} from {TIER_ROWS} where {ROW_NUMBER} between {start + 1} and "
+                             f"{start + size} order by customer_key", folder / f"{name}.part-{i:03d}.csv")
+            return len(starts)
+        with whole.open("rb") as fh:
+            header = fh.readline()
+            for i, start in starts:
+                with (folder / f"{name}.part-{i:03d}.csv").open("wb") as out:
+                    out.write(header)
+                    out.writelines(fh.readline() for _ in range(min(size, rows - start)))
         return len(starts)
-    header, body = lines[0], lines[1:-1]
-    for i, start in starts:
-        (folder / f"{name}.part-{i:03d}.csv").write_bytes(header + b"\n" + b"\n".join(body[start:start + size]) + b"\n")
-    return len(starts)
+    finally:
+        whole.unlink()
