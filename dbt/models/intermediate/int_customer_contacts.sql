@@ -58,6 +58,25 @@ ledger as (
     select * from {{ source('pipeline', 'load_ledger') }}
 
 ),
+
+linked_rows as (
+
+    -- roster and Square customer rows under the customer_key of their id: consent, and the file they came in
+    select all_identifiers.customer_key, source_rows.identifier_source, source_rows.file_id,
+        source_rows.accepts_marketing
+    from (
+        select 'members' as identifier_source, 'member_id' as id_type, member_id as raw_value, file_id,
+            accepts_marketing
+        from members
+        union all
+        select 'square_customers', 'square_customer_id', square_customer_id, file_id, accepts_marketing
+        from square_customers
+    ) as source_rows
+    inner join all_identifiers
+        on all_identifiers.identifier_source = source_rows.identifier_source
+        and all_identifiers.id_type = source_rows.id_type and all_identifiers.raw_value = source_rows.raw_value
+
+),
 {%- if not rebuild_all %}
 {%- set seq_built = max_built('identity_change_seq') %}
 {%- set file_built = max_built('newest_file_id') %}
@@ -82,19 +101,9 @@ changed_customers as (
     union
 
     -- roster and Square customer rows from files loaded since
-    select all_identifiers.customer_key
-    from (
-        select 'members' as identifier_source, 'member_id' as id_type, member_id as raw_value
-        from members
-        where file_id > {{ file_built }}
-        union all
-        select 'square_customers', 'square_customer_id', square_customer_id
-        from square_customers
-        where file_id > {{ file_built }}
-    ) as new_rows
-    inner join all_identifiers
-        on all_identifiers.identifier_source = new_rows.identifier_source
-        and all_identifiers.id_type = new_rows.id_type and all_identifiers.raw_value = new_rows.raw_value
+    select customer_key
+    from linked_rows
+    where file_id > {{ file_built }}
 
 ),
 {%- endif %}
@@ -144,27 +153,16 @@ online_consent_ranked as (
     where accepts_marketing is not null
 
 ),
-member_consent as (
 
-    select identifiers.customer_key, {{ any_true('members.accepts_marketing') }} as accepts_marketing
-    from members
-    inner join identifiers
-        on identifiers.id_type = 'member_id' and identifiers.identifier_source = 'members'
-        and identifiers.raw_value = members.member_id
-    where members.accepts_marketing is not null
-    group by identifiers.customer_key
+source_consent as (
 
-),
-
-square_consent as (
-
-    select identifiers.customer_key, {{ any_true('square_customers.accepts_marketing') }} as accepts_marketing
-    from square_customers
-    inner join identifiers
-        on identifiers.id_type = 'square_customer_id' and identifiers.identifier_source = 'square_customers'
-        and identifiers.raw_value = square_customers.square_customer_id
-    where square_customers.accepts_marketing is not null
-    group by identifiers.customer_key
+    select customer_key, identifier_source, {{ any_true('accepts_marketing') }} as accepts_marketing
+    from linked_rows
+    where accepts_marketing is not null
+    {%- if not rebuild_all %}
+        and customer_key in (select customer_key from changed_customers)
+    {%- endif %}
+    group by customer_key, identifier_source
 
 ),
 
@@ -191,8 +189,11 @@ final as (
     left join phones on phones.customer_key = customers.customer_key
     left join online_consent_ranked as online
         on online.customer_key = customers.customer_key and online.recency_rank = 1
-    left join member_consent on member_consent.customer_key = customers.customer_key
-    left join square_consent on square_consent.customer_key = customers.customer_key
+    left join source_consent as member_consent
+        on member_consent.customer_key = customers.customer_key and member_consent.identifier_source = 'members'
+    left join source_consent as square_consent
+        on square_consent.customer_key = customers.customer_key
+        and square_consent.identifier_source = 'square_customers'
 
 )
 
