@@ -233,6 +233,61 @@ def test_rows_that_failed_a_raw_check_are_not_built_on_by_a_later_run(tmp_path):
         assert c.execute("select count(*) from marts.fct_orders where source_order_id like '%-L'").fetchone()[0] == 1
 
 
+def test_fct_orders_check_validates_each_build_once(tmp_path):
+    """The fct_orders suite validates the rows of builds it has not validated before (built_at): every row
+    on the first run, none when the incremental build rewrote nothing, and rows a later build wrote, which
+    fail the run, and fail it again, until they are corrected; a change of the suite validates every row."""
+    from dagster_project.cli import main
+    from dagster_project.defs.quality import checks
+    from dagster_project.lib import gx_suites
+    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.paths import DataPaths
+
+    generate_demo(tmp_path, customers=300, seed=9, end_date=date(2026, 10, 31))
+    paths = DataPaths.of(tmp_path)
+
+    def validated_rows(as_of: str) -> int:
+        report = (tmp_path / "exports" / as_of / "validation_report.html").read_text(encoding="utf-8")
+        return int(re.search(r"marts\.fct_orders: passed \((\d+) rows\)", report).group(1))
+
+    def builds() -> list:
+        with _con(paths.warehouse) as c:
+            return c.execute("select built_at from raw.validated_builds where table_name = 'marts.fct_orders' "
+                             "order by 1").fetchall()
+
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-01", "--quiet"]) == 0
+    with _con(paths.warehouse) as c:
+        total = c.execute("select count(*) from marts.fct_orders").fetchone()[0]
+        first_build = c.execute("select distinct built_at from marts.fct_orders").fetchall()
+    assert total > 500 and validated_rows("2026-11-01") == total
+    assert len(first_build) == 1 and builds() == first_build
+
+    # no new export: the incremental build rewrites no order, so no row needs validating
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-02", "--quiet"]) == 0
+    assert validated_rows("2026-11-02") == 0 and builds() == first_build
+
+    # rows a build wrote with a value the suite rejects (no dbt test looks at gross_revenue): the run fails,
+    # publishes nothing, and the next run checks them again
+    con = duckdb.connect(str(paths.warehouse))
+    con.execute("update marts.fct_orders set gross_revenue = -5, built_at = current_timestamp "
+                "where order_key = (select min(order_key) from marts.fct_orders)")
+    con.close()
+    for as_of in ("2026-11-03", "2026-11-04"):
+        assert main(["run", "--data-dir", str(tmp_path), "--as-of", as_of, "--quiet"]) == 1
+        assert not (tmp_path / "exports" / as_of).exists() and builds() == first_build
+    con = duckdb.connect(str(paths.warehouse))
+    con.execute("update marts.fct_orders set gross_revenue = 5, built_at = current_timestamp where gross_revenue < 0")
+    con.close()
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-05", "--quiet"]) == 0
+    assert validated_rows("2026-11-05") == 1 and len(builds()) == 2
+
+    # another suite (an expectation added, removed or changed) has validated nothing yet
+    suite = gx_suites.mart_suites()["fct_orders"]
+    with _con(paths.warehouse) as c:
+        assert checks.pending_builds(c, "marts", "fct_orders", checks.suite_fingerprint(suite)) == []
+        assert len(checks.pending_builds(c, "marts", "fct_orders", checks.suite_fingerprint(suite[:-1]))) == 2
+
+
 def test_built_tables_store_no_128_bit_numbers(demo_run):
     """DuckDB widens sum() to HUGEINT / DECIMAL(38); stored, those are ~20x slower to read back than
     64-bit columns (fct_orders took 36 s instead of 8 s at 10M lines). Every table dbt builds keeps

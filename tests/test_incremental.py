@@ -30,7 +30,7 @@ BASE_AS_OF = date(2026, 10, 25)
 NEXT_AS_OF = date(2026, 11, 1)
 INCREMENTAL_MODELS = ("int_shopify__orders_rolled_up", "int_square__sales_rolled_up", "int_generic__orders_rolled_up",
                       "int_orders_identified", "int_customer_contacts")
-WATERMARKS = ("newest_file_id", "identity_change_seq", "rates_file_id")  # record what a build saw: differ by design
+WATERMARKS = ("newest_file_id", "identity_change_seq", "rates_file_id", "built_at")  # record builds: differ by design
 
 
 def _csv(con, path: Path) -> str:

@@ -177,12 +177,12 @@ def render_html(folder: Path, title: str) -> str:
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse;margin-bottom:1.5em}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .bad td{{background:#fdd}} h2.failed{{color:#b00}}</style>
 </head><body><h1>{html.escape(title)}</h1><p>{passed} of {len(outcomes)} suites passed
-(Great Expectations {_gx_version()}, validated through pandas batches read from DuckDB).</p>
+(Great Expectations {gx_version()}, validated through pandas batches read from DuckDB).</p>
 {''.join(rows)}</body></html>
 """
 
 
-def _gx_version() -> str:
+def gx_version() -> str:
     from importlib.metadata import version
 
     return version("great_expectations")

@@ -30,6 +30,13 @@
     {{- return(column | lower in cols) -}}
 {%- endmacro %}
 
+{#- When the dbt invocation that writes a row started (UTC), as a timestamp literal: a build marker.
+    fct_orders stores it per row (built_at), so a check can validate only the rows written since the
+    builds it has already validated; rows a later build rewrites carry that build's time. -#}
+{% macro build_started_at() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as timestamp)
+{%- endmacro %}
+
 {#- fct_orders' post-hook: orders dated after the as-of date leave the incremental table (an earlier
     as-of date in a backfill, or an order re-exported with a later date).  Nothing to do for a full
     build (it reads orders up to the as-of date only) or where the model is a plain table. -#}

@@ -41,6 +41,14 @@
 {% macro default__median(expr) -%}percentile_cont(0.5) within group (order by {{ expr }}){%- endmacro %}
 {% macro spark__median(expr) -%}percentile({{ expr }}, 0.5){%- endmacro %}
 
+{#- The value of `expr` on the row where `order_by` is highest, within a group (an aggregate: no sort
+    of the rows, unlike row_number() = 1).  DuckDB and Spark 3+ both call it max_by; BigQuery would
+    need array_agg(... order by ... limit 1)[offset(0)]. -#}
+{% macro value_at_max(expr, order_by) -%}
+    {{ return(adapter.dispatch('value_at_max', 'owned_audience')(expr, order_by)) }}
+{%- endmacro %}
+{% macro default__value_at_max(expr, order_by) -%}max_by({{ expr }}, {{ order_by }}){%- endmacro %}
+
 {#- dbt.datediff on Spark: DuckDB's semantics (calendar boundaries crossed) and its BIGINT type, so
     contracts and results are the same on both engines.  dbt-spark's own version returns INT and
     computes months with months_between.  Found before dbt-spark's through `dispatch` in

@@ -1,9 +1,12 @@
 """Blocking data checks: Great Expectations suites on raw sources and marts, reconciliation to raw rows."""
 
 
+import hashlib
+import json
+
 import dagster as dg
 
-from dagster_project.lib import gx_suites, gx_validation, ingest
+from dagster_project.lib import gx_suites, gx_validation, ingest, warehouse
 from dagster_project.lib.resources import PipelineConfig
 
 
@@ -32,27 +35,40 @@ def _gx_check(schema: str, table: str):
         description=f"Great Expectations suite for {schema}.{table}"
                     + (" (rows of files not validated before: this run's, or a killed run's; a file that fails is "
                        "unloaded and loaded again by the next run)" if schema == "raw" else "")
+                    + (f" (rows of builds not validated before, by their {BUILD_MARKER}: an incremental build's new "
+                       "and changed rows; every row after a full refresh or a change of the suite; uniqueness across "
+                       "the whole table is dbt's unique test)" if table in BUILD_MARKED_MARTS else "")
                     + ", validated through a pandas batch.",
     )
     def _check(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
         run_id = context.run.run_id
         df = None  # stays None when a raw table has no rows to validate
         files: list[int] = []
+        builds: "list | None" = None  # a mart with a build marker: the builds whose rows are validated
         con = pipeline.connect(read_only=True)
         try:
             if schema == "raw":
                 files = [r[0] for r in con.execute(
                     f"select distinct _file_id from raw.{table} where _file_id in ({ingest.UNVALIDATED_FILES}) "
                     "order by 1").fetchall()]
+            suite = None
+            if schema != "raw":
+                suite = gx_suites.mart_suites()[table]
+                if has_build_marker(con, schema, table):
+                    fingerprint = suite_fingerprint(suite)
+                    builds = pending_builds(con, schema, table, fingerprint)
             # a raw table with no new rows needs no suite (nor the GX import, ~5 s, which then finishes in the
-            # background while dbt builds)
-            if schema != "raw" or files:
-                suite = (gx_suites.raw_suites() if schema == "raw" else gx_suites.mart_suites())[table]
+            # background while dbt builds); nor does a mart whose builds were all validated
+            if files or (schema != "raw" and builds != []):
+                suite = suite or gx_suites.raw_suites()[table]
                 # only the columns the suite looks at leave DuckDB (a wide table at 10M rows is gigabytes in pandas)
                 columns = ", ".join(f'"{c}"' for c in gx_suites.columns_of(suite))
                 if schema == "raw":
                     df = con.execute(f"select {columns} from raw.{table} "
                                      f"where _file_id in ({', '.join(map(str, files))})").df()
+                elif builds:
+                    df = con.execute(f"select {columns} from {schema}.{table} where {BUILT} in "
+                                     f"({', '.join('?' for _ in builds)})", builds).df()
                 else:
                     df = con.execute(f"select {columns} from {schema}.{table}").df()
             extra_bad = con.execute(NEGATIVE_NET_SQL).fetchone()[0] if table == "dim_customers" else 0
@@ -68,8 +84,15 @@ def _gx_check(schema: str, table: str):
                                     "success": False, "unexpected_count": int(extra_bad), "sample": []})
         gx_validation.save(outcome, pipeline.paths.staging / run_id / "validations")
         failures = outcome.failures
-        description = ("no new rows this run" if no_rows else "all expectations met") if not failures \
-            else _describe_failures(failures)
+        if failures:
+            description = _describe_failures(failures)
+        elif builds is not None:
+            description = (f"all expectations met by the {outcome.rows} rows built since the last validation"
+                           if builds else "no rows built since the last validation")
+        else:
+            description = "no new rows this run" if no_rows else "all expectations met"
+        if builds and not failures:
+            _record_validated_builds(pipeline, schema, table, builds, fingerprint, run_id)
         if files:
             names = _record_raw_outcome(pipeline, table, files, failures, description)
             if failures:
@@ -83,6 +106,53 @@ def _gx_check(schema: str, table: str):
         )
 
     return _check
+
+
+# An incremental mart's build marker (fct_orders.built_at: when the dbt build that wrote the row started).
+# Its suite validates the rows of builds not validated before with the same suite; a row is only rewritten
+# by a later build, which gives it a new marker. NULL (rows written before the column existed) is a build too.
+BUILD_MARKER = "built_at"
+BUILD_MARKED_MARTS = ("fct_orders",)  # the marts with that column (the check looks for the column itself)
+BUILT = f"coalesce({BUILD_MARKER}, timestamp '1970-01-01')"
+VALIDATED_BUILDS = "raw.validated_builds"
+
+
+def has_build_marker(con, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
+        [schema, table, BUILD_MARKER]).fetchone()[0])
+
+
+def suite_fingerprint(suite: list) -> str:
+    """The suite's expectations (type and arguments) and the GX version: a change validates every row again."""
+    spec = [e.configuration.to_json_dict() for e in suite]
+    return hashlib.sha256(json.dumps([gx_validation.gx_version(), spec], sort_keys=True, default=str)
+                          .encode()).hexdigest()
+
+
+def pending_builds(con, schema: str, table: str, fingerprint: str) -> list:
+    """The builds (marker values) in the table not yet validated with this suite, oldest first."""
+    validated = ""
+    if warehouse.table_exists(con, *VALIDATED_BUILDS.split(".")):
+        validated = (f" except select built_at from {VALIDATED_BUILDS} "
+                     f"where table_name = '{schema}.{table}' and fingerprint = '{fingerprint}'")
+    return [r[0] for r in con.execute(
+        f"select * from (select distinct {BUILT} as built_at from {schema}.{table}{validated}) order by 1").fetchall()]
+
+
+def _record_validated_builds(pipeline: PipelineConfig, schema: str, table: str, builds: list, fingerprint: str,
+                             run_id: str) -> None:
+    """Remember the builds whose rows passed; forget builds no row carries any more (rewritten or deleted)."""
+    con = pipeline.connect()
+    try:
+        con.execute(f"create table if not exists {VALIDATED_BUILDS} (table_name varchar not null, built_at "
+                    "timestamp not null, fingerprint varchar not null, run_id varchar, validated_at timestamp)")
+        con.execute(f"delete from {VALIDATED_BUILDS} where table_name = ? and (fingerprint <> ? or built_at not in "
+                    f"(select distinct {BUILT} from {schema}.{table}))", [f"{schema}.{table}", fingerprint])
+        con.executemany(f"insert into {VALIDATED_BUILDS} values (?, ?, ?, ?, current_timestamp)",
+                        [[f"{schema}.{table}", b, fingerprint, run_id] for b in builds])
+    finally:
+        con.close()
 
 
 def _record_raw_outcome(pipeline: PipelineConfig, table: str, files: list[int], failures: list, description: str

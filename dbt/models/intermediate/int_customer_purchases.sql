@@ -16,6 +16,7 @@ numbered as (
         order_key,
         order_date,
         channel,
+        utm_source,
         net_revenue,
         cast(row_number() over (partition by customer_key order by ordered_at, order_key) as bigint) as purchase_number
     from orders
@@ -38,6 +39,7 @@ final as (
         numbered.purchase_number,
         numbered.order_date,
         numbered.channel,
+        numbered.utm_source,
         numbered.net_revenue,
         firsts.first_purchase_date,
         firsts.first_channel,

@@ -10,33 +10,25 @@ with customers as (
 
 ),
 
-purchase_days as (
+purchases as (
 
-    select distinct customer_key, order_date
+    select customer_key, order_date
     from {{ ref('fct_orders') }}
     where customer_key is not null and is_purchase
 
 ),
 
-gaps as (
+previous_purchase_days as (
 
+    -- the purchase day before the last one: the latest purchase dated before the customer's last
+    -- purchase day (an aggregate joined on the customer, not a window sorting every purchase)
     select
-        customer_key,
-        order_date,
-        lag(order_date) over (partition by customer_key order by order_date) as previous_purchase_date,
-        row_number() over (partition by customer_key order by order_date desc) as recency_rank
-    from purchase_days
-
-),
-
-last_gap as (
-
-    select
-        customer_key,
-        previous_purchase_date,
-        {{ dbt.datediff('previous_purchase_date', 'order_date', 'day') }} as days_since_previous_purchase
-    from gaps
-    where recency_rank = 1
+        purchases.customer_key,
+        max(purchases.order_date) as previous_purchase_date
+    from purchases
+    inner join customers on customers.customer_key = purchases.customer_key
+    where purchases.order_date < customers.last_purchase_date
+    group by purchases.customer_key
 
 ),
 
@@ -48,12 +40,13 @@ measured as (
         customers.is_member,
         customers.first_purchase_date,
         customers.last_purchase_date,
-        last_gap.previous_purchase_date,
-        last_gap.days_since_previous_purchase,
+        previous_purchase_days.previous_purchase_date,
+        {{ dbt.datediff('previous_purchase_days.previous_purchase_date', 'customers.last_purchase_date', 'day') }}
+            as days_since_previous_purchase,
         {{ dbt.datediff('customers.first_purchase_date', as_of_date(), 'day') }} as days_since_first_purchase,
         {{ dbt.datediff('customers.last_purchase_date', as_of_date(), 'day') }} as days_since_last_purchase
     from customers
-    left join last_gap on last_gap.customer_key = customers.customer_key
+    left join previous_purchase_days on previous_purchase_days.customer_key = customers.customer_key
 
 ),
 

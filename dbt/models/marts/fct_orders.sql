@@ -13,7 +13,8 @@
 -- carries the newest resolution) and adds the orders dated after the newest order here (held back
 -- before by an earlier as-of date).  The post-hook then removes orders dated after the as-of date:
 -- a backfill of an earlier date, or an order re-exported with a later date.  A full build reads
--- every order up to the as-of date.
+-- every order up to the as-of date.  built_at marks the build that wrote each row (the GX check
+-- validates the rows of builds it has not validated yet).
 
 with orders as (
 
@@ -54,7 +55,8 @@ final as (
         utm_source,
         line_count,
         cast(units as decimal(18, 3)) as units,
-        identity_change_seq
+        identity_change_seq,
+        {{ build_started_at() }} as built_at
     from orders
     {%- if not is_incremental() %}
     where {{ to_date('ordered_at') }} <= {{ as_of_date() }}
