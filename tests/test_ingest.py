@@ -146,6 +146,31 @@ def test_same_file_twice_renamed_or_not_is_loaded_once(con, tmp_path):
     assert con.execute("select count(*) from raw.load_ledger").fetchone()[0] == 4
 
 
+def test_a_file_seen_before_is_not_read_again_until_it_changes(con, tmp_path, monkeypatch):
+    """Each run looks at every inbox file; one untouched since a run recorded its hash (same path, size,
+    modification and status-change times, inode) is not read again, while one rewritten in place with
+    the same size is hashed again and loaded."""
+    inbox = tmp_path / "inbox"
+    p = write_csv(inbox / "shopify" / "a.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
+    assert ingest_dir(con, inbox)["shopify/a.csv"].status == "loaded"
+
+    hashed = []
+    real = ingest.sha256_of
+    monkeypatch.setattr(ingest, "sha256_of", lambda path: hashed.append(path.name) or real(path))
+    assert ingest_dir(con, inbox, run="r2")["shopify/a.csv"].status == "duplicate"
+    assert hashed == []
+
+    data = p.read_bytes()
+    p.write_bytes(data.replace(b"#1001", b"#1009"))  # same size, other content
+    assert p.stat().st_size == len(data)
+    res = ingest_dir(con, inbox, run="r3")["shopify/a.csv"]
+    assert hashed == ["a.csv"] and res.status == "loaded" and res.rows_loaded > 0
+    assert con.execute("select count(distinct order_name) from raw.shopify_order_lines "
+                       "where order_name = '#1009'").fetchone()[0] == 1
+    stats = con.execute("select file_stat from raw.load_ledger order by file_id").fetchall()
+    assert len(stats) == 3 and stats[0] == stats[1] != stats[2]
+
+
 def test_missing_columns_rejects_file_by_name_others_still_load(con, tmp_path):
     inbox = tmp_path / "inbox"
     write_csv(inbox / "shopify" / "good.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())

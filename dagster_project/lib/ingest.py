@@ -186,6 +186,7 @@ class FileResult:
     message: str = ""
     encoding: str = "utf-8"
     file_id: int | None = None
+    file_stat: str | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -301,10 +302,11 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             file_id BIGINT primary key, run_id VARCHAR, path VARCHAR, file_name VARCHAR, folder VARCHAR,
             layout VARCHAR, sha256 VARCHAR, size_bytes BIGINT, encoding VARCHAR, status VARCHAR,
             rows_read BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, message VARCHAR,
-            loaded_at TIMESTAMP, gx_validated BOOLEAN
+            loaded_at TIMESTAMP, gx_validated BOOLEAN, file_stat VARCHAR
         )"""
     )
     _add_gx_validated(con)
+    con.execute("alter table raw.load_ledger add column if not exists file_stat VARCHAR")
     con.execute(
         """
         create table if not exists raw.quarantine (
@@ -439,11 +441,28 @@ def _record_ledger(con, res: FileResult, folder: str, run_id: str) -> None:
     res.file_id = res.file_id or _next_file_id(con)
     con.execute(
         "insert into raw.load_ledger (file_id, run_id, path, file_name, folder, layout, sha256, size_bytes, encoding, "
-        "status, rows_read, rows_loaded, rows_quarantined, message, loaded_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "status, rows_read, rows_loaded, rows_quarantined, message, loaded_at, file_stat) "
+        "values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         [res.file_id, run_id, res.path, Path(res.path).name, folder, res.layout, res.sha256, res.size_bytes,
          res.encoding, res.status, res.rows_read, res.rows_loaded, res.rows_quarantined, res.message,
-         datetime.now(timezone.utc).replace(tzinfo=None)],
+         datetime.now(timezone.utc).replace(tzinfo=None), res.file_stat],
     )
+
+
+def file_stat(path: Path) -> str:
+    """What changes whenever a file's bytes may have: size, modification and status-change times (ns; the
+    status-change time cannot be set back by tools that keep modification times), device and inode."""
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
+
+
+def _known_sha256(con, display_path: str, stat: str) -> str | None:
+    """The content hash an earlier run recorded for this inbox file, when it has not been touched since
+    (same path and file_stat): a daily run does not read every export it has already seen again."""
+    row = con.execute(
+        "select sha256 from raw.load_ledger where path = ? and file_stat = ? and sha256 is not null "
+        "order by file_id desc limit 1", [display_path, stat]).fetchone()
+    return row[0] if row else None
 
 
 def _already_loaded(con, sha: str) -> str | None:
@@ -460,9 +479,10 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
     `folder` is the inbox sub-folder (`shopify`, …) or `generic/<map name>`.
     """
     display = str(path.relative_to(display_root)) if display_root else str(path)
-    sha = sha256_of(path)
-    size = path.stat().st_size
-    res = FileResult(path=display, layout=None, sha256=sha, size_bytes=size, status="loaded")
+    stat = file_stat(path)
+    sha = _known_sha256(con, display, stat) or sha256_of(path)
+    size = int(stat.split(":", 1)[0])
+    res = FileResult(path=display, layout=None, sha256=sha, size_bytes=size, status="loaded", file_stat=stat)
 
     def finish(status: str, message: str) -> FileResult:
         res.status, res.message = status, message
