@@ -174,3 +174,68 @@ def test_capped_tier_files_split_the_whole_list(published, tmp_path, reason):
         got += records[1:]
     assert got == want[1:]
     assert ("\n" in want[1][2]) == ("chr(10)" in reason)
+
+
+def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_path):
+    """The serving file starts from the published one: fct_orders takes the rows built since (by built_at),
+    other tables are copied whole, dropped tables leave; when the delta does not add up (a row rebuilt with
+    an older built_at, as after a clock set back) or most rows were rebuilt, the table is copied whole.
+    Each time the new file's marts equal the working warehouse's."""
+    from dagster_project.lib import publish
+
+    working = tmp_path / "working.duckdb"
+    con = duckdb.connect(str(working))
+    con.execute("create schema marts")
+    con.execute("""create table marts.fct_orders as
+                   select 'o' || lpad(cast(range as varchar), 4, '0') as order_key,
+                          cast(range as decimal(18, 2)) as net_revenue_original,
+                          timestamp '2026-11-01 06:00:00' as built_at
+                   from range(100)""")
+    con.execute("create table marts.gone as select 1 as x")
+    con.close()
+
+    def publish_from(previous, name: str) -> dict:
+        out = tmp_path / name
+        written = publish.build_serving_copy(working, out, {"run_id": name}, previous=previous)
+        with duckdb.connect(str(out), read_only=True) as c:
+            c.execute(f"attach '{working.as_posix()}' as w (read_only)")
+            for t in ("fct_orders", "kept"):
+                for a, b in (("marts", "w.marts"), ("w.marts", "marts")):
+                    if t == "kept" and not written.get("marts.kept"):
+                        continue
+                    assert c.execute(f"select count(*) from (select * from {a}.{t} except all "
+                                     f"select * from {b}.{t})").fetchone()[0] == 0, (name, t)
+            tables = {r[0] for r in c.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+            assert c.execute("select value from meta.published_run where key = 'run_id'").fetchone() == (name,)
+        return {"written": written, "tables": tables}
+
+    first = publish_from(None, "first.duckdb")
+    assert first["written"] == {"marts.fct_orders": 100, "marts.gone": 1}
+
+    def change(sql: str) -> None:
+        with duckdb.connect(str(working)) as c:
+            c.execute(sql)
+
+    # a daily build: two orders rebuilt with new values, one deleted, one new; a table replaced by another
+    change("""update marts.fct_orders set net_revenue_original = net_revenue_original + 1000,
+              built_at = timestamp '2026-11-02 06:00:00' where order_key in ('o0003', 'o0050');
+              delete from marts.fct_orders where order_key = 'o0070';
+              insert into marts.fct_orders values ('o0100', 7, timestamp '2026-11-02 06:00:00');
+              drop table marts.gone; create table marts.kept as select 2 as y""")
+    second = publish_from(tmp_path / "first.duckdb", "second.duckdb")
+    assert second["written"] == {"marts.fct_orders": 3, "marts.kept": 1} and second["tables"] == {"fct_orders", "kept"}
+
+    # a row rebuilt with an older marker than the published build's: the sum differs, so a whole copy
+    change("update marts.fct_orders set net_revenue_original = 1, built_at = timestamp '2026-10-30 06:00:00' "
+           "where order_key = 'o0010'")
+    third = publish_from(tmp_path / "second.duckdb", "third.duckdb")
+    assert third["written"]["marts.fct_orders"] == 100
+
+    # a full refresh (every row rebuilt): a whole copy
+    change("update marts.fct_orders set built_at = timestamp '2026-11-03 06:00:00'")
+    fourth = publish_from(tmp_path / "third.duckdb", "fourth.duckdb")
+    assert fourth["written"]["marts.fct_orders"] == 100
+    # the next daily build after it is a delta again
+    change("update marts.fct_orders set net_revenue_original = 5, built_at = timestamp '2026-11-04 06:00:00' "
+           "where order_key = 'o0001'")
+    assert publish_from(tmp_path / "fourth.duckdb", "fifth.duckdb")["written"]["marts.fct_orders"] == 1

@@ -33,22 +33,56 @@ def fault_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def build_serving_copy(working: Path, target: Path, run_info: dict) -> list[str]:
-    """A new DuckDB file with the published schemas of the working warehouse (no raw inbox data)."""
+# Published tables kept up to date in the serving copy from the previous one, by their build marker
+# (`built_at`: when the dbt build that wrote the row started): table -> (unique key, a column whose sum
+# is compared afterwards).  Every other table is copied whole.
+DELTA_TABLES = {"fct_orders": ("order_key", "net_revenue_original")}
+BUILD_MARKER = "built_at"
+DELTA_MAX_SHARE = 0.25  # more rows rebuilt than this (a full refresh): copying the table is cheaper
+
+
+def build_serving_copy(working: Path, target: Path, run_info: dict, previous: "Path | None" = None) -> dict[str, int]:
+    """A new DuckDB file with the published schemas of the working warehouse (no raw inbox data).
+
+    With `previous` (the serving file now published), the new file starts as a copy of it: tables in
+    DELTA_TABLES then take only the rows built since (delete + insert by key), the rest are copied
+    whole; a table whose delta does not add up (row count, a column's sum) is copied whole instead.
+    Returns each published table with the rows written into it (a delta's inserted rows)."""
     if target.exists():
         target.unlink()
+    start_from_previous = previous is not None and previous.exists()
+    if start_from_previous:
+        shutil.copyfile(previous, target)
+        try:
+            return _fill_serving_copy(working, target, run_info, start_from_previous=True)
+        except duckdb.Error:
+            # e.g. a serving file written by another DuckDB version: build the new one from scratch
+            target.unlink()
+    return _fill_serving_copy(working, target, run_info, start_from_previous=False)
+
+
+def _fill_serving_copy(working: Path, target: Path, run_info: dict, start_from_previous: bool) -> dict[str, int]:
     con = duckdb.connect(str(target))
-    tables: list[str] = []
+    tables: dict[str, int] = {}
     try:
         con.execute(f"attach '{working.as_posix()}' as src (read_only)")
+        con.execute("drop schema if exists meta cascade")
         for schema in PUBLISHED_SCHEMAS:
-            con.execute(f"create schema {schema}")
-            for (name,) in con.execute(
+            con.execute(f"create schema if not exists {schema}")
+            names = [r[0] for r in con.execute(
                 "select table_name from duckdb_tables() where database_name = 'src' and schema_name = ? order by 1",
-                [schema],
-            ).fetchall():
-                con.execute(f"create table {schema}.{name} as select * from src.{schema}.{name}")
-                tables.append(f"{schema}.{name}")
+                [schema]).fetchall()]
+            for (old,) in con.execute(
+                    "select table_name from duckdb_tables() where database_name = current_database() "
+                    "and schema_name = ?", [schema]).fetchall():
+                if old not in names:
+                    con.execute(f"drop table {schema}.{old}")
+            for name in names:
+                written = _apply_delta(con, schema, name) if start_from_previous and name in DELTA_TABLES else None
+                if written is None:
+                    written = con.execute(f"create or replace table {schema}.{name} as "
+                                          f"select * from src.{schema}.{name}").fetchone()[0]
+                tables[f"{schema}.{name}"] = int(written)
         con.execute("create schema meta")
         con.execute("create table meta.published_run (key varchar, value varchar)")
         con.executemany("insert into meta.published_run values (?, ?)", [[k, str(v)] for k, v in run_info.items()])
@@ -57,6 +91,42 @@ def build_serving_copy(working: Path, target: Path, run_info: dict) -> list[str]
     finally:
         con.close()
     return tables
+
+
+def _columns(con: duckdb.DuckDBPyConnection, database: str, schema: str, table: str) -> list[tuple]:
+    return con.execute("select column_name, data_type from duckdb_columns() where database_name = ? "
+                       "and schema_name = ? and table_name = ? order by column_index", [database, schema, table]).fetchall()
+
+
+def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int | None":
+    """Bring a table copied from the previous serving file up to date by its build marker; returns the rows
+    inserted, or None when it cannot be (no such table or other columns there, nothing built before, too
+    much rebuilt, or the result does not add up), and the caller copies the table whole."""
+    key, summed = DELTA_TABLES[name]
+    here = con.execute("select current_database()").fetchone()[0]
+    cols = _columns(con, "src", schema, name)
+    if not cols or cols != _columns(con, here, schema, name) or BUILD_MARKER not in {c for c, _ in cols}:
+        return None
+    published = con.execute(f"select max({BUILD_MARKER}) from {schema}.{name}").fetchone()[0]
+    if published is None:
+        return None
+    # rows written by a build after the published one (or with no marker) are new or rebuilt
+    newer = f"({BUILD_MARKER} > ? or {BUILD_MARKER} is null)"
+    total, changed = con.execute(f"select count(*), count(case when {newer} then 1 end) from src.{schema}.{name}",
+                                 [published]).fetchone()
+    if changed > DELTA_MAX_SHARE * total:
+        return None
+    con.execute("begin")
+    # keep the rows the working table still has unchanged (same key, built no later than the published build)
+    con.execute(f"delete from {schema}.{name} where {key} not in "
+                f"(select {key} from src.{schema}.{name} where not {newer})", [published])
+    con.execute(f"insert into {schema}.{name} select * from src.{schema}.{name} where {newer}", [published])
+    check = f"select count(*), sum({summed}) from {{}}.{schema}.{name}"
+    if con.execute(check.format(here)).fetchone() != con.execute(check.format("src")).fetchone():
+        con.execute("rollback")
+        return None
+    con.execute("commit")
+    return changed
 
 
 def write_parquet_marts(serving_db: Path, out_dir: Path) -> list[Path]:

@@ -226,8 +226,10 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         "serving_as_of": as_of if updates_serving else current,
     }
     serving_tmp = stage / "warehouse.duckdb"
+    # starts from the published serving file: fct_orders then takes only the orders built since
     publish.build_serving_copy(paths.warehouse, serving_tmp,
-                               {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]})
+                               {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]},
+                               previous=paths.serving_warehouse)
     chart_list, previews = _charts_and_previews(serving_tmp, paths.exports, as_of, tier_stats, mart_rows)
     (exports_stage / "charts").mkdir()
     for c in chart_list:
