@@ -72,11 +72,14 @@ def _fill_serving_copy(working: Path, target: Path, run_info: dict, start_from_p
             names = [r[0] for r in con.execute(
                 "select table_name from duckdb_tables() where database_name = 'src' and schema_name = ? order by 1",
                 [schema]).fetchall()]
+            # every table but the ones kept up to date by delta is dropped first, so the copies below reuse
+            # the blocks it frees (the file would otherwise grow by the size of everything replaced)
             for (old,) in con.execute(
                     "select table_name from duckdb_tables() where database_name = current_database() "
                     "and schema_name = ?", [schema]).fetchall():
-                if old not in names:
+                if old not in names or old not in DELTA_TABLES:
                     con.execute(f"drop table {schema}.{old}")
+            con.execute("checkpoint")
             for name in names:
                 written = _apply_delta(con, schema, name) if start_from_previous and name in DELTA_TABLES else None
                 if written is None:
