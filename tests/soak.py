@@ -157,9 +157,9 @@ def lock_is_free(warehouse: Path, wait: float = 20.0) -> float | None:
 # Columns that record the run history rather than the inputs: the fit's run id and duration, and the
 # build watermarks of fct_orders and customer_identity_map (the identity resolution each row was last
 # rebuilt under; a data dir with more runs behind it, killed ones included, has a higher number), and
-# fct_orders' build marker (when the build that wrote the row started).
+# the build marker of both (when the build that wrote the row started).
 RUN_SPECIFIC = {"clv_model_fits": ["run_id", "fit_seconds"], "fct_orders": ["identity_change_seq", "built_at"],
-                "customer_identity_map": ["identity_change_seq"]}
+                "customer_identity_map": ["identity_change_seq", "built_at"]}
 
 
 def compare_marts(a: Path, b: Path) -> dict[str, int]:

@@ -192,6 +192,11 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
                           timestamp '2026-11-01 06:00:00' as built_at
                    from range(100)""")
     con.execute("create table marts.gone as select 1 as x")
+    con.execute("""create table marts.customer_identity_map as
+                   select 'c' || cast(range % 7 as varchar) as customer_key, 'src' || cast(range % 2 as varchar)
+                          as identifier_source, 'email' as id_type, sha256(cast(range as varchar)) as identifier_sha256,
+                          1 as raw_forms, timestamp '2026-11-01 06:00:00' as built_at
+                   from range(20)""")
     con.close()
 
     def publish_from(previous, name: str) -> dict:
@@ -199,7 +204,7 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
         written = publish.build_serving_copy(working, out, {"run_id": name}, previous=previous)
         with duckdb.connect(str(out), read_only=True) as c:
             c.execute(f"attach '{working.as_posix()}' as w (read_only)")
-            for t in ("fct_orders", "kept"):
+            for t in ("fct_orders", "customer_identity_map", "kept"):
                 for a, b in (("marts", "w.marts"), ("w.marts", "marts")):
                     if t == "kept" and not written.get("marts.kept"):
                         continue
@@ -210,7 +215,7 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
         return {"written": written, "tables": tables}
 
     first = publish_from(None, "first.duckdb")
-    assert first["written"] == {"marts.fct_orders": 100, "marts.gone": 1}
+    assert first["written"] == {"marts.fct_orders": 100, "marts.gone": 1, "marts.customer_identity_map": 20}
 
     def change(sql: str) -> None:
         with duckdb.connect(str(working)) as c:
@@ -221,9 +226,13 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
               built_at = timestamp '2026-11-02 06:00:00' where order_key in ('o0003', 'o0050');
               delete from marts.fct_orders where order_key = 'o0070';
               insert into marts.fct_orders values ('o0100', 7, timestamp '2026-11-02 06:00:00');
-              drop table marts.gone; create table marts.kept as select 2 as y""")
+              drop table marts.gone; create table marts.kept as select 2 as y;
+              update marts.customer_identity_map set customer_key = 'c9', raw_forms = 2,
+                  built_at = timestamp '2026-11-02 06:00:00' where identifier_sha256 = sha256('3');
+              delete from marts.customer_identity_map where identifier_sha256 = sha256('4')""")
     second = publish_from(tmp_path / "first.duckdb", "second.duckdb")
-    assert second["written"] == {"marts.fct_orders": 3, "marts.kept": 1} and second["tables"] == {"fct_orders", "kept"}
+    assert second["written"] == {"marts.fct_orders": 3, "marts.kept": 1, "marts.customer_identity_map": 1}
+    assert second["tables"] == {"fct_orders", "kept", "customer_identity_map"}
 
     # a row rebuilt with an older marker than the published build's: the sum differs, so a whole copy
     change("update marts.fct_orders set net_revenue_original = 1, built_at = timestamp '2026-10-30 06:00:00' "

@@ -34,9 +34,12 @@ def fault_point(name: str) -> None:
 
 
 # Published tables kept up to date in the serving copy from the previous one, by their build marker
-# (`built_at`: when the dbt build that wrote the row started): table -> (unique key, a column whose sum
-# is compared afterwards).  Every other table is copied whole.
-DELTA_TABLES = {"fct_orders": ("order_key", "net_revenue_original")}
+# (`built_at`: when the dbt build that wrote the row started): table -> (unique key columns, a column
+# whose sum is compared afterwards).  Every other table is copied whole.
+DELTA_TABLES = {
+    "fct_orders": (("order_key",), "net_revenue_original"),
+    "customer_identity_map": (("identifier_source", "id_type", "identifier_sha256"), "raw_forms"),
+}
 BUILD_MARKER = "built_at"
 DELTA_MAX_SHARE = 0.25  # more rows rebuilt than this (a full refresh): copying the table is cheaper
 
@@ -105,7 +108,7 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
     """Bring a table copied from the previous serving file up to date by its build marker; returns the rows
     inserted, or None when it cannot be (no such table or other columns there, nothing built before, too
     much rebuilt, or the result does not add up), and the caller copies the table whole."""
-    key, summed = DELTA_TABLES[name]
+    keys, summed = DELTA_TABLES[name]
     here = con.execute("select current_database()").fetchone()[0]
     cols = _columns(con, "src", schema, name)
     if not cols or cols != _columns(con, here, schema, name) or BUILD_MARKER not in {c for c, _ in cols}:
@@ -121,8 +124,10 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
         return None
     con.execute("begin")
     # keep the rows the working table still has unchanged (same key, built no later than the published build)
-    con.execute(f"delete from {schema}.{name} where {key} not in "
-                f"(select {key} from src.{schema}.{name} where not {newer})", [published])
+    same_key = " and ".join(f"kept.{k} = old.{k}" for k in keys)
+    kept_newer = newer.replace(BUILD_MARKER, f"kept.{BUILD_MARKER}")
+    con.execute(f"delete from {schema}.{name} as old where not exists (select 1 from src.{schema}.{name} as kept "
+                f"where {same_key} and not {kept_newer})", [published])
     con.execute(f"insert into {schema}.{name} select * from src.{schema}.{name} where {newer}", [published])
     check = f"select count(*), sum({summed}) from {{}}.{schema}.{name}"
     if con.execute(check.format(here)).fetchone() != con.execute(check.format("src")).fetchone():

@@ -87,7 +87,8 @@ final as (
         {{ sha256_hex('normalised_value') }} as identifier_sha256,
         identifier_source,
         raw_forms,
-        (select coalesce(max(change_seq), 0) from resolutions) as identity_change_seq
+        (select coalesce(max(change_seq), 0) from resolutions) as identity_change_seq,
+        {{ build_started_at() }} as built_at
     from grouped
 
 )
