@@ -248,3 +248,12 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
     change("update marts.fct_orders set net_revenue_original = 5, built_at = timestamp '2026-11-04 06:00:00' "
            "where order_key = 'o0001'")
     assert publish_from(tmp_path / "fourth.duckdb", "fifth.duckdb")["written"]["marts.fct_orders"] == 1
+
+    # the tables copied whole replace their old copies in place: the file does not grow run after run
+    change("create or replace table marts.kept as select md5(cast(range as varchar)) as y from range(300000)")
+    previous, sizes = tmp_path / "fifth.duckdb", []
+    for n in range(4):
+        publish_from(previous, f"daily{n}.duckdb")
+        previous = tmp_path / f"daily{n}.duckdb"
+        sizes.append(previous.stat().st_size)
+    assert sizes[-1] <= 1.2 * sizes[0], sizes
