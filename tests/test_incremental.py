@@ -293,12 +293,13 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
     _load_and_build(inc, NEXT_AS_OF, "forward")
     assert _tables(wh_inc, "marts")["fct_orders"] == marts_full["fct_orders"]
 
-    # a warehouse from before customer_identity_map was incremental (no watermark column, resolutions of
-    # unknown kind) and holding a row no current identifier has: the next run rebuilds the map whole
-    # (dbt adds the column in the same transaction) and drops the stale row
+    # a warehouse from before customer_identity_map was incremental (no watermark column nor build marker,
+    # resolutions of unknown kind) and holding a row no current identifier has: the next run rebuilds the
+    # map whole (dbt adds the columns in the same transaction) and drops the stale row
     con = duckdb.connect(str(wh_inc))
     try:
         con.execute("alter table marts.customer_identity_map drop column identity_change_seq")
+        con.execute("alter table marts.customer_identity_map drop column built_at")
         con.execute("alter table identity.resolution_runs drop column full_resolution")
         con.execute("insert into marts.customer_identity_map select customer_key, id_type, identifier_display, "
                     "'stale', identifier_source, raw_forms from marts.customer_identity_map limit 1")

@@ -177,8 +177,9 @@ def test_capped_tier_files_split_the_whole_list(published, tmp_path, reason):
 
 
 def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_path):
-    """The serving file starts from the published one: fct_orders takes the rows built since (by built_at),
-    other tables are copied whole, dropped tables leave; when the delta does not add up (a row rebuilt with
+    """The serving file starts from the published one: fct_orders takes the rows built since (by built_at;
+    rows without one predate the column and were not rewritten since), other tables are copied whole,
+    dropped tables leave; when the delta does not add up (a row rebuilt with
     an older built_at, as after a clock set back) or most rows were rebuilt, the table is copied whole.
     Each time the new file's marts equal the working warehouse's."""
     from dagster_project.lib import publish
@@ -189,8 +190,8 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
     con.execute("""create table marts.fct_orders as
                    select 'o' || lpad(cast(range as varchar), 4, '0') as order_key,
                           cast(range as decimal(18, 2)) as net_revenue_original,
-                          timestamp '2026-11-01 06:00:00' as built_at
-                   from range(100)""")
+                          case when range < 90 then timestamp '2026-11-01 06:00:00' end as built_at
+                   from range(100)""")  # o0090-o0099: rows from before the build marker existed
     con.execute("create table marts.gone as select 1 as x")
     con.execute("""create table marts.customer_identity_map as
                    select 'c' || cast(range % 7 as varchar) as customer_key, 'src' || cast(range % 2 as varchar)

@@ -116,8 +116,9 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
     published = con.execute(f"select max({BUILD_MARKER}) from {schema}.{name}").fetchone()[0]
     if published is None:
         return None
-    # rows written by a build after the published one (or with no marker) are new or rebuilt
-    newer = f"({BUILD_MARKER} > ? or {BUILD_MARKER} is null)"
+    # rows written by a build after the published one are new or rebuilt; the others (no marker: written
+    # before the column existed, and never since) are in both files as they are
+    newer = f"{BUILD_MARKER} > ?"
     total, changed = con.execute(f"select count(*), count(case when {newer} then 1 end) from src.{schema}.{name}",
                                  [published]).fetchone()
     if changed > DELTA_MAX_SHARE * total:
@@ -125,9 +126,8 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
     con.execute("begin")
     # keep the rows the working table still has unchanged (same key, built no later than the published build)
     same_key = " and ".join(f"kept.{k} = old.{k}" for k in keys)
-    kept_newer = newer.replace(BUILD_MARKER, f"kept.{BUILD_MARKER}")
     con.execute(f"delete from {schema}.{name} as old where not exists (select 1 from src.{schema}.{name} as kept "
-                f"where {same_key} and not {kept_newer})", [published])
+                f"where {same_key} and (kept.{BUILD_MARKER} <= ? or kept.{BUILD_MARKER} is null))", [published])
     con.execute(f"insert into {schema}.{name} select * from src.{schema}.{name} where {newer}", [published])
     check = f"select count(*), sum({summed}) from {{}}.{schema}.{name}"
     if con.execute(check.format(here)).fetchone() != con.execute(check.format("src")).fetchone():
