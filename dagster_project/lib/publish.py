@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.lib import warehouse
 from dagster_project.lib.files import sha256_of
 
 PUBLISHED_SCHEMAS = ("marts",)
@@ -40,7 +41,7 @@ DELTA_TABLES = {
     "fct_orders": (("order_key",), "net_revenue_original"),
     "customer_identity_map": (("identifier_source", "id_type", "identifier_sha256"), "raw_forms"),
 }
-BUILD_MARKER = "built_at"
+BUILD_MARKER = warehouse.BUILD_MARKER
 DELTA_MAX_SHARE = 0.25  # more rows rebuilt than this (a full refresh): copying the table is cheaper
 
 

@@ -11,6 +11,11 @@ import duckdb
 # Bounded memory: DuckDB spills to temp_directory instead of failing.
 DEFAULT_MEMORY_LIMIT = os.environ.get("PIPELINE_DUCKDB_MEMORY_LIMIT", "3GB")
 
+# The build marker of the large incremental marts (fct_orders, customer_identity_map): when the dbt build
+# that wrote the row started (macro build_started_at).  The fct_orders GX check validates per build, the
+# serving copy takes the rows built since the published file.
+BUILD_MARKER = "built_at"
+
 
 def connect(path: Path, *, read_only: bool = False, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
     path.parent.mkdir(parents=True, exist_ok=True)
