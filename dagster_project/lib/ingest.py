@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import formats
+from dagster_project.lib import formats, warehouse
 from dagster_project.lib.files import sha256_of
 from dagster_project.lib.formats import Layout
 
@@ -399,9 +400,7 @@ def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:
 def _add_gx_validated(con: duckdb.DuckDBPyConnection) -> None:
     """A ledger from before `gx_validated` gets the column; its loaded files passed their raw checks in
     the run that loaded them (as those checks were then), so they count as validated."""
-    has = con.execute("select count(*) from duckdb_columns() where schema_name = 'raw' and table_name = 'load_ledger' "
-                      "and column_name = 'gx_validated'").fetchone()[0]
-    if not has:
+    if not warehouse.column_exists(con, "raw", "load_ledger", "gx_validated"):
         con.execute("alter table raw.load_ledger add column gx_validated BOOLEAN")
         con.execute("update raw.load_ledger set gx_validated = true where status in ('loaded', 'empty')")
 
@@ -449,10 +448,9 @@ def _record_ledger(con, res: FileResult, folder: str, run_id: str) -> None:
     )
 
 
-def file_stat(path: Path) -> str:
+def file_stat(st: os.stat_result) -> str:
     """What changes whenever a file's bytes may have: size, modification and status-change times (ns; the
     status-change time cannot be set back by tools that keep modification times), device and inode."""
-    st = path.stat()
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
 
 
@@ -479,10 +477,10 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
     `folder` is the inbox sub-folder (`shopify`, …) or `generic/<map name>`.
     """
     display = str(path.relative_to(display_root)) if display_root else str(path)
-    stat = file_stat(path)
+    st = path.stat()
+    stat = file_stat(st)
     sha = _known_sha256(con, display, stat) or sha256_of(path)
-    size = int(stat.split(":", 1)[0])
-    res = FileResult(path=display, layout=None, sha256=sha, size_bytes=size, status="loaded", file_stat=stat)
+    res = FileResult(path=display, layout=None, sha256=sha, size_bytes=st.st_size, status="loaded", file_stat=stat)
 
     def finish(status: str, message: str) -> FileResult:
         res.status, res.message = status, message
@@ -492,7 +490,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
     prior = _already_loaded(con, sha)
     if prior is not None:
         return finish("duplicate", f"same content as already-loaded {prior}; not loaded again")
-    if size == 0:
+    if st.st_size == 0:
         return finish("empty", "empty file")
 
     cmap = None

@@ -38,6 +38,12 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
     )
 
 
+def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
+        [schema, table, column]).fetchone()[0])
+
+
 def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str = "") -> None:
     """The one-row table raw.run_context the dbt models read their as-of date from (macro as_of_date).
 

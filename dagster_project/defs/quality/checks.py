@@ -54,7 +54,7 @@ def _gx_check(schema: str, table: str):
             suite = None
             if schema != "raw":
                 suite = gx_suites.mart_suites()[table]
-                if has_build_marker(con, schema, table):
+                if warehouse.column_exists(con, schema, table, BUILD_MARKER):
                     fingerprint = suite_fingerprint(suite)
                     builds = pending_builds(con, schema, table, fingerprint)
             # a raw table with no new rows needs no suite (nor the GX import, ~5 s, which then finishes in the
@@ -115,12 +115,6 @@ BUILD_MARKER = warehouse.BUILD_MARKER
 BUILD_MARKED_MARTS = ("fct_orders",)  # the marts with that column (the check looks for the column itself)
 BUILT = f"coalesce({BUILD_MARKER}, timestamp '1970-01-01')"
 VALIDATED_BUILDS = "raw.validated_builds"
-
-
-def has_build_marker(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
-        [schema, table, BUILD_MARKER]).fetchone()[0])
 
 
 def suite_fingerprint(suite: list) -> str:
