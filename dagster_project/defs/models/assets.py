@@ -34,8 +34,8 @@ CLV_COLUMNS = {
 }
 
 
-def fit_and_score(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Fit both models on the summary and score every customer.
+def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.DataFrame, dict]:
+    """Fit both models on the summary and score every customer (scores keep the summary's `key` column).
 
     Raises ClvDataError (a readable reason, no predictions) on too little data, a fit that did not
     converge, or predictions that are not finite numbers.
@@ -53,7 +53,7 @@ def fit_and_score(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     monthly_rate = (1 + ANNUAL_DISCOUNT_RATE) ** (1 / 12) - 1
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite results are caught below
         scores = pd.DataFrame({
-            "customer_key": summary["customer_key"],
+            key: summary[key],
             "p_alive": clv.p_alive(bg, x, t_x, T),
             "expected_purchases_90d": clv.expected_purchases(bg, 90 / 7, x, t_x, T),
             "expected_purchases_365d": clv.expected_purchases(bg, 365 / 7, x, t_x, T),
@@ -61,7 +61,7 @@ def fit_and_score(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
             "predicted_clv_12m": np.round(clv.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate,
                                                             period_length=WEEKS_PER_MONTH), 2),
         })
-    numeric = scores.drop(columns=["customer_key"]).to_numpy(float)
+    numeric = scores.drop(columns=[key]).to_numpy(float)
     bad = int((~np.isfinite(numeric)).any(axis=1).sum())
     if bad:
         raise clv.ClvDataError(f"the fitted models give non-finite predictions for {bad} customers; "
@@ -88,7 +88,7 @@ def holdout_comparison(summary: pd.DataFrame, holdout_weeks: float) -> pd.DataFr
         raise clv.ClvDataError(f"the calibration fit gives non-finite predictions for {int((~finite).sum())} customers")
     cal["group"] = np.minimum(x, 5).astype(int).astype(str)
     cal.loc[cal["group"] == "5", "group"] = "5+"
-    out = cal.groupby("group").agg(customers=("customer_key", "count"), predicted=("predicted", "sum"),
+    out = cal.groupby("group").agg(customers=("cal_btyd_age_weeks", "size"), predicted=("predicted", "sum"),
                                    actual=("holdout_purchase_days", "sum")).reset_index()
     out["relative_error"] = (out["predicted"] - out["actual"]) / out["actual"].where(out["actual"] > 0)
     return out
@@ -115,11 +115,14 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     with retry_transient(context):
         con = pipeline.connect()
     try:
-        summary = con.execute("select * from intermediate.int_customer_btyd_summary order by customer_key").df()
+        # the numbers only: customer keys stay in DuckDB (2M 64-character keys took ~1 s each way through
+        # pandas at 10M lines); the scores are joined back to them by the summary's row id
+        summary = con.execute("select rowid as summary_row, * exclude (customer_key) "
+                              "from intermediate.int_customer_btyd_summary").df()
         status, message, fit, scores = "fitted", "", {}, None
         t0 = time.perf_counter()
         try:
-            scores, fit = fit_and_score(summary)
+            scores, fit = fit_and_score(summary, key="summary_row")
         except clv.ClvDataError as exc:
             status, message = "insufficient_data", str(exc)
             context.log.warning(f"predicted CLV: no predictions this run: {message}")
@@ -140,12 +143,14 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
             con.execute(
                 """
                 insert into marts.customer_clv
-                select customer_key, ?::DATE, p_alive, expected_purchases_90d, expected_purchases_365d,
+                select summary.customer_key, ?::DATE, p_alive, expected_purchases_90d, expected_purchases_365d,
                        expected_spend_per_purchase, predicted_clv_12m,
                        case when percent_rank() over (order by predicted_clv_12m desc) < 0.2 then 'high'
                             when percent_rank() over (order by predicted_clv_12m desc) < 0.5 then 'mid'
                             else 'low' end
-                from _scores order by customer_key
+                from _scores join intermediate.int_customer_btyd_summary as summary
+                    on summary.rowid = _scores.summary_row
+                order by summary.customer_key
                 """, [as_of])
             con.unregister("_scores")
         con.execute(
