@@ -116,9 +116,11 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         con = pipeline.connect()
     try:
         # the numbers only: customer keys stay in DuckDB (2M 64-character keys took ~1 s each way through
-        # pandas at 10M lines); the scores are joined back to them by the summary's row id
+        # pandas at 10M lines); the scores are joined back to them by the summary's row id. In customer
+        # order, so the same data gives the same sums, fits and predictions to the last bit, run after run
+        # (the table's row order may differ between two builds of the same data).
         summary = con.execute("select rowid as summary_row, * exclude (customer_key) "
-                              "from intermediate.int_customer_btyd_summary").df()
+                              "from intermediate.int_customer_btyd_summary order by customer_key").df()
         status, message, fit, scores = "fitted", "", {}, None
         t0 = time.perf_counter()
         try:
