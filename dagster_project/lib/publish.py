@@ -126,9 +126,9 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
         return None
     con.execute("begin")
     # replace the rows rebuilt since (a semi-join on the few changed keys) ...
-    same_key = " and ".join(f"new.{k} = old.{k}" for k in keys)
-    con.execute(f"delete from {schema}.{name} as old where exists (select 1 from src.{schema}.{name} as new "
-                f"where {same_key} and new.{newer})", [published])
+    same_key = " and ".join(f"work.{k} = old.{k}" for k in keys)
+    con.execute(f"delete from {schema}.{name} as old where exists (select 1 from src.{schema}.{name} as work "
+                f"where {same_key} and work.{newer})", [published])
     con.execute(f"insert into {schema}.{name} select * from src.{schema}.{name} where {newer}", [published])
     check = f"select count(*), sum({summed}) from {{}}.{schema}.{name}"
     here_now, there = con.execute(check.format(here)).fetchone(), con.execute(check.format("src")).fetchone()
@@ -136,8 +136,7 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
         # ... and, when rows are left over, drop the keys the working table no longer has (an anti-join of the
         # whole table: only when needed). Every unchanged working row is in the published file, so equal
         # counts mean the same rows; the sum then guards against a row rebuilt with an older marker.
-        same_key = " and ".join(f"kept.{k} = old.{k}" for k in keys)
-        con.execute(f"delete from {schema}.{name} as old where not exists (select 1 from src.{schema}.{name} as kept "
+        con.execute(f"delete from {schema}.{name} as old where not exists (select 1 from src.{schema}.{name} as work "
                     f"where {same_key})")
         here_now = con.execute(check.format(here)).fetchone()
     if here_now != there:
