@@ -6,7 +6,9 @@
 ) }}
 -- Incremental (on DuckDB): a run re-rolls only the transactions that appear in export files loaded
 -- since the last build (new ones, old ones again in a newer export, or a later refund) and replaces
--- them by natural key; newest export wins per payment or refund event, as in a full build.
+-- them by natural key; newest export wins per payment or refund event, as in a full build.  A
+-- table built before the sale_* columns existed is re-rolled whole once (the old rows would keep
+-- them empty).
 
 -- One row per Square transaction: payment lines summed, refund lines netted against them.
 -- Square writes discounts and refunds as negative amounts; here they become positive
@@ -15,7 +17,7 @@
 with item_lines as (
 
     select * from {{ ref('stg_square__item_lines') }}
-    {%- if is_incremental() %}
+    {%- if is_incremental() and has_column(this, 'sale_local_date') %}
     -- every line of the transactions that have a line from a file loaded since the last build (a
     -- refund in a later export re-rolls its sale with the payment lines from the earlier one)
     -- (found in the raw lines of those files: cheaper than the deduplicating staging view, same set)
@@ -36,6 +38,10 @@ rolled_up as (
             min(sold_at)
         ) as ordered_at,
         max(store_location) as store_location,
+        -- where and on which local day the sale was rung up (its payment lines; empty for a
+        -- refund without its sale): the store funnel's day
+        max(case when event_type = 'payment' then store_location end) as sale_store_location,
+        min(case when event_type = 'payment' then sold_on_local_date end) as sale_local_date,
         max(currency) as currency,
         -- sums back to 18 digits (see int_shopify__orders_rolled_up)
         cast(coalesce(sum(case when event_type = 'payment' then gross_sales end), 0) as decimal(18, 2)) as gross_revenue,
@@ -58,6 +64,8 @@ final as (
         transaction_id as source_order_id,
         'store' as channel,
         store_location,
+        sale_store_location,
+        sale_local_date,
         ordered_at,
         case
             when refunds <= 0 then 'paid'

@@ -6,10 +6,10 @@
 
 with sale_days as (
 
-    select transaction_id, max(store_location) as store_location, min(sold_on_local_date) as local_date
-    from {{ ref('stg_square__item_lines') }}
-    where event_type = 'payment'
-    group by transaction_id
+    -- one row per sale, rolled up from its payment lines (not the 10M deduplicated raw lines again)
+    select source_order_id as transaction_id, sale_store_location as store_location, sale_local_date as local_date
+    from {{ ref('int_square__sales_rolled_up') }}
+    where sale_local_date is not null
 
 ),
 
