@@ -61,3 +61,31 @@ def test_batches_are_not_fingerprinted(monkeypatch):
     df = pd.DataFrame({"n": [1, 2, 3]})
     out = gx_validation.validate("fingerprint", df, [E.ExpectColumnValuesToBeBetween(column="n", min_value=2)])
     assert not out.success and out.failures[0]["unexpected_count"] == 1
+
+
+def test_customer_keys_are_checked_by_dbt_not_read_into_pandas():
+    """The customer marts' suites look at values; their keys' uniqueness and presence are dbt tests on the
+    same marts (blocking in the same run), so 2M 64-character keys need not enter pandas."""
+    import yaml
+
+    from dagster_project.lib.paths import DBT_PROJECT_DIR
+
+    tests = {}
+    for f in (DBT_PROJECT_DIR / "models" / "marts").glob("_*models.yml"):
+        for model in yaml.safe_load(f.read_text())["models"]:
+            for col in model.get("columns", []):
+                names = {t if isinstance(t, str) else next(iter(t)) for t in col.get("data_tests", [])}
+                tests[(model["name"], col["name"])] = names
+    for mart in ("customer_rfm", "dim_customers", "pareto_curve"):
+        assert "customer_key" not in gx_suites.columns_of(gx_suites.mart_suites()[mart])
+        assert {"unique", "not_null"} <= tests[(mart, "customer_key")], mart
+
+
+def test_a_mart_suite_fails_on_out_of_range_scores():
+    suite = gx_suites.mart_suites()["customer_rfm"]
+    good = pd.DataFrame({"r_score": [1, 5], "f_score": [2, 3], "m_score": [4, 4], "recency_days": [0, 30],
+                         "frequency": [1, 2], "segment": ["champions", "hibernating"]})
+    assert gx_validation.validate("marts.customer_rfm", good, suite).success
+    bad = good.assign(r_score=[0, 6], segment=["champions", None])
+    failed = {r["column"]: r["unexpected_count"] for r in gx_validation.validate("marts.customer_rfm", bad, suite).failures}
+    assert failed == {"r_score": 2, "segment": 1}

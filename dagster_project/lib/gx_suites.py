@@ -99,17 +99,16 @@ def mart_suites() -> dict[str, list]:
         return E.ExpectColumnValuesToBeBetween(column=col, min_value=0, max_value=1)
 
     return {
+        # Customer keys: unique and not null are dbt's tests on these marts (blocking too, in the same run);
+        # the suites look at values, so the 64-character keys of every customer need not enter pandas
+        # (at 2M customers that was 4 of the 6 seconds of these three checks).
         "customer_rfm": [
-            E.ExpectColumnValuesToNotBeNull(column="customer_key"),
-            E.ExpectColumnValuesToBeUnique(column="customer_key"),
             *[E.ExpectColumnValuesToBeBetween(column=c, min_value=1, max_value=5) for c in ("r_score", "f_score", "m_score")],
             E.ExpectColumnValuesToBeBetween(column="recency_days", min_value=0),
             E.ExpectColumnValuesToBeBetween(column="frequency", min_value=1),
             E.ExpectColumnValuesToNotBeNull(column="segment"),
         ],
         "dim_customers": [
-            E.ExpectColumnValuesToNotBeNull(column="customer_key"),
-            E.ExpectColumnValuesToBeUnique(column="customer_key"),
             E.ExpectColumnValuesToBeBetween(column="purchase_count", min_value=0),
             E.ExpectColumnValuesToMatchRegex(column="email_masked", regex=r"^.\*\*\*@"),
             E.ExpectColumnValuesToMatchRegex(column="phone_masked", regex=r"^\+\d{5}\*\*\*\*\d{4}$"),
@@ -122,7 +121,6 @@ def mart_suites() -> dict[str, list]:
             E.ExpectColumnValuesToBeBetween(column="refunds", min_value=0),
         ],
         "pareto_curve": [
-            E.ExpectColumnValuesToBeUnique(column="customer_key"),
             share("cumulative_customer_share"),
             E.ExpectColumnValuesToBeBetween(column="cumulative_revenue_share", min_value=0, max_value=1.000001),
         ],
