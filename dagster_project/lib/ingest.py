@@ -572,9 +572,17 @@ def _attach_raw_text(con, source: Path, file_id: int) -> None:
     """Quarantined CSV rows keep the file's own text (all fields, as written)."""
     starts = [int(r[0]) for r in con.execute("select _line from _typed where _reason is not null").fetchall()]
     texts = raw_csv_records(source, starts)
-    con.executemany(
-        "update raw.quarantine set raw_record = ? where file_id = ? and line_number = ?",
-        [[text, file_id, line] for line, text in texts.items()],
+    if not texts:
+        return
+    # one update joined to the texts (an update per row scanned the quarantine table once per row: 0.2-0.5 s
+    # for a daily Shopify file with a thousand quarantined rows)
+    con.execute("create or replace temp table _texts as "
+                "select unnest(?::BIGINT[]) as line_number, unnest(?::VARCHAR[]) as raw_record",
+                [list(texts), list(texts.values())])
+    con.execute(
+        "update raw.quarantine set raw_record = _texts.raw_record from _texts "
+        "where raw.quarantine.file_id = ? and raw.quarantine.line_number = _texts.line_number",
+        [file_id],
     )
 
 
@@ -607,7 +615,7 @@ def raw_csv_records(path: Path, starts: list[int]) -> dict[int, str]:
 
 
 def _drop_temp_tables(con) -> None:
-    for t in ("_src", "_rec", "_typed", "_gap", "_lines", "_nl"):
+    for t in ("_src", "_rec", "_typed", "_gap", "_lines", "_nl", "_texts"):
         con.execute(f"drop table if exists {t}")
 
 
