@@ -50,7 +50,8 @@ def _instance(paths: DataPaths):
 
 
 def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
-                 allow_rejected_files: bool = False, quiet: bool = False, dbt_target: str = ""):
+                 allow_rejected_files: bool = False, quiet: bool = False, dbt_target: str = "",
+                 keep_exports: int | None = None):
     """Materialise every asset in-process; returns the Dagster result."""
     paths = DataPaths.of(data_dir)
     as_of_date = parse_as_of(as_of)
@@ -69,6 +70,7 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
                     "as_of": "",  # the partition key carries the as-of date
                     "allow_rejected_files": allow_rejected_files,
                     **({"dbt_target": dbt_target} if dbt_target else {}),
+                    **({"keep_exports": keep_exports} if keep_exports is not None else {}),
                 }
             }
         },
@@ -94,10 +96,12 @@ def _failure_messages(result) -> list[str]:
     return msgs
 
 
-def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool, dbt_target: str = ""):
+def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool, dbt_target: str = "",
+             keep_exports: int | None = None):
     """Run once; print failures. Returns (exit code, elapsed seconds, warnings)."""
     t0 = time.perf_counter()
-    result = run_pipeline(paths.root, as_of, allow_rejected_files, quiet=quiet, dbt_target=dbt_target)
+    result = run_pipeline(paths.root, as_of, allow_rejected_files, quiet=quiet, dbt_target=dbt_target,
+                          keep_exports=keep_exports)
     elapsed = time.perf_counter() - t0
     failures = _failure_messages(result)
     if not result.success:
@@ -116,7 +120,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
     as_of = parse_as_of(args.as_of).isoformat()
     print(f"==> running the pipeline on {paths.root} (as of {as_of})", flush=True)
-    code, elapsed, warnings = _run_one(paths, as_of, args.allow_rejected_files, args.quiet, args.dbt_target or "")
+    code, elapsed, warnings = _run_one(paths, as_of, args.allow_rejected_files, args.quiet, args.dbt_target or "",
+                                       keep_exports=args.keep_exports)
     if code:
         return code
     manifest = json.loads((paths.exports / as_of / "manifest.json").read_text(encoding="utf-8"))
@@ -159,7 +164,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     for day in days:
         print(f"\n--- as of {day}", flush=True)
         code, elapsed, warnings = _run_one(paths, day, args.allow_rejected_files, quiet=True,
-                                           dbt_target=args.dbt_target or "")
+                                           dbt_target=args.dbt_target or "", keep_exports=args.keep_exports)
         outcome.append((day, code, elapsed, len(warnings)))
         if code and not args.keep_going:
             break
@@ -206,6 +211,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keep_exports(value: str) -> int:
+    from dagster_project.lib.resources import keep_exports_setting
+
+    try:
+        return keep_exports_setting(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dagster_project", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--quiet", action="store_true", help="only warnings and the summary")
     p_run.add_argument("--dbt-target", choices=["duckdb", "spark"], default=None,
                        help="engine dbt builds the models on (default $DBT_TARGET, else duckdb); see README 'Running on Spark'")
+    keep_help = ("dated folders kept in <data dir>/exports: the newest N as-of dates (default "
+                 "$PIPELINE_KEEP_EXPORTS, else 30; 0 keeps every one)")
+    p_run.add_argument("--keep-exports", type=_keep_exports, default=None, metavar="N", help=keep_help)
     p_run.set_defaults(func=cmd_run)
     p_back = sub.add_parser("backfill", help="run once per as-of date in a range (oldest first)")
     p_back.add_argument("--data-dir", default=None)
@@ -226,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p_back.add_argument("--allow-rejected-files", action="store_true")
     p_back.add_argument("--dbt-target", choices=["duckdb", "spark"], default=None)
     p_back.add_argument("--keep-going", action="store_true", help="continue with later dates after a failure")
+    p_back.add_argument("--keep-exports", type=_keep_exports, default=None, metavar="N", help=keep_help)
     p_back.set_defaults(func=cmd_backfill)
     p_status = sub.add_parser("status", help="last runs, what is published, failing checks")
     p_status.add_argument("--data-dir", default=None)

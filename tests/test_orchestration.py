@@ -232,6 +232,12 @@ def test_two_day_backfill_publishes_each_as_of_date_and_status_reports_it(small_
     assert "Published: run" in out and "as of 2026-10-31" in out
     assert "as-of dates with exports: 3 (2026-10-29 .. 2026-10-31)" in out
 
+    # retention: the next day's run keeps the two newest dated folders and removes the rest, whole
+    assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-01", "--quiet", "--keep-exports", "2"]) == 0
+    assert sorted(p.name for p in exports.iterdir()) == ["2026-10-31", "2026-11-01", "latest"]
+    assert os.readlink(exports / "latest") == "2026-11-01"
+    assert not [p for p in (data_dir / ".staging").iterdir() if p.name.startswith("pruned-")]
+
 
 def test_status_reports_a_failed_run_and_exits_1(tmp_path, capsys):
     generate_demo(tmp_path, customers=60, seed=3, end_date=date(2026, 10, 31))

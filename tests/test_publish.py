@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import json
+import os
 from datetime import date
 
 import duckdb
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dagster_project.cli import main
-from dagster_project.lib import formats
+from dagster_project.lib import formats, publish
 from dagster_project.lib.demo import generate_demo
 from tests.soak import neutralised, plant_formula_customer, readers_suite, Tally
 from tests.test_ingest import square_row, write_csv
@@ -258,3 +259,31 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
         previous = tmp_path / f"daily{n}.duckdb"
         sizes.append(previous.stat().st_size)
     assert sizes[-1] <= 1.2 * sizes[0], sizes
+
+
+def test_prune_exports_keeps_the_newest_dates_and_latest(tmp_path):
+    exports, staging = tmp_path / "exports", tmp_path / ".staging"
+    staging.mkdir()
+    for day in ("2026-10-28", "2026-10-29", "2026-10-30", "2026-10-31"):
+        (exports / day / "tiers").mkdir(parents=True)
+        (exports / day / "tiers" / "champions.csv").write_text("customer_key\n")
+    (exports / "notes").mkdir()  # not an as-of folder: never touched
+    os.symlink("2026-10-28", exports / "latest")  # latest on an old date (as after a manual re-point)
+    assert publish.prune_exports(exports, staging, 0) == []  # 0 keeps every one
+    assert publish.prune_exports(exports, staging, 2) == ["2026-10-29"]
+    assert sorted(p.name for p in exports.iterdir()) == ["2026-10-28", "2026-10-30", "2026-10-31", "latest", "notes"]
+    assert list(staging.iterdir()) == []
+    assert publish.prune_exports(exports, staging, 2) == []  # idempotent
+
+
+def test_keep_exports_setting_is_checked():
+    from dagster_project.cli import main
+    from dagster_project.lib.resources import keep_exports_setting
+
+    assert keep_exports_setting(None) == 30 and keep_exports_setting("0") == 0 and keep_exports_setting("7") == 7
+    for bad in ("-1", "ten", "2.5"):
+        with pytest.raises(ValueError, match="PIPELINE_KEEP_EXPORTS or --keep-exports"):
+            keep_exports_setting(bad)
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--keep-exports", "ten"])
+    assert exc.value.code == 2

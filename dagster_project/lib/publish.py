@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from pathlib import Path
@@ -266,6 +267,36 @@ def finish_publish(staging: Path) -> bool:
     fsync_dir(staging)
     shutil.rmtree(stage, ignore_errors=True)
     return True
+
+
+AS_OF_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def prune_exports(exports: Path, staging: Path, keep: int) -> list[str]:
+    """Remove the dated export folders beyond the `keep` newest as-of dates (0 keeps every one).
+
+    Only folders named as an as-of date are considered; the one exports/latest points to always stays.
+    Each goes by a rename into the staging area first (atomic), so a folder is either whole in exports/
+    or gone; a removal a crash interrupts is finished by the next run's stale-stage cleanup."""
+    if keep <= 0 or not exports.is_dir():
+        return []
+    latest = exports / "latest"
+    current = os.readlink(latest) if latest.is_symlink() else None
+    dates = sorted(p.name for p in exports.iterdir()
+                   if AS_OF_FOLDER.match(p.name) and p.is_dir() and not p.is_symlink())
+    removed = []
+    for name in dates[:-keep]:
+        if name == current:
+            continue
+        gone = staging / f"pruned-exports-{name}"
+        if gone.exists():
+            shutil.rmtree(gone)
+        os.replace(exports / name, gone)
+        shutil.rmtree(gone, ignore_errors=True)
+        removed.append(name)
+    if removed:
+        fsync_dir(exports)
+    return removed
 
 
 def remove_stale_stages(staging: Path, keep: str) -> list[str]:

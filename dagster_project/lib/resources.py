@@ -14,6 +14,23 @@ from dagster_project.lib.orchestration import PARTITION_TAG
 from dagster_project.lib.paths import DataPaths, parse_as_of
 
 
+DEFAULT_KEEP_EXPORTS = 30
+
+
+def keep_exports_setting(value: "str | int | None") -> int:
+    """PIPELINE_KEEP_EXPORTS / --keep-exports: a whole number of dated export folders, 0 for all."""
+    if value is None or value == "":
+        return DEFAULT_KEEP_EXPORTS
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0:
+        raise ValueError(f"keep-exports setting {value!r} (PIPELINE_KEEP_EXPORTS or --keep-exports): expected a "
+                         f"whole number of dated export folders to keep, 0 to keep every one")
+    return n
+
+
 class PipelineConfig(dg.ConfigurableResource):
     """Where the data directory is and what date the run is as of.
 
@@ -26,6 +43,8 @@ class PipelineConfig(dg.ConfigurableResource):
     phone_region: str = "US"
     allow_rejected_files: bool = False
     dbt_target: str = ""  # empty: $DBT_TARGET, else duckdb; "spark" builds the dbt models on Spark
+    # dated folders kept in exports/ (the newest as-of dates; exports/latest's always stays); 0 keeps every one
+    keep_exports: int = DEFAULT_KEEP_EXPORTS
 
     @property
     def resolved_dbt_target(self) -> str:
@@ -62,4 +81,5 @@ def default_pipeline_config() -> PipelineConfig:
         phone_region=os.environ.get("PIPELINE_PHONE_REGION", "US"),
         allow_rejected_files=os.environ.get("PIPELINE_ALLOW_REJECTED_FILES", "") in ("1", "true", "yes"),
         dbt_target=os.environ.get("DBT_TARGET", ""),
+        keep_exports=keep_exports_setting(os.environ.get("PIPELINE_KEEP_EXPORTS")),
     )
