@@ -49,6 +49,12 @@
 {%- endmacro %}
 {% macro default__value_at_max(expr, order_by) -%}max_by({{ expr }}, {{ order_by }}){%- endmacro %}
 
+{#- The value of `expr` on the row where `order_by` is lowest, within a group (min_by on DuckDB and Spark 3+). -#}
+{% macro value_at_min(expr, order_by) -%}
+    {{ return(adapter.dispatch('value_at_min', 'owned_audience')(expr, order_by)) }}
+{%- endmacro %}
+{% macro default__value_at_min(expr, order_by) -%}min_by({{ expr }}, {{ order_by }}){%- endmacro %}
+
 {#- dbt.datediff on Spark: DuckDB's semantics (calendar boundaries crossed) and its BIGINT type, so
     contracts and results are the same on both engines.  dbt-spark's own version returns INT and
     computes months with months_between.  Found before dbt-spark's through `dispatch` in

@@ -17,15 +17,6 @@ with purchase_days as (
 
 ),
 
-ranked as (
-
-    select
-        purchase_days.*,
-        row_number() over (partition by customer_key order by order_date) as day_number
-    from purchase_days
-
-),
-
 calibration_end as (
 
     select {{ dbt.dateadd('day', -1 * var('clv_holdout_days'), as_of_date()) }} as cal_end
@@ -35,11 +26,13 @@ calibration_end as (
 final as (
 
     select
-        ranked.customer_key,
+        purchase_days.customer_key,
         count(*) - 1 as repeat_purchase_days,
         {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} / cast(7 as double) as btyd_recency_weeks,
         {{ dbt.datediff('min(order_date)', as_of_date(), 'day') }} / cast(7 as double) as btyd_age_weeks,
-        cast(sum(case when day_number > 1 then day_value end) as double) / nullif(count(*) - 1, 0) as repeat_mean_value,
+        -- the days after the first: every day's value but the first day's (an aggregate, no numbering sort)
+        cast(sum(day_value) - {{ value_at_min('day_value', 'order_date') }} as double) / nullif(count(*) - 1, 0)
+            as repeat_mean_value,
         -- calibration cut
         count(case when order_date <= calibration_end.cal_end then 1 end) - 1 as cal_repeat_purchase_days,
         {{ dbt.datediff('min(order_date)', 'max(case when order_date <= calibration_end.cal_end then order_date end)', 'day') }} / cast(7 as double)
@@ -47,9 +40,9 @@ final as (
         {{ dbt.datediff('min(order_date)', 'calibration_end.cal_end', 'day') }} / cast(7 as double) as cal_btyd_age_weeks,
         count(case when order_date > calibration_end.cal_end then 1 end) as holdout_purchase_days,
         min(order_date) as first_purchase_date
-    from ranked
+    from purchase_days
     cross join calibration_end
-    group by ranked.customer_key, calibration_end.cal_end
+    group by purchase_days.customer_key, calibration_end.cal_end
 
 )
 

@@ -11,6 +11,7 @@ with orders as (
 
 numbered as (
 
+    -- the first purchase's date and channel from the same window as the numbering (one sort, no join back)
     select
         customer_key,
         order_key,
@@ -18,35 +19,31 @@ numbered as (
         channel,
         utm_source,
         net_revenue,
-        cast(row_number() over (partition by customer_key order by ordered_at, order_key) as bigint) as purchase_number
+        cast(row_number() over customer_purchases as bigint) as purchase_number,
+        first_value(order_date) over customer_purchases as first_purchase_date,
+        first_value(channel) over customer_purchases as first_channel
     from orders
-
-),
-
-firsts as (
-
-    select customer_key, order_date as first_purchase_date, channel as first_channel
-    from numbered
-    where purchase_number = 1
+    -- (the default frame ends at the current row and always holds the first one; ranking functions on
+    -- Spark accept no other frame)
+    window customer_purchases as (partition by customer_key order by ordered_at, order_key)
 
 ),
 
 final as (
 
     select
-        numbered.customer_key,
-        numbered.order_key,
-        numbered.purchase_number,
-        numbered.order_date,
-        numbered.channel,
-        numbered.utm_source,
-        numbered.net_revenue,
-        firsts.first_purchase_date,
-        firsts.first_channel,
-        cast({{ dbt.date_trunc('month', 'firsts.first_purchase_date') }} as date) as cohort_month,
-        cast({{ dbt.date_trunc('month', 'numbered.order_date') }} as date) as order_month
+        customer_key,
+        order_key,
+        purchase_number,
+        order_date,
+        channel,
+        utm_source,
+        net_revenue,
+        first_purchase_date,
+        first_channel,
+        cast({{ dbt.date_trunc('month', 'first_purchase_date') }} as date) as cohort_month,
+        cast({{ dbt.date_trunc('month', 'order_date') }} as date) as order_month
     from numbered
-    inner join firsts on firsts.customer_key = numbered.customer_key
 
 )
 
