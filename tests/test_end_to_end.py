@@ -369,3 +369,13 @@ def test_dbt_unit_tests_pass_on_duckdb(demo_run, tmp_path):
                if r["unique_id"].startswith("unit_test.")]
     assert len(results) >= 15 and all(r["status"] == "pass" for r in results), [
         (r["unique_id"], r["status"]) for r in results]
+
+
+def test_the_dates_parquet_marts_share_the_serving_files(demo_run):
+    """exports/<as-of>/marts holds the serving Parquet marts as hard links (same bytes, no second copy);
+    fct_orders stays in serving only."""
+    d = demo_run["data_dir"]
+    dated = sorted((d / "exports" / "latest" / "marts").glob("*.parquet"))
+    assert len(dated) >= 15 and not (d / "exports" / "latest" / "marts" / "fct_orders.parquet").exists()
+    for p in dated:
+        assert p.samefile(d / "serving" / "marts" / p.name), p.name

@@ -164,11 +164,17 @@ def write_parquet_marts(serving_db: Path, out_dir: Path) -> list[Path]:
 
 
 def copy_parquet_marts(src_dir: Path, out_dir: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
+    """The Parquet marts of src_dir in out_dir as hard links where the filesystem allows (the files are
+    never written in place: a publish replaces whole folders), else as copies. The serving marts and the
+    same date's exports then share their bytes (~740 MB at 10M order lines, ~1 s of copying)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
     for p in sorted(src_dir.glob("*.parquet")):
         if p.stem not in exclude:
-            shutil.copyfile(p, out_dir / p.name)
+            try:
+                os.link(p, out_dir / p.name)
+            except OSError:  # another filesystem, or one without hard links
+                shutil.copyfile(p, out_dir / p.name)
             files.append(out_dir / p.name)
     return files
 
