@@ -447,6 +447,7 @@ def bench_size(work: Path, lines: int, skip_peers: bool, skip_incremental: bool 
     full = timed_pipeline_run(data, as_of, "pipeline, full run")
     eng = engine_limit(work, info["main_as_of"])
     peer = None if skip_peers else peers(data, info["main_as_of"])
+    full["rfm_step_alone"] = None if skip_peers else rfm_step_alone(data)
     incr = None
     if not skip_incremental:
         for f in (work / "next").rglob("*.csv"):
@@ -477,22 +478,57 @@ def rfm_step_seconds(run: dict) -> float | None:
     return round(sum(times), 2) if times else None
 
 
+def rfm_step_alone(data_dir: Path, repeats: int = 2) -> dict:
+    """The RFM step's two models built again on their own (one dbt thread, nothing else running) on the
+    full run's warehouse (same data and as-of date, so the same rows), as the peers are timed on their
+    own. Inside the full run dbt builds two models at a time on the two cores, so those node times
+    include sharing them. The dbt start is left out (node times), as the peers' imports are."""
+    from dagster_project.lib.dbt_project import dbt_executable
+    from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
+
+    target = Path(tempfile.mkdtemp(prefix="rfm_step_"))
+    env = {**os.environ, "PIPELINE_WAREHOUSE_PATH": str(DataPaths.of(data_dir).warehouse)}
+    names = {m.split("/")[1] for m in RFM_STEP_MODELS}
+    runs = []
+    try:
+        for _ in range(repeats):
+            proc = subprocess.run(
+                [dbt_executable(), "run", "--select", *sorted(names), "--threads", "1", "--project-dir",
+                 str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
+                cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"dbt run of the RFM step failed:\n{proc.stdout[-3000:]}")
+            results = json.loads((target / "run_results.json").read_text())["results"]
+            nodes = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results
+                     if r["unique_id"].startswith("model.")}  # not the project's on-run-start hook
+            assert set(nodes) == names, nodes
+            runs.append(round(sum(nodes.values()), 2))
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+    print(f"    RFM step alone: {min(runs):.2f}s (runs {runs})", flush=True)
+    return {"seconds": min(runs), "runs": runs}
+
+
 def report(results: dict) -> None:
     rows = []
     for r in results["sizes"]:
         full, eng, incr, peer = r["pipeline_full"], r["engine_limit"], r["pipeline_incremental"], r["peers"]
         rfm = rfm_step_seconds(full)
+        alone = (full.get("rfm_step_alone") or {}).get("seconds")
         rows.append((f"{r['lines']:,} lines", [
             ("pipeline end to end (s)", full["wall_seconds"]),
             ("  stages " + ", ".join(f"{k} {v}" for k, v in full["stages"].items()), None),
             ("engine limit (s)", eng["seconds"]),
             ("pipeline / engine limit", round(full["wall_seconds"] / eng["seconds"], 2)),
             ("pipeline peak memory (GB)", full["peak_rss_gb"]),
-            ("pipeline RFM step: int_customer_order_summary + customer_rfm (s)", rfm),
+            ("pipeline RFM step: int_customer_order_summary + customer_rfm, in the run (s)", rfm),
+            ("pipeline RFM step, alone (s)", alone),
             ("rfm_summary (s)", peer and peer["rfm_summary_seconds"]),
-            ("rfm_summary / pipeline RFM step", peer and rfm and round(peer["rfm_summary_seconds"] / rfm, 1)),
+            ("rfm_summary / pipeline RFM step alone (in the run)", peer and alone and
+             f"{peer['rfm_summary_seconds'] / alone:.1f} ({peer['rfm_summary_seconds'] / rfm:.1f})"),
             ("pandas groupby/qcut RFM (s)", peer and peer["pandas_rfm_seconds"]),
-            ("pandas RFM / pipeline RFM step", peer and rfm and round(peer["pandas_rfm_seconds"] / rfm, 1)),
+            ("pandas RFM / pipeline RFM step alone (in the run)", peer and alone and
+             f"{peer['pandas_rfm_seconds'] / alone:.1f} ({peer['pandas_rfm_seconds'] / rfm:.1f})"),
             ("peers agree with customer_rfm (sample)", peer and f"{peer['rfm_summary_agrees']}/{peer['sample_customers']} and "
                                                                f"{peer['pandas_agrees']}/{peer['sample_customers']}"),
             *([(f"next export, {r['data']['next_export_share']:.1%} more lines (s)", incr["wall_seconds"]),
@@ -527,9 +563,12 @@ def evaluate(results: dict) -> dict:
         t["end_to_end_vs_engine_limit"] = (ratio <= TARGETS["end_to_end_vs_engine_limit_max"],
                                           f"{ratio:.2f}x (target <= 2.0x) {n}")
         rfm = rfm_step_seconds(big["pipeline_full"])
-        if big["peers"] and rfm:
-            sp = big["peers"]["rfm_summary_seconds"] / rfm
-            t["rfm_vs_rfm_summary"] = (sp >= TARGETS["rfm_speedup_vs_rfm_summary_min"], f"{sp:.1f}x faster (target >= 10x) {n}")
+        alone = (big["pipeline_full"].get("rfm_step_alone") or {}).get("seconds")
+        if big["peers"] and rfm and alone:
+            # judged alone, as the peers run; the figure inside the run (two models sharing two cores) beside it
+            sp, sp_run = big["peers"]["rfm_summary_seconds"] / alone, big["peers"]["rfm_summary_seconds"] / rfm
+            t["rfm_vs_rfm_summary"] = (sp >= TARGETS["rfm_speedup_vs_rfm_summary_min"],
+                                       f"{sp:.1f}x faster alone, {sp_run:.1f}x inside the run (target >= 10x) {n}")
         else:
             t["rfm_vs_rfm_summary"] = (None, "peers skipped")
         peak = big["pipeline_full"]["peak_rss_gb"]
