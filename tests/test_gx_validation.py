@@ -65,7 +65,7 @@ def test_batches_are_not_fingerprinted(monkeypatch):
 
 def test_customer_keys_are_checked_by_dbt_not_read_into_pandas():
     """The customer marts' suites look at values; their keys' uniqueness and presence are dbt tests on the
-    same marts (blocking in the same run), so 2M 64-character keys need not enter pandas."""
+    same marts (blocking in the same run), so 2M text keys need not enter pandas."""
     import yaml
 
     from dagster_project.lib.paths import DBT_PROJECT_DIR

@@ -252,14 +252,19 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     publish.commit_and_swap(paths.staging, stage, as_of, paths.serving_warehouse, paths.serving_marts_dir,
                             paths.exports, update_serving=updates_serving)
     publish.remove_stale_stages(paths.staging, keep=run_id)
-    if updates_serving:  # a backfill of an older date leaves retention to the next run that moves `latest`
-        pruned = publish.prune_exports(paths.exports, paths.staging, pipeline.keep_exports)
-        if pruned:
-            context.log.info(f"removed {len(pruned)} dated export folder(s) beyond the newest "
-                             f"{pipeline.keep_exports}: {', '.join(pruned)}")
 
     if updates_serving:
         context.log.info(f"published run {run_id} as of {as_of}: {paths.serving_warehouse} and {paths.exports / as_of}")
+        # retention (a backfill of an older date leaves it to the next run that moves `latest`); the run is
+        # published by now, so a folder that cannot be removed is a warning, not a failed run
+        try:
+            pruned = publish.prune_exports(paths.exports, paths.staging, pipeline.keep_exports)
+        except OSError as exc:
+            context.log.warning(f"could not remove old dated export folders from {paths.exports}: {exc}")
+        else:
+            if pruned:
+                context.log.info(f"removed {len(pruned)} dated export folder(s) beyond the newest "
+                                 f"{pipeline.keep_exports}: {', '.join(pruned)}")
     else:
         context.log.info(f"backfill as of {as_of}: published {paths.exports / as_of}; serving and exports/latest "
                          f"stay as of {current}")

@@ -115,7 +115,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     with retry_transient(context):
         con = pipeline.connect()
     try:
-        # the numbers only: customer keys stay in DuckDB (2M 64-character keys took ~1 s each way through
+        # the numbers only: customer keys stay in DuckDB (2M text keys took ~1 s each way through
         # pandas at 10M lines); the scores are joined back to them by the summary's row id. In customer
         # order, so the same data gives the same sums, fits and predictions to the last bit, run after run
         # (the table's row order may differ between two builds of the same data).

@@ -13,7 +13,7 @@
 with purchase_days as (
 
     -- customers numbered 1..n: the windows below partition by the number, which sorts much faster
-    -- than the 64-character customer_key (the output counts customers, it does not name them)
+    -- than the text customer_key (the output counts customers, it does not name them)
     select dense_rank() over (order by customer_key) as customer_number, order_date
     from (
         select distinct customer_key, order_date
