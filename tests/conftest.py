@@ -49,3 +49,25 @@ def online_retail_run(shared_data, tmp_path_factory):
     (inbox / "online_retail.parquet").symlink_to(parquet)
     code = main(["run", "--data-dir", str(data_dir), "--as-of", "2011-12-10", "--quiet"])
     return {"data_dir": data_dir, "exit_code": code, "parquet": parquet, "as_of": "2011-12-10"}
+
+
+def assert_dbt_unit_tests_pass(env: dict, target_path: Path, *args: str, at_least: int) -> None:
+    """Run the dbt unit tests (fixtures, not data) with `env` (the warehouse or Spark settings) and
+    extra dbt arguments (a --target); at least `at_least` of them run, and each passes."""
+    import json
+    import subprocess
+
+    from dagster_project.lib.dbt_project import dbt_executable
+    from dagster_project.lib.paths import DBT_PROJECT_DIR
+
+    proc = subprocess.run(
+        [dbt_executable(), "test", *args, "--select", "test_type:unit", "--vars", json.dumps({"as_of": DEMO_AS_OF}),
+         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+         "--target-path", str(target_path)],
+        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    results = [r for r in json.loads((target_path / "run_results.json").read_text())["results"]
+               if r["unique_id"].startswith("unit_test.")]
+    assert len(results) >= at_least and all(r["status"] == "pass" for r in results), [
+        (r["unique_id"], r["status"]) for r in results]

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from dagster_project.lib.demo import planted_expectations
-from tests.conftest import DEMO_AS_OF
+from tests.conftest import DEMO_AS_OF, assert_dbt_unit_tests_pass
 
 pytestmark = pytest.mark.slow
 
@@ -348,27 +348,14 @@ def test_dbt_parse_state_is_kept_per_data_dir(demo_run, tmp_path):
 
 
 def test_dbt_unit_tests_pass_on_duckdb(demo_run, tmp_path):
-    """The dbt unit tests (fixtures, not data) on DuckDB, against a copy of the demo run's warehouse (they
-    read the input relations' column types); test_spark runs them on Spark."""
+    """The dbt unit tests on DuckDB, against a copy of the demo run's warehouse (they read the input
+    relations' column types); test_spark runs them on Spark."""
     import os
-    import subprocess
-
-    from dagster_project.lib.dbt_project import DBT_PROJECT_DIR, dbt_executable
 
     warehouse = tmp_path / "pipeline.duckdb"
     shutil.copyfile(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb", warehouse)
-    proc = subprocess.run(
-        [dbt_executable(), "test", "--select", "test_type:unit", "--vars", json.dumps({"as_of": DEMO_AS_OF}),
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(tmp_path / "target")],
-        cwd=DBT_PROJECT_DIR, env=dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse)),
-        capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    results = [r for r in json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
-               if r["unique_id"].startswith("unit_test.")]
-    assert len(results) >= 15 and all(r["status"] == "pass" for r in results), [
-        (r["unique_id"], r["status"]) for r in results]
+    assert_dbt_unit_tests_pass(dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse)), tmp_path / "target",
+                               at_least=15)
 
 
 def test_the_dates_parquet_marts_share_the_serving_files(demo_run):

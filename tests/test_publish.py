@@ -277,7 +277,6 @@ def test_prune_exports_keeps_the_newest_dates_and_latest(tmp_path):
 
 
 def test_keep_exports_setting_is_checked():
-    from dagster_project.cli import main
     from dagster_project.lib.resources import keep_exports_setting
 
     assert keep_exports_setting(None) == 30 and keep_exports_setting("0") == 0 and keep_exports_setting("7") == 7

@@ -14,7 +14,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import time
 from datetime import date
 
@@ -22,9 +21,7 @@ import duckdb
 import pytest
 
 from dagster_project.lib import spark_interop
-from dagster_project.lib.dbt_project import dbt_executable
-from dagster_project.lib.paths import DBT_PROJECT_DIR
-from tests.conftest import DEMO_AS_OF, DEMO_END
+from tests.conftest import DEMO_AS_OF, DEMO_END, assert_dbt_unit_tests_pass
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -179,14 +176,4 @@ def test_every_mart_has_the_same_rows_after_publishing(runs):
 def test_dbt_unit_tests_pass_on_spark(runs):
     """The dbt unit tests (fixtures, not data) on the Spark target, against the Spark run's warehouse."""
     env = dict(os.environ, **spark_interop.spark_env(runs["spark"]))
-    proc = subprocess.run(
-        [dbt_executable(), "test", "--target", "spark", "--select", "test_type:unit",
-         "--vars", json.dumps({"as_of": DEMO_AS_OF}), "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(runs["spark"] / "dbt_unit_target")],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    results = [r for r in json.loads((runs["spark"] / "dbt_unit_target" / "run_results.json").read_text())["results"]
-               if r["unique_id"].startswith("unit_test.")]
-    assert len(results) >= 5 and all(r["status"] == "pass" for r in results), [
-        (r["unique_id"], r["status"]) for r in results]
+    assert_dbt_unit_tests_pass(env, runs["spark"] / "dbt_unit_target", "--target", "spark", at_least=5)
