@@ -286,3 +286,27 @@ def test_keep_exports_setting_is_checked():
     with pytest.raises(SystemExit) as exc:
         main(["run", "--keep-exports", "ten"])
     assert exc.value.code == 2
+
+
+def test_parquet_marts_written_side_by_side_equal_one_at_a_time(tmp_path):
+    """Several COPYs at once write each mart whole, in the table's row order: the same bytes as one writer;
+    a COPY that fails fails the call (no mart silently missing)."""
+    db = tmp_path / "serving.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("create schema marts")
+    for i, rows in enumerate((300_000, 5, 120_000, 0, 70_000)):
+        con.execute(f"create table marts.m{i} as select (range * 7919) % 100003 as k, 'v' || cast(range as varchar) as v "
+                    f"from range({rows})")
+    con.close()
+    one = publish.write_parquet_marts(db, tmp_path / "one", writers=1)
+    two = publish.write_parquet_marts(db, tmp_path / "two", writers=2)
+    assert [p.name for p in one] == [p.name for p in two] == [f"m{i}.parquet" for i in range(5)]
+    for a, b in zip(one, two):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert pd.read_parquet(two[0])["k"].tolist()[:3] == [0, 7919, 15838]  # the table's order
+
+    blocked = tmp_path / "blocked"
+    blocked.mkdir()
+    (blocked / "m0.parquet").mkdir()  # a folder where a file must go: that COPY fails
+    with pytest.raises(duckdb.Error):
+        publish.write_parquet_marts(db, blocked, writers=2)

@@ -1,5 +1,11 @@
 -- Daily revenue, orders, AOV and customers (active, new, returning) by channel and for all
 -- channels.  Anonymous orders count in revenue and orders, not in customer counts.
+--
+-- Counted without distinct aggregates: orders are summed per day and channel, then the channel
+-- sums per day give `all`; customers are grouped per day, channel and customer (then per day and
+-- customer for `all`), so each group is one customer.  A customer is new on the day of purchase
+-- number 1 and returning on a day with a purchase numbered above 1 (both, when they bought twice
+-- on their first day).
 
 with orders as (
 
@@ -15,31 +21,56 @@ purchases as (
 
 ),
 
-order_rows as (
-
-    select order_date, channel, net_revenue, is_purchase from orders
-    union all
-    select order_date, 'all' as channel, net_revenue, is_purchase from orders
-
-),
-
-customer_rows as (
-
-    select order_date, channel, customer_key, purchase_number from purchases
-    union all
-    select order_date, 'all' as channel, customer_key, purchase_number from purchases
-
-),
-
-order_kpis as (
+channel_orders as (
 
     select
         order_date,
         channel,
         sum(net_revenue) as net_revenue,
         count(case when is_purchase then 1 end) as orders
-    from order_rows
+    from orders
     group by order_date, channel
+
+),
+
+order_kpis as (
+
+    select order_date, channel, net_revenue, orders from channel_orders
+    union all
+    select
+        order_date,
+        'all' as channel,
+        sum(net_revenue) as net_revenue,
+        cast(sum(orders) as {{ dbt.type_bigint() }}) as orders
+    from channel_orders
+    group by order_date
+
+),
+
+customer_channel_days as (
+
+    -- one row per customer, day and channel
+    select
+        order_date,
+        channel,
+        customer_key,
+        min(purchase_number) as first_number,
+        max(purchase_number) as last_number
+    from purchases
+    group by order_date, channel, customer_key
+
+),
+
+customer_days as (
+
+    -- one row per customer and day, over channels
+    select
+        order_date,
+        customer_key,
+        min(first_number) as first_number,
+        max(last_number) as last_number
+    from customer_channel_days
+    group by order_date, customer_key
 
 ),
 
@@ -48,11 +79,20 @@ customer_kpis as (
     select
         order_date,
         channel,
-        count(distinct customer_key) as active_customers,
-        count(distinct case when purchase_number = 1 then customer_key end) as new_customers,
-        count(distinct case when purchase_number > 1 then customer_key end) as returning_customers
-    from customer_rows
+        count(*) as active_customers,
+        count(case when first_number = 1 then 1 end) as new_customers,
+        count(case when last_number > 1 then 1 end) as returning_customers
+    from customer_channel_days
     group by order_date, channel
+    union all
+    select
+        order_date,
+        'all' as channel,
+        count(*) as active_customers,
+        count(case when first_number = 1 then 1 end) as new_customers,
+        count(case when last_number > 1 then 1 end) as returning_customers
+    from customer_days
+    group by order_date
 
 ),
 
