@@ -8,7 +8,9 @@
 -- at the last change on or before it, so each customer gets one row per month holding a change
 -- (from the previous such month's state), and the months between two of them count as staying in
 -- the state (summed month by month from +1/-1 steps).  Equal to measuring every customer at every
--- month end, without one row per customer and month.
+-- month end, without one row per customer and month.  Customers who bought on a single day have
+-- the same timeline as everyone else who bought only on that day, so those are followed once per
+-- day and counted with their number of customers.
 
 with purchase_days as (
 
@@ -32,6 +34,34 @@ purchases as (
         lead(order_date) over (partition by customer_number order by order_date) as next_purchase_date,
         min(order_date) over (partition by customer_number) as first_purchase_date
     from purchase_days
+
+),
+
+timelines as (
+
+    -- customers who bought on one day only (most of them) share their whole timeline with everyone
+    -- who bought only on that day: one timeline per such day, weighted by its customers (numbered
+    -- below zero); every other customer is a timeline of their own
+    select
+        customer_number as timeline,
+        order_date,
+        previous_purchase_date,
+        next_purchase_date,
+        first_purchase_date,
+        1 as customers
+    from purchases
+    where previous_purchase_date is not null or next_purchase_date is not null
+    union all
+    select
+        -1 - {{ dbt.datediff("cast('0001-01-01' as date)", 'order_date', 'day') }} as timeline,
+        order_date,
+        cast(null as date) as previous_purchase_date,
+        cast(null as date) as next_purchase_date,
+        order_date as first_purchase_date,
+        count(*) as customers
+    from purchases
+    where previous_purchase_date is null and next_purchase_date is null
+    group by order_date
 
 ),
 
@@ -66,9 +96,9 @@ change_dates as (
     ] %}
     {%- for start, days in offsets %}
     select
-        customer_number, order_date, previous_purchase_date, next_purchase_date, first_purchase_date,
+        timeline, customers, order_date, previous_purchase_date, next_purchase_date, first_purchase_date,
         cast({{ dbt.dateadd('day', days, start) }} as date) as changes_on
-    from purchases
+    from timelines
     {%- if not loop.last %}
     union all
     {%- endif %}
@@ -79,7 +109,8 @@ change_dates as (
 changes as (
 
     select
-        customer_number,
+        timeline,
+        customers,
         changes_on,
         cast({{ dbt.date_trunc('month', 'changes_on') }} as date) as month_start,
         {{ activity_state(
@@ -97,22 +128,27 @@ last_change_per_month as (
 
     -- the state measured at a month end: the one after the month's last change (a customer's change
     -- dates are distinct, or give the same state)
-    select customer_number, month_start, {{ value_at_max('activity_state', 'changes_on') }} as activity_state
+    select
+        timeline,
+        month_start,
+        max(customers) as customers,  -- one value per timeline
+        {{ value_at_max('activity_state', 'changes_on') }} as activity_state
     from changes
-    group by customer_number, month_start
+    group by timeline, month_start
 
 ),
 
 changed_months as (
 
     select
-        customer_number,
+        timeline,
+        customers,
         month_start,
         coalesce(
-            lag(activity_state) over (partition by customer_number order by month_start), 'none'
+            lag(activity_state) over (partition by timeline order by month_start), 'none'
         ) as from_state,
         activity_state as to_state,
-        lead(month_start) over (partition by customer_number order by month_start) as next_changed_month
+        lead(month_start) over (partition by timeline order by month_start) as next_changed_month
     from last_change_per_month
 
 ),
@@ -123,10 +159,10 @@ stay_steps as (
     select
         cast({{ dbt.dateadd('month', 1, 'month_start') }} as date) as month_start,
         to_state as activity_state,
-        1 as step
+        customers as step
     from changed_months
     union all
-    select next_changed_month as month_start, to_state as activity_state, -1 as step
+    select next_changed_month as month_start, to_state as activity_state, -1 * customers as step
     from changed_months
     where next_changed_month is not null
 
@@ -165,7 +201,7 @@ stays as (
 
 moves as (
 
-    select month_start, from_state, to_state, count(*) as customers
+    select month_start, from_state, to_state, sum(customers) as customers
     from changed_months
     group by month_start, from_state, to_state
     union all
