@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import signal
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -154,39 +154,26 @@ PARQUET_WRITERS = 2  # COPYs at a time: one COPY keeps ~1.7 of 2 cores busy (ord
 def write_parquet_marts(serving_db: Path, out_dir: Path, writers: int = PARQUET_WRITERS) -> list[Path]:
     """Every published mart as `<name>.parquet` in out_dir, in the table's row order. `writers` COPYs run
     side by side (largest tables first), each file written whole by one COPY: the same bytes as one at a
-    time (10M order lines: 9.7 s -> 7.5 s for the ~20 marts)."""
+    time (10M order lines: 9.7 s -> 7.5 s for the ~20 marts). A COPY that fails fails the call."""
     out_dir.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(serving_db), read_only=True)
     try:
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() where schema_name in ('marts') "
             "order by estimated_size desc, table_name").fetchall()
-        pending = list(reversed(tables))  # popped from the end: largest first
-        lock = threading.Lock()
-        errors: list[BaseException] = []
 
-        def write(cursor: duckdb.DuckDBPyConnection) -> None:
+        def write(table: tuple[str, str]) -> None:
+            schema, name = table
+            path = (out_dir / f"{name}.parquet").as_posix().replace("'", "''")
+            cursor = con.cursor()  # a connection of its own per thread
             try:
-                while not errors:
-                    with lock:
-                        if not pending:
-                            return
-                        schema, name = pending.pop()
-                    path = (out_dir / f"{name}.parquet").as_posix().replace("'", "''")
-                    cursor.execute(f"copy {schema}.{name} to '{path}' (format parquet)")
-            except BaseException as exc:  # re-raised in the caller's thread
-                errors.append(exc)
+                cursor.execute(f"copy {schema}.{name} to '{path}' (format parquet)")
             finally:
                 cursor.close()
 
-        threads = [threading.Thread(target=write, args=(con.cursor(),), name=f"parquet-{i}")
-                   for i in range(max(1, writers))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+        with ThreadPoolExecutor(max_workers=max(1, writers), thread_name_prefix="parquet") as pool:
+            for _ in pool.map(write, tables):  # re-raises a failed COPY here
+                pass
     finally:
         con.close()
     return sorted(out_dir / f"{name}.parquet" for _, name in tables)
