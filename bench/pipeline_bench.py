@@ -473,6 +473,19 @@ def machine() -> dict:
 RFM_STEP_MODELS = ("marts/customer_rfm", "intermediate/int_customer_order_summary")
 
 
+NEW_DATA_STAGES = ("ingest", "identity", "dbt")
+
+
+def new_data_share(incremental: dict, full: dict) -> float | None:
+    """The daily run's ingestion, identity and dbt against the same stages of the full run: the part
+    that processes the new export (the rest of a daily run, its checks, CLV and publishing, works on
+    the whole snapshot of customers as of the run's date). Shown beside the incremental target, not
+    instead of it: that target is judged on the whole run."""
+    whole = sum(full["stages"].get(s, 0.0) for s in NEW_DATA_STAGES)
+    part = sum(incremental["stages"].get(s, 0.0) for s in NEW_DATA_STAGES)
+    return part / whole if whole else None
+
+
 def rfm_step_seconds(run: dict) -> float | None:
     times = [run["dbt_models"][m] for m in RFM_STEP_MODELS if m in run["dbt_models"]]
     return round(sum(times), 2) if times else None
@@ -533,7 +546,8 @@ def report(results: dict) -> None:
                                                                f"{peer['pandas_agrees']}/{peer['sample_customers']}"),
             *([(f"next export, {r['data']['next_export_share']:.1%} more lines (s)", incr["wall_seconds"]),
                ("  stages " + ", ".join(f"{k} {v}" for k, v in incr["stages"].items()), None),
-               ("incremental / full", round(incr["wall_seconds"] / full["wall_seconds"], 3))] if incr else
+               ("incremental / full", round(incr["wall_seconds"] / full["wall_seconds"], 3)),
+               ("  ingest + identity + dbt, incremental / full", round(new_data_share(incr, full) or 0, 3))] if incr else
               [("next export (incremental)", "skipped")]),
         ]))
     demo = results.get("demo")
@@ -575,8 +589,10 @@ def evaluate(results: dict) -> dict:
         t["peak_memory"] = (peak <= TARGETS["peak_memory_gb_max"], f"{peak} GB (target <= 6 GB) {n}")
         if big["pipeline_incremental"]:
             share = big["pipeline_incremental"]["wall_seconds"] / big["pipeline_full"]["wall_seconds"]
+            part = new_data_share(big["pipeline_incremental"], big["pipeline_full"])
             t["incremental"] = (share <= TARGETS["incremental_share_of_full_max"],
-                                f"{share:.1%} of the full run (target <= 20%) {n}")
+                                f"{share:.1%} of the full run (target <= 20%) {n}"
+                                + (f"; its ingest, identity and dbt {part:.1%} of the full run's" if part else ""))
         else:
             t["incremental"] = (None, "incremental run skipped")
     if results.get("demo"):
