@@ -486,6 +486,10 @@ def new_data_share(incremental: dict, full: dict) -> float | None:
     return part / whole if whole else None
 
 
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def rfm_step_seconds(run: dict) -> float | None:
     times = [run["dbt_models"][m] for m in RFM_STEP_MODELS if m in run["dbt_models"]]
     return round(sum(times), 2) if times else None
@@ -547,7 +551,7 @@ def report(results: dict) -> None:
             *([(f"next export, {r['data']['next_export_share']:.1%} more lines (s)", incr["wall_seconds"]),
                ("  stages " + ", ".join(f"{k} {v}" for k, v in incr["stages"].items()), None),
                ("incremental / full", round(incr["wall_seconds"] / full["wall_seconds"], 3)),
-               ("  ingest + identity + dbt, incremental / full", round(new_data_share(incr, full) or 0, 3))] if incr else
+               ("  ingest + identity + dbt, incremental / full", _rounded(new_data_share(incr, full), 3))] if incr else
               [("next export (incremental)", "skipped")]),
         ]))
     demo = results.get("demo")
@@ -592,7 +596,7 @@ def evaluate(results: dict) -> dict:
             part = new_data_share(big["pipeline_incremental"], big["pipeline_full"])
             t["incremental"] = (share <= TARGETS["incremental_share_of_full_max"],
                                 f"{share:.1%} of the full run (target <= 20%) {n}"
-                                + (f"; its ingest, identity and dbt {part:.1%} of the full run's" if part else ""))
+                                + (f"; its ingest, identity and dbt {part:.1%} of the full run's" if part is not None else ""))
         else:
             t["incremental"] = (None, "incremental run skipped")
     if results.get("demo"):

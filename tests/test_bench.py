@@ -14,6 +14,15 @@ REPO = Path(__file__).resolve().parents[1]
 END = date(2026, 10, 31)
 
 
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pipeline_bench", REPO / "bench" / "pipeline_bench.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
 def test_engine_limit_script_builds_the_core_results(tmp_path):
     generate_demo(tmp_path / "data", customers=300, seed=5, end_date=END)
     db = tmp_path / "engine.duckdb"
@@ -52,15 +61,6 @@ def test_rfm_step_alone_rebuilds_the_same_rows(demo_run, tmp_path):
     out = bench.rfm_step_alone(tmp_path, repeats=1)
     assert len(out["runs"]) == 1 and out["seconds"] > 0
     assert rows() == before and len(before) > 100
-
-
-def _bench_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("pipeline_bench", REPO / "bench" / "pipeline_bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
 
 
 def test_incremental_target_is_judged_on_the_whole_run_with_the_new_data_share_beside_it():
