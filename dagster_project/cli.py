@@ -81,18 +81,18 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
 
 
 def _failure_messages(result) -> list[str]:
+    from dagster_project.lib.status import failure_reason
+
     msgs = []
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
-            err = ev.step_failure_data.error
-            text = err.message.strip() if err else "unknown error"
-            msgs.append(f"step {ev.step_key} failed: {text.splitlines()[0] if text else ''}")
+            msgs.append(f"step {ev.step_key} failed: {failure_reason(ev.step_failure_data.error)}")
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if not data.passed:
                 sev = data.severity.value
                 desc = data.description or ""
-                msgs.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed ({sev}): {desc[:400]}")
+                msgs.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed ({sev}): {desc}")
     return msgs
 
 
@@ -132,19 +132,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     for m in warnings:
         print(f"  warning: {m}")
     print(f"""
-  Working warehouse : {paths.warehouse}
-  Serving warehouse : {paths.serving_warehouse}   ({len(manifest['mart_rows'])} marts in schema `marts`)
+  Serving warehouse : {paths.serving_warehouse}   ({len(manifest['mart_rows'])} marts in schema `marts`; open this one, read-only)
   Parquet marts     : {paths.serving_marts_dir}/
   Tier lists        : {paths.exports / manifest['as_of']}/tiers/   (exports/latest points here)
   Manifest          : {paths.exports / manifest['as_of'] / 'manifest.json'}
   Run report        : {paths.exports / manifest['as_of'] / 'report.html'}   (charts)
   Validation report : {paths.exports / manifest['as_of'] / 'validation_report.html'}
   dbt docs          : {paths.exports / manifest['as_of'] / 'dbt_docs' / 'index.html'}
+  Working warehouse : {paths.warehouse}   (pipeline only: a connection held on it blocks the next run)
 
   Tier sizes: {', '.join(f"{k} {v['rows']}" for k, v in manifest['tiers'].items())}
 
   Open the marts:
-    duckdb -readonly {paths.serving_warehouse} "select segment, count(*) from marts.customer_rfm group by 1"
     {sys.executable} -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.pareto_summary'))"
   Or point DBeaver / Metabase / Superset (DuckDB driver, read-only) at the serving file.""")
     return 0

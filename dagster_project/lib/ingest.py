@@ -1020,6 +1020,23 @@ def discover(inbox: Path) -> list[tuple[str, Path]]:
     return [(folder, p) for folder, _, _, p in found]
 
 
+KNOWN_FOLDERS_TEXT = ", ".join(sorted({lay.folder for lay in formats.LAYOUTS})) + ", generic/<map name>"
+
+
+def unplaced_files(inbox: Path) -> list[Path]:
+    """Files under the inbox that no run loads: in the inbox itself, in a folder that is not a source
+    folder (`inbox/orders/`), in a folder below a source folder (`shopify/2026/`), or in `generic/`
+    itself rather than a map's folder.  Hidden files (a leading dot) are ignored everywhere."""
+    placed = {inbox / folder / p.name for folder, p in discover(inbox)}
+    out = []
+    for p in sorted(inbox.rglob("*")):
+        rel = p.relative_to(inbox)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file() or p in placed:
+            continue
+        out.append(p)
+    return out
+
+
 def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> list[FileResult]:
     create_raw_tables(con)
     return [load_file(con, path, folder, run_id, display_root=inbox, data_root=inbox.parent)

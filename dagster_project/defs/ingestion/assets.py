@@ -54,6 +54,8 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         if r.message:
             line += f" ({r.message})"
         (context.log.warning if r.status == "rejected" or r.rows_quarantined else context.log.info)(line)
+    for stray in ingest.unplaced_files(paths.inbox):
+        context.log.warning(f"not loaded: {stray} is in no source folder (known: {ingest.KNOWN_FOLDERS_TEXT})")
     for name in RAW_TABLES:
         yield dg.MaterializeResult(
             asset_key=["raw", name],

@@ -1,0 +1,81 @@
+"""What a new user meets in the first hour: misplaced files, a mistyped data directory, the run
+summary and `status` (each reason whole)."""
+
+import shutil
+from datetime import date
+
+import pytest
+
+from dagster_project.cli import main
+from dagster_project.lib import formats, ingest
+from dagster_project.lib.demo import generate_demo
+from tests.test_ingest import shopify_rows, write_csv
+
+
+def test_unplaced_files_are_every_file_no_run_loads(tmp_path):
+    inbox = tmp_path / "inbox"
+    placed = [write_csv(inbox / "shopify" / "a.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+              write_csv(inbox / "generic" / "till" / "b.csv", ["x"], [{"x": "1"}])]
+    stray = [write_csv(inbox / "orders.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+             write_csv(inbox / "orders" / "c.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+             write_csv(inbox / "shopify" / "2026" / "d.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+             write_csv(inbox / "generic" / "e.csv", ["x"], [{"x": "1"}])]
+    (inbox / ".DS_Store").write_text("x")
+    (inbox / "shopify" / ".hidden.csv").write_text("x")
+    assert [p for _, p in ingest.discover(inbox)] == sorted(placed)
+    assert ingest.unplaced_files(inbox) == sorted(stray)
+
+
+@pytest.mark.slow
+def test_mistyped_data_dir_fails_and_publishes_nothing(tmp_path, capsys):
+    """`run --data-dir ./dta` (nothing ever loaded there): exit 1, the reason names the directory and
+    how to start, and no tier list, manifest or serving file is written."""
+    typo = tmp_path / "dta"
+    assert main(["run", "--data-dir", str(typo), "--as-of", "2026-11-01", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "exports_have_been_loaded" in err and f"nothing has ever been loaded in the data directory {typo}" in err
+    assert "python -m dagster_project demo --data-dir" in err and "shopify/" in err
+    assert not (typo / "serving" / "warehouse.duckdb").exists()
+    assert not [p for p in (typo / "exports").rglob("*") if p.is_file()]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("first_hour")
+    generate_demo(data_dir, customers=150, seed=5, end_date=date(2026, 10, 31))
+    return data_dir
+
+
+@pytest.mark.slow
+def test_misplaced_files_are_reported_by_run_and_status(small_run, tmp_path, capsys):
+    """A Shopify export dropped in inbox/ itself or in inbox/orders/ is not loaded, and the run summary,
+    `status` and a warning check say so with the known folders; the run still publishes."""
+    data_dir = tmp_path / "d"
+    shutil.copytree(small_run, data_dir)
+    write_csv(data_dir / "inbox" / "shop_orders.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
+    write_csv(data_dir / "inbox" / "orders" / "export.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
+    assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-01", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    expected = ("not loaded: 2 file(s) in no source folder of " + str(data_dir / "inbox")
+                + ": orders/export.csv, shop_orders.csv (known folders: " + ingest.KNOWN_FOLDERS_TEXT)
+    assert "warning: check raw/load_ledger:no_files_outside_source_folders failed (WARN): " + expected in out
+    assert main(["status", "--data-dir", str(data_dir)]) == 0
+    status = capsys.readouterr().out
+    assert expected in status and "move each file into the folder for its kind)" in status  # whole, not cut
+    assert "Serving warehouse" in out and "duckdb -readonly" not in out  # only what works after `make run`
+    assert out.index("Serving warehouse") < out.index("Working warehouse")
+    assert "(pipeline only" in out
+
+
+def test_failure_reason_is_the_innermost_cause_whole():
+    from dagster._utils.error import SerializableErrorInfo
+
+    from dagster_project.lib.status import failure_reason
+
+    inner = SerializableErrorInfo(
+        "IO Error: Could not set lock on file \"/d/warehouse/pipeline.duckdb\": Conflicting lock is held in "
+        "/usr/bin/python3 (PID 4242)\n", [], "IOException")
+    outer = SerializableErrorInfo('Error occurred while executing op "raw_exports":\n', [], "DagsterExecutionStepExecutionError",
+                                  cause=inner)
+    reason = failure_reason(outer)
+    assert reason.startswith("IO Error: Could not set lock on file") and reason.endswith("(PID 4242)")
