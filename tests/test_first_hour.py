@@ -79,3 +79,76 @@ def test_failure_reason_is_the_innermost_cause_whole():
                                   cause=inner)
     reason = failure_reason(outer)
     assert reason.startswith("IO Error: Could not set lock on file") and reason.endswith("(PID 4242)")
+
+
+@pytest.mark.parametrize("encoding,bom", [("utf-16", b""), ("utf-16-be", b"\xfe\xff"), ("utf-16-le", b""),
+                                          ("utf-32", b""), ("utf-8", b"")])
+def test_utf16_and_utf32_exports_load_like_utf8(tmp_path, encoding, bom):
+    """Spreadsheet programs save 'Unicode text' as UTF-16 (with a BOM; some tools without one): the
+    rows load as they do from UTF-8, and the ledger records the encoding read."""
+    import csv
+    import io
+
+    from dagster_project.lib import warehouse
+
+    rows = shopify_rows()
+    rows[0]["Lineitem name"] = "Café crème €5 — 東京"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, formats.SHOPIFY_ORDER_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    w.writerows({c: r.get(c, "") for c in formats.SHOPIFY_ORDER_COLUMNS} for r in rows)
+    path = tmp_path / "inbox" / "shopify" / "orders.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(bom + buf.getvalue().encode(encoding))
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    try:
+        ingest.create_raw_tables(con)
+        res = ingest.load_file(con, path, "shopify", "r1", display_root=tmp_path / "inbox", data_root=tmp_path)
+        assert (res.status, res.rows_read, res.rows_loaded, res.rows_quarantined) == ("loaded", 4, 4, 0), res.message
+        assert res.encoding.startswith(encoding[:6])
+        names = {r[0] for r in con.execute("select lineitem_name from raw.shopify_order_lines "
+                                           "where lineitem_name is not null").fetchall()}
+        assert names == {"Café crème €5 — 東京"}
+    finally:
+        con.close()
+
+
+def test_a_broken_utf16_file_is_rejected_with_what_to_do(tmp_path):
+    from dagster_project.lib import warehouse
+
+    header = ",".join(formats.SHOPIFY_ORDER_COLUMNS) + "\n"
+    path = tmp_path / "inbox" / "shopify" / "orders.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(header.encode("utf-16") + "\ud800".encode("utf-16-le", "surrogatepass") + b"x")
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    try:
+        ingest.create_raw_tables(con)
+        res = ingest.load_file(con, path, "shopify", "r1", display_root=tmp_path / "inbox", data_root=tmp_path)
+    finally:
+        con.close()
+    assert res.status == "rejected" and "orders.csv: looks like UTF-16" in res.message
+    assert "save it as UTF-8 CSV" in res.message
+
+
+def test_an_unchanged_file_seen_again_is_not_an_event(tmp_path):
+    """A second run over the same inbox writes no ledger rows for files it recorded before; a real
+    re-drop of the same content under another name is still recorded as a duplicate, once."""
+    from dagster_project.lib import warehouse
+
+    inbox = tmp_path / "inbox"
+    p = write_csv(inbox / "shopify" / "a.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
+    con = warehouse.connect(tmp_path / "w.duckdb")
+    try:
+        first = ingest.ingest_inbox(con, inbox, "r1")
+        assert [r.status for r in first] == ["loaded"]
+        again = ingest.ingest_inbox(con, inbox, "r2")
+        assert [r.status for r in again] == ["unchanged"]
+        (inbox / "shopify" / "a again.csv").write_bytes(p.read_bytes())
+        third = {r.path: r.status for r in ingest.ingest_inbox(con, inbox, "r3")}
+        assert third == {"shopify/a.csv": "unchanged", "shopify/a again.csv": "duplicate"}
+        fourth = {r.path: r.status for r in ingest.ingest_inbox(con, inbox, "r4")}
+        assert set(fourth.values()) == {"unchanged"}
+        ledger = con.execute("select run_id, file_name, status from raw.load_ledger order by file_id").fetchall()
+        assert ledger == [("r1", "a.csv", "loaded"), ("r3", "a again.csv", "duplicate")]
+    finally:
+        con.close()

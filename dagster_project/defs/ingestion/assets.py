@@ -49,7 +49,12 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
             con.close()
 
     summary = ingest.summarise(results)
+    unchanged = [r for r in results if r.status == "unchanged"]
+    if unchanged:
+        context.log.info(f"{len(unchanged)} file(s) unchanged since an earlier run recorded them (not read again)")
     for r in results:
+        if r.status == "unchanged":
+            continue
         line = f"{r.status:9s} {r.path}: read {r.rows_read}, loaded {r.rows_loaded}, quarantined {r.rows_quarantined}"
         if r.message:
             line += f" ({r.message})"
@@ -63,7 +68,7 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         )
     file_table = "\n".join(
         f"| {r.path} | {r.status} | {r.rows_read} | {r.rows_loaded} | {r.rows_quarantined} | {r.message[:80]} |"
-        for r in results
+        for r in results if r.status != "unchanged"
     )
     yield dg.MaterializeResult(
         asset_key=LEDGER_KEY,
