@@ -96,6 +96,29 @@ def _failure_messages(result) -> list[str]:
     return msgs
 
 
+def _print_quarantined(paths: DataPaths, run_id: str | None) -> None:
+    """Per file, the rows this run set aside, and how to list them (the ledger is in the working
+    warehouse, free once the run has finished)."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.Error:
+        return  # held by another process: the run's log above has the counts
+    try:
+        rows = con.execute("select path, rows_quarantined from raw.load_ledger where run_id = ? and "
+                           "rows_quarantined > 0 order by path", [run_id]).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        return
+    print(f"  rows set aside this run (loaded without them, each with its line and reason in raw.quarantine): "
+          + ", ".join(f"{path} {n}" for path, n in rows))
+    query = "select file_name, line_number, reason, raw_record from raw.quarantine order by file_name, line_number"
+    print(f"    list them: {sys.executable} -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', "
+          f"read_only=True).sql('{query}'))\"")
+
+
 def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool, dbt_target: str = "",
              keep_exports: int | None = None):
     """Run once; print failures. Returns (exit code, elapsed seconds, warnings)."""
@@ -131,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"exports/latest stay at the newer as-of date {manifest.get('serving_as_of')}.")
     for m in warnings:
         print(f"  warning: {m}")
+    _print_quarantined(paths, manifest["run_id"])
     print(f"""
   Serving warehouse : {paths.serving_warehouse}   ({len(manifest['mart_rows'])} marts in schema `marts`; open this one, read-only)
   Parquet marts     : {paths.serving_marts_dir}/

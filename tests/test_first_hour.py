@@ -65,6 +65,15 @@ def test_misplaced_files_are_reported_by_run_and_status(small_run, tmp_path, cap
     assert "Serving warehouse" in out and "duckdb -readonly" not in out  # only what works after `make run`
     assert out.index("Serving warehouse") < out.index("Working warehouse")
     assert "(pipeline only" in out
+    # quarantined rows: per-file counts and a command that lists them, which runs as printed
+    import re
+    import subprocess
+
+    counts = re.search(r"rows set aside this run \(.*?\): (.*)", out).group(1)
+    assert re.fullmatch(r"(\S+ \d+)(, \S+ \d+)*", counts), counts
+    command = re.search(r"list them: (.*)", out).group(1)
+    listed = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0 and "reason" in listed.stdout, listed.stderr
 
 
 def test_failure_reason_is_the_innermost_cause_whole():
