@@ -62,7 +62,11 @@ soak: $(STAMP)
 dev: $(STAMP)
 	@# one Dagster instance for the UI, the schedule, the CLI and `status`: <data dir>/dagster_home
 	$(BIN)/python -c "from dagster_project.cli import _instance; from dagster_project.lib.paths import DataPaths; _instance(DataPaths.of('$(DATA_DIR)'))"
-	DAGSTER_HOME=$(abspath $(DATA_DIR))/dagster_home PIPELINE_DATA_DIR=$(abspath $(DATA_DIR)) $(BIN)/dagster dev -w workspace.yaml
+	@# `dagster dev` warns that the `dg` CLI supersedes it; `dg` (dagster-dg-cli) is not installed and the
+	@# command works as documented, so that warning, which is about our tooling and not the data, is hidden
+	DAGSTER_HOME=$(abspath $(DATA_DIR))/dagster_home PIPELINE_DATA_DIR=$(abspath $(DATA_DIR)) \
+		PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+		$(BIN)/dagster dev -w workspace.yaml
 
 clean-data:
 	rm -rf $(DATA_DIR)/warehouse $(DATA_DIR)/serving $(DATA_DIR)/exports $(DATA_DIR)/dagster_home
