@@ -183,3 +183,34 @@ def test_a_clean_demo_run_prints_no_warning_that_is_not_about_the_data(small_run
     about_data = ("quarantined", "predicted CLV")
     stray = [line for line in text.splitlines() if " - WARNING - " in line and not any(w in line for w in about_data)]
     assert not stray, stray
+
+
+@pytest.mark.slow
+def test_a_reader_of_the_working_warehouse_is_named_as_the_cause(small_run, tmp_path, capsys, monkeypatch):
+    """Another process holding the working warehouse open makes the run fail; the summary's line for
+    the failed step is the lock error itself (file and the PID holding it), not Dagster's wrapper."""
+    import subprocess
+    import sys
+
+    from dagster_project.lib import warehouse
+    from dagster_project.lib.paths import DataPaths
+
+    data_dir = tmp_path / "d"
+    shutil.copytree(small_run, data_dir)
+    paths = DataPaths.of(data_dir)
+    paths.ensure()
+    warehouse.connect(paths.warehouse).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
+                               f"c = duckdb.connect({str(paths.warehouse)!r}, read_only=True); "
+                               "print('open', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        monkeypatch.setenv("PIPELINE_RETRY_MAX", "0")
+        assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-01", "--quiet"]) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if "step raw_exports failed" in line)
+    assert "Could not set lock on file" in line and str(paths.warehouse) in line
+    assert f"PID {holder.pid}" in line
