@@ -694,10 +694,12 @@ class FitDiagnosis:
 
 
 def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, ...],
-                   factor: float = PROFILE_FACTOR) -> dict[str, dict]:
+                   factor: float = PROFILE_FACTOR) -> tuple[dict[str, dict], float | None]:
     """For each parameter: the total log-likelihood lost when it is fixed at value / factor ("down") and
     value * factor ("up") and the other parameters re-fitted (warm-started from the fit); negative: the
-    fit was not the maximum.  "by" says whether it was re-fitted or read off the curvature (see below)."""
+    fit was not the maximum.  "by" says whether it was re-fitted or read off the curvature (see below).
+    Also returns the log-likelihood a Newton step from the fit would gain (~0 at a maximum; None when the
+    curvature is not that of a maximum)."""
     wsum = args[4] if objective is _bgnbd_objective else args[3]
     f_hat = objective(u_hat, *args)[0]
     step = math.log(factor)
@@ -706,7 +708,7 @@ def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, 
     # Screen with the curvature first (2k gradients): where the quadratic approximation of the profile
     # already falls by ten times the threshold the parameter is clearly identified and is not re-fitted
     # (each re-fit costs about as much as the fit itself on millions of customers).
-    quadratic = _quadratic_profile_drops(objective, u_hat, args, wsum, step)
+    quadratic, gain = _quadratic_profile_drops(objective, u_hat, args, wsum, step)
     out = {}
     for i, name in enumerate(names):
         if quadratic is not None and quadratic[i] > 10 * PROFILE_LL_DROP and np.all(np.abs(u_hat) < _LOG_BOUND - step):
@@ -725,13 +727,14 @@ def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, 
                            options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
             drops.append(round(float((res.fun - f_hat) * wsum), 4))
         out[name] = {"down": drops[0], "up": drops[1], "by": "refit"}
-    return out
+    return out, gain
 
 
-def _quadratic_profile_drops(objective, u_hat, args, wsum, step) -> np.ndarray | None:
+def _quadratic_profile_drops(objective, u_hat, args, wsum, step) -> tuple[np.ndarray | None, float | None]:
     """The profile log-likelihood's fall at +-step per parameter under the quadratic approximation
-    (step^2 / (2 [H^-1]_ii) with H the total Hessian from central differences of the analytic gradient);
-    None when H is not positive definite (the approximation says nothing then)."""
+    (step^2 / (2 [H^-1]_ii) with H the total Hessian from central differences of the analytic gradient)
+    and the gain of a Newton step (g' H^-1 g / 2); (None, None) when H is not positive definite (the
+    approximation says nothing then)."""
     k = len(u_hat)
     h = 1e-4
     H = np.empty((k, k))
@@ -742,15 +745,18 @@ def _quadratic_profile_drops(objective, u_hat, args, wsum, step) -> np.ndarray |
     H = (H + H.T) / 2 * wsum
     try:
         np.linalg.cholesky(H)
-        inv_diag = np.diag(np.linalg.inv(H))
+        inv = np.linalg.inv(H)
     except np.linalg.LinAlgError:
-        return None
-    if not np.all(np.isfinite(inv_diag)) or np.any(inv_diag <= 0):
-        return None
-    return step * step / (2 * inv_diag)
+        return None, None
+    inv_diag = np.diag(inv)
+    if not np.all(np.isfinite(inv)) or np.any(inv_diag <= 0):
+        return None, None
+    g = objective(u_hat, *args)[1] * wsum
+    return step * step / (2 * inv_diag), float(g @ inv @ g / 2)
 
 
-def _common_reasons(label: str, fit, names: tuple[str, ...], profile: dict[str, dict]) -> list[str]:
+def _common_reasons(label: str, fit, names: tuple[str, ...], profile: dict[str, dict],
+                    newton_gain: float | None) -> list[str]:
     reasons = []
     values = fit.params.as_dict()
     at_bound = [n for n in names if abs(math.log(values[n])) >= _LOG_BOUND - 1e-6]
@@ -762,6 +768,9 @@ def _common_reasons(label: str, fit, names: tuple[str, ...], profile: dict[str, 
     better = [n for n in names if min(profile[n]["down"], profile[n]["up"]) < -0.01]
     if better:
         reasons.append(f"{label}: the fit is not the best one (fixing {', '.join(better)} found a higher likelihood)")
+    elif newton_gain is not None and newton_gain > 0.01:
+        reasons.append(f"{label}: the fit is not the best one (a Newton step from it gains {newton_gain:.2f} "
+                       "log-likelihood)")
     for n in names:
         if n in at_bound:
             continue
@@ -785,14 +794,14 @@ def diagnose_bgnbd(fit: BgNbdFit, frequency, recency, T, *, weights=None, compre
     p = fit.params
     u_hat = np.clip(np.log([p.r, p.alpha, p.a, p.b]), -_LOG_BOUND, _LOG_BOUND)
     with np.errstate(all="ignore"):
-        profile = _profile_drops(_bgnbd_objective, u_hat, _bgnbd_args(x, t_x, T, w, compress), names)
-    reasons = _common_reasons(label, fit, names, profile)
+        profile, gain = _profile_drops(_bgnbd_objective, u_hat, _bgnbd_args(x, t_x, T, w, compress), names)
+    reasons = _common_reasons(label, fit, names, profile, gain)
     mean_dropout = p.a / (p.a + p.b)
     if mean_dropout < MIN_MEAN_DROPOUT:
         reasons.append(f"{label}: the mean drop-out probability per repeat purchase is {mean_dropout:.3%} "
                        f"(a = {p.a:.3g}, b = {p.b:.3g}), so the model assumes customers practically never "
                        "stop buying")
-    return FitDiagnosis(tuple(reasons), {"profile": profile, "mean_dropout": mean_dropout})
+    return FitDiagnosis(tuple(reasons), {"profile": profile, "newton_gain": gain, "mean_dropout": mean_dropout})
 
 
 def diagnose_gamma_gamma(fit: GammaGammaFit, frequency, monetary_value, *, weights=None, compress: bool = True,
@@ -806,12 +815,12 @@ def diagnose_gamma_gamma(fit: GammaGammaFit, frequency, monetary_value, *, weigh
     g = fit.params
     u_hat = np.clip(np.log([g.p, g.q, g.gamma]), -_LOG_BOUND, _LOG_BOUND)
     with np.errstate(all="ignore"):
-        profile = _profile_drops(_gg_objective, u_hat, _gg_args(x, m, w, compress), names)
-    reasons = _common_reasons(label, fit, names, profile)
+        profile, gain = _profile_drops(_gg_objective, u_hat, _gg_args(x, m, w, compress), names)
+    reasons = _common_reasons(label, fit, names, profile, gain)
     if g.q <= 1.0:
         reasons.append(f"{label}: q = {g.q:.3g} is not above 1, so the expected spend of a customer "
                        "without repeat purchases is infinite")
-    return FitDiagnosis(tuple(reasons), {"profile": profile})
+    return FitDiagnosis(tuple(reasons), {"profile": profile, "newton_gain": gain})
 
 
 # --------------------------------------------------------------------------------------------------
