@@ -412,3 +412,44 @@ def test_run_assessment_adds_holdout_and_revenue_reasons():
                                          None, None, calibration, 1.0, None, 0)
     assert reasons == ["purchase model: flat", "holdout check: the fit on all but the last 90 days: degenerate"]
     assert details["holdout_fit"] == {"x": 1}
+
+
+@pytest.mark.shared_data
+def test_uci_pipeline_publishes_an_unreliable_fit_as_such(online_retail_run):
+    """UCI Online Retail end to end: status, reasons, per-customer flag, no predicted tier, the report, the check."""
+    import json
+
+    import duckdb
+
+    data_dir = online_retail_run["data_dir"]
+    with duckdb.connect(str(data_dir / "serving" / "warehouse.duckdb"), read_only=True) as con:
+        status, reasons, diagnostics, error = con.execute(
+            "select status, unreliable_reasons, diagnostics, holdout_relative_error from marts.clv_model_fits").fetchone()
+        per_customer = con.execute("select model_status, count(predicted_value_tier), count(*), "
+                                   "sum(predicted_clv_12m) from marts.customer_clv group by 1").fetchall()
+        customers = con.execute("select count(*) from marts.dim_customers where purchase_count > 0").fetchone()[0]
+    assert status == "unreliable"
+    assert "purchase model (BG/NBD): the data barely constrain a = " in reasons
+    assert "purchase model (BG/NBD): the mean drop-out probability per repeat purchase is 0.059%" in reasons
+    assert "holdout check: the fit on all but the last 90 days: the mean drop-out probability" in reasons
+    assert error == pytest.approx(0.247, abs=0.005)  # under the 25% gate: not itself a reason
+    assert "holdout check: predicted purchases" not in reasons
+    # every prediction carries the flag and none is ranked into a predicted-value tier
+    assert len(per_customer) == 1 and per_customer[0][:3] == ("unreliable", 0, customers)
+    # the sanity bound, recomputed in pandas: known customers' net revenue (cancellations included) in the
+    # 365 days up to the as-of date
+    df = pd.read_parquet(online_retail_run["parquet"], columns=["Quantity", "UnitPrice", "InvoiceDate", "CustomerID"])
+    df = df[df["CustomerID"].notna()]
+    day = pd.to_datetime(df["InvoiceDate"]).dt.normalize()
+    last_year = (day > pd.Timestamp("2010-12-10")) & (day <= pd.Timestamp("2011-12-10"))
+    trailing = float((df["Quantity"] * df["UnitPrice"])[last_year].sum())
+    check = json.loads(diagnostics)["revenue_check"]
+    assert check["trailing_12m"] == pytest.approx(trailing, abs=0.01)
+    assert check["history_days"] == (pd.Timestamp("2011-12-10") - day.min()).days
+    assert check["predicted_12m"] == pytest.approx(float(per_customer[0][3]), abs=0.01)
+    assert check["ratio"] > 1 and "sanity check: the predicted revenue of the next 12 months" in reasons
+    # the run says so where people look: the report and the warning check in the manifest
+    report = (data_dir / "exports" / "latest" / "report.html").read_text()
+    assert "Unreliable: do not act on this run" in report
+    checks = {c["check"]: c for c in json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())["checks"]}
+    assert checks["clv_fit_reliable"]["passed"] is False and checks["clv_fit_reliable"]["severity"] == "WARN"
