@@ -701,14 +701,14 @@ def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, 
     Also returns the log-likelihood a Newton step from the fit would gain (~0 at a maximum; None when the
     curvature is not that of a maximum)."""
     wsum = args[4] if objective is _bgnbd_objective else args[3]
-    f_hat = objective(u_hat, *args)[0]
+    f_hat, g_hat = objective(u_hat, *args)
     step = math.log(factor)
     k = len(u_hat)
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * (k - 1)
-    # Screen with the curvature first (2k gradients): where the quadratic approximation of the profile
+    # Screen with the curvature first (k more gradients): where the quadratic approximation of the profile
     # already falls by ten times the threshold the parameter is clearly identified and is not re-fitted
     # (each re-fit costs about as much as the fit itself on millions of customers).
-    quadratic, gain = _quadratic_profile_drops(objective, u_hat, args, wsum, step)
+    quadratic, gain = _quadratic_profile_drops(objective, u_hat, g_hat, args, wsum, step)
     out = {}
     for i, name in enumerate(names):
         if quadratic is not None and quadratic[i] > 10 * PROFILE_LL_DROP and np.all(np.abs(u_hat) < _LOG_BOUND - step):
@@ -730,18 +730,19 @@ def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, 
     return out, gain
 
 
-def _quadratic_profile_drops(objective, u_hat, args, wsum, step) -> tuple[np.ndarray | None, float | None]:
+def _quadratic_profile_drops(objective, u_hat, g_hat, args, wsum, step) -> tuple[np.ndarray | None, float | None]:
     """The profile log-likelihood's fall at +-step per parameter under the quadratic approximation
-    (step^2 / (2 [H^-1]_ii) with H the total Hessian from central differences of the analytic gradient)
+    (step^2 / (2 [H^-1]_ii) with H the total Hessian from forward differences of the analytic gradient
+    ``g_hat`` at ``u_hat``; a screen, so their O(h) error does not matter)
     and the gain of a Newton step (g' H^-1 g / 2); (None, None) when H is not positive definite (the
     approximation says nothing then)."""
     k = len(u_hat)
-    h = 1e-4
+    h = 1e-5
     H = np.empty((k, k))
     for j in range(k):
         e = np.zeros(k)
         e[j] = h
-        H[:, j] = (objective(u_hat + e, *args)[1] - objective(u_hat - e, *args)[1]) / (2 * h)
+        H[:, j] = (objective(u_hat + e, *args)[1] - g_hat) / h
     H = (H + H.T) / 2 * wsum
     try:
         np.linalg.cholesky(H)
@@ -751,7 +752,7 @@ def _quadratic_profile_drops(objective, u_hat, args, wsum, step) -> tuple[np.nda
     inv_diag = np.diag(inv)
     if not np.all(np.isfinite(inv)) or np.any(inv_diag <= 0):
         return None, None
-    g = objective(u_hat, *args)[1] * wsum
+    g = g_hat * wsum
     return step * step / (2 * inv_diag), float(g @ inv @ g / 2)
 
 
