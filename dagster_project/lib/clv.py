@@ -61,7 +61,8 @@ Fitting
 Both fits minimise the mean negative log-likelihood over log-parameters with L-BFGS-B and analytic
 gradients (Nelder-Mead polish if L-BFGS-B reports failure).  ``converged`` is False when the
 optimiser failed or a parameter ran into the search box (exp(+-25)), i.e. the data do not identify
-the model; callers should then publish nothing.  Identical customer rows are collapsed into weighted
+the model.  Converging is not enough: :func:`diagnose_bgnbd` and :func:`diagnose_gamma_gamma` also
+catch parameters the likelihood hardly depends on and degenerate solutions (see "Diagnostics").  Identical customer rows are collapsed into weighted
 rows first when at least a quarter of the rows are duplicates, and the special functions of x alone
 (gammaln, digamma) are evaluated once per distinct x, so a fit costs a few vectorised passes over
 the rows per iteration.
@@ -682,7 +683,8 @@ class FitDiagnosis:
     """Why a fit should not be trusted (``reasons``, empty when none was found) and the numbers behind it.
 
     ``details`` holds, per parameter, the fall in log-likelihood at parameter / 10 and parameter * 10
-    (``profile``) and model-specific figures; it is JSON-serialisable.
+    (``profile``), the gain of a Newton step from the fit (``newton_gain``) and model-specific figures;
+    it is JSON-serialisable.
     """
 
     reasons: tuple[str, ...]

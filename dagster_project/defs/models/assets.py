@@ -2,9 +2,10 @@
 
 Writes two marts straight into the warehouse's `marts` schema (published with the others):
 `marts.customer_clv` (per customer P(alive), expected purchases in 90 and 365 days, expected
-spend per purchase, predicted 12-month CLV, predicted-value tier) and `marts.clv_model_fits`
-(parameters, log-likelihood, fit time, status per run).  Too little data gives a clear message
-and no predictions rather than garbage.
+spend per purchase, predicted 12-month CLV, predicted-value tier, the fit's status) and
+`marts.clv_model_fits` (parameters, log-likelihood, fit time, status per run).  Too little data gives
+a clear message and no predictions rather than garbage; a fit the diagnostics reject is published as
+`unreliable` with its reasons, its predictions flagged and ranked into no tier.
 """
 
 import json
