@@ -453,3 +453,28 @@ def test_uci_pipeline_publishes_an_unreliable_fit_as_such(online_retail_run):
     assert "Unreliable: do not act on this run" in report
     checks = {c["check"]: c for c in json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())["checks"]}
     assert checks["clv_fit_reliable"]["passed"] is False and checks["clv_fit_reliable"]["severity"] == "WARN"
+
+
+@pytest.mark.shared_data
+def test_lifetimes_agrees_on_the_fits_and_fails_where_the_diagnostics_see_a_degenerate_one(shared_data):
+    """`lifetimes` (an independent BG/NBD implementation) as a cross-check: the same maximum on CDNOW and on
+    the whole UCI history (converging proves nothing there), and no fit at all on the UCI calibration cut."""
+    from lifetimes import BetaGeoFitter
+    from lifetimes.utils import ConvergenceError
+
+    cdnow = clv.rfm_summary_from_transactions(_load_cdnow(shared_data), "customer_id", "date", "value",
+                                              "1997-09-30", time_unit="W")
+    parquet = shared_data / "online_retail" / "online_retail.parquet"
+    uci = _uci_summary(parquet, "2011-12-10")
+    for summary, reliable in ((cdnow, True), (uci, False)):
+        x, t_x, T = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+        ours = clv.fit_bgnbd(x, t_x, T)
+        theirs = BetaGeoFitter().fit(summary["frequency"], summary["recency"], summary["T"]).params_
+        for name in ("r", "alpha", "a", "b"):
+            assert getattr(ours.params, name) == pytest.approx(float(theirs[name]), rel=2e-3), name
+        assert clv.diagnose_bgnbd(ours, x, t_x, T).reliable is reliable
+    cal = _uci_summary(parquet, "2011-09-11")
+    with pytest.raises(ConvergenceError):
+        BetaGeoFitter().fit(cal["frequency"], cal["recency"], cal["T"])
+    xc, tc, Tc = (cal[c].to_numpy() for c in ("frequency", "recency", "T"))
+    assert not clv.diagnose_bgnbd(clv.fit_bgnbd(xc, tc, Tc), xc, tc, Tc).reliable
