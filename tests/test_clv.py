@@ -478,3 +478,15 @@ def test_lifetimes_agrees_on_the_fits_and_fails_where_the_diagnostics_see_a_dege
         BetaGeoFitter().fit(cal["frequency"], cal["recency"], cal["T"])
     xc, tc, Tc = (cal[c].to_numpy() for c in ("frequency", "recency", "T"))
     assert not clv.diagnose_bgnbd(clv.fit_bgnbd(xc, tc, Tc), xc, tc, Tc).reliable
+
+
+def test_holdout_window_is_the_one_dbt_cut_the_summary_with():
+    from dagster_project.defs.models import assets as clv_assets
+
+    # T minus the calibration T is the window for everyone who bought before the cut (60 days here); a
+    # customer whose first purchase came after it has a negative calibration T and says nothing
+    summary = pd.DataFrame({"btyd_age_weeks": [100 / 7, 61 / 7, 20 / 7],
+                            "cal_btyd_age_weeks": [40 / 7, 1 / 7, -40 / 7]})
+    assert clv_assets.holdout_days(summary) == 60
+    with pytest.raises(clv.ClvDataError, match="no customer bought before the holdout period"):
+        clv_assets.holdout_days(summary.iloc[[2]])

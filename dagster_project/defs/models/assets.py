@@ -200,17 +200,20 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         except clv.ClvDataError as exc:
             status, message = "insufficient_data", str(exc)
             context.log.warning(f"predicted CLV: no predictions this run: {message}")
-        holdout, holdout_error, calibration, days = None, None, None, None
+        holdout, holdout_error, calibration, days, holdout_skipped = None, None, None, None, None
         if scores is not None:
             try:
                 holdout, calibration, days = holdout_comparison(summary)
                 total_actual = holdout["actual"].sum()
                 holdout_error = float(abs(holdout["predicted"].sum() - total_actual) / total_actual) if total_actual else None
             except clv.ClvDataError as exc:
+                holdout_skipped = str(exc)
                 context.log.warning(f"predicted CLV: no holdout check: {exc}")
             trailing, history = trailing_revenue(con, as_of)
             reasons, details = assess(fit, holdout_error, days, calibration,
                                       float(scores["predicted_clv_12m"].sum()), trailing, history)
+            if holdout_skipped:  # too little data before the cut: unchecked, which is not the same as wrong
+                details["holdout_skipped"] = holdout_skipped
             if reasons:
                 status = "unreliable"
                 message = ("The predictions are unreliable and feed no tier: " + "; ".join(reasons) + ".")
