@@ -780,9 +780,9 @@ def _common_reasons(label: str, fit, names: tuple[str, ...], profile: dict[str, 
         lo, hi = profile[n]["down"], profile[n]["up"]
         if max(lo, hi) < PROFILE_LL_DROP:
             reasons.append(
-                f"{label}: the data barely constrain {n} = {values[n]:.3g}: the log-likelihood changes by at most "
-                f"{max(lo, hi, 0.0):.2f} between {n}/{PROFILE_FACTOR:g} and {n}*{PROFILE_FACTOR:g} "
-                f"(at least {PROFILE_LL_DROP} expected), so its estimate is noise")
+                f"{label}: the data barely constrain {n} = {values[n]:.3g}: fixing it at a {PROFILE_FACTOR:g}th or "
+                f"{PROFILE_FACTOR:g} times that value lowers the log-likelihood by at most {max(lo, hi, 0.0):.2f} "
+                f"(under {PROFILE_LL_DROP}, so both lie in its 95% interval), so its estimate is noise")
     return reasons
 
 

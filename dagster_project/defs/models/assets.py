@@ -55,8 +55,9 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.
     """Fit both models on the summary and score every customer (scores keep the summary's `key` column).
 
     Raises ClvDataError (a readable reason, no predictions) on too little data or predictions that are
-    not finite numbers.  A fit that did converge badly, or not at all, is scored; ``fit["reasons"]`` then
-    says why it is unreliable (empty when nothing was found) and ``fit["diagnostics"]`` gives the numbers.
+    not finite numbers.  A fit that converged to a poor solution, or did not converge, is still scored;
+    ``fit["reasons"]`` says why it is unreliable (empty when nothing was found), ``fit["diagnostics"]``
+    gives the figures.
     """
     x = summary["repeat_purchase_days"].to_numpy(float)
     t_x = summary["btyd_recency_weeks"].to_numpy(float)
