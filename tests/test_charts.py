@@ -99,12 +99,14 @@ def test_cohort_retention_cells_equal_the_mart(serving):
 def test_repeat_ladder_rates_equal_the_ladder_mart(serving):
     chart = charts.repeat_ladder_chart(serving)
     assert_png(chart.png)
-    mart = rows(serving, "select n, customers_reached_n, customers_reached_next, repeat_rate "
-                         "from marts.repeat_purchase_ladder where dimension = 'overall' order by n")
+    mart = rows(serving, "select n, customers_reached_n, customers_reached_next, repeat_rate, repeat_rate_by_as_of, "
+                         "window_days from marts.repeat_purchase_ladder where dimension = 'overall' order by n")
     assert len(mart) >= 2
     assert [d["n"] for d in chart.data] == [r["n"] for r in mart]
+    assert f"within {mart[0]['window_days']} days" in chart.caption
     for d, r in zip(chart.data, mart):
         assert d["repeat_rate"] == pytest.approx(r["repeat_rate"])
+        assert d["repeat_rate_by_as_of"] == pytest.approx(r["repeat_rate_by_as_of"])
         assert (d["customers_reached_n"], d["customers_reached_next"]) == (r["customers_reached_n"],
                                                                            r["customers_reached_next"])
 

@@ -251,7 +251,7 @@ def test_pipeline_publishes_no_predictions_when_scores_are_not_finite(monkeypatc
     m = clv.simulate_gamma_gamma_spend(clv.GammaGammaParams(6.0, 4.0, 15.0), x, rng)
     summary = pd.DataFrame({"customer_key": [f"c{i}" for i in range(n)], "repeat_purchase_days": x,
                             "btyd_recency_weeks": t_x, "btyd_age_weeks": T,
-                            "repeat_mean_value": np.where(x > 0, m, np.nan)})
+                            "repeat_mean_purchase_value": np.where(x > 0, m, np.nan)})
     scores, _ = clv_assets.fit_and_score(summary)
     assert np.isfinite(scores.drop(columns=["customer_key"]).to_numpy(float)).all()
     monkeypatch.setattr(clv_assets.clv, "expected_purchases", lambda *a, **k: np.full(n, np.nan))

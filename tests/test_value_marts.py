@@ -64,27 +64,6 @@ def _uci_invoices(parquet) -> pd.DataFrame:
 
 
 @pytest.mark.shared_data
-def test_online_retail_ladder_matches_independent_recomputation(online_retail_run):
-    assert online_retail_run["exit_code"] == 0
-    inv = _uci_invoices(online_retail_run["parquet"])
-    buys = inv[inv["net"] > 0].sort_values(["customer", "ts", "InvoiceNo"]).copy()
-    buys["n"] = buys.groupby("customer").cumcount() + 1
-    buys["day"] = buys["ts"].dt.normalize()
-    counts = buys.groupby("customer")["n"].max()
-    cutoff = pd.Timestamp(online_retail_run["as_of"]) - pd.Timedelta(days=180)
-    expected = {}
-    for n in range(1, 11):
-        eligible = buys[(buys["n"] == n) & (buys["day"] <= cutoff)]["customer"]
-        if len(eligible):
-            expected[n] = (len(eligible), int((counts[eligible] >= n + 1).sum()))
-    with _serving(online_retail_run["data_dir"]) as con:
-        got = {r[0]: (r[1], r[2]) for r in con.execute(
-            "select n, customers_reached_n, customers_reached_next from marts.repeat_purchase_ladder "
-            "where dimension = 'overall'").fetchall()}
-    assert got == expected
-
-
-@pytest.mark.shared_data
 def test_online_retail_pareto_share_matches_independent_recomputation(online_retail_run):
     inv = _uci_invoices(online_retail_run["parquet"])
     per_customer = inv.groupby("customer")["net"].sum().round(2)

@@ -330,14 +330,15 @@ def repeat_ladder_chart(con) -> Chart:
     name, title = "repeat_ladder", "Repeat-purchase ladder: chance of buying once more"
     rows = _rows(con, (
         "select n, customers_reached_n, customers_reached_next, repeat_rate, median_days_to_next, "
-        "censor_window_days from marts.repeat_purchase_ladder where dimension = 'overall' order by n")
+        "repeat_rate_by_as_of, window_days from marts.repeat_purchase_ladder where dimension = 'overall' order by n")
     ) if _has_table(con, "repeat_purchase_ladder") else []
     if not rows:
         return _no_data(name, title)
     data = [{"n": int(r["n"]), "customers_reached_n": int(r["customers_reached_n"]),
              "customers_reached_next": int(r["customers_reached_next"]), "repeat_rate": float(r["repeat_rate"]),
-             "median_days_to_next": _num(r["median_days_to_next"])} for r in rows]
-    censor = rows[0]["censor_window_days"]
+             "median_days_to_next": _num(r["median_days_to_next"]),
+             "repeat_rate_by_as_of": float(r["repeat_rate_by_as_of"])} for r in rows]
+    window = rows[0]["window_days"]
 
     fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(data) + 2), 4.8))
     xs = list(range(len(data)))
@@ -354,15 +355,16 @@ def repeat_ladder_chart(con) -> Chart:
     ax.set_xlim(-pad, len(data) - 1 + pad)
     ax.set_ylim(0, min(1.0, top * 1.3) if top < 0.75 else 1.1)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
-    ax.set_xlabel("purchases made → next purchase")
-    ax.set_ylabel("customers who bought again")
+    ax.set_xlabel("purchase days → next purchase day")
+    ax.set_ylabel(f"customers who bought again within {window} days")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     if any(small):
         ax.legend([plt.Rectangle((0, 0), 1, 1, color=BLUE), plt.Rectangle((0, 0), 1, 1, color=LIGHT_BLUE)],
                   ["rate", f"fewer than {SMALL_SAMPLE} customers: read with care"], loc="upper left", fontsize=8.5)
-    caption = (f"Of customers who made n purchases, the share who made another. A customer counts for step n once "
-               f"their n-th purchase is at least {censor} days old.")
+    caption = (f"Of customers who made n purchases, the share who made another within {window} days. A customer "
+               f"counts for step n once their n-th purchase is at least {window} days old, so everyone has had the "
+               f"same {window} days to come back. Purchases on one day count as one, as in RFM frequency.")
     return Chart(name, title, caption, _png(fig), data)
 
 
@@ -646,8 +648,8 @@ def ltv_cac_chart(con) -> Chart:
     ax.grid(axis="x", alpha=0.3)
     which = ("acquisition months whose first 12 months are complete" if data[0]["ltv_12m_complete"]
              else "all acquisition months (12-month values still accruing)")
-    caption = (f"Over {which}; LTV = first-year net revenue per new customer, CAC = marketing spend per new "
-               f"customer{f' ({cur})' if cur else ''}. Channels without spend have no CAC.")
+    caption = (f"Over {which}; LTV = first-year net revenue (after cancellations and returns) per new customer, "
+               f"CAC = marketing spend per new customer{f' ({cur})' if cur else ''}. Channels without spend have no CAC.")
     return Chart(name, title, caption, _png(fig), data)
 
 

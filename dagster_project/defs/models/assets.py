@@ -62,7 +62,7 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.
     x = summary["repeat_purchase_days"].to_numpy(float)
     t_x = summary["btyd_recency_weeks"].to_numpy(float)
     T = summary["btyd_age_weeks"].to_numpy(float)
-    m = summary["repeat_mean_value"].fillna(0).to_numpy(float)
+    m = summary["repeat_mean_purchase_value"].fillna(0).to_numpy(float)
     clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0,
                           MIN_REPEAT_CUSTOMERS, MIN_HISTORY_WEEKS)
     bg = clv.fit_bgnbd(x, t_x, T)

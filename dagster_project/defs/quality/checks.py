@@ -233,3 +233,133 @@ def net_revenue_reconciles_to_raw(pipeline: PipelineConfig) -> dg.AssetCheckResu
         metadata={"net_revenue_marts": float(mart_net), "net_revenue_raw": float(raw_net),
                   "anonymous_share": float(anon_net) / float(mart_net) if mart_net else 0.0},
     )
+
+
+# Every mart column that says revenue, value or LTV is net revenue: the valid orders of fct_orders (purchases
+# and cancellation, refund and return documents, each on its own date) of the mart's customers and window.
+# One check per mart, one query each, returning (units compared, units that differ, mart total, fct_orders total).
+_FCT_NET = """
+    select customer_key, order_date, net_revenue, is_purchase from marts.fct_orders
+    where customer_key is not null and is_valid and order_date <= ?
+"""
+
+
+def _per_customer_sql(table: str, column: str, population: str) -> str:
+    """A per-customer revenue column against each customer's net revenue in fct_orders."""
+    return f"""
+    with want as (
+        select customer_key, sum(net_revenue) as net from ({_FCT_NET}) as o
+        group by customer_key having {population}
+    ), got as (
+        select customer_key, {column} as net from marts.{table}
+    )
+    select count(*),
+           count(*) filter (where got.customer_key is null or coalesce(got.net, 0) <> coalesce(want.net, 0)),
+           coalesce(sum(got.net), 0), coalesce(sum(want.net), 0)
+    from got full outer join want on want.customer_key = got.customer_key
+    """
+
+
+def _total_sql(table: str) -> str:
+    """A mart's revenue total against the net revenue of every customer with a purchase."""
+    return f"""
+    with o as ({_FCT_NET}), buyers as (
+        select customer_key from o group by customer_key having count(*) filter (where is_purchase) > 0
+    )
+    select 1,
+           (select coalesce(sum(net_revenue), 0) from marts.{table})
+             <> (select coalesce(sum(net_revenue), 0) from o where customer_key in (select customer_key from buyers)),
+           (select coalesce(sum(net_revenue), 0) from marts.{table}),
+           (select coalesce(sum(net_revenue), 0) from o where customer_key in (select customer_key from buyers))
+    """
+
+
+_COHORT_SQL = f"""
+    with o as ({_FCT_NET}), cohorts as (
+        select customer_key, cast(date_trunc('month', min(order_date) filter (where is_purchase)) as date) as cohort_month
+        from o group by customer_key having count(*) filter (where is_purchase) > 0
+    ), want as (
+        select cohorts.cohort_month, sum(o.net_revenue) as net
+        from o join cohorts on cohorts.customer_key = o.customer_key group by cohorts.cohort_month
+    ), got as (
+        select cohort_month, sum(net_revenue) as net from marts.cohort_retention group by cohort_month
+    )
+    select count(*),
+           count(*) filter (where got.cohort_month is null or want.cohort_month is null or got.net <> want.net),
+           coalesce(sum(got.net), 0), coalesce(sum(want.net), 0)
+    from got full outer join want on want.cohort_month = got.cohort_month
+"""
+
+# ltv_12m is published rounded to cents: a row agrees when it is within half a cent of the exact value
+_CHANNEL_SQL = f"""
+    with o as ({_FCT_NET}), firsts as (
+        select customer_key, min(order_date) filter (where is_purchase) as first_purchase_date
+        from o group by customer_key having count(*) filter (where is_purchase) > 0
+    ), want as (
+        select d.acquisition_channel as channel, cast(date_trunc('month', f.first_purchase_date) as date) as month,
+               count(distinct f.customer_key) as new_customers, sum(o.net_revenue) as net
+        from firsts f
+        join marts.dim_customers d on d.customer_key = f.customer_key
+        join o on o.customer_key = f.customer_key
+              and o.order_date >= f.first_purchase_date and o.order_date < f.first_purchase_date + 365
+        group by 1, 2
+    ), got as (
+        select channel, acquisition_month as month, new_customers, ltv_12m
+        from marts.channel_economics where new_customers > 0
+    )
+    select count(*),
+           count(*) filter (where got.month is null or want.month is null or got.new_customers <> want.new_customers
+                            or abs(cast(got.ltv_12m as double) - cast(want.net as double) / want.new_customers) > 0.005001),
+           coalesce(sum(got.ltv_12m * got.new_customers), 0), coalesce(sum(want.net), 0)
+    from got full outer join want on want.channel = got.channel and want.month = got.month
+"""
+
+REVENUE_RECONCILIATIONS = {
+    # mart: (what is compared, the query)
+    "dim_customers": ("customers' net_revenue", _per_customer_sql("dim_customers", "net_revenue", "true")),
+    "customer_rfm": ("customers' monetary",
+                     _per_customer_sql("customer_rfm", "monetary", "count(*) filter (where is_purchase) > 0")),
+    "customer_ltv": ("customers' historical_ltv",
+                     _per_customer_sql("customer_ltv", "historical_ltv", "count(*) filter (where is_purchase) > 0")),
+    "pareto_curve": ("customers' net_revenue (customers with positive net revenue)",
+                     _per_customer_sql("pareto_curve", "net_revenue", "sum(net_revenue) > 0")),
+    "cohort_retention": ("cohorts' net_revenue over all months", _COHORT_SQL),
+    "channel_economics": ("ltv_12m × new_customers per channel and acquisition month (first 365 days)", _CHANNEL_SQL),
+    "omnichannel_value": ("net_revenue over the groups", _total_sql("omnichannel_value")),
+    "customer_value_summary": ("net_revenue", _total_sql("customer_value_summary")),
+}
+
+
+def revenue_reconciliation(con, table: str, as_of) -> tuple[int, int, float, float]:
+    """(rows compared, rows that differ, mart total, fct_orders total) for one mart of REVENUE_RECONCILIATIONS."""
+    sql = REVENUE_RECONCILIATIONS[table][1]
+    units, mismatched, mart_total, fct_total = con.execute(sql, [as_of] * sql.count("?")).fetchone()
+    return int(units), int(mismatched), float(mart_total), float(fct_total)
+
+
+def _revenue_check(table: str, what: str):
+    """A blocking check: the mart's revenue equals fct_orders' net revenue over the same customers and window."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["marts", table]), name=f"{table}_revenue_reconciles_to_fct_orders", blocking=True,
+        description=f"{table}: {what} equal the net revenue of fct_orders' valid orders (cancellations, refunds "
+                    "and returns included) over the same customers and window, up to the as-of date, to the cent.",
+    )
+    def _check(pipeline: PipelineConfig) -> dg.AssetCheckResult:
+        con = pipeline.connect(read_only=True)
+        try:
+            units, mismatched, mart_total, fct_total = revenue_reconciliation(con, table, pipeline.as_of_date)
+        finally:
+            con.close()
+        return dg.AssetCheckResult(
+            passed=mismatched == 0,
+            description=f"{table} {mart_total:.2f} vs fct_orders {fct_total:.2f} (difference "
+                        f"{round(mart_total - fct_total, 2):.2f}); {mismatched} of {units} compared rows differ",
+            metadata={"net_revenue_mart": mart_total, "net_revenue_fct_orders": fct_total,
+                      "rows_compared": units, "rows_differing": mismatched},
+        )
+
+    return _check
+
+
+REVENUE_CHECKS = [_revenue_check(t, what) for t, (what, _) in REVENUE_RECONCILIATIONS.items()]

@@ -5,7 +5,10 @@
 --   btyd_recency_weeks    t_x: weeks from the first to the last purchase (NOT RFM recency, which
 --                         counts days from the last purchase to the as-of date)
 --   btyd_age_weeks        T: weeks from the first purchase to the as-of date
---   repeat_mean_value     m_x: mean value of the repeat purchase days (the first is left out)
+--   repeat_mean_purchase_value  m_x: mean purchase value of the repeat purchase days (the first is
+--                         left out).  Purchases only, before later cancellations and returns: the
+--                         Gamma-Gamma model is a model of spend per transaction, which must be
+--                         positive; it is not net revenue (see dim_customers.net_revenue for that).
 -- The cal_* columns are the same summary at calibration end (as-of minus clv_holdout_days), and
 -- holdout_purchase_days counts the purchase days after it, for the calibration/holdout check.
 
@@ -32,7 +35,7 @@ final as (
         {{ dbt.datediff('min(order_date)', as_of_date(), 'day') }} / cast(7 as double) as btyd_age_weeks,
         -- the days after the first: every day's value but the first day's (an aggregate, no numbering sort)
         cast(sum(day_value) - {{ value_at_min('day_value', 'order_date') }} as double) / nullif(count(*) - 1, 0)
-            as repeat_mean_value,
+            as repeat_mean_purchase_value,
         -- calibration cut
         count(case when order_date <= calibration_end.cal_end then 1 end) - 1 as cal_repeat_purchase_days,
         {{ dbt.datediff('min(order_date)', 'max(case when order_date <= calibration_end.cal_end then order_date end)', 'day') }} / cast(7 as double)

@@ -2,16 +2,24 @@
 -- customers, LTV:CAC and payback months.  Channels with customers but no spend (organic, store)
 -- and spend with no new customers are both reported, never dropped.  CAC is NULL when a month
 -- brought no new customers.  ltv_12m_complete says whether 12 months have passed for the cohort.
+-- Revenue is net revenue: every valid order of the customer dated in the 365 days from the first
+-- purchase, cancellation, refund and return documents included on their own dates.
 
-with purchases as (
+with orders as (
 
-    select * from {{ ref('int_customer_purchases') }}
+    select customer_key, order_date, net_revenue from {{ ref('fct_orders') }}
+    where customer_key is not null and is_valid
 
 ),
 
 customers as (
 
-    select customer_key, acquisition_channel from {{ ref('dim_customers') }}
+    select
+        customer_key,
+        acquisition_channel,
+        first_purchase_date,
+        cast({{ dbt.date_trunc('month', 'first_purchase_date') }} as date) as acquisition_month
+    from {{ ref('dim_customers') }}
     where purchase_count > 0
 
 ),
@@ -27,13 +35,14 @@ customer_months as (
     -- each customer's revenue by month since acquisition, first 12 months
     select
         customers.acquisition_channel as channel,
-        purchases.cohort_month as acquisition_month,
-        purchases.customer_key,
-        {{ dbt.datediff('purchases.cohort_month', 'purchases.order_month', 'month') }} as months_since,
-        purchases.net_revenue
-    from purchases
-    inner join customers on customers.customer_key = purchases.customer_key
-    where {{ dbt.datediff('purchases.first_purchase_date', 'purchases.order_date', 'day') }} < 365
+        customers.acquisition_month,
+        orders.customer_key,
+        {{ dbt.datediff('customers.acquisition_month', 'orders.order_date', 'month') }} as months_since,
+        orders.net_revenue
+    from orders
+    inner join customers on customers.customer_key = orders.customer_key
+    where orders.order_date >= customers.first_purchase_date
+        and {{ dbt.datediff('customers.first_purchase_date', 'orders.order_date', 'day') }} < 365
 
 ),
 

@@ -1,0 +1,79 @@
+"""The blocking checks that every mart's revenue equals fct_orders' net revenue (issue 26, one net revenue):
+they pass on a real run, and each one fails when a cancellation is missing from its mart."""
+
+import json
+import shutil
+from datetime import date
+
+import duckdb
+import pytest
+
+from dagster_project.defs.quality import checks
+from tests.conftest import DEMO_AS_OF
+
+AS_OF = date.fromisoformat(DEMO_AS_OF)
+
+
+def test_every_revenue_check_ran_and_passed(demo_run):
+    manifest = json.loads((demo_run["data_dir"] / "exports" / DEMO_AS_OF / "manifest.json").read_text())
+    ran = {c["check"]: (c["passed"], c["severity"]) for c in manifest["checks"]}
+    assert set(checks.REVENUE_RECONCILIATIONS) >= {
+        "dim_customers", "customer_rfm", "customer_ltv", "cohort_retention", "channel_economics",
+        "omnichannel_value", "customer_value_summary"}
+    for table in checks.REVENUE_RECONCILIATIONS:
+        assert ran[f"{table}_revenue_reconciles_to_fct_orders"] == (True, "ERROR"), table
+
+
+@pytest.fixture
+def warehouse_copy(demo_run, tmp_path):
+    path = tmp_path / "pipeline.duckdb"
+    shutil.copyfile(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb", path)
+    con = duckdb.connect(str(path))
+    yield con
+    con.close()
+
+
+def test_reconciliations_agree_on_the_run_and_compare_real_rows(warehouse_copy):
+    # ltv_12m is rounded to cents per customer: its total (ltv_12m × new_customers) is exact to half a cent each
+    customers = warehouse_copy.execute("select sum(new_customers) from marts.channel_economics").fetchone()[0]
+    for table in checks.REVENUE_RECONCILIATIONS:
+        units, differing, mart_total, fct_total = checks.revenue_reconciliation(warehouse_copy, table, AS_OF)
+        assert units > 0 and differing == 0, table
+        tolerance = 0.005 * customers if table == "channel_economics" else 0.005
+        assert mart_total == pytest.approx(fct_total, abs=tolerance), table
+        assert fct_total > 0, table
+
+
+def test_a_cancellation_the_marts_do_not_carry_fails_every_check(warehouse_copy):
+    """A credit note of 7.00 dated on a repeat customer's first purchase day (inside every window: the
+    cohort's month 0, the first 365 days) that no mart was rebuilt to include: each check sees it."""
+    before = {t: checks.revenue_reconciliation(warehouse_copy, t, AS_OF) for t in checks.REVENUE_RECONCILIATIONS}
+    customer, day = warehouse_copy.execute(
+        "select customer_key, first_purchase_date from marts.dim_customers where purchase_count > 1 "
+        "and net_revenue > 100 order by customer_key limit 1").fetchone()
+    warehouse_copy.execute(
+        "insert into marts.fct_orders by name select * replace ('credit-note-test' as order_key, "
+        "-7.00 as net_revenue, false as is_purchase) from marts.fct_orders "
+        "where customer_key = ? and order_date = ? and is_valid limit 1", [customer, day])
+    for table in checks.REVENUE_RECONCILIATIONS:
+        units, differing, mart_total, fct_total = checks.revenue_reconciliation(warehouse_copy, table, AS_OF)
+        assert differing >= 1, table
+        assert fct_total == pytest.approx(before[table][3] - 7.00, abs=0.005), table
+        assert mart_total == before[table][2], table
+
+
+@pytest.mark.parametrize("table, update", [
+    ("cohort_retention", "update marts.cohort_retention set net_revenue = net_revenue + 0.01 "
+                         "where months_since_first_purchase = 1 and cohort_month = (select min(cohort_month) "
+                         "from marts.cohort_retention)"),
+    ("channel_economics", "update marts.channel_economics set ltv_12m = ltv_12m + 0.01 where new_customers > 0 "
+                          "and acquisition_month = (select min(acquisition_month) from marts.channel_economics)"),
+    ("dim_customers", "update marts.dim_customers set net_revenue = net_revenue + 0.01 where customer_key = "
+                      "(select min(customer_key) from marts.dim_customers where purchase_count > 0)"),
+    ("customer_rfm", "update marts.customer_rfm set monetary = monetary - 0.01 where customer_key = "
+                     "(select min(customer_key) from marts.customer_rfm)"),
+])
+def test_a_mart_a_cent_off_fails_its_check(warehouse_copy, table, update):
+    warehouse_copy.execute(update)
+    _, differing, _, _ = checks.revenue_reconciliation(warehouse_copy, table, AS_OF)
+    assert differing >= 1
