@@ -2,6 +2,8 @@
 -- customers, LTV:CAC and payback months.  Channels with customers but no spend (organic, store)
 -- and spend with no new customers are both reported, never dropped.  CAC is NULL when a month
 -- brought no new customers.  ltv_12m_complete says whether 12 months have passed for the cohort.
+-- Left-censored customers (first purchase in their source's warm-up, so maybe not acquired then)
+-- are not new customers: they count in neither new_customers, CAC nor LTV.
 
 with purchases as (
 
@@ -12,7 +14,7 @@ with purchases as (
 customers as (
 
     select customer_key, acquisition_channel from {{ ref('dim_customers') }}
-    where purchase_count > 0
+    where purchase_count > 0 and not is_left_censored
 
 ),
 
@@ -120,7 +122,8 @@ final as (
         cast(with_cac.ltv_12m as decimal(18, 2)) as ltv_12m,
         cast(with_cac.ltv_12m as double) / nullif(cast(with_cac.cac as double), 0) as ltv_to_cac,
         payback.payback_months,
-        {{ dbt.dateadd('month', 12, 'with_cac.acquisition_month') }} <= {{ as_of_date() }} as ltv_12m_complete
+        {{ dbt.dateadd('month', 12, 'with_cac.acquisition_month') }} <= {{ as_of_date() }} as ltv_12m_complete,
+        {{ is_partial_month('with_cac.acquisition_month') }} as is_partial_period
     from with_cac
     left join payback
         on payback.channel = with_cac.channel and payback.acquisition_month = with_cac.acquisition_month

@@ -2,6 +2,8 @@
 -- P(n+1 | n), and the median days between them; overall, by first channel and by acquisition
 -- cohort.  Right-censored: a customer counts for step n only when their n-th purchase is at least
 -- ladder_censor_days before the as-of date (so recent buyers have had time to come back).
+-- Left-censored customers (first purchase in their source's warm-up) are left out: their purchases
+-- before the data begins are unknown, so their n-th purchase in the data need not be their n-th.
 
 with purchases as (
 
@@ -24,6 +26,7 @@ steps as (
         and next_purchase.purchase_number = nth.purchase_number + 1
     where nth.purchase_number <= {{ var('ladder_max_n') }}
         and nth.order_date <= {{ dbt.dateadd('day', -1 * var('ladder_censor_days'), as_of_date()) }}
+        and not nth.is_left_censored
 
 ),
 
