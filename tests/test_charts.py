@@ -90,10 +90,16 @@ def test_cohort_retention_cells_equal_the_mart(serving):
             assert plotted[key]["share_retained"] == pytest.approx(r["share_retained"])
             assert plotted[key]["active_customers"] == r["active_customers"]
             assert plotted[key]["cohort_customers"] == r["cohort_customers"]
+            assert plotted[key]["is_partial_period"] == r["is_partial_period"]
     for key, d in plotted.items():
         if key not in mart:  # reached, nobody bought: 0%
             assert d["share_retained"] == 0 and d["active_customers"] == 0
     assert any(d["share_retained"] > 0 for d in chart.data)
+    # as of 2026-11-01 the partial calendar month is November 2026 (the one cell each cohort has in it)
+    partial = [d for d in chart.data if d["is_partial_period"]]
+    assert len(partial) == len(cohorts)
+    assert all(charts._add_months(date.fromisoformat(d["cohort_month"]), d["months_since_first_purchase"])
+               == date(2026, 11, 1) for d in partial)
 
 
 def test_repeat_ladder_rates_equal_the_ladder_mart(serving):

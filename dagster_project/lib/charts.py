@@ -305,7 +305,7 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
     if any(d["is_partial_period"] for d in data):
         ax.legend(handles=[Patch(facecolor="white", edgecolor=GREY, hatch="///",
                                  label="partial month: not comparable")],
-                  loc="upper right", fontsize=8, framealpha=0.9)
+                  loc="lower right", fontsize=8, framealpha=0.9)  # the not-yet-reached corner
     ax.set_xticks(range(n_cols), [str(m) for m in range(1, n_cols + 1)], fontsize=8)
     ax.set_yticks(range(n_rows), [f"{_month_label(c)} ({sizes[c]:,})" for c in cohorts], fontsize=8)
     ax.set_xlabel("months since the first purchase")
@@ -316,9 +316,16 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
     caption = (f"Last {n_rows} monthly cohorts; cell numbers are percentages of the cohort that bought in that "
                "month (unlabelled pale cells: 0%; white: not reached yet). Hatched: a month the data does not "
                "wholly cover (it runs past the as-of date, or began before the data), so its share is not "
-               "comparable with complete months. Customers first seen in their source's warm-up "
-               "(left-censored) are in no cohort.")
+               "comparable with complete months. "
+               f"{_left_censored_customers(con):,} customers first seen in their source's warm-up "
+               "(left-censored: they may have bought before the data begins) are in no cohort.")
     return Chart(name, title, caption, _png(fig), data, _cohort_table(data))
+
+
+def _left_censored_customers(con) -> int:
+    if not _has_table(con, "dim_customers"):
+        return 0
+    return con.execute("select count(*) from marts.dim_customers where is_left_censored").fetchone()[0]
 
 
 def _months_between(a: date, b: date) -> int:
@@ -331,7 +338,8 @@ def _cohort_table(data: list[dict]) -> list[dict]:
     for d in data:
         by.setdefault(d["cohort_month"], {"cohort": d["cohort_month"][:7], "customers": d["cohort_customers"]})
         if d["months_since_first_purchase"] in (1, 3, 6, 12):
-            by[d["cohort_month"]][f"month {d['months_since_first_purchase']}"] = _pct(d["share_retained"], 1)
+            by[d["cohort_month"]][f"month {d['months_since_first_purchase']}"] = (
+                _pct(d["share_retained"], 1) + (" (partial)" if d["is_partial_period"] else ""))
     rows = list(by.values())[-12:]
     cols = ["cohort", "customers", "month 1", "month 3", "month 6", "month 12"]
     return [{c: r.get(c, "") for c in cols} for r in rows]
