@@ -76,7 +76,8 @@ def test_online_retail_ladder_matches_independent_recomputation(online_retail_ru
     buys["day"] = buys["ts"].dt.normalize()
     # left-censored customers (first purchase in the warm-up after the first invoice) are not on the ladder
     warm_up = yaml.safe_load(DBT_PROJECT.read_text())["vars"]["new_customer_warm_up_days"]
-    data_start = pd.read_parquet(online_retail_run["parquet"], columns=["InvoiceDate"])["InvoiceDate"].min().normalize()
+    invoiced = pd.read_parquet(online_retail_run["parquet"], columns=["InvoiceDate"])["InvoiceDate"]
+    data_start = pd.to_datetime(invoiced).min().normalize()
     buys = buys[buys.groupby("customer")["day"].transform("min") >= data_start + pd.Timedelta(days=warm_up)]
     counts = buys.groupby("customer")["n"].max()
     cutoff = pd.Timestamp(online_retail_run["as_of"]) - pd.Timedelta(days=180)

@@ -7,7 +7,8 @@
     {%- if v is none or v == '' -%}
         (select max(case when as_of_day_complete then 1 else 0 end) = 1 from {{ var('run_context_relation') }})
     {%- else -%}
-        {{ 'true' if var('as_of_day_complete', true) else 'false' }}
+        {%- set complete = var('as_of_day_complete', true) -%}
+        {{ 'false' if complete in [false, 'false', 'False', 0] else 'true' }}
     {%- endif -%}
 {%- endmacro %}
 
