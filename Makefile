@@ -1,4 +1,7 @@
 # Two commands for users: `make run` (whole pipeline on demo data) and `make test`.
+# bash with pipefail: the install pipes pip into a progress printer and must still fail when pip does
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -18,12 +21,16 @@ help:
 	@echo "make bench  - pipeline vs engine limit vs peers at SIZES order lines (default 1M,10M; long)"
 
 $(STAMP): pyproject.toml constraints.txt
-	@echo "==> creating $(VENV) with $(PYTHON) and installing pinned dependencies (about 90 s the first time)"
+	@echo "==> [1/4] creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@echo "==> [2/4] upgrading pip"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@echo "==> [3/4] installing the pinned dependencies (Dagster, dbt, DuckDB, GX, pandas; about 60-90 s, one dot per package)"
+	@$(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]' \
+		| awk '/^Collecting /{printf "."; fflush()} END{print ""}'
 	@# dagster-dbt's "prepare" step: the dbt manifest and parse state, so the first run does not parse (~10 s)
-	$(BIN)/python -m dagster_project prepare --data-dir $(DATA_DIR)
+	@echo "==> [4/4] parsing the dbt project for $(DATA_DIR) (about 10-40 s)"
+	@$(BIN)/python -m dagster_project prepare --data-dir $(DATA_DIR)
 	@touch $@
 
 install: $(STAMP)
@@ -55,7 +62,11 @@ soak: $(STAMP)
 dev: $(STAMP)
 	@# one Dagster instance for the UI, the schedule, the CLI and `status`: <data dir>/dagster_home
 	$(BIN)/python -c "from dagster_project.cli import _instance; from dagster_project.lib.paths import DataPaths; _instance(DataPaths.of('$(DATA_DIR)'))"
-	DAGSTER_HOME=$(abspath $(DATA_DIR))/dagster_home PIPELINE_DATA_DIR=$(abspath $(DATA_DIR)) $(BIN)/dagster dev -w workspace.yaml
+	@# `dagster dev` warns that the `dg` CLI supersedes it; `dg` (dagster-dg-cli) is not installed and the
+	@# command works as documented, so that warning, which is about our tooling and not the data, is hidden
+	DAGSTER_HOME=$(abspath $(DATA_DIR))/dagster_home PIPELINE_DATA_DIR=$(abspath $(DATA_DIR)) \
+		PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
+		$(BIN)/dagster dev -w workspace.yaml
 
 clean-data:
 	rm -rf $(DATA_DIR)/warehouse $(DATA_DIR)/serving $(DATA_DIR)/exports $(DATA_DIR)/dagster_home

@@ -52,6 +52,10 @@ def main() -> None:
     stages["fit_gamma_gamma"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    diagnoses = clv.diagnose_bgnbd(bg, x, t_x, T), clv.diagnose_gamma_gamma(gg, x, m)
+    stages["diagnose_fits"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     alive = clv.p_alive(bg, x, t_x, T)
     stages["p_alive"] = time.perf_counter() - t0
 
@@ -79,6 +83,7 @@ def main() -> None:
         "seconds": {k: round(v, 3) for k, v in stages.items()} | {"scoring_total": round(scoring, 3)},
         "bgnbd": bg.params.as_dict() | {"log_likelihood": bg.log_likelihood, "converged": bg.converged},
         "gamma_gamma": gg.params.as_dict() | {"converged": gg.converged},
+        "unreliable_reasons": [r for d in diagnoses for r in d.reasons],
         "checks": {"mean_p_alive": float(alive.mean()), "sum_e90": float(e90.sum()),
                    "sum_e365": float(e365.sum()), "mean_clv_12m": float(value.mean()),
                    "all_finite": bool(np.isfinite(value).all() and np.isfinite(e365).all())},

@@ -81,19 +81,42 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
 
 
 def _failure_messages(result) -> list[str]:
+    from dagster_project.lib.status import failure_reason
+
     msgs = []
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
-            err = ev.step_failure_data.error
-            text = err.message.strip() if err else "unknown error"
-            msgs.append(f"step {ev.step_key} failed: {text.splitlines()[0] if text else ''}")
+            msgs.append(f"step {ev.step_key} failed: {failure_reason(ev.step_failure_data.error)}")
         elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
             data = ev.event_specific_data
             if not data.passed:
                 sev = data.severity.value
                 desc = data.description or ""
-                msgs.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed ({sev}): {desc[:400]}")
+                msgs.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed ({sev}): {desc}")
     return msgs
+
+
+def _print_quarantined(paths: DataPaths, run_id: str | None) -> None:
+    """Per file, the rows this run set aside, and how to list them (the ledger is in the working
+    warehouse, free once the run has finished)."""
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.Error:
+        return  # held by another process: the run's log above has the counts
+    try:
+        rows = con.execute("select path, rows_quarantined from raw.load_ledger where run_id = ? and "
+                           "rows_quarantined > 0 order by path", [run_id]).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        return
+    print(f"  rows set aside this run (loaded without them, each with its line and reason in raw.quarantine): "
+          + ", ".join(f"{path} {n}" for path, n in rows))
+    query = "select file_name, line_number, reason, raw_record from raw.quarantine order by file_name, line_number"
+    print(f"    list them: {sys.executable} -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', "
+          f"read_only=True).sql('{query}'))\"")
 
 
 def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool, dbt_target: str = "",
@@ -131,20 +154,20 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"exports/latest stay at the newer as-of date {manifest.get('serving_as_of')}.")
     for m in warnings:
         print(f"  warning: {m}")
+    _print_quarantined(paths, manifest["run_id"])
     print(f"""
-  Working warehouse : {paths.warehouse}
-  Serving warehouse : {paths.serving_warehouse}   ({len(manifest['mart_rows'])} marts in schema `marts`)
+  Serving warehouse : {paths.serving_warehouse}   ({len(manifest['mart_rows'])} marts in schema `marts`; open this one, read-only)
   Parquet marts     : {paths.serving_marts_dir}/
   Tier lists        : {paths.exports / manifest['as_of']}/tiers/   (exports/latest points here)
   Manifest          : {paths.exports / manifest['as_of'] / 'manifest.json'}
   Run report        : {paths.exports / manifest['as_of'] / 'report.html'}   (charts)
   Validation report : {paths.exports / manifest['as_of'] / 'validation_report.html'}
   dbt docs          : {paths.exports / manifest['as_of'] / 'dbt_docs' / 'index.html'}
+  Working warehouse : {paths.warehouse}   (pipeline only: a connection held on it blocks the next run)
 
   Tier sizes: {', '.join(f"{k} {v['rows']}" for k, v in manifest['tiers'].items())}
 
   Open the marts:
-    duckdb -readonly {paths.serving_warehouse} "select segment, count(*) from marts.customer_rfm group by 1"
     {sys.executable} -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.pareto_summary'))"
   Or point DBeaver / Metabase / Superset (DuckDB driver, read-only) at the serving file.""")
     return 0

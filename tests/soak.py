@@ -686,9 +686,9 @@ def hostile_suite(examples: int, tally: Tally, seed: int | None = None) -> None:
 
 def neutralised(text: str) -> list[str]:
     """Cells of a CSV text that a spreadsheet would run as a formula."""
-    from dagster_project.lib.tiers import FORMULA_START
+    from dagster_project.lib.tiers import is_formula
 
-    return [cell for row in csv.reader(io.StringIO(text)) for cell in row if cell.startswith(FORMULA_START)]
+    return [cell for row in csv.reader(io.StringIO(text)) for cell in row if is_formula(cell)]
 
 
 def plant_formula_customer(inbox: Path, as_of: str = AS_OF) -> str:

@@ -145,6 +145,30 @@ def test_exported_csvs_neutralise_formula_injection(published):
     assert "'-cmd" in cells  # the acquisition channel, as text
 
 
+def test_exported_phones_are_e164_and_contacts_unaltered(published):
+    """Every phone in every exported CSV is E.164 exactly as stored for the customer (no formula quote),
+    and every e-mail is the customer's normalised e-mail as it is (the planted formula e-mail aside)."""
+    import re
+
+    con = duckdb.connect(str(published / "warehouse" / "pipeline.duckdb"), read_only=True)
+    try:
+        stored = {k: (e, p) for k, e, p in con.execute(
+            "select customer_key, email, phone from intermediate.int_customer_contacts").fetchall()}
+    finally:
+        con.close()
+    phones = emails = 0
+    for path in (published / "exports" / "latest").rglob("*.csv"):
+        for row in csv.DictReader(path.read_text(encoding="utf-8").splitlines()):
+            if row.get("phone"):
+                phones += 1
+                assert re.fullmatch(r"\+[1-9][0-9]{6,14}", row["phone"]), (path.name, row["phone"])
+                assert row["phone"] == stored[row["customer_key"]][1]
+            if row.get("email") and not row["email"].startswith("'="):
+                emails += 1
+                assert row["email"] == stored[row["customer_key"]][0], (path.name, row["email"])
+    assert phones > 50 and emails > 50  # the demo's consenting customers reach the tier files
+
+
 @pytest.mark.parametrize("reason", ["'bought ' || purchase_count || ' times'",
                                     "'line one' || chr(10) || 'line two, ' || purchase_count"])
 def test_capped_tier_files_split_the_whole_list(published, tmp_path, reason):

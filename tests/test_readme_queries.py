@@ -85,3 +85,53 @@ def test_dbt_docs_are_published_with_every_mart_column_described(demo_run):
             if not node["columns"].get(col.lower(), {}).get("description", "").strip():
                 undocumented.append(f"{name}.{col}")
     assert not undocumented, f"mart columns without a description: {undocumented}"
+
+
+def _engine_line() -> str:
+    """The README's SQLAlchemy engine, as written (the statement that starts with `engine =`)."""
+    code = next(b for b in _blocks(SECTION, "python") if "sqlalchemy" in b)
+    start = code.index("engine = ")
+    return code[start:code.index("\n\n", start) if "\n\n" in code[start:] else None].split("\nwith ")[0]
+
+
+def test_every_reader_recipe_sees_the_newest_run_after_reconnecting(workdir, tmp_path, monkeypatch):
+    """Publish a newer serving file the way a run does (a new file renamed over the old one) while an
+    analyst's process is open: the README's SQLAlchemy engine, reconnected, and a plain DuckDB
+    connection, closed and reopened as the README says, both read the newer run."""
+    import shutil
+
+    import sqlalchemy
+
+    from dagster_project.lib import publish
+
+    data = tmp_path / "data" / "serving"
+    data.mkdir(parents=True)
+    shutil.copy(workdir / "data" / "serving" / "warehouse.duckdb", data / "warehouse.duckdb")
+    monkeypatch.chdir(tmp_path)
+    path = data / "warehouse.duckdb"
+    query = "select value from meta.published_run where key = 'run_id'"
+
+    def publish_run(run_id: str) -> None:
+        staged = tmp_path / "staged.duckdb"
+        shutil.copy(path, staged)
+        con = duckdb.connect(str(staged))
+        con.execute("update meta.published_run set value = ? where key = 'run_id'", [run_id])
+        con.close()
+        publish.replace_file(staged, path)
+
+    scope: dict = {"sa": sqlalchemy}  # the README's snippet imports it as `sa`
+    exec(_engine_line(), scope)  # the README's engine, as written
+    engine = scope["engine"]
+    with engine.connect() as con:
+        first = con.execute(scope["sa"].text(query)).scalar_one()
+    plain = duckdb.connect("data/serving/warehouse.duckdb", read_only=True)
+    assert plain.sql(query).fetchone()[0] == first
+    plain.close()
+
+    publish_run("newer-run")
+    with engine.connect() as con:
+        assert con.execute(scope["sa"].text(query)).scalar_one() == "newer-run"
+    plain = duckdb.connect("data/serving/warehouse.duckdb", read_only=True)
+    assert plain.sql(query).fetchone()[0] == "newer-run"
+    plain.close()
+    engine.dispose()

@@ -115,9 +115,11 @@ def test_online_retail_pareto_share_matches_independent_recomputation(online_ret
 
 def test_demo_predicted_clv(demo_run):
     with _serving(demo_run["data_dir"]) as con:
-        fit = con.execute("select status, repeat_customers, bgnbd_r, gg_p, holdout_relative_error "
+        fit = con.execute("select status, repeat_customers, bgnbd_r, gg_p, holdout_relative_error, unreliable_reasons "
                           "from marts.clv_model_fits").fetchone()
-        assert fit[0] == "fitted" and fit[1] >= 100 and fit[2] > 0 and fit[3] > 0
+        assert fit[0] == "fitted" and fit[1] >= 100 and fit[2] > 0 and fit[3] > 0, fit[5]
+        assert fit[5] is None
+        assert con.execute("select distinct model_status from marts.customer_clv").fetchall() == [("fitted",)]
         scored = con.execute("select count(*) from marts.customer_clv").fetchone()[0]
         assert scored == con.execute("select count(*) from marts.dim_customers where purchase_count > 0").fetchone()[0]
         assert con.execute("select count(*) from marts.customer_clv where p_alive not between 0 and 1 "
@@ -132,6 +134,7 @@ def test_demo_predicted_clv(demo_run):
     checks = {c["check"]: c for c in __import__("json").loads(
         (demo_run["data_dir"] / "exports" / "latest" / "manifest.json").read_text())["checks"]}
     assert checks["clv_holdout_error"]["severity"] == "WARN"
+    assert checks["clv_fit_reliable"]["passed"] is True and checks["clv_fit_reliable"]["severity"] == "WARN"
 
 
 def test_run_report_has_the_holdout_chart_with_the_marts_numbers(demo_run):

@@ -61,7 +61,8 @@ Fitting
 Both fits minimise the mean negative log-likelihood over log-parameters with L-BFGS-B and analytic
 gradients (Nelder-Mead polish if L-BFGS-B reports failure).  ``converged`` is False when the
 optimiser failed or a parameter ran into the search box (exp(+-25)), i.e. the data do not identify
-the model; callers should then publish nothing.  Identical customer rows are collapsed into weighted
+the model.  Converging is not enough: :func:`diagnose_bgnbd` and :func:`diagnose_gamma_gamma` also
+catch parameters the likelihood hardly depends on and degenerate solutions (see "Diagnostics").  Identical customer rows are collapsed into weighted
 rows first when at least a quarter of the rows are duplicates, and the special functions of x alone
 (gammaln, digamma) are evaluated once per distinct x, so a fit costs a few vectorised passes over
 the rows per iteration.
@@ -95,10 +96,13 @@ __all__ = [
     "BgNbdFit",
     "BgNbdParams",
     "ClvDataError",
+    "FitDiagnosis",
     "GammaGammaFit",
     "GammaGammaParams",
     "bgnbd_log_likelihood",
     "check_enough_data",
+    "diagnose_bgnbd",
+    "diagnose_gamma_gamma",
     "expected_average_spend",
     "expected_purchases",
     "expected_purchases_new_customer",
@@ -419,6 +423,14 @@ def _minimise(fun, u0, args, maxiter=2000):
     return res, nit, converged, msg
 
 
+def _bgnbd_args(x, t_x, T, w, compress: bool) -> tuple:
+    """The arguments of :func:`_bgnbd_objective` after the optional collapse of identical rows."""
+    if compress:
+        (x, t_x, T), w = _compress(x, t_x, T, weights=w)
+    xu, xi = np.unique(x, return_inverse=True)
+    return x, t_x, T, w, float(w.sum()), xu, xi
+
+
 def fit_bgnbd(
     frequency,
     recency,
@@ -443,9 +455,8 @@ def fit_bgnbd(
     if not (x > 0).any():
         raise ClvDataError("no customer bought more than once; a purchase model cannot be fitted")
     n = int(round(w.sum()))
-    if compress:
-        (x, t_x, T), w = _compress(x, t_x, T, weights=w)
-    wsum = float(w.sum())
+    args = _bgnbd_args(x, t_x, T, w, compress)
+    x, t_x, T, w, wsum = args[:5]
     if initial is None:
         # rate ~ repeat purchases per unit time among customers; r = 1 so alpha = 1 / rate.
         rate = max(float(w @ x) / max(float(w @ T), 1e-12), 1e-9)
@@ -453,8 +464,7 @@ def fit_bgnbd(
     else:
         u0 = np.log([initial.r, initial.alpha, initial.a, initial.b])
     u0 = np.clip(u0, -_LOG_BOUND + 1, _LOG_BOUND - 1)
-    xu, xi = np.unique(x, return_inverse=True)
-    res, nit, converged, msg = _minimise(_bgnbd_objective, u0, (x, t_x, T, w, wsum, xu, xi))
+    res, nit, converged, msg = _minimise(_bgnbd_objective, u0, args)
     r, alpha, a, b = (float(v) for v in np.exp(res.x))
     return BgNbdFit(
         params=BgNbdParams(r, alpha, a, b),
@@ -575,6 +585,21 @@ def _gg_objective(u, x, m, w, wsum, lx, lm, xu, xi):
     return f, -grad / wsum
 
 
+def _gg_keep(x, m, w):
+    """The rows Gamma-Gamma uses (x > 0, finite m_x > 0) and the weight of the repeat buyers it leaves out."""
+    rep = x > 0
+    keep = rep & np.isfinite(m) & (m > 0)
+    return x[keep], m[keep], w[keep], int(round(w[rep & ~keep].sum()))
+
+
+def _gg_args(x, m, w, compress: bool) -> tuple:
+    """The arguments of :func:`_gg_objective` after the optional collapse of identical rows."""
+    if compress:
+        (x, m), w = _compress(x, m, weights=w)
+    xu, xi = np.unique(x, return_inverse=True)
+    return x, m, w, float(w.sum()), np.log(x), np.log(m), xu, xi
+
+
 def fit_gamma_gamma(
     frequency,
     monetary_value,
@@ -593,16 +618,12 @@ def fit_gamma_gamma(
     if x.shape != m.shape or x.ndim != 1:
         raise ValueError("frequency and monetary_value must be 1-d arrays of equal length")
     w = np.ones_like(x) if weights is None else _arr(weights)
-    rep = x > 0
-    keep = rep & np.isfinite(m) & (m > 0)
-    n_excluded = int(round(w[rep & ~keep].sum()))
-    x, m, w = x[keep], m[keep], w[keep]
+    x, m, w, n_excluded = _gg_keep(x, m, w)
     if len(x) == 0:
         raise ClvDataError("no customer with repeat purchases has a positive spend; a spend model cannot be fitted")
     n = int(round(w.sum()))
-    if compress:
-        (x, m), w = _compress(x, m, weights=w)
-    wsum = float(w.sum())
+    args = _gg_args(x, m, w, compress)
+    x, m, w, wsum = args[:4]
     if initial is None:
         # p = 1, q = 2 and gamma chosen so that the population mean p*gamma/(q-1) equals the mean spend.
         mean_m = float(w @ m) / wsum
@@ -610,8 +631,7 @@ def fit_gamma_gamma(
     else:
         u0 = np.log([initial.p, initial.q, initial.gamma])
     u0 = np.clip(u0, -_LOG_BOUND + 1, _LOG_BOUND - 1)
-    xu, xi = np.unique(x, return_inverse=True)
-    res, nit, converged, msg = _minimise(_gg_objective, u0, (x, m, w, wsum, np.log(x), np.log(m), xu, xi))
+    res, nit, converged, msg = _minimise(_gg_objective, u0, args)
     p, q, v = (float(val) for val in np.exp(res.x))
     return GammaGammaFit(
         params=GammaGammaParams(p, q, v),
@@ -640,6 +660,170 @@ def expected_average_spend(params, x, m_x) -> np.ndarray:
     x, m = _arr(x), _arr(m_x)
     xm = np.where(x > 0, x * np.nan_to_num(m, nan=0.0), 0.0)
     return g.p * (g.gamma + xm) / (g.p * x + g.q - 1.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Diagnostics: is a converged fit one to bet on?
+# --------------------------------------------------------------------------------------------------
+
+# A parameter is "not identified" when the data cannot tell it from one ten times smaller AND from one
+# ten times larger: fixing it at either value (the other parameters re-fitted) lowers the total
+# log-likelihood by less than 1.92, half the 95% point of chi-square(1), so both lie inside its 95%
+# likelihood-ratio interval.  Two orders of magnitude inside one interval means the estimate is noise.
+PROFILE_FACTOR = 10.0
+PROFILE_LL_DROP = 1.92
+# Below this mean drop-out probability per repeat purchase, a / (a + b), the BG/NBD says customers
+# practically never stop buying (one in a thousand per purchase): the model has collapsed to a
+# no-churn model, and P(alive) is ~1 for everyone whatever their silence.
+MIN_MEAN_DROPOUT = 1e-3
+
+
+@dataclass(frozen=True)
+class FitDiagnosis:
+    """Why a fit should not be trusted (``reasons``, empty when none was found) and the numbers behind it.
+
+    ``details`` holds, per parameter, the fall in log-likelihood at parameter / 10 and parameter * 10
+    (``profile``), the gain of a Newton step from the fit (``newton_gain``) and model-specific figures;
+    it is JSON-serialisable.
+    """
+
+    reasons: tuple[str, ...]
+    details: dict[str, Any]
+
+    @property
+    def reliable(self) -> bool:
+        return not self.reasons
+
+
+def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, ...],
+                   factor: float = PROFILE_FACTOR) -> tuple[dict[str, dict], float | None]:
+    """For each parameter: the total log-likelihood lost when it is fixed at value / factor ("down") and
+    value * factor ("up") and the other parameters re-fitted (warm-started from the fit); negative: the
+    fit was not the maximum.  "by" says whether it was re-fitted or read off the curvature (see below).
+    Also returns the log-likelihood a Newton step from the fit would gain (~0 at a maximum; None when the
+    curvature is not that of a maximum)."""
+    wsum = args[4] if objective is _bgnbd_objective else args[3]
+    f_hat, g_hat = objective(u_hat, *args)
+    step = math.log(factor)
+    k = len(u_hat)
+    bounds = [(-_LOG_BOUND, _LOG_BOUND)] * (k - 1)
+    # Screen with the curvature first (k more gradients): where the quadratic approximation of the profile
+    # already falls by ten times the threshold the parameter is clearly identified and is not re-fitted
+    # (each re-fit costs about as much as the fit itself on millions of customers).
+    quadratic, gain = _quadratic_profile_drops(objective, u_hat, g_hat, args, wsum, step)
+    out = {}
+    for i, name in enumerate(names):
+        if quadratic is not None and quadratic[i] > 10 * PROFILE_LL_DROP and np.all(np.abs(u_hat) < _LOG_BOUND - step):
+            drop = round(float(quadratic[i]), 4)
+            out[name] = {"down": drop, "up": drop, "by": "curvature"}
+            continue
+        drops = []
+        for fixed in (u_hat[i] - step, u_hat[i] + step):
+            fixed = float(np.clip(fixed, -_LOG_BOUND, _LOG_BOUND))
+
+            def f(v, i=i, fixed=fixed):
+                val, grad = objective(np.insert(v, i, fixed), *args)
+                return val, np.delete(grad, i)
+
+            res = minimize(f, np.delete(u_hat, i), jac=True, method="L-BFGS-B", bounds=bounds,
+                           options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
+            drops.append(round(float((res.fun - f_hat) * wsum), 4))
+        out[name] = {"down": drops[0], "up": drops[1], "by": "refit"}
+    return out, gain
+
+
+def _quadratic_profile_drops(objective, u_hat, g_hat, args, wsum, step) -> tuple[np.ndarray | None, float | None]:
+    """The profile log-likelihood's fall at +-step per parameter under the quadratic approximation
+    (step^2 / (2 [H^-1]_ii) with H the total Hessian from forward differences of the analytic gradient
+    ``g_hat`` at ``u_hat``; a screen, so their O(h) error does not matter)
+    and the gain of a Newton step (g' H^-1 g / 2); (None, None) when H is not positive definite (the
+    approximation says nothing then)."""
+    k = len(u_hat)
+    h = 1e-5
+    H = np.empty((k, k))
+    for j in range(k):
+        e = np.zeros(k)
+        e[j] = h
+        H[:, j] = (objective(u_hat + e, *args)[1] - g_hat) / h
+    H = (H + H.T) / 2 * wsum
+    try:
+        np.linalg.cholesky(H)
+        inv = np.linalg.inv(H)
+    except np.linalg.LinAlgError:
+        return None, None
+    inv_diag = np.diag(inv)
+    if not np.all(np.isfinite(inv)) or np.any(inv_diag <= 0):
+        return None, None
+    g = g_hat * wsum
+    return step * step / (2 * inv_diag), float(g @ inv @ g / 2)
+
+
+def _common_reasons(label: str, fit, names: tuple[str, ...], profile: dict[str, dict],
+                    newton_gain: float | None) -> list[str]:
+    reasons = []
+    values = fit.params.as_dict()
+    at_bound = [n for n in names if abs(math.log(values[n])) >= _LOG_BOUND - 1e-6]
+    for n in at_bound:
+        reasons.append(f"{label}: parameter {n} ran into the search bound ({values[n]:.3g}), "
+                       "so the data do not determine it")
+    if not fit.converged and not at_bound:
+        reasons.append(f"{label}: the optimiser did not converge ({fit.message})")
+    better = [n for n in names if min(profile[n]["down"], profile[n]["up"]) < -0.01]
+    if better:
+        reasons.append(f"{label}: the fit is not the best one (fixing {', '.join(better)} found a higher likelihood)")
+    elif newton_gain is not None and newton_gain > 0.01:
+        reasons.append(f"{label}: the fit is not the best one (a Newton step from it gains {newton_gain:.2f} "
+                       "log-likelihood)")
+    for n in names:
+        if n in at_bound:
+            continue
+        lo, hi = profile[n]["down"], profile[n]["up"]
+        if max(lo, hi) < PROFILE_LL_DROP:
+            reasons.append(
+                f"{label}: the data barely constrain {n} = {values[n]:.3g}: fixing it at a {PROFILE_FACTOR:g}th or "
+                f"{PROFILE_FACTOR:g} times that value lowers the log-likelihood by at most {max(lo, hi, 0.0):.2f} "
+                f"(under {PROFILE_LL_DROP}, so both lie in its 95% interval), so its estimate is noise")
+    return reasons
+
+
+def diagnose_bgnbd(fit: BgNbdFit, frequency, recency, T, *, weights=None, compress: bool = True,
+                   label: str = "purchase model (BG/NBD)") -> FitDiagnosis:
+    """Reasons not to trust a BG/NBD fit: non-convergence, a parameter at the search bound, a parameter the
+    likelihood hardly depends on (see PROFILE_FACTOR), or a drop-out probability so small that the model
+    says nobody ever leaves (MIN_MEAN_DROPOUT).  ``frequency``, ``recency``, ``T`` are the fit's inputs."""
+    x, t_x, T = _validate_bgnbd(frequency, recency, T)
+    w = np.ones_like(x) if weights is None else _arr(weights)
+    names = ("r", "alpha", "a", "b")
+    p = fit.params
+    u_hat = np.clip(np.log([p.r, p.alpha, p.a, p.b]), -_LOG_BOUND, _LOG_BOUND)
+    with np.errstate(all="ignore"):
+        profile, gain = _profile_drops(_bgnbd_objective, u_hat, _bgnbd_args(x, t_x, T, w, compress), names)
+    reasons = _common_reasons(label, fit, names, profile, gain)
+    mean_dropout = p.a / (p.a + p.b)
+    if mean_dropout < MIN_MEAN_DROPOUT:
+        reasons.append(f"{label}: the mean drop-out probability per repeat purchase is {mean_dropout:.3%} "
+                       f"(a = {p.a:.3g}, b = {p.b:.3g}), so the model assumes customers practically never "
+                       "stop buying")
+    return FitDiagnosis(tuple(reasons), {"profile": profile, "newton_gain": gain, "mean_dropout": mean_dropout})
+
+
+def diagnose_gamma_gamma(fit: GammaGammaFit, frequency, monetary_value, *, weights=None, compress: bool = True,
+                         label: str = "spend model (Gamma-Gamma)") -> FitDiagnosis:
+    """Reasons not to trust a Gamma-Gamma fit: as :func:`diagnose_bgnbd`'s first three, and q <= 1 (the mean
+    spend of a customer without repeat purchases, p gamma / (q - 1), is then infinite)."""
+    x, m = _arr(frequency), _arr(monetary_value)
+    w = np.ones_like(x) if weights is None else _arr(weights)
+    x, m, w, _ = _gg_keep(x, m, w)
+    names = ("p", "q", "gamma")
+    g = fit.params
+    u_hat = np.clip(np.log([g.p, g.q, g.gamma]), -_LOG_BOUND, _LOG_BOUND)
+    with np.errstate(all="ignore"):
+        profile, gain = _profile_drops(_gg_objective, u_hat, _gg_args(x, m, w, compress), names)
+    reasons = _common_reasons(label, fit, names, profile, gain)
+    if g.q <= 1.0:
+        reasons.append(f"{label}: q = {g.q:.3g} is not above 1, so the expected spend of a customer "
+                       "without repeat purchases is infinite")
+    return FitDiagnosis(tuple(reasons), {"profile": profile, "newton_gain": gain})
 
 
 # --------------------------------------------------------------------------------------------------

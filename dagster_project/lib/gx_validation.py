@@ -10,6 +10,7 @@ import html
 import json
 import logging
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +19,11 @@ from typing import Any
 import pandas as pd
 
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
+# GX imports pyspark whenever it is installed (the `spark` extra), whatever engine the run uses, and
+# pyspark warns at import that it does not support pandas 3. That says nothing about the user's data
+# and GX never validates through Spark here (Spark runs inside dbt's own process), so it is silenced
+# for this import only.
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
 
 # Sample values of these columns are masked before they reach a message, metadata or a report.
 SENSITIVE_COLUMNS = {"email", "phone", "billing_phone", "shipping_phone"}

@@ -181,6 +181,7 @@ class FileResult:
     sha256: str
     size_bytes: int
     status: str  # loaded | empty | duplicate | rejected (later failed_check: unloaded by a failed raw suite)
+    #              | unchanged (seen before, untouched: not recorded again)
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
@@ -329,8 +330,41 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 # File inspection
 
 
+# Spreadsheet programs save "Unicode text" as UTF-16 (Excel: little-endian with a BOM); UTF-32 is rare
+# but has BOMs of its own. The BOMs of UTF-32 are checked first: UTF-32-LE's starts like UTF-16-LE's.
+_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+              (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _wide_encoding(head: bytes) -> str | None:
+    """UTF-16/32 from a BOM, or from the NUL bytes of mostly-ASCII text without one (a CSV's header is
+    ASCII: in UTF-16-LE every odd byte is NUL, in UTF-16-BE every even one)."""
+    for bom, name in _WIDE_BOMS:
+        if head.startswith(bom):
+            return name
+    sample = head[:4096 - 4096 % 4]
+    if len(sample) < 4 or b"\x00" not in sample:
+        return None
+    quads = [sample[i:i + 4] for i in range(0, len(sample), 4)]
+    if all(q[1:] == b"\x00\x00\x00" for q in quads[:8]):
+        return "utf-32-le"
+    if all(q[:3] == b"\x00\x00\x00" for q in quads[:8]):
+        return "utf-32-be"
+    even, odd = sample[0::2], sample[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
 def detect_encoding(path: Path) -> str:
-    """utf-8 (with or without BOM) when the whole file decodes as UTF-8, else windows-1252."""
+    """utf-16 / utf-32 (by BOM, or by the NUL bytes of ASCII text), else utf-8 (with or without BOM)
+    when the whole file decodes as UTF-8, else windows-1252."""
+    with path.open("rb") as fh:
+        wide = _wide_encoding(fh.read(4096))
+    if wide:
+        return wide
     decoder = codecs.getincrementaldecoder("utf-8")()
     with path.open("rb") as fh:
         try:
@@ -351,11 +385,20 @@ codecs.register_error("cp1252_latin1", _latin1_fallback)
 
 
 def to_utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
-    """Transcode a legacy single-byte encoded file to UTF-8 for DuckDB's reader."""
+    """Transcode a legacy single-byte or a UTF-16/32 file to UTF-8 for DuckDB's reader.  A UTF-16/32
+    file that does not decode is rejected with what to do (an incremental decoder: a character may
+    straddle two chunks)."""
     out = tmpdir / (path.name + ".utf8.csv")
-    with path.open("rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
-        for chunk in iter(lambda: src.read(1 << 20), b""):
-            dst.write(chunk.decode(encoding, errors="cp1252_latin1"))
+    wide = encoding.startswith("utf-")
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict" if wide else "cp1252_latin1")
+    try:
+        with path.open("rb") as src, out.open("w", encoding="utf-8", newline="") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                dst.write(decoder.decode(chunk))
+            dst.write(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"{path.name}: looks like {encoding.upper()} but byte {exc.start} of a chunk does not "
+                          f"decode ({exc.reason}); save it as UTF-8 CSV and drop it in again") from exc
     return out
 
 
@@ -454,13 +497,19 @@ def file_stat(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_dev}:{st.st_ino}"
 
 
-def _known_sha256(con, display_path: str, stat: str) -> str | None:
-    """The content hash an earlier run recorded for this inbox file, when it has not been touched since
+def _known_file(con, display_path: str, stat: str) -> tuple[str, str] | tuple[None, None]:
+    """(sha256, status) an earlier run recorded for this inbox file, when it has not been touched since
     (same path and file_stat): a daily run does not read every export it has already seen again."""
     row = con.execute(
-        "select sha256 from raw.load_ledger where path = ? and file_stat = ? and sha256 is not null "
+        "select sha256, status from raw.load_ledger where path = ? and file_stat = ? and sha256 is not null "
         "order by file_id desc limit 1", [display_path, stat]).fetchone()
-    return row[0] if row else None
+    return (row[0], row[1]) if row else (None, None)
+
+
+# A file an earlier run loaded, found empty or found to repeat another one, seen again untouched, is not
+# an event: it gets no new ledger row (its first one accounts for it). A rejected file, or one whose rows
+# failed their raw suite, is looked at again by every run until it is replaced, so each run says so.
+SETTLED = ("loaded", "empty", "duplicate")
 
 
 def _already_loaded(con, sha: str) -> str | None:
@@ -479,7 +528,11 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
     display = str(path.relative_to(display_root)) if display_root else str(path)
     st = path.stat()
     stat = file_stat(st)
-    sha = _known_sha256(con, display, stat) or sha256_of(path)
+    sha, status = _known_file(con, display, stat)
+    if status in SETTLED:
+        return FileResult(path=display, layout=None, sha256=sha, size_bytes=st.st_size, status="unchanged",
+                          file_stat=stat, message=f"unchanged since an earlier run recorded it as {status}")
+    sha = sha or sha256_of(path)
     res = FileResult(path=display, layout=None, sha256=sha, size_bytes=st.st_size, status="loaded", file_stat=stat)
 
     def finish(status: str, message: str) -> FileResult:
@@ -516,7 +569,10 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
         if fmt == "csv":
             res.encoding = detect_encoding(path)
             if res.encoding != "utf-8":
-                source = to_utf8_copy(path, res.encoding, Path(tmp))
+                try:
+                    source = to_utf8_copy(path, res.encoding, Path(tmp))
+                except IngestError as exc:
+                    return finish("rejected", str(exc))
         try:
             header = read_source_header(source, fmt, cmap.csv_delimiter if cmap else ",")
         except Exception as exc:  # unreadable container (bad Parquet / XLSX)
@@ -1018,6 +1074,23 @@ def discover(inbox: Path) -> list[tuple[str, Path]]:
                 found.append((folder, p.stat().st_mtime, p.name, p))
     found.sort(key=lambda t: (t[0], t[1], t[2]))
     return [(folder, p) for folder, _, _, p in found]
+
+
+KNOWN_FOLDERS_TEXT = ", ".join(sorted({lay.folder for lay in formats.LAYOUTS})) + ", generic/<map name>"
+
+
+def unplaced_files(inbox: Path) -> list[Path]:
+    """Files under the inbox that no run loads: in the inbox itself, in a folder that is not a source
+    folder (`inbox/orders/`), in a folder below a source folder (`shopify/2026/`), or in `generic/`
+    itself rather than a map's folder.  Hidden files (a leading dot) are ignored everywhere."""
+    placed = {inbox / folder / p.name for folder, p in discover(inbox)}
+    out = []
+    for p in sorted(inbox.rglob("*")):
+        rel = p.relative_to(inbox)
+        if any(part.startswith(".") for part in rel.parts) or not p.is_file() or p in placed:
+            continue
+        out.append(p)
+    return out
 
 
 def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> list[FileResult]:

@@ -38,6 +38,15 @@ def holdout_chart(groups: list[dict], title: str) -> bytes:
     return buf.getvalue()
 
 
+# What an unreliable CLV fit means, for the people reading the report (the reasons follow it).
+UNRELIABLE_CLV = (
+    "Unreliable: do not act on this run's predicted lifetime values. The models ran, but checks of the fit show "
+    "that the purchase history does not pin them down, so P(alive), expected purchases and predicted CLV can be "
+    "far off for any customer. They stay in customer_clv marked model_status = 'unreliable', the predicted-value "
+    "tier is left empty and no tier list uses them; the historical marts (RFM, lifecycle, LTV) are unaffected."
+)
+
+
 def render(title: str, sections: list[dict]) -> str:
     """sections: {"heading", "text", "png" (bytes, optional), "table" (list of dicts, optional), "note"}."""
     parts = [f"<h1>{html.escape(title)}</h1>"]

@@ -20,6 +20,17 @@ def _ts(value: float | None) -> str:
     return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def failure_reason(err) -> str:
+    """The reason a step failed, in one line and whole: the innermost cause of Dagster's error chain
+    (Dagster wraps the user's exception in "Error occurred while executing op ..."), its lines joined."""
+    if err is None:
+        return "unknown error"
+    while getattr(err, "cause", None) is not None:
+        err = err.cause
+    text = " ".join(line.strip() for line in (err.message or "").strip().splitlines() if line.strip())
+    return text or (err.cls_name or "unknown error")
+
+
 def _problems_of_run(instance, run_id: str) -> list[str]:
     import dagster as dg
 
@@ -27,15 +38,13 @@ def _problems_of_run(instance, run_id: str) -> list[str]:
     for rec in instance.get_records_for_run(run_id=run_id, of_type=dg.DagsterEventType.STEP_FAILURE,
                                             limit=1000).records:
         ev = rec.event_log_entry.dagster_event
-        err = ev.step_failure_data.error
-        first = (err.message.strip().splitlines() or [""])[0] if err else "unknown error"
-        out.append(f"step {ev.step_key} failed: {first[:300]}")
+        out.append(f"step {ev.step_key} failed: {failure_reason(ev.step_failure_data.error)}")
     for rec in instance.get_records_for_run(run_id=run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
                                             limit=10_000).records:
         data = rec.event_log_entry.dagster_event.event_specific_data
         if not data.passed:
             out.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed "
-                       f"({data.severity.value}): {(data.description or '')[:300]}")
+                       f"({data.severity.value}): {data.description or ''}")
     return out
 
 

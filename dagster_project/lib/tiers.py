@@ -123,6 +123,19 @@ def materialise(con: duckdb.DuckDBPyConnection, tier: Tier) -> None:
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Values a spreadsheet cannot run as a formula although they may start with "+" or "-": a phone in
+# E.164 (ITU-T E.164: "+", country code, at most 15 digits) and a plain e-mail address (letters, digits
+# and . _ % + - only, so no parentheses, quotes or pipes for a formula or a DDE call). Ad platforms and
+# CRMs want phones exactly in this form, so they are written as they are; any other text starting with
+# a formula character is prefixed (OWASP "CSV Injection").
+E164_RE = r"^\+[1-9][0-9]{6,14}$"
+PLAIN_EMAIL_RE = r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$"
+_SAFE = re.compile(f"(?:{E164_RE})|(?:{PLAIN_EMAIL_RE})")
+
+
+def is_formula(value: object) -> bool:
+    """Whether a spreadsheet would run this cell as a formula (and so it must be prefixed)."""
+    return isinstance(value, str) and value.startswith(FORMULA_START) and not _SAFE.match(value)
 
 
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
@@ -130,16 +143,15 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         if out[col].dtype == object or str(out[col].dtype).startswith("str"):
-            out[col] = out[col].map(
-                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
-            )
+            out[col] = out[col].map(lambda v: "'" + v if is_formula(v) else v)
     return out
 
 
 def neutralised_sql(column: str) -> str:
     """SQL twin of neutralise_formulas for one text column (tests/test_faults.py checks they agree)."""
     starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_START)
-    return f"case when left({column}, 1) in ({starts}) then chr(39) || {column} else {column} end"
+    return (f"case when left({column}, 1) in ({starts}) and not regexp_full_match({column}, '{E164_RE}') "
+            f"and not regexp_full_match({column}, '{PLAIN_EMAIL_RE}') then chr(39) || {column} else {column} end")
 
 
 def quoted(column: str) -> str:

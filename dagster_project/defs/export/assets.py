@@ -150,15 +150,18 @@ def run_report(run_id: str, as_of: str, clv_fit, chart_list: "list[charts.Chart]
         sections.append({"heading": c.title, "text": c.caption, "png": c.png, "table": rows[:REPORT_TABLE_ROWS],
                          "note": f"{len(rows) - REPORT_TABLE_ROWS} more rows in the mart"
                                  if len(rows) > REPORT_TABLE_ROWS else ""})
-    if clv_fit is None or clv_fit[0] != "fitted":
+    if clv_fit is None or clv_fit[0] not in ("fitted", "unreliable"):
         sections.append({"heading": "Predicted CLV: calibration vs holdout",
                          "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run")})
     else:
-        groups = json.loads(clv_fit[2]) if clv_fit[2] else []
-        error = clv_fit[3]
-        text = ("The purchase model is fitted on all but the last 90 days; bars compare its predicted "
+        status, _, groups_json, error, reasons, diagnostics = clv_fit
+        groups = json.loads(groups_json) if groups_json else []
+        days = (json.loads(diagnostics) if diagnostics else {}).get("holdout_days") or 90
+        text = (f"The purchase model is fitted on all but the last {days} days; bars compare its predicted "
                 "purchases in those days with the actual ones, by how often customers bought before."
                 + (f" Total error {error:.1%}." if error is not None else ""))
+        if status == "unreliable":
+            text = (report.UNRELIABLE_CLV + " Why: " + reasons + ". " + text)
         sections.append({
             "heading": "Predicted CLV: calibration vs holdout", "text": text,
             "png": report.holdout_chart(groups, f"Holdout purchases, as of {as_of}") if groups else None,
@@ -209,7 +212,8 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         clv_fit = None
         if warehouse.table_exists(con, "marts", "clv_model_fits"):
             clv_fit = con.execute(
-                "select status, message, holdout_by_group, holdout_relative_error from marts.clv_model_fits "
+                "select status, message, holdout_by_group, holdout_relative_error, unreliable_reasons, diagnostics "
+                "from marts.clv_model_fits "
                 "where run_id = ?", [run_id]).fetchone()
     finally:
         con.close()

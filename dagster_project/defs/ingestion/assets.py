@@ -49,11 +49,18 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
             con.close()
 
     summary = ingest.summarise(results)
+    unchanged = [r for r in results if r.status == "unchanged"]
+    if unchanged:
+        context.log.info(f"{len(unchanged)} file(s) unchanged since an earlier run recorded them (not read again)")
     for r in results:
+        if r.status == "unchanged":
+            continue
         line = f"{r.status:9s} {r.path}: read {r.rows_read}, loaded {r.rows_loaded}, quarantined {r.rows_quarantined}"
         if r.message:
             line += f" ({r.message})"
         (context.log.warning if r.status == "rejected" or r.rows_quarantined else context.log.info)(line)
+    for stray in ingest.unplaced_files(paths.inbox):
+        context.log.warning(f"not loaded: {stray} is in no source folder (known: {ingest.KNOWN_FOLDERS_TEXT})")
     for name in RAW_TABLES:
         yield dg.MaterializeResult(
             asset_key=["raw", name],
@@ -61,7 +68,7 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         )
     file_table = "\n".join(
         f"| {r.path} | {r.status} | {r.rows_read} | {r.rows_loaded} | {r.rows_quarantined} | {r.message[:80]} |"
-        for r in results
+        for r in results if r.status != "unchanged"
     )
     yield dg.MaterializeResult(
         asset_key=LEDGER_KEY,

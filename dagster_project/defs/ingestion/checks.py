@@ -6,7 +6,14 @@ import os
 import dagster as dg
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY, RAW_TABLES
+from dagster_project.lib import ingest
 from dagster_project.lib.resources import PipelineConfig
+
+# What a new user is told when a data directory has never had anything to load.
+HOW_TO_START = ("put exports in its folders (shopify/: Shopify 'Export orders' CSVs; square/: Square 'Item "
+                "Detail' and customer exports; members/: membership rosters; spend/: marketing spend; traffic/: "
+                "store footfall; rates/: exchange rates; generic/<map name>/: other exports through a column "
+                "map), or write demo exports with `python -m dagster_project demo --data-dir {root}`")
 
 
 @dg.asset_check(asset=LEDGER_KEY, blocking=True, description="No inbox file was rejected (missing columns, wrong format).")
@@ -97,4 +104,40 @@ def exports_are_fresh(pipeline: PipelineConfig) -> dg.AssetCheckResult:
                 "| source folder | newest new file | days since |\n|---|---|---|\n"
                 + "\n".join(f"| {f} | {t:%Y-%m-%d %H:%M} UTC | {d:.1f} |" for f, t, d in rows)),
         },
+    )
+
+
+@dg.asset_check(asset=LEDGER_KEY, blocking=True,
+                description="Something has been loaded into this data directory, in this run or an earlier one: "
+                            "a run over a mistyped or new empty data directory fails instead of publishing empty lists.")
+def exports_have_been_loaded(pipeline: PipelineConfig) -> dg.AssetCheckResult:
+    con = pipeline.connect(read_only=True)
+    try:
+        loaded = con.execute("select count(*) from raw.load_ledger where status = 'loaded'").fetchone()[0]
+    finally:
+        con.close()
+    paths = pipeline.paths
+    return dg.AssetCheckResult(
+        passed=loaded > 0,
+        description=(f"{loaded} export file(s) loaded into {paths.root}" if loaded else
+                     f"nothing has ever been loaded in the data directory {paths.root}: its inbox {paths.inbox} "
+                     f"has no export in a source folder. Check the data directory (--data-dir or "
+                     f"PIPELINE_DATA_DIR), then " + HOW_TO_START.format(root=paths.root)),
+        metadata={"files_loaded_ever": int(loaded)},
+    )
+
+
+@dg.asset_check(asset=LEDGER_KEY, blocking=False,
+                description="Warns about files under the inbox that no run loads (outside the source folders).")
+def no_files_outside_source_folders(pipeline: PipelineConfig) -> dg.AssetCheckResult:
+    inbox = pipeline.paths.inbox
+    stray = [p.relative_to(inbox).as_posix() for p in ingest.unplaced_files(inbox)]
+    shown = ", ".join(stray[:20]) + (f" and {len(stray) - 20} more" if len(stray) > 20 else "")
+    return dg.AssetCheckResult(
+        passed=not stray,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(f"not loaded: {len(stray)} file(s) in no source folder of {inbox}: {shown} "
+                     f"(known folders: {ingest.KNOWN_FOLDERS_TEXT}; move each file into the folder for its kind)")
+                    if stray else "every inbox file is in a source folder",
+        metadata={"files_not_loaded": dg.MetadataValue.json(stray)},
     )

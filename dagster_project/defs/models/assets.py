@@ -2,11 +2,13 @@
 
 Writes two marts straight into the warehouse's `marts` schema (published with the others):
 `marts.customer_clv` (per customer P(alive), expected purchases in 90 and 365 days, expected
-spend per purchase, predicted 12-month CLV, predicted-value tier) and `marts.clv_model_fits`
-(parameters, log-likelihood, fit time, status per run).  Too little data gives a clear message
-and no predictions rather than garbage.
+spend per purchase, predicted 12-month CLV, predicted-value tier, the fit's status) and
+`marts.clv_model_fits` (parameters, log-likelihood, fit time, status per run).  Too little data gives
+a clear message and no predictions rather than garbage; a fit the diagnostics reject is published as
+`unreliable` with its reasons, its predictions flagged and ranked into no tier.
 """
 
+import json
 import os
 import time
 
@@ -25,20 +27,37 @@ SUMMARY_KEY = dg.AssetKey(["intermediate", "int_customer_btyd_summary"])
 MIN_REPEAT_CUSTOMERS = int(os.environ.get("PIPELINE_CLV_MIN_REPEAT_CUSTOMERS", "100"))
 MIN_HISTORY_WEEKS = float(os.environ.get("PIPELINE_CLV_MIN_HISTORY_WEEKS", "26"))
 ANNUAL_DISCOUNT_RATE = float(os.environ.get("PIPELINE_CLV_ANNUAL_DISCOUNT_RATE", "0.10"))
+# A fit whose predicted holdout purchases miss the actual ones by more than this is unreliable.
+MAX_HOLDOUT_ERROR = float(os.environ.get("PIPELINE_CLV_MAX_HOLDOUT_ERROR", "0.25"))
+# Sanity bound: the customers' predicted (discounted) revenue of the next 12 months may not exceed this
+# multiple of their net revenue of the last 12 months.  The trailing year also holds every first purchase of
+# the customers acquired in it, which no prediction repeats, so a base that is not growing fast predicts
+# less than it took; a steadily growing shop may raise it.
+MAX_REVENUE_RATIO = float(os.environ.get("PIPELINE_CLV_MAX_REVENUE_RATIO", "1.0"))
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 
 CLV_COLUMNS = {
     "customer_key": "VARCHAR", "as_of_date": "DATE", "p_alive": "DOUBLE",
     "expected_purchases_90d": "DOUBLE", "expected_purchases_365d": "DOUBLE",
     "expected_spend_per_purchase": "DOUBLE", "predicted_clv_12m": "DECIMAL(18,2)", "predicted_value_tier": "VARCHAR",
+    "model_status": "VARCHAR",
+}
+FITS_COLUMNS = {
+    "run_id": "VARCHAR", "as_of_date": "DATE", "status": "VARCHAR", "message": "VARCHAR", "customers": "BIGINT",
+    "repeat_customers": "BIGINT", "bgnbd_r": "DOUBLE", "bgnbd_alpha": "DOUBLE", "bgnbd_a": "DOUBLE",
+    "bgnbd_b": "DOUBLE", "bgnbd_log_likelihood": "DOUBLE", "gg_p": "DOUBLE", "gg_q": "DOUBLE", "gg_gamma": "DOUBLE",
+    "gg_log_likelihood": "DOUBLE", "fit_seconds": "DOUBLE", "holdout_relative_error": "DOUBLE",
+    "holdout_by_group": "VARCHAR", "unreliable_reasons": "VARCHAR", "diagnostics": "VARCHAR",
 }
 
 
 def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.DataFrame, dict]:
     """Fit both models on the summary and score every customer (scores keep the summary's `key` column).
 
-    Raises ClvDataError (a readable reason, no predictions) on too little data, a fit that did not
-    converge, or predictions that are not finite numbers.
+    Raises ClvDataError (a readable reason, no predictions) on too little data or predictions that are
+    not finite numbers.  A fit that converged to a poor solution, or did not converge, is still scored;
+    ``fit["reasons"]`` says why it is unreliable (empty when nothing was found), ``fit["diagnostics"]``
+    gives the figures.
     """
     x = summary["repeat_purchase_days"].to_numpy(float)
     t_x = summary["btyd_recency_weeks"].to_numpy(float)
@@ -48,8 +67,8 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.
                           MIN_REPEAT_CUSTOMERS, MIN_HISTORY_WEEKS)
     bg = clv.fit_bgnbd(x, t_x, T)
     gg = clv.fit_gamma_gamma(x, m)
-    if not (bg.converged and gg.converged):
-        raise clv.ClvDataError(f"the models did not converge (BG/NBD: {bg.message}; Gamma-Gamma: {gg.message})")
+    bg_diagnosis = clv.diagnose_bgnbd(bg, x, t_x, T)
+    gg_diagnosis = clv.diagnose_gamma_gamma(gg, x, m)
     monthly_rate = (1 + ANNUAL_DISCOUNT_RATE) ** (1 / 12) - 1
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite results are caught below
         scores = pd.DataFrame({
@@ -66,23 +85,36 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.
     if bad:
         raise clv.ClvDataError(f"the fitted models give non-finite predictions for {bad} customers; "
                                "no predictions are published")
-    fit = {"bgnbd": bg.as_dict(), "gamma_gamma": gg.as_dict(), "annual_discount_rate": ANNUAL_DISCOUNT_RATE}
+    fit = {"bgnbd": bg.as_dict(), "gamma_gamma": gg.as_dict(), "annual_discount_rate": ANNUAL_DISCOUNT_RATE,
+           "reasons": [*bg_diagnosis.reasons, *gg_diagnosis.reasons],
+           "diagnostics": {"bgnbd": bg_diagnosis.details, "gamma_gamma": gg_diagnosis.details}}
     return scores, fit
 
 
-def holdout_comparison(summary: pd.DataFrame, holdout_weeks: float) -> pd.DataFrame:
-    # the holdout window is the dbt var clv_holdout_days (default 90), the same as the 90 days here
-    """Fit on the calibration cut, predict holdout purchases, compare by calibration frequency group."""
+def holdout_days(summary: pd.DataFrame) -> int:
+    """The holdout window dbt cut the summary with (var clv_holdout_days): T minus the calibration T, the same
+    for every customer whose first purchase came before the cut."""
+    cut = summary.loc[summary["cal_btyd_age_weeks"] >= 0, ["btyd_age_weeks", "cal_btyd_age_weeks"]]
+    if cut.empty:
+        raise clv.ClvDataError("no customer bought before the holdout period; there is nothing to calibrate on")
+    return int(round(float((cut["btyd_age_weeks"] - cut["cal_btyd_age_weeks"]).iloc[0]) * 7))
+
+
+def holdout_comparison(summary: pd.DataFrame) -> tuple[pd.DataFrame, clv.FitDiagnosis, int]:
+    """Fit on the calibration cut, predict holdout purchases, compare by calibration frequency group.
+
+    Returns the comparison, the diagnosis of the calibration fit (see clv.diagnose_bgnbd) and the holdout
+    length in days."""
+    days = holdout_days(summary)
     cal = summary[summary["cal_btyd_age_weeks"] >= 0].copy()
     x = cal["cal_repeat_purchase_days"].to_numpy(float)
     t_x = cal["cal_btyd_recency_weeks"].fillna(0).to_numpy(float)
     T = cal["cal_btyd_age_weeks"].to_numpy(float)
     clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0, MIN_REPEAT_CUSTOMERS, 0)
     bg = clv.fit_bgnbd(x, t_x, T)
-    if not bg.converged:
-        raise clv.ClvDataError(f"the calibration fit did not converge ({bg.message})")
+    diagnosis = clv.diagnose_bgnbd(bg, x, t_x, T, label=f"holdout check: the fit on all but the last {days} days")
     with np.errstate(invalid="ignore", over="ignore"):
-        cal["predicted"] = clv.expected_purchases(bg, holdout_weeks, x, t_x, T)
+        cal["predicted"] = clv.expected_purchases(bg, days / 7, x, t_x, T)
     finite = np.isfinite(cal["predicted"].to_numpy(float))
     if not finite.all():
         raise clv.ClvDataError(f"the calibration fit gives non-finite predictions for {int((~finite).sum())} customers")
@@ -91,21 +123,62 @@ def holdout_comparison(summary: pd.DataFrame, holdout_weeks: float) -> pd.DataFr
     out = cal.groupby("group").agg(customers=("cal_btyd_age_weeks", "size"), predicted=("predicted", "sum"),
                                    actual=("holdout_purchase_days", "sum")).reset_index()
     out["relative_error"] = (out["predicted"] - out["actual"]) / out["actual"].where(out["actual"] > 0)
-    return out
+    diagnosis.details["params"] = bg.params.as_dict()
+    return out, diagnosis, days
+
+
+def trailing_revenue(con, as_of) -> tuple[float | None, int]:
+    """Known customers' net revenue (every valid order, refunds included) in the 365 days up to the as-of
+    date, and the days of order history up to it (the sanity bound needs a full trailing year)."""
+    revenue, history = con.execute(
+        "select sum(case when order_date > ?::DATE - interval 365 day then net_revenue end), "
+        "date_diff('day', min(order_date), ?::DATE) from marts.fct_orders "
+        "where customer_key is not null and is_valid and order_date <= ?::DATE", [as_of, as_of, as_of]).fetchone()
+    return (float(revenue) if revenue is not None else None), int(history or 0)
+
+
+def assess(fit: dict, holdout_error: float | None, holdout_days_: int | None, calibration: "clv.FitDiagnosis | None",
+           predicted_12m: float, trailing: float | None, history_days: int) -> tuple[list[str], dict]:
+    """Every reason the run's predictions should not be used, and the figures behind them."""
+    reasons = list(fit["reasons"])
+    details = dict(fit["diagnostics"])
+    if calibration is not None:
+        reasons += calibration.reasons
+        details["holdout_fit"] = calibration.details
+    if holdout_error is not None and holdout_error > MAX_HOLDOUT_ERROR:
+        reasons.append(f"holdout check: predicted purchases in the last {holdout_days_} days miss the actual ones "
+                       f"by {holdout_error:.1%} (limit {MAX_HOLDOUT_ERROR:.0%})")
+    details["holdout_days"] = holdout_days_
+    ratio = predicted_12m / trailing if trailing and trailing > 0 and history_days >= 365 else None
+    details["revenue_check"] = {"predicted_12m": round(predicted_12m, 2), "trailing_12m": trailing,
+                                "history_days": history_days, "ratio": ratio, "max_ratio": MAX_REVENUE_RATIO}
+    if ratio is not None and ratio > MAX_REVENUE_RATIO:
+        reasons.append(f"sanity check: the predicted revenue of the next 12 months ({predicted_12m:,.0f}) is "
+                       f"{ratio:.2f} times these customers' net revenue of the last 12 months ({trailing:,.0f}), "
+                       f"above the limit of {MAX_REVENUE_RATIO:g}")
+    return reasons, details
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(CLV_KEY, deps=[SUMMARY_KEY], group_name="marts", kinds={"python", "duckdb"},
+        dg.AssetSpec(CLV_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="marts",
+                     kinds={"python", "duckdb"},
                      description="Predicted CLV per customer: P(alive), expected purchases (90/365 days), "
-                                 "expected spend per purchase, predicted 12-month CLV, predicted-value tier."),
-        dg.AssetSpec(FITS_KEY, deps=[SUMMARY_KEY], group_name="marts", kinds={"python", "duckdb"},
+                                 "expected spend per purchase, predicted 12-month CLV, predicted-value tier "
+                                 "(empty when the fit is unreliable), the fit's status."),
+        dg.AssetSpec(FITS_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="marts",
+                     kinds={"python", "duckdb"},
                      description="BG/NBD and Gamma-Gamma fits per run: parameters, log-likelihood, fit time, "
-                                 "holdout error, status."),
+                                 "holdout error, status (fitted, unreliable with the reasons, insufficient_data)."),
     ],
-    check_specs=[dg.AssetCheckSpec("clv_holdout_error", asset=FITS_KEY,
-                                   description="Warns when predicted holdout purchases miss actual ones by more "
-                                               "than 25%, or the miss grew by half since the previous run.")],
+    check_specs=[
+        dg.AssetCheckSpec("clv_holdout_error", asset=FITS_KEY,
+                          description="Warns when predicted holdout purchases miss actual ones by more "
+                                      "than 25%, or the miss grew by half since the previous run."),
+        dg.AssetCheckSpec("clv_fit_reliable", asset=FITS_KEY,
+                          description="Warns when the CLV fit is unreliable (its predictions are then flagged "
+                                      "and feed no tier) and says why."),
+    ],
     name="clv_model",
     partitions_def=AS_OF_PARTITIONS,
     backfill_policy=ONE_RUN_PER_DATE,
@@ -121,60 +194,77 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         # (the table's row order may differ between two builds of the same data).
         summary = con.execute("select rowid as summary_row, * exclude (customer_key) "
                               "from intermediate.int_customer_btyd_summary order by customer_key").df()
-        status, message, fit, scores = "fitted", "", {}, None
+        status, message, fit, scores, reasons, details = "fitted", "", {}, None, [], {}
         t0 = time.perf_counter()
         try:
             scores, fit = fit_and_score(summary, key="summary_row")
         except clv.ClvDataError as exc:
             status, message = "insufficient_data", str(exc)
             context.log.warning(f"predicted CLV: no predictions this run: {message}")
-        holdout, holdout_error = None, None
+        holdout, holdout_error, calibration, days, holdout_skipped = None, None, None, None, None
         if scores is not None:
             try:
-                holdout = holdout_comparison(summary, 90 / 7)
+                holdout, calibration, days = holdout_comparison(summary)
                 total_actual = holdout["actual"].sum()
                 holdout_error = float(abs(holdout["predicted"].sum() - total_actual) / total_actual) if total_actual else None
             except clv.ClvDataError as exc:
+                holdout_skipped = str(exc)
                 context.log.warning(f"predicted CLV: no holdout check: {exc}")
+            trailing, history = trailing_revenue(con, as_of)
+            reasons, details = assess(fit, holdout_error, days, calibration,
+                                      float(scores["predicted_clv_12m"].sum()), trailing, history)
+            if holdout_skipped:  # too little data before the cut: unchecked, which is not the same as wrong
+                details["holdout_skipped"] = holdout_skipped
+            if reasons:
+                status = "unreliable"
+                message = ("The predictions are unreliable and feed no tier: " + "; ".join(reasons) + ".")
+                context.log.warning(f"predicted CLV: {message}")
         con.execute("create schema if not exists marts")
         cols = ", ".join(f"{c} {t}" for c, t in CLV_COLUMNS.items())
         con.execute(f"create or replace table marts.customer_clv ({cols})")
         if scores is not None:
             con.register("_scores", scores)
-            # the predicted-value tier: top 20% of predicted CLV high, next 30% mid, the rest low
+            # the predicted-value tier: top 20% of predicted CLV high, next 30% mid, the rest low; left empty
+            # when the fit is unreliable (a ranking by noise would read as a finding)
             con.execute(
                 """
                 insert into marts.customer_clv
                 select summary.customer_key, ?::DATE, p_alive, expected_purchases_90d, expected_purchases_365d,
                        expected_spend_per_purchase, predicted_clv_12m,
-                       case when percent_rank() over (order by predicted_clv_12m desc) < 0.2 then 'high'
+                       case when ? = 'unreliable' then null
+                            when percent_rank() over (order by predicted_clv_12m desc) < 0.2 then 'high'
                             when percent_rank() over (order by predicted_clv_12m desc) < 0.5 then 'mid'
-                            else 'low' end
+                            else 'low' end,
+                       ?
                 from _scores join intermediate.int_customer_btyd_summary as summary
                     on summary.rowid = _scores.summary_row
                 order by summary.customer_key
-                """, [as_of])
+                """, [as_of, status, status])
             con.unregister("_scores")
-        con.execute(
-            "create table if not exists marts.clv_model_fits (run_id VARCHAR, as_of_date DATE, status VARCHAR, "
-            "message VARCHAR, customers BIGINT, repeat_customers BIGINT, bgnbd_r DOUBLE, bgnbd_alpha DOUBLE, "
-            "bgnbd_a DOUBLE, bgnbd_b DOUBLE, bgnbd_log_likelihood DOUBLE, gg_p DOUBLE, gg_q DOUBLE, gg_gamma DOUBLE, "
-            "gg_log_likelihood DOUBLE, fit_seconds DOUBLE, holdout_relative_error DOUBLE, holdout_by_group VARCHAR)"
-        )
+        con.execute("create table if not exists marts.clv_model_fits ("
+                    + ", ".join(f"{c} {t}" for c, t in FITS_COLUMNS.items()) + ")")
+        for c, t in FITS_COLUMNS.items():  # a warehouse built before a column was added keeps its history
+            con.execute(f"alter table marts.clv_model_fits add column if not exists {c} {t}")
         bgp = fit.get("bgnbd", {}).get("params", {})
         ggp = fit.get("gamma_gamma", {}).get("params", {})
         previous_error = con.execute(
             "select holdout_relative_error from marts.clv_model_fits where status = 'fitted' "
             "and holdout_relative_error is not null order by as_of_date desc, run_id desc limit 1").fetchone()
         previous_error = previous_error[0] if previous_error else None
-        con.execute(
-            "insert into marts.clv_model_fits values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [context.run.run_id, as_of, status, message, len(summary), int((summary["repeat_purchase_days"] > 0).sum()),
-             bgp.get("r"), bgp.get("alpha"), bgp.get("a"), bgp.get("b"), fit.get("bgnbd", {}).get("log_likelihood"),
-             ggp.get("p"), ggp.get("q"), ggp.get("gamma"), fit.get("gamma_gamma", {}).get("log_likelihood"),
-             round(time.perf_counter() - t0, 3), holdout_error,
-             holdout.to_json(orient="records") if holdout is not None else None],
-        )
+        row = {
+            "run_id": context.run.run_id, "as_of_date": as_of, "status": status, "message": message,
+            "customers": len(summary), "repeat_customers": int((summary["repeat_purchase_days"] > 0).sum()),
+            "bgnbd_r": bgp.get("r"), "bgnbd_alpha": bgp.get("alpha"), "bgnbd_a": bgp.get("a"), "bgnbd_b": bgp.get("b"),
+            "bgnbd_log_likelihood": fit.get("bgnbd", {}).get("log_likelihood"),
+            "gg_p": ggp.get("p"), "gg_q": ggp.get("q"), "gg_gamma": ggp.get("gamma"),
+            "gg_log_likelihood": fit.get("gamma_gamma", {}).get("log_likelihood"),
+            "fit_seconds": round(time.perf_counter() - t0, 3), "holdout_relative_error": holdout_error,
+            "holdout_by_group": holdout.to_json(orient="records") if holdout is not None else None,
+            "unreliable_reasons": "; ".join(reasons) if reasons else None,
+            "diagnostics": json.dumps(details, sort_keys=True) if details else None,
+        }
+        con.execute(f"insert into marts.clv_model_fits ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+                    list(row.values()))
     finally:
         con.close()
     yield dg.MaterializeResult(asset_key=CLV_KEY, metadata={
@@ -183,17 +273,25 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         "status": status, "bgnbd": dg.MetadataValue.json(bgp), "gamma_gamma": dg.MetadataValue.json(ggp),
         "holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
         "holdout_by_group": dg.MetadataValue.json([] if holdout is None else holdout.to_dict("records")),
+        "unreliable_reasons": dg.MetadataValue.json(reasons),
     })
     # warn when the error is large, or has grown by half since the previous fitted run
     grew = (holdout_error is not None and previous_error is not None and holdout_error > 0.10
             and holdout_error > 1.5 * previous_error)
     yield dg.AssetCheckResult(
         check_name="clv_holdout_error", asset_key=FITS_KEY,
-        passed=holdout_error is None or (holdout_error <= 0.25 and not grew),
+        passed=holdout_error is None or (holdout_error <= MAX_HOLDOUT_ERROR and not grew),
         severity=dg.AssetCheckSeverity.WARN,
         description=("no holdout comparison (too little data)" if holdout_error is None
                      else f"predicted vs actual holdout purchases differ by {holdout_error:.1%}"
                      + (f" (previous run {previous_error:.1%})" if previous_error is not None else "")),
         metadata={"holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
                   "previous_relative_error": previous_error if previous_error is not None else -1.0},
+    )
+    yield dg.AssetCheckResult(
+        check_name="clv_fit_reliable", asset_key=FITS_KEY, passed=status != "unreliable",
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(message if status == "unreliable" else "no predictions this run" if scores is None
+                     else "no sign of an unreliable fit"),
+        metadata={"status": status, "reasons": dg.MetadataValue.json(reasons)},
     )

@@ -1,0 +1,6 @@
+-- Membership penetration and renewal rate are shares: within 0..1.
+select 'penetration' as col, penetration as value from {{ ref('membership_value') }}
+where penetration not between 0 and 1
+union all
+select 'renewal_rate', renewal_rate from {{ ref('membership_value') }}
+where renewal_rate not between 0 and 1
