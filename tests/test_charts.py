@@ -90,10 +90,20 @@ def test_cohort_retention_cells_equal_the_mart(serving):
             assert plotted[key]["share_retained"] == pytest.approx(r["share_retained"])
             assert plotted[key]["active_customers"] == r["active_customers"]
             assert plotted[key]["cohort_customers"] == r["cohort_customers"]
+            assert plotted[key]["is_partial_period"] == r["is_partial_period"]
     for key, d in plotted.items():
         if key not in mart:  # reached, nobody bought: 0%
             assert d["share_retained"] == 0 and d["active_customers"] == 0
     assert any(d["share_retained"] > 0 for d in chart.data)
+    # a cell is hatched when its calendar month is one the mart marks partial, with or without a row of its own
+    def month(c, m):
+        return charts._add_months(date.fromisoformat(c), m)
+    partial_months = {month(*key) for key, r in mart.items() if r["is_partial_period"]}
+    start = serving.execute("select min(order_date) from marts.fct_orders").fetchone()[0]
+    # as of 2026-11-01: November 2026, and the first month when the data begins after its first day
+    assert partial_months <= {date(2026, 11, 1), start.replace(day=1) if start.day > 1 else None}
+    for key, d in plotted.items():
+        assert d["is_partial_period"] == (month(*key) in partial_months)
 
 
 def test_repeat_ladder_rates_equal_the_ladder_mart(serving):

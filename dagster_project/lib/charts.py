@@ -16,13 +16,14 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch, Rectangle  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter  # noqa: E402
 
 BLUE = "#4c72b0"
@@ -240,7 +241,8 @@ def _add_months(d: date, n: int) -> date:
 def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
     """Share of each monthly cohort (the last ``max_cohorts``) buying again 1, 2, … months after
     its first month; cells reached with no purchase are 0%, cells not reached yet are blank.
-    Month 0 (always 100%) is left out; the cohort size is in the row label."""
+    Month 0 (always 100%) is left out; the cohort size is in the row label.  Cells of a calendar
+    month the data does not wholly cover (the mart's is_partial_period) are hatched."""
     name, title = "cohort_retention", "Cohort retention: share of each month's new customers buying again"
     if not _has_rows(con, "cohort_retention"):
         return _no_data(name, title)
@@ -257,8 +259,10 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
         return _no_data(name, title, "no cohort has a month after its first one yet")
     rows = _rows(con, (
         "select cohort_month, months_since_first_purchase as months, cohort_customers, active_customers, "
-        "share_retained from marts.cohort_retention where cohort_month in (select unnest(?)) "
+        "share_retained, is_partial_period from marts.cohort_retention where cohort_month in (select unnest(?)) "
         "order by cohort_month, months"), [cohorts])
+    # calendar months the mart marks partial (a cell with no purchase that month has no row of its own)
+    partial_months = {_add_months(r["cohort_month"], int(r["months"])) for r in rows if r["is_partial_period"]}
     sizes = {r["cohort_month"]: int(r["cohort_customers"]) for r in rows}
     cells = {(r["cohort_month"], int(r["months"])): r for r in rows}
     max_m = max(_months_between(c, last_month) for c in cohorts)
@@ -275,7 +279,8 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
             share = float(r["share_retained"]) if r else 0.0
             active = int(r["active_customers"]) if r else 0
             data.append({"cohort_month": _iso(c), "months_since_first_purchase": m, "cohort_customers": sizes[c],
-                         "active_customers": active, "share_retained": share})
+                         "active_customers": active, "share_retained": share,
+                         "is_partial_period": _add_months(c, m) in partial_months})
             line.append(share)
         grid.append(line)
 
@@ -293,6 +298,14 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
                 if not math.isnan(v) and v > 0:
                     ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=fs,
                             color="white" if v > 0.6 * vmax else "black")
+    for d in data:
+        if d["is_partial_period"]:
+            i, j = cohorts.index(date.fromisoformat(d["cohort_month"])), d["months_since_first_purchase"] - 1
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor=GREY, lw=0))
+    if any(d["is_partial_period"] for d in data):
+        ax.legend(handles=[Patch(facecolor="white", edgecolor=GREY, hatch="///",
+                                 label="partial month: not comparable")],
+                  loc="lower right", fontsize=8, framealpha=0.9)  # the not-yet-reached corner
     ax.set_xticks(range(n_cols), [str(m) for m in range(1, n_cols + 1)], fontsize=8)
     ax.set_yticks(range(n_rows), [f"{_month_label(c)} ({sizes[c]:,})" for c in cohorts], fontsize=8)
     ax.set_xlabel("months since the first purchase")
@@ -301,8 +314,18 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
     cb = fig.colorbar(im, ax=ax, shrink=0.8, format=PercentFormatter(1.0, decimals=0))
     cb.set_label("share of the cohort buying that month")
     caption = (f"Last {n_rows} monthly cohorts; cell numbers are percentages of the cohort that bought in that "
-               "month (unlabelled pale cells: 0%; white: not reached yet). The latest month may be partial.")
+               "month (unlabelled pale cells: 0%; white: not reached yet). Hatched: a month the data does not "
+               "wholly cover (it runs past the as-of date, or began before the data), so its share is not "
+               "comparable with complete months. "
+               f"{_left_censored_customers(con):,} customers first seen in their source's warm-up "
+               "(left-censored: they may have bought before the data begins) are in no cohort.")
     return Chart(name, title, caption, _png(fig), data, _cohort_table(data))
+
+
+def _left_censored_customers(con) -> int:
+    if not _has_table(con, "dim_customers"):
+        return 0
+    return con.execute("select count(*) from marts.dim_customers where is_left_censored").fetchone()[0]
 
 
 def _months_between(a: date, b: date) -> int:
@@ -315,7 +338,8 @@ def _cohort_table(data: list[dict]) -> list[dict]:
     for d in data:
         by.setdefault(d["cohort_month"], {"cohort": d["cohort_month"][:7], "customers": d["cohort_customers"]})
         if d["months_since_first_purchase"] in (1, 3, 6, 12):
-            by[d["cohort_month"]][f"month {d['months_since_first_purchase']}"] = _pct(d["share_retained"], 1)
+            by[d["cohort_month"]][f"month {d['months_since_first_purchase']}"] = (
+                _pct(d["share_retained"], 1) + (" (partial)" if d["is_partial_period"] else ""))
     rows = list(by.values())[-12:]
     cols = ["cohort", "customers", "month 1", "month 3", "month 6", "month 12"]
     return [{c: r.get(c, "") for c in cols} for r in rows]
@@ -391,7 +415,7 @@ def lifecycle_chart(con) -> Chart:
     data += [{"view": "value stage", "month": "", "from_state": "", "state": s, "customers": stages[s]}
              for s in stage_order]
 
-    month, moves = _transition_month(con, as_of)
+    month, moves = _transition_month(con)
     data += [{"view": "transition", "month": _iso(month), "from_state": r["from_state"], "state": r["to_state"],
               "customers": int(r["customers"])} for r in moves]
 
@@ -445,20 +469,17 @@ def lifecycle_chart(con) -> Chart:
     return Chart(name, title, caption, _png(fig), data, table)
 
 
-def _transition_month(con, as_of) -> tuple:
-    """The last complete month of lifecycle_transitions (month end <= as_of), else its latest month."""
+def _transition_month(con) -> tuple:
+    """The last complete month of lifecycle_transitions (not is_partial_period), else its latest month."""
     if not _has_rows(con, "lifecycle_transitions"):
         return None, []
-    months = [r["month"] for r in _rows(con, "select distinct month from marts.lifecycle_transitions order by 1")]
-    complete = [m for m in months if as_of is None or _add_months(m, 1) <= _add_days(as_of, 1)]
-    month = complete[-1] if complete else months[-1]
+    months = _rows(con, "select month, bool_and(is_partial_period) as partial from marts.lifecycle_transitions "
+                        "group by month order by 1")
+    complete = [r["month"] for r in months if not r["partial"]]
+    month = complete[-1] if complete else months[-1]["month"]
     moves = _rows(con, "select from_state, to_state, customers from marts.lifecycle_transitions where month = ? "
                        "order by from_state, to_state", [month])
     return month, moves
-
-
-def _add_days(d: date, n: int) -> date:
-    return d + timedelta(days=n)
 
 
 # ------------------------------------------------------------------------------------------------

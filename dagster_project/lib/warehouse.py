@@ -48,10 +48,16 @@ def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str =
     """The one-row table raw.run_context the dbt models read their as-of date from (macro as_of_date).
 
     Passing the date as data rather than a dbt var keeps dbt's partial parsing valid from day to day.
+    ``as_of_day_complete`` is false for a run made on (or before) its as-of date in the business time
+    zone: that day is still going on, so the marts mark it as a partial period (macro is_partial_period).
     """
+    from dagster_project.lib.orchestration import business_today
+
     con.execute("create schema if not exists raw")
-    con.execute("create or replace table raw.run_context (as_of_date date not null, run_id varchar, written_at timestamp)")
-    con.execute("insert into raw.run_context values (?, ?, current_timestamp)", [as_of, run_id])
+    con.execute("create or replace table raw.run_context (as_of_date date not null, run_id varchar, "
+                "written_at timestamp, as_of_day_complete boolean not null)")
+    con.execute("insert into raw.run_context values (?, ?, current_timestamp, ?)",
+                [as_of, run_id, business_today() > as_of])
 
 
 def release_freed_memory() -> None:

@@ -11,7 +11,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_project.lib import spark_interop, warehouse
 from dagster_project.lib.dbt_project import (Translator, docs_cache_key, ensure_manifest, generate_docs,
                                              invocation_target, keep_partial_parse, remember_docs, reuse_docs)
-from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
+from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, business_today, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
 
@@ -73,7 +73,8 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
             con.close()
     if target == "spark":
         # Spark reads the dbt sources only; it gets the as-of date as a var
-        args += ["--vars", json.dumps({"as_of": pipeline.as_of_date.isoformat()})]
+        args += ["--vars", json.dumps({"as_of": pipeline.as_of_date.isoformat(),
+                                       "as_of_day_complete": business_today() > pipeline.as_of_date})]
         context.log.info(f"raw layer written as Parquet for Spark: {sum(exported.values())} rows in {len(exported)} tables")
         os.environ.update(spark_interop.spark_env(pipeline.paths.root))
     warehouse.release_freed_memory()  # the dbt process's DuckDB needs its memory limit beside this process

@@ -1,6 +1,7 @@
 -- One row per purchase of a known customer, numbered in order, with the customer's first
 -- purchase, first channel and acquisition cohort (month of the first purchase).  The base of
--- the ladder, cohort and value marts.
+-- the ladder, cohort and value marts.  is_left_censored: the first purchase falls in the warm-up of
+-- its source (int_source_coverage), so the customer may have bought before the data begins.
 
 with orders as (
 
@@ -21,7 +22,8 @@ numbered as (
         net_revenue,
         cast(row_number() over customer_purchases as bigint) as purchase_number,
         first_value(order_date) over customer_purchases as first_purchase_date,
-        first_value(channel) over customer_purchases as first_channel
+        first_value(channel) over customer_purchases as first_channel,
+        first_value(source) over customer_purchases as first_source
     from orders
     -- (the default frame ends at the current row and always holds the first one; ranking functions on
     -- Spark accept no other frame)
@@ -42,8 +44,10 @@ final as (
         first_purchase_date,
         first_channel,
         cast({{ dbt.date_trunc('month', 'first_purchase_date') }} as date) as cohort_month,
-        cast({{ dbt.date_trunc('month', 'order_date') }} as date) as order_month
+        cast({{ dbt.date_trunc('month', 'order_date') }} as date) as order_month,
+        numbered.first_purchase_date < coverage.warm_up_ends_on as is_left_censored
     from numbered
+    inner join {{ ref('int_source_coverage') }} as coverage on coverage.source = numbered.first_source
 
 )
 

@@ -4,6 +4,8 @@
 -- brought no new customers.  ltv_12m_complete says whether 12 months have passed for the cohort.
 -- Revenue is net revenue: every valid order of the customer dated in the 365 days from the first
 -- purchase, cancellation, refund and return documents included on their own dates.
+-- Left-censored customers (first purchase in their source's warm-up, so maybe not acquired then)
+-- are not new customers: they count in neither new_customers, CAC nor LTV.
 
 with orders as (
 
@@ -20,7 +22,7 @@ customers as (
         first_purchase_date,
         cast({{ dbt.date_trunc('month', 'first_purchase_date') }} as date) as acquisition_month
     from {{ ref('dim_customers') }}
-    where purchase_count > 0
+    where purchase_count > 0 and not is_left_censored
 
 ),
 
@@ -129,7 +131,8 @@ final as (
         cast(with_cac.ltv_12m as decimal(18, 2)) as ltv_12m,
         cast(with_cac.ltv_12m as double) / nullif(cast(with_cac.cac as double), 0) as ltv_to_cac,
         payback.payback_months,
-        {{ dbt.dateadd('month', 12, 'with_cac.acquisition_month') }} <= {{ as_of_date() }} as ltv_12m_complete
+        {{ dbt.dateadd('month', 12, 'with_cac.acquisition_month') }} <= {{ as_of_date() }} as ltv_12m_complete,
+        {{ is_partial_month('with_cac.acquisition_month') }} as is_partial_period
     from with_cac
     left join payback
         on payback.channel = with_cac.channel and payback.acquisition_month = with_cac.acquisition_month

@@ -5,10 +5,13 @@
 -- refund and return documents with their negative amounts), each in the month of its own date, as
 -- the books show it.  A document dated before the customer's first purchase (a credit note for a
 -- sale before the data begins) lands in month 0, so a cohort's revenue is its customers' whole net.
+-- Left-censored customers (first purchase in their source's warm-up, so maybe not new) belong to
+-- no cohort.
 
 with purchases as (
 
     select * from {{ ref('int_customer_purchases') }}
+    where not is_left_censored
 
 ),
 
@@ -97,7 +100,9 @@ final as (
                 partition by activity.cohort_month order by activity.months_since_first_purchase
                 rows between unbounded preceding and current row
             ) / cohort_sizes.cohort_customers as decimal(18, 2)
-        ) as cumulative_revenue_per_customer
+        ) as cumulative_revenue_per_customer,
+        {{ is_partial_month(dbt.dateadd('month', 'activity.months_since_first_purchase', 'activity.cohort_month')) }}
+            as is_partial_period
     from activity
     inner join cohort_sizes on cohort_sizes.cohort_month = activity.cohort_month
 

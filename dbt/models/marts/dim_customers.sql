@@ -33,7 +33,8 @@ first_purchases as (
         customer_key,
         channel as first_channel,
         case when channel = 'store' then 'store' else coalesce(utm_source, 'unattributed') end
-            as acquisition_channel
+            as acquisition_channel,
+        is_left_censored
     from {{ ref('int_customer_purchases') }}
     where purchase_number = 1
 
@@ -55,6 +56,7 @@ final as (
         end as channels_used,
         first_purchases.first_channel,
         first_purchases.acquisition_channel,
+        coalesce(first_purchases.is_left_censored, false) as is_left_censored,
         memberships.member_id is not null as has_membership,
         coalesce(memberships.member_expires_on >= {{ as_of_date() }}
                  and memberships.member_since <= {{ as_of_date() }}, false) as is_member,

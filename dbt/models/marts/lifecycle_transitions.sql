@@ -1,6 +1,7 @@
 -- Customers moving between activity states, month by month.  A customer's state is measured at
 -- each month end (the as-of date for the last month) from their purchases up to then; the first
--- month a customer appears they come from 'none'.
+-- month a customer appears they come from 'none'.  is_partial_period marks a month the data does
+-- not wholly cover (the as-of date's month, unless it is the month's last complete day).
 --
 -- Built from the dates where a customer's state can change, not from every customer-month: within
 -- the time a purchase is the latest one, the state changes only on the purchase day and when a
@@ -223,4 +224,5 @@ final as (
 
 )
 
-select * from final
+select final.*, {{ is_partial_month('final.month') }} as is_partial_period
+from final

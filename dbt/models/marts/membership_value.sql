@@ -5,6 +5,8 @@
 --   conversion_rate    customers who joined in the period ÷ active customers who were not members
 --                      when the period began (same on every row: it is not per channel)
 --   renewal_rate       members who renewed at least once ÷ members whose first year has ended
+-- is_partial_period: the data does not cover the whole 12 months (it begins later, or the as-of date
+-- is still going on).
 
 with orders as (
 
@@ -99,7 +101,8 @@ final as (
             as member_spend_multiple,
         conversion.conversion_rate,
         renewal.renewal_rate,
-        {{ as_of_date() }} as as_of_date
+        {{ as_of_date() }} as as_of_date,
+        {{ is_partial_period(dbt.dateadd('day', -364, as_of_date()), as_of_date()) }} as is_partial_period
     from per_channel
     cross join conversion
     cross join renewal

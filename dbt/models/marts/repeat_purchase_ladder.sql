@@ -6,10 +6,13 @@
 -- up to the as-of date (same customers), and the median days between the two purchases.  Overall,
 -- by first channel and by acquisition cohort.
 -- Purchases are counted as in RFM frequency: purchase days (two orders on one day are one purchase).
+-- Left-censored customers (first purchase in their source's warm-up) are left out: their purchases
+-- before the data begins are unknown, so their n-th purchase in the data need not be their n-th.
 
 with purchases as (
 
     select * from {{ ref('int_customer_purchases') }}
+    where not is_left_censored
 
 ),
 
