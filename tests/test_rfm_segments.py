@@ -51,8 +51,10 @@ def test_no_one_time_buyer_is_in_a_repeat_behaviour_segment_on_uci(online_retail
     assert len(one_time) > 1000  # UCI: about a third of its customers bought on one day only
     assert set(one_time["segment"]) <= one_time_names, one_time["segment"].value_counts().to_dict()
     assert not set(repeat["segment"]) & one_time_names, repeat["segment"].value_counts().to_dict()
-    # the test can fail: these one-time buyers sit in cells that repeat-behaviour names cover (FM 3+ with
-    # R 1-2 was At risk / Cannot lose them, with R 3-5 Loyal / Champions) when F and M are averaged
-    assert (one_time["fm_score"] >= 3).sum() > 100
+    # the test can fail: many one-time buyers sit in cells a map ignoring the kind of buyer names for
+    # repeat behaviour (FM 3+: At risk with R 1-2, Loyal with R 3-5; FM 2 with R 4-5: Potential
+    # loyalist), 200 of them on UCI as of 2011-12-10
+    in_repeat_cells = (one_time["fm_score"] >= 3) | ((one_time["fm_score"] == 2) & (one_time["r_score"] >= 4))
+    assert in_repeat_cells.sum() > 150
     assert (one_time["segment"] == "One-time, high value").sum() == ((one_time["fm_score"] >= 3)
                                                                        & (one_time["r_score"] >= 3)).sum()
