@@ -148,6 +148,24 @@ def test_an_order_lacking_a_required_order_level_value_on_every_row_is_quarantin
                  (7, "order #3003 has two Currency values: BDT, USD")]
 
 
+def test_a_file_given_up_after_its_read_does_not_reject_the_files_after_it(con, tmp_path):
+    """A file whose reader rejected rows and which was then rejected as a whole (a bare CR outside
+    quotes miscounts its records) left DuckDB's reject tables behind: every later file in the run
+    looked miscounted too and was rejected (found by `make soak`)."""
+    inbox = tmp_path / "inbox"
+    header = ",".join(formats.MEMBERS_COLUMNS)
+    good = "M1,a@ex.com,,2025-01-01,annual,30.00,USD,2026-01-01,0,yes"
+    (inbox / "members").mkdir(parents=True)
+    (inbox / "members" / "a_broken.csv").write_bytes(
+        (header + "\n" + good + "\n" + good + ",extra,fields\n" + "M2,\r=1,,2025-01-01,annual,30.00,USD,2026-01-01,0,no\n"
+         + good.replace("M1", "M3") + ",x\n").encode())
+    write_csv(inbox / "shopify" / "orders_export_1.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
+    res = ingest_dir(con, inbox)
+    assert res["members/a_broken.csv"].status == "rejected", res["members/a_broken.csv"]
+    shop = res["shopify/orders_export_1.csv"]
+    assert (shop.status, shop.rows_read, shop.rows_loaded) == ("loaded", 4, 4), shop.message
+
+
 def test_square_both_header_versions_money_text_and_dst(con, tmp_path):
     inbox = tmp_path / "inbox"
     write_csv(inbox / "square" / "items-old.csv", formats.SQUARE_ITEMS_COLUMNS_V1, [

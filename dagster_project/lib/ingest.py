@@ -618,7 +618,10 @@ def raw_csv_records(path: Path, starts: list[int]) -> dict[int, str]:
 
 
 def _drop_temp_tables(con) -> None:
-    for t in ("_src", "_rec", "_typed", "_gap", "_lines", "_nl", "_texts"):
+    # _rejects/_rejects_scan too: DuckDB keeps a reader's rejects when the file is given up after its
+    # read, and the next file's read appended to them, so one bad file made every later one look
+    # miscounted and be rejected
+    for t in ("_src", "_rec", "_typed", "_gap", "_lines", "_nl", "_texts", "_rejects", "_rejects_scan"):
         con.execute(f"drop table if exists {t}")
 
 
@@ -826,8 +829,10 @@ def _stage_typed_csv(con, source: Path, header: list[str], delimiter: str, field
     kept = ", ".join(q(c) for c in sorted(_source_columns(fields) & set(header)))
 
     def create(src: Path) -> None:
-        # The (serial) reader only parses; typing runs afterwards on all cores.
-        con.execute("drop table if exists _rec")
+        # The (serial) reader only parses; typing runs afterwards on all cores.  It starts from no
+        # rejects (a failed first read, retried below, leaves its own).
+        for t in ("_rec", "_rejects", "_rejects_scan"):
+            con.execute(f"drop table if exists {t}")
         con.execute(
             f"create temp table _rec as select {kept}, row_number() over () as _record "
             f"from {_csv_reader_sql(src, header, delimiter)}"

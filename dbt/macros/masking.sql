@@ -1,8 +1,8 @@
 {#- Masked identifiers (dim_customers contacts, customer_identity_map displays): enough to recognise,
     never enough to contact or to rebuild the identifier.  Short identifiers show less, so a display
-    never gives a whole identifier away (a one-letter mailbox `a@ex.com` masked `a***@ex.com` would):
-    mask_email('jane.doe@example.com') -> 'j***@example.com'   (first character: local part of 4+)
-    mask_email('ann@example.com')      -> '***@example.com'    (local part of 1-3 characters)
+    never gives a whole one away (`a***@masking.test` would give `a@masking.test` away):
+    mask_email('jane.doe@masking.test') -> 'j***@masking.test' (first character: local part of 4+)
+    mask_email('ann@masking.test')      -> '***@masking.test' (local part of 1-3 characters)
     mask_phone('+8801795326165')       -> '+88****65'          (8+ digits: two first, two last)
     mask_phone('+2901234')             -> '+****'              (under 8 digits: none)
     mask_identifier('member_id', 'M-1042') -> 'M-1042'; an id that is an e-mail or phone-shaped is
