@@ -23,7 +23,7 @@ def main() -> None:
     con = duckdb.connect()
     con.execute(f"""
         create table dim_customers as select 'c_' || lpad(i::varchar, 16, '0') as customer_key,
-            (i % 7) as purchase_count, 'j***@example.com' as email_masked, '+14152****0134' as phone_masked,
+            (i % 7) as purchase_count, 'j***@example.com' as email_masked, '+14****34' as phone_masked,
             (i % 97) * 1.5 as net_revenue
         from range({n}) t(i)""")
     con.execute(f"""

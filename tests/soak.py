@@ -711,11 +711,47 @@ def plant_formula_customer(inbox: Path, as_of: str = AS_OF) -> str:
     return email
 
 
+SHORT_EMAIL = "q@ex.com"  # a one-letter mailbox: `q***@ex.com` would give it away whole
+EMAIL_AS_MEMBER_ID = "bo@ex.com"  # loyalty schemes that use the e-mail as the member number
+PHONE_AS_REFERENCE_ID = "+1 415-263-0199"  # a cashier typing the phone into Square's Reference ID
+
+
+def plant_short_identifiers(inbox: Path, as_of: str = AS_OF) -> None:
+    """Identifiers a masked display could give away: a one-letter e-mail on a Shopify order, an
+    e-mail used as a member id, a phone typed into a Square customer's Reference ID."""
+    from dagster_project.lib import formats
+
+    day = date.fromordinal(date.fromisoformat(as_of).toordinal() - 40).isoformat()
+    files = {
+        ("shopify", "short_ids_orders.csv"): (formats.SHOPIFY_ORDER_COLUMNS, {
+            "Name": "#S9001", "Email": SHORT_EMAIL, "Financial Status": "paid", "Accepts Marketing": "no",
+            "Created at": f"{day} 10:00:00 +0000", "Currency": "USD", "Lineitem quantity": "1",
+            "Lineitem price": "15.00", "Discount Amount": "0.00", "Refunded Amount": "0.00", "Subtotal": "15.00",
+            "Total": "15.00", "Lineitem name": "Mug"}),
+        ("members", "short_ids_members.csv"): (formats.MEMBERS_COLUMNS, {
+            "member_id": EMAIL_AS_MEMBER_ID, "email": EMAIL_AS_MEMBER_ID, "joined_on": day, "plan": "annual",
+            "annual_fee": "30.00", "currency": "USD", "expires_on": f"{int(day[:4]) + 1}{day[4:]}",
+            "renewal_count": "0", "accepts_marketing": "no"}),
+        ("square", "short_ids_customers.csv"): (formats.SQUARE_CUSTOMERS_COLUMNS, {
+            "Square Customer ID": "SQSHORTIDS01", "Reference ID": PHONE_AS_REFERENCE_ID,
+            "Phone Number": PHONE_AS_REFERENCE_ID, "Email Address": "", "First Visit": day,
+            "Email Subscription Status": "unsubscribed"}),
+    }
+    for (folder, name), (columns, values) in files.items():
+        (inbox / folder).mkdir(parents=True, exist_ok=True)
+        with (inbox / folder / name).open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, columns, lineterminator="\n")
+            w.writeheader()
+            w.writerow({c: values.get(c, "") for c in columns})
+
+
 def hostile_run(reference: Path, work: Path, rng: random.Random, files: int, tally: Tally) -> Path:
-    """End to end: the reference inbox plus hostile files and a formula-injection customer."""
+    """End to end: the reference inbox plus hostile files, a formula-injection customer and
+    identifiers a masked display could give away."""
     d = work / f"hostile_run_{rng.randint(0, 10**6)}"
     shutil.copytree(reference / "inbox", d / "inbox")
     email = plant_formula_customer(d / "inbox")
+    plant_short_identifiers(d / "inbox")
     written = 0
     for i in range(files):
         f = make_hostile_file(rng)
@@ -869,8 +905,15 @@ def input_identifiers(inbox: Path) -> tuple[set[str], set[str]]:
     return emails, phones
 
 
+# A masked e-mail: what is shown of the part before @, stars, the domain (`j***@example.com`).
+MASKED_EMAIL = re.compile(r"([^\s@*,;:\"'<>()\[\]{}|=\\/]*)\*+@([^\s@,;:\"'<>()\[\]{}|\\/]+\.[A-Za-z]{2,})")
+
+
 def leaks_in_text(text: str, emails: set[str], phones: set[str]) -> list[str]:
     found = [m.group(0) for m in EMAIL_TOKEN.finditer(text) if m.group(0).lower().strip() in emails]
+    # a mask that shows every character of a short address gives it away (`a***@ex.com` of a@ex.com)
+    found += [m.group(0) for m in MASKED_EMAIL.finditer(text)
+              if m.group(1) and f"{m.group(1)}@{m.group(2)}".lower() in emails]
     for m in PHONE_TOKEN.finditer(text):
         digits = re.sub(r"\D", "", m.group(0))
         if len(digits) >= 10 and (digits in phones or digits[-10:] in phones and len(digits) <= 11):

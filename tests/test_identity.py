@@ -19,12 +19,35 @@ from dagster_project.lib import identity, ingest
     ("415.263.0134", "US", "+14152630134"),
     ("1 415 263 0134", "US", "+14152630134"),
     ("0014152630134", "US", "+14152630134"),      # 00 international prefix
+    # the national trunk prefix kept after the country code, in the shapes real exports carry
+    ("+880 01795-326165", "US", "+8801795326165"),
+    ("+880 (0)1795 326165", "US", "+8801795326165"),
+    ("+44 (0)7911 123456", "US", "+447911123456"),
+    ("+44 (0) 20 7946 0958", "US", "+442079460958"),
+    ("+4407911123456", "US", "+447911123456"),
+    ("+57 03211234567", "US", "+573211234567"),    # phonenumbers alone does not strip this one
+    ("+39 06 1234 5678", "US", "+390612345678"),   # Italy keeps its 0: no trunk prefix to drop
+    ("+880 0", "US", None),
     ("123", "US", None),
     ("", "US", None),
     ("n/a", "US", None),
 ])
 def test_normalise_phone(raw, region, expected):
     assert identity.normalise_phone(raw, region) == expected
+
+
+def test_trunk_prefix_spellings_of_one_phone_are_one_customer():
+    """A cash-on-delivery shop's orders carry phones only, written with and without the trunk prefix
+    after the country code: one person, one customer."""
+    con = duckdb.connect()
+    ingest.create_raw_tables(con)
+    con.executemany("insert into raw.shopify_order_lines (order_name, billing_phone) values (?, ?)",
+                    [["#1", "+880 01712-345678"], ["#2", "+8801712345678"], ["#3", "+880 (0)1712 345678"],
+                     ["#4", "+880 01812-345678"]])
+    identity.resolve(con, "US")
+    keys = dict(con.execute("select raw_value, customer_key from identity.identifiers").fetchall())
+    assert keys["+880 01712-345678"] == keys["+8801712345678"] == keys["+880 (0)1712 345678"] is not None
+    assert keys["+880 01812-345678"] not in (None, keys["+8801712345678"])
 
 
 def test_different_numbers_do_not_match():

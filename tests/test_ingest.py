@@ -95,6 +95,77 @@ def test_malformed_rows_quarantined_with_line_and_reason_whole_order(con, tmp_pa
     assert q[0][2].count("\n") == 1  # the multi-line first row of #1001 is kept whole
 
 
+def _later_line(name: str, qty: str, price: str, **kw) -> dict:
+    """A later row of a multi-line order as some shops' exports write it: the order's Name and the line
+    item only, every order-level field blank (Email, Currency and Created at included)."""
+    return {"Name": name, "Lineitem quantity": qty, "Lineitem price": price, "Lineitem name": "item", **kw}
+
+
+def _first_line(name: str, **kw) -> dict:
+    row = {"Name": name, "Email": f"{name[1:]}@ex.com", "Financial Status": "paid", "Currency": "BDT",
+           "Created at": "2026-03-02 14:00:00 +0600", "Subtotal": "0.00", "Total": "0.00", "Discount Amount": "0.00",
+           "Refunded Amount": "0.00", "Lineitem quantity": "1", "Lineitem price": "100.00", "Lineitem name": "item",
+           "Billing Phone": "+880 01712-345678", "Payment Method": "Cash on Delivery (COD)"}
+    row.update(kw)
+    return row
+
+
+def test_later_rows_take_blank_order_level_fields_from_their_order(con, tmp_path):
+    inbox = tmp_path / "inbox"
+    rows = [
+        _first_line("#2001"), _later_line("#2001", "2", "50.00"), _later_line("#2001", "1", "25.00"),
+        # the order's Currency on a later row only: still the order's
+        _first_line("#2002", Currency=""), _later_line("#2002", "3", "10.00", Currency="bdt"),
+        _first_line("#2003"),
+    ]
+    write_csv(inbox / "shopify" / "orders_export_cod.csv", formats.SHOPIFY_ORDER_COLUMNS, rows)
+    res = ingest_dir(con, inbox)["shopify/orders_export_cod.csv"]
+    assert (res.status, res.rows_read, res.rows_loaded, res.rows_quarantined) == ("loaded", 6, 6, 0)
+    got = con.execute("select order_name, currency, created_at, email, financial_status, lineitem_quantity "
+                      "from raw.shopify_order_lines order by _line_number").fetchall()
+    assert [(r[0], r[1], r[2]) for r in got] == [(f"#200{n}", "BDT", datetime(2026, 3, 2, 8, 0)) for n in (1, 1, 1, 2, 2, 3)]
+    # optional order-level fields stay as written (the models read them per order)
+    assert [r[3] for r in got[:3]] == ["2001@ex.com", None, None] and [r[4] for r in got[:3]] == ["paid", None, None]
+    assert con.execute("select count(*) from raw.quarantine").fetchone()[0] == 0
+
+
+def test_an_order_lacking_a_required_order_level_value_on_every_row_is_quarantined_whole(con, tmp_path):
+    inbox = tmp_path / "inbox"
+    rows = [
+        _first_line("#3001", Currency=""), _later_line("#3001", "2", "50.00"),
+        _first_line("#3002", **{"Created at": ""}), _later_line("#3002", "1", "5.00"),
+        _first_line("#3003", Currency="BDT"), _later_line("#3003", "1", "5.00", Currency="USD"),
+        _first_line("#3004"), _later_line("#3004", "1", "5.00"),
+    ]
+    write_csv(inbox / "shopify" / "x.csv", formats.SHOPIFY_ORDER_COLUMNS, rows)
+    res = ingest_dir(con, inbox)["shopify/x.csv"]
+    assert (res.rows_read, res.rows_loaded, res.rows_quarantined) == (8, 2, 6)
+    assert {r[0] for r in con.execute("select order_name from raw.shopify_order_lines").fetchall()} == {"#3004"}
+    q = con.execute("select line_number, reason from raw.quarantine order by line_number").fetchall()
+    assert q == [(2, "order #3001 has no Currency on any row"), (3, "order #3001 has no Currency on any row"),
+                 (4, "order #3002 has no Created at on any row"), (5, "order #3002 has no Created at on any row"),
+                 (6, "order #3003 has two Currency values: BDT, USD"),
+                 (7, "order #3003 has two Currency values: BDT, USD")]
+
+
+def test_a_file_given_up_after_its_read_does_not_reject_the_files_after_it(con, tmp_path):
+    """A file whose reader rejected rows and which was then rejected as a whole (a bare CR outside
+    quotes miscounts its records) left DuckDB's reject tables behind: every later file in the run
+    looked miscounted too and was rejected (found by `make soak`)."""
+    inbox = tmp_path / "inbox"
+    header = ",".join(formats.MEMBERS_COLUMNS)
+    good = "M1,a@ex.com,,2025-01-01,annual,30.00,USD,2026-01-01,0,yes"
+    (inbox / "members").mkdir(parents=True)
+    (inbox / "members" / "a_broken.csv").write_bytes(
+        (header + "\n" + good + "\n" + good + ",extra,fields\n" + "M2,\r=1,,2025-01-01,annual,30.00,USD,2026-01-01,0,no\n"
+         + good.replace("M1", "M3") + ",x\n").encode())
+    write_csv(inbox / "shopify" / "orders_export_1.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
+    res = ingest_dir(con, inbox)
+    assert res["members/a_broken.csv"].status == "rejected", res["members/a_broken.csv"]
+    shop = res["shopify/orders_export_1.csv"]
+    assert (shop.status, shop.rows_read, shop.rows_loaded) == ("loaded", 4, 4), shop.message
+
+
 def test_square_both_header_versions_money_text_and_dst(con, tmp_path):
     inbox = tmp_path / "inbox"
     write_csv(inbox / "square" / "items-old.csv", formats.SQUARE_ITEMS_COLUMNS_V1, [

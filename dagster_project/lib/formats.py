@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # --- Shopify "Export orders" CSV (Admin > Orders > Export).  One row per line item; the
-# order-level fields are filled only on the first row of each order.
+# order-level fields (every column but Name and the Lineitem ones) are filled on the first row of
+# each order, and a later row may leave any of them blank: ingestion takes a required one (Currency,
+# Created at) from the order (ingest._complete_shopify_orders).
 SHOPIFY_ORDER_COLUMNS: list[str] = [
     "Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",
     "Accepts Marketing", "Currency", "Subtotal", "Shipping", "Taxes", "Total", "Discount Code",
@@ -28,7 +30,8 @@ SHOPIFY_ORDER_COLUMNS: list[str] = [
     "Shipping Province Name", "Payment ID", "Payment Terms Name", "Next Payment Due At",
     "Payment References",
 ]
-# Filled on every line-item row.
+# What the demo generator repeats on every line-item row (many shops' exports do; some leave Email,
+# Created at and Currency blank after the first row, which ingestion accepts too).
 SHOPIFY_LINE_FIELDS = [
     "Name", "Email", "Created at", "Currency", "Lineitem quantity", "Lineitem name",
     "Lineitem price", "Lineitem sku", "Lineitem discount",

@@ -36,8 +36,10 @@ def normalise_email(raw: str | None) -> str | None:
 def normalise_phone(raw: str | None, default_region: str = "US") -> str | None:
     """E.164 (`+14152630134`), or None when it is not a valid phone number.
 
-    Handles national forms (`(415) 263-0134`), the international `00` prefix, and a national trunk
-    `0` written after the country code (`+88001795326165` -> `+8801795326165`).
+    Handles national forms (`(415) 263-0134`), the international `00` prefix, and the national trunk
+    prefix kept after the country code, as people write it when they add the country code to the
+    number they know (`+880 01795-326165`, `+44 (0)7911 123456`, `+88001795326165`): the same number
+    as without it.
     """
     if raw is None:
         return None
@@ -55,6 +57,28 @@ def normalise_phone(raw: str | None, default_region: str = "US") -> str | None:
             continue
         if phonenumbers.is_valid_number(num):
             return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+        num = _without_trunk_prefix(num)
+        if num is not None:
+            return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def _without_trunk_prefix(num: "phonenumbers.PhoneNumber") -> "phonenumbers.PhoneNumber | None":
+    """An invalid number whose national part starts with its country's trunk prefix (`0` in most
+    countries, `8` in some): the valid number without it, else None.  phonenumbers strips the prefix
+    itself for most countries; this covers the rest (e.g. `+57 0321…`), and only ever turns an
+    invalid number into a valid one, never one valid number into another."""
+    national = phonenumbers.national_significant_number(num)
+    for region in phonenumbers.region_codes_for_country_code(num.country_code):
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        prefix = meta.national_prefix if meta is not None else None
+        if prefix and national.startswith(prefix) and len(national) > len(prefix):
+            try:
+                bare = phonenumbers.parse(f"+{num.country_code}{national[len(prefix):]}", None)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(bare):
+                return bare
     return None
 
 
@@ -131,7 +155,8 @@ def normalise(id_type: str, raw: str | None, default_region: str) -> str | None:
 
 
 # Bump when a normaliser changes: cached normalisations of an older version are recomputed.
-NORMALISER_VERSION = 1
+# 2: a national trunk prefix after the country code is dropped for every country (normalise_phone).
+NORMALISER_VERSION = 2
 # Plain phone spellings (digits, spaces, brackets, dots, dashes, slashes, one leading plus) normalise
 # like their digits alone, so "(415) 263-0134" and "415.263.0134" share one phonenumbers call.
 _PLAIN_PHONE = re.compile(r"^\+?[\d\s().\-/]*$")

@@ -40,6 +40,9 @@ class Field:
     values: tuple[str, ...] = ()  # for enum
     formats: tuple[str, ...] = ()  # for map_ts: strptime formats tried in order
     zone: str = "UTC"  # for map_ts: IANA zone the local times are in
+    # An order-level field of a line-item export (Shopify): the rows after an order's first may leave it
+    # blank, and a blank means "the order's value".  A required one is checked per order, not per row.
+    order_level: bool = False
 
 
 SQL_TYPES = {
@@ -57,14 +60,14 @@ FIELDS: dict[str, list[Field]] = {
         Field("paid_at", "Paid at", "ts_offset"),
         Field("fulfillment_status", "Fulfillment Status", "lower"),
         Field("accepts_marketing", "Accepts Marketing", "bool"),
-        Field("currency", "Currency", "upper", required=True),
+        Field("currency", "Currency", "upper", required=True, order_level=True),
         Field("subtotal", "Subtotal", "money"),
         Field("shipping", "Shipping", "money"),
         Field("taxes", "Taxes", "money"),
         Field("total", "Total", "money"),
         Field("discount_code", "Discount Code"),
         Field("discount_amount", "Discount Amount", "money"),
-        Field("created_at", "Created at", "ts_offset", required=True),
+        Field("created_at", "Created at", "ts_offset", required=True, order_level=True),
         Field("lineitem_quantity", "Lineitem quantity", "int", required=True),
         Field("lineitem_name", "Lineitem name"),
         Field("lineitem_price", "Lineitem price", "money", required=True),
@@ -274,7 +277,7 @@ def error_expr(f: Field, typed: str | None = None) -> str:
         present = f"{_blank_to_null(f.source)} is not null"
         raw_shown = f"{q(f.source)}"
     checks = []
-    if f.required:
+    if f.required and not f.order_level:  # an order-level one: _complete_shopify_orders
         checks.append(f"when not ({present}) then {lit(f'missing {label}')}")
     if f.kind == "enum":
         allowed = ", ".join(lit(v) for v in f.values)
@@ -671,7 +674,10 @@ def raw_csv_records(path: Path, starts: list[int]) -> dict[int, str]:
 
 
 def _drop_temp_tables(con) -> None:
-    for t in ("_src", "_rec", "_typed", "_gap", "_lines", "_nl", "_texts"):
+    # _rejects/_rejects_scan too: DuckDB keeps a reader's rejects when the file is given up after its
+    # read, and the next file's read appended to them, so one bad file made every later one look
+    # miscounted and be rejected
+    for t in ("_src", "_rec", "_typed", "_gap", "_lines", "_nl", "_texts", "_rejects", "_rejects_scan"):
         con.execute(f"drop table if exists {t}")
 
 
@@ -879,8 +885,10 @@ def _stage_typed_csv(con, source: Path, header: list[str], delimiter: str, field
     kept = ", ".join(q(c) for c in sorted(_source_columns(fields) & set(header)))
 
     def create(src: Path) -> None:
-        # The (serial) reader only parses; typing runs afterwards on all cores.
-        con.execute("drop table if exists _rec")
+        # The (serial) reader only parses; typing runs afterwards on all cores.  It starts from no
+        # rejects (a failed first read, retried below, leaves its own).
+        for t in ("_rec", "_rejects", "_rejects_scan"):
+            con.execute(f"drop table if exists {t}")
         con.execute(
             f"create temp table _rec as select {kept}, row_number() over () as _record "
             f"from {_csv_reader_sql(src, header, delimiter)}"
@@ -963,7 +971,7 @@ def _insert_typed(con, table: str, fields: list[Field], header: list[str], broke
                   res: FileResult, run_id: str, cmap=None, raw_from_staged: bool = False) -> None:
     """Valid rows of `_typed` into the raw table, the others (and `broken`) into the quarantine."""
     if table == "shopify_order_lines":
-        _quarantine_whole_shopify_orders(con)
+        _complete_shopify_orders(con, fields)
 
     if cmap is not None:
         names = {f.name for f in fields}
@@ -1025,30 +1033,44 @@ def _insert_typed(con, table: str, fields: list[Field], header: list[str], broke
     res.rows_read = res.rows_loaded + res.rows_quarantined
 
 
-def _quarantine_whole_shopify_orders(con) -> None:
-    """Order-level fields live on an order's first row: quarantine whole orders, never half of one."""
+def _complete_shopify_orders(con, fields: list[Field]) -> None:
+    """Whole orders, never half of one.  Shopify fills an order's order-level fields on its first row;
+    later rows may leave any of them blank (Currency and Created at too, in some shops' exports), and a
+    blank means "the order's value".  So a required order-level value missing on a row is taken from
+    the order's other rows, and an order is quarantined whole (its reason on every row) when one of its
+    rows is bad, when it lacks a required order-level value on every row, when its rows carry two
+    different currencies, or when no row carries its order fields (Financial Status).  Optional
+    order-level fields need no filling: the models read them per order."""
+    required = [f for f in fields if f.order_level and f.required]
+    label = {f.name: f.source for f in required}
+    aggregates = "".join(f", min({n}) as min_{n}, max({n}) as max_{n}" for n in label)
+    # one aggregate over the file's orders serves every check below
     con.execute(
-        """
-        update _typed set _reason = 'order ' || _typed.order_name || ' has a quarantined row (line '
-                                     || g.first_bad_line || ')'
-        from (
-            select order_name, min(_line) filter (where _reason is not null) as first_bad_line
-            from _typed where order_name is not null group by order_name
-            having count(_reason) > 0
-        ) g
-        where _typed.order_name = g.order_name and _typed._reason is null
+        f"""
+        create or replace temp table _orders as
+        select order_name, min(_line) filter (where _reason is not null) as first_bad_line,
+               count(financial_status) as with_status{aggregates}
+        from _typed where order_name is not null group by order_name
         """
     )
-    con.execute(
-        """
-        update _typed set _reason = 'order ' || _typed.order_name || ' has no first row with order fields (Financial Status)'
-        from (
-            select order_name from _typed where order_name is not null
-            group by order_name having count(financial_status) = 0
-        ) g
-        where _typed.order_name = g.order_name and _typed._reason is null
-        """
-    )
+    if label:
+        # the order's value (rows disagreeing on Created at keep their own: the models take the earliest)
+        fill = ", ".join(f"{n} = coalesce(_typed.{n}, o.min_{n})" for n in label)
+        blank = " or ".join(f"_typed.{n} is null" for n in label)
+        con.execute(f"update _typed set {fill} from _orders o "
+                    f"where o.order_name = _typed.order_name and _typed._reason is null and ({blank})")
+    order = lambda text: f"{lit('order ')} || o.order_name || {lit(text)}"  # noqa: E731
+    whys = [f"when o.first_bad_line is not null then {order(' has a quarantined row (line ')} "
+            "|| o.first_bad_line || ')'"]
+    whys += [f"when o.min_{n} is null then {order(f' has no {src} on any row')}" for n, src in label.items()]
+    if "currency" in label:
+        whys.append(f"when o.min_currency <> o.max_currency then {order(' has two Currency values: ')} "
+                    "|| o.min_currency || ', ' || o.max_currency")
+    whys.append(f"when o.with_status = 0 then {order(' has no first row with order fields (Financial Status)')}")
+    why = "case " + " ".join(whys) + " end"
+    con.execute(f"update _typed set _reason = {why} from _orders o "
+                f"where o.order_name = _typed.order_name and _typed._reason is null and {why} is not null")
+    con.execute("drop table _orders")
 
 
 # ----------------------------------------------------------------------------------------------

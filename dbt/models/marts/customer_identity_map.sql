@@ -7,7 +7,8 @@
     post_hook="{{ delete_identity_map_rows_without_watermark() }}",
 ) }}
 -- Which identifiers formed each customer_key, and from which source.  Contact identifiers are
--- shown masked with their SHA-256; ids (Square customer, member) as they are.
+-- shown masked with their SHA-256; ids (Square customer, member) as they are, unless an id is an
+-- e-mail or phone-shaped (then masked like one: macro mask_identifier).
 --
 -- Incremental (on DuckDB): a run rebuilds only the (source, type, identifier) rows of identifiers that
 -- are new or re-keyed since the last build (identity.identifier_changes), replacing them by that key
@@ -79,11 +80,7 @@ final as (
     select
         customer_key,
         id_type,
-        case id_type
-            when 'email' then {{ mask_email('normalised_value') }}
-            when 'phone' then {{ mask_phone('normalised_value') }}
-            else normalised_value
-        end as identifier_display,
+        {{ mask_identifier('id_type', 'normalised_value') }} as identifier_display,
         {{ sha256_hex('normalised_value') }} as identifier_sha256,
         identifier_source,
         raw_forms,

@@ -83,29 +83,39 @@ scored as (
 
 with_fm as (
 
-    select scored.*, cast(floor((f_score + m_score + 1) / 2) as integer) as fm_score
+    -- buyers: one-time (a single purchase day, frequency 1) or repeat.  Segment rules are written for
+    -- one or the other, so a one-time buyer never gets a name meaning repeat behaviour however high
+    -- their M lifts the (F + M) average.
+    select
+        scored.*,
+        cast(floor((f_score + m_score + 1) / 2) as integer) as fm_score,
+        case when frequency = 1 then 'one-time' else 'repeat' end as buyers
     from scored
 
 ),
 
 cells as (
 
-    -- the (r_score, fm_score) cells present: at most 25, so the segment rules are matched per cell,
-    -- not per customer
-    select distinct r_score, fm_score from with_fm
+    -- the (buyers, r_score, fm_score) cells present: at most 50, so the segment rules are matched per
+    -- cell, not per customer
+    select distinct buyers, r_score, fm_score from with_fm
 
 ),
 
 cell_segments as (
 
     select
+        cells.buyers,
         cells.r_score,
         cells.fm_score,
         segments.segment,
-        row_number() over (partition by cells.r_score, cells.fm_score order by segments.priority) as rule_rank
+        row_number() over (
+            partition by cells.buyers, cells.r_score, cells.fm_score order by segments.priority
+        ) as rule_rank
     from cells
     left join segments
-        on cells.r_score between segments.r_min and segments.r_max
+        on segments.buyers = cells.buyers
+        and cells.r_score between segments.r_min and segments.r_max
         and cells.fm_score between segments.fm_min and segments.fm_max
 
 ),
@@ -117,7 +127,8 @@ segmented as (
         cell_segments.segment
     from with_fm
     inner join cell_segments
-        on cell_segments.r_score = with_fm.r_score
+        on cell_segments.buyers = with_fm.buyers
+        and cell_segments.r_score = with_fm.r_score
         and cell_segments.fm_score = with_fm.fm_score
         and cell_segments.rule_rank = 1
 
