@@ -362,7 +362,7 @@ def _create_guard_tables(con: duckdb.DuckDBPyConnection) -> None:
                 "normalised_value VARCHAR, reason VARCHAR, customers_touched BIGINT, records BIGINT, sources VARCHAR, "
                 "first_seen_seq BIGINT, first_seen_at TIMESTAMP, last_seen_seq BIGINT)")
     con.execute("create table if not exists identity.key_events (change_seq BIGINT, resolved_at TIMESTAMP, "
-                "event VARCHAR, customer_key VARCHAR, previous_keys VARCHAR[], cause_id_type VARCHAR, "
+                "event VARCHAR, customer_key VARCHAR, previous_keys VARCHAR, cause_id_type VARCHAR, "
                 "cause_value VARCHAR, cause VARCHAR)")
 
 
@@ -676,7 +676,7 @@ def _key_events(con: duckdb.DuckDBPyConnection, seq: int) -> None:
         )
         select ?, current_timestamp, e.event,
                case when e.new_root is not null then {key('e.new_root')} end,
-               list_transform(e.prev, x -> {key('x')}),
+               array_to_string(list_transform(e.prev, x -> {key('x')}), ','),
                split_part(e.cause_node, ':', 1), substr(e.cause_node, length(split_part(e.cause_node, ':', 1)) + 2),
                e.cause
         from events e
