@@ -140,9 +140,10 @@ def test_a_store_phone_shared_by_hundreds_and_genuine_people_sharing_a_little():
 
 
 def _guard_oracle(records, region, max_shared, listed=frozenset()):
-    """The guard in plain Python: node -> customer_key.  A node is blocked when listed or when the graph
-    without the listed nodes and the nodes carried by more than max_shared distinct records shows it
-    touching more than max_shared separate components; people are the components without blocked nodes."""
+    """The guard in plain Python: (node -> customer_key, blocked node -> (customers touched, records)).  A
+    node is blocked when listed or when the graph without the listed nodes and the nodes carried by more
+    than max_shared distinct records shows it touching more than max_shared separate components (that
+    count is the customers touched); people are the components without the blocked nodes."""
     recs = set()
     for rec in records:
         nodes = set()
@@ -177,13 +178,12 @@ def _guard_oracle(records, region, max_shared, listed=frozenset()):
         return {n: find(n) for n in parent}
 
     first = components(removed)
-    blocked = set(listed)
-    for n in removed - set(listed):
-        touched = {first[o] for r in recs if n in r for o in r if o != n and o in first}
-        if len(touched) > max_shared:
-            blocked.add(n)
+    touched = {n: len({first[o] for r in recs if n in r for o in r if o != n and o in first}) for n in removed}
+    blocked = set(listed) | {n for n in removed if touched[n] > max_shared}
     final = components(blocked)
-    return {n: identity.customer_key_for(root) for n, root in final.items()}, blocked
+    records = {n: count[n] for n in blocked}
+    return ({n: identity.customer_key_for(root) for n, root in final.items()},
+            {n: (touched[n], records[n]) for n in blocked})
 
 
 def _random_records(rng, n):
@@ -210,10 +210,12 @@ def test_full_and_incremental_resolutions_equal_a_plain_guard(seed):
         forced += stats["guard_forced_full"]
         want, blocked = _guard_oracle(seen, "US", identity.DEFAULT_MAX_SHARED, {"email:none@none.com"})
         assert _node_keys(con) == want
-        assert {r[0] for r in con.execute("select node from identity.blocked_identifiers").fetchall()} == blocked
+        assert {r[0] for r in con.execute("select node from identity.blocked_identifiers").fetchall()} == set(blocked)
         incremental = (_keys(con), _node_keys(con))
         assert identity.resolve(con, "US", full=True)["incremental"] == 0
         assert (_keys(con), _node_keys(con)) == incremental  # a full resolution of the same rows: the same keys
+        assert {n: (t, r) for n, t, r in con.execute(
+            "select node, customers_touched, records from identity.blocked_identifiers").fetchall()} == blocked
     assert "phone:+14155550100" in blocked
 
 

@@ -493,7 +493,8 @@ def _record_nodes(con: duckdb.DuckDBPyConnection, blocklist) -> None:
         """
     )
     con.execute("create or replace temp table _identity_node_values as "
-                "select distinct node, id_type, normalised_value from _identity_linked where node is not null")
+                "select node, id_type, normalised_value, list(distinct source order by source) as sources "
+                "from _identity_linked where node is not null group by node, id_type, normalised_value")
     blocklist.listed(con, "_identity_node_values", "_identity_listed")
 
 
@@ -615,8 +616,8 @@ def _save_blocked(con: duckdb.DuckDBPyConnection, seq: int, removed: str, replac
         select b.node, v.id_type, v.normalised_value,
                case when b.node in (select node from _identity_listed) then 'listed' else 'shared' end as reason,
                b.customers_touched, b.records,
-               (select string_agg(distinct l.source, ',' order by l.source) from _identity_linked l
-                where l.node = b.node) as sources,
+               array_to_string(list_sort(list_distinct(
+                   list_concat(coalesce(string_split(o.sources, ','), []), v.sources))), ',') as sources,
                coalesce(o.first_seen_seq, ?) as first_seen_seq, coalesce(o.first_seen_at, current_timestamp) as first_seen_at,
                ? as last_seen_seq
         from _identity_blocked b
