@@ -467,8 +467,8 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bo
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
     for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots",
                   "_identity_result", "_inc_nodes", "_inc_roots", "_inc_remap", "_inc_rekeyed", "_inc_new_ids",
-                  "_identity_rec_nodes", "_identity_recs", "_identity_node_values", "_identity_listed",
-                  "_identity_removed", "_guard_roots", "_identity_blocked", "_old_roots", "_kv", "_new_rec_nodes",
+                  "_identity_rec_nodes", "_removed_sources", "_identity_node_values", "_identity_listed",
+                  "_identity_removed", "_guard_roots", "_identity_blocked", "_new_roots", "_kv", "_new_rec_nodes",
                   "_identity_new_recs", "_inc_node_records"):
         con.execute(f"drop table if exists {table}")
 
@@ -477,24 +477,16 @@ def _record_nodes(con: duckdb.DuckDBPyConnection, blocklist) -> None:
     """The records' node sets (`_identity_rec_nodes(q, rec, node, h)`, h = a hash of the record's
     sorted nodes, so the same person typing the same details twice is one record) and the nodes the
     list blocks (`_identity_listed`)."""
-    con.execute(
-        """
-        create or replace temp table _identity_recs as
-        select q, rec, hash(list_sort(list(distinct node))) as h
-        from _identity_linked where node is not null group by q, rec
-        """
-    )
+    # an order-independent hash of the record's distinct nodes (XOR of 64-bit hashes): no list is built
     con.execute(
         """
         create or replace temp table _identity_rec_nodes as
-        select distinct l.q, l.rec, l.node, r.h
-        from _identity_linked l join _identity_recs r using (q, rec)
-        where l.node is not null
+        select q, rec, node, bit_xor(hash(node)) over (partition by q, rec) as h
+        from (select distinct q, rec, node from _identity_linked where node is not null)
         """
     )
     con.execute("create or replace temp table _identity_node_values as "
-                "select node, id_type, normalised_value, list(distinct source order by source) as sources "
-                "from _identity_linked where node is not null group by node, id_type, normalised_value")
+                "select distinct node, id_type, normalised_value from _identity_linked where node is not null")
     blocklist.listed(con, "_identity_node_values", "_identity_listed")
 
 
@@ -539,9 +531,8 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
     candidate, the separate customers it touches, and those touching more than `max_shared` are
     blocked.  The people are the components of the graph without the blocked nodes."""
     seq = _next_change_seq(con)
-    con.execute("create or replace temp table _old_roots as select * from identity.node_roots"
-                if table_exists(con, "identity", "node_roots") else
-                "create or replace temp table _old_roots (node VARCHAR, root VARCHAR)")
+    if not table_exists(con, "identity", "node_roots"):
+        con.execute("create table identity.node_roots (node VARCHAR, root VARCHAR)")
     con.execute("create or replace table identity.node_records as "
                 "select node, count(distinct h) as records from _identity_rec_nodes group by node")
     con.execute(
@@ -567,10 +558,11 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
             """,
             [max_shared],
         )
-    _link_graph(con, "_identity_removed", "create or replace table identity.node_roots")
+    _link_graph(con, "_identity_removed", "create or replace temp table _new_roots")
     if not candidates:
         con.execute(f"create or replace temp table _identity_blocked as "
-                    f"{_touched_sql('_identity_removed', 'identity.node_roots')}")
+                    f"{_touched_sql('_identity_removed', '_new_roots')}")
+    _removed_sources(con, "_identity_removed")
     _save_blocked(con, seq, "_identity_removed", replace=True)
     con.execute("update _identity_linked set node = null where node in (select node from _identity_removed)")
     con.execute("create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes "
@@ -590,21 +582,35 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
         create or replace temp table _identity_result as
         select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
                {_customer_key_sql('k.root')} as customer_key
-        from _identity_linked l left join identity.node_roots k on k.node = l.node
+        from _identity_linked l left join _new_roots k on k.node = l.node
         order by l.source, l.id_type, l.raw_value
         """
     )
+    # the components with a node whose root changed, before and after
     con.execute(
         """
         create or replace temp table _kv as
-        select coalesce(o.node, n.node) as node, o.root as old_root, n.root as new_root
-        from _old_roots o full join identity.node_roots n on n.node = o.node
+        with roots as (
+            select coalesce(o.node, n.node) as node, o.root as old_root, n.root as new_root
+            from identity.node_roots o full join _new_roots n on n.node = o.node
+        ),
+        changed as (select * from roots where old_root is distinct from new_root)
+        select * from roots
+        where old_root in (select old_root from changed) or new_root in (select new_root from changed)
         """
     )
     _key_events(con, seq)
+    con.execute("create or replace table identity.node_roots as select * from _new_roots")
     changed = _log_changes(con)
     con.execute("create or replace table identity.identifiers as select * from _identity_result")
     return changed
+
+
+def _removed_sources(con: duckdb.DuckDBPyConnection, removed: str) -> None:
+    """The sources each node of `removed` was seen in (before `_identity_linked` drops them)."""
+    con.execute(f"create or replace temp table _removed_sources as "
+                f"select node, list(distinct source order by source) as sources from _identity_linked "
+                f"where node in (select node from {removed}) group by node")
 
 
 def _save_blocked(con: duckdb.DuckDBPyConnection, seq: int, removed: str, replace: bool) -> None:
@@ -617,11 +623,12 @@ def _save_blocked(con: duckdb.DuckDBPyConnection, seq: int, removed: str, replac
                case when b.node in (select node from _identity_listed) then 'listed' else 'shared' end as reason,
                b.customers_touched, b.records,
                array_to_string(list_sort(list_distinct(
-                   list_concat(coalesce(string_split(o.sources, ','), []), v.sources))), ',') as sources,
+                   list_concat(coalesce(string_split(o.sources, ','), []), coalesce(rs.sources, [])))), ',') as sources,
                coalesce(o.first_seen_seq, ?) as first_seen_seq, coalesce(o.first_seen_at, current_timestamp) as first_seen_at,
                ? as last_seen_seq
         from _identity_blocked b
         join _identity_node_values v on v.node = b.node
+        left join _removed_sources rs on rs.node = b.node
         left join identity.blocked_identifiers o on o.node = b.node
         where b.node in (select node from {removed})
         """,
@@ -735,6 +742,7 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
           and h in (select h from _identity_rec_nodes where node in (select node from _identity_removed))
         """
     )
+    _removed_sources(con, "_identity_removed")
     con.execute("update _identity_linked set node = null where node in (select node from _identity_removed)")
     con.execute(
         """

@@ -51,9 +51,14 @@ class Blocklist:
                                             "value": [v for _, v in self.exact] or pa.array([], pa.string())}))
         con.register("_bl_local", pa.table({"value": pa.array(list(self.local_parts), pa.string())}))
         con.register("_bl_domain", pa.table({"value": pa.array(list(self.domains), pa.string())}))
-        con.register("_bl_pattern", pa.table({"id_type": pa.array([t for t, _ in self.patterns], pa.string()),
-                                              "pattern": pa.array([p for _, p in self.patterns], pa.string())}))
         con.register("_bl_cc", pa.table({"cc": pa.array(_country_codes(), pa.string())}))
+        # one constant regular expression per type (a pattern read from a column is compiled per row)
+        by_type: dict[str, list[str]] = {}
+        for id_type, pattern in self.patterns:
+            by_type.setdefault(id_type, []).append(f"(?:{pattern})")
+        patterns = " or ".join(
+            f"(id_type = '{t}' and regexp_full_match(v, {_sql_text('|'.join(ps))}))" for t, ps in sorted(by_type.items())
+        ) or "false"
         digit_rules = [f"length(nat) < {int(self.min_national_digits)}"]
         if self.repeated_digit:
             digit_rules.append("replace(nat, left(nat, 1), '') = ''")
@@ -65,20 +70,25 @@ class Blocklist:
                 f"""
                 create or replace temp table {into} as
                 with n as (select node, id_type, normalised_value as v from {nodes}),
+                emails as (select node, v from n where id_type = 'email'),
+                phone_nodes as (select node, v from n where id_type = 'phone'),
                 phones as (
-                    -- the national number: the digits after the country code (country codes are prefix-free)
-                    select n.node, substr(n.v, 2 + length(c.cc)) as nat
-                    from n join _bl_cc c on starts_with(n.v, '+' || c.cc)
-                    where n.id_type = 'phone'
+                    -- the national number: the digits after the country code (1-3 digits, prefix-free)
+                    select p.node, substr(p.v, 2 + length(c.cc)) as nat
+                    from phone_nodes p join _bl_cc c on c.cc = substr(p.v, 2, 1)
+                    union all
+                    select p.node, substr(p.v, 2 + length(c.cc)) from phone_nodes p join _bl_cc c on c.cc = substr(p.v, 2, 2)
+                    union all
+                    select p.node, substr(p.v, 2 + length(c.cc)) from phone_nodes p join _bl_cc c on c.cc = substr(p.v, 2, 3)
                 ),
                 hit as (
                     select n.node from n join _bl_exact e on e.id_type = n.id_type and e.value = n.v
                     union
-                    select node from n
-                    where id_type = 'email' and (split_part(v, '@', 1) in (select value from _bl_local)
-                        or split_part(v, '@', 2) in (select value from _bl_domain))
+                    select e.node from emails e join _bl_local l on l.value = split_part(e.v, '@', 1)
                     union
-                    select n.node from n join _bl_pattern p on p.id_type = n.id_type and regexp_full_match(n.v, p.pattern)
+                    select e.node from emails e join _bl_domain d on d.value = split_part(e.v, '@', 2)
+                    union
+                    select node from n where {patterns}
                     union
                     select node from phones where {' or '.join(digit_rules)}
                 )
@@ -86,8 +96,12 @@ class Blocklist:
                 """
             )
         finally:
-            for name in ("_bl_exact", "_bl_local", "_bl_domain", "_bl_pattern", "_bl_cc"):
+            for name in ("_bl_exact", "_bl_local", "_bl_domain", "_bl_cc"):
                 con.unregister(name)
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _country_codes() -> list[str]:
