@@ -486,7 +486,9 @@ def _record_nodes(con: duckdb.DuckDBPyConnection, blocklist) -> None:
         """
     )
     con.execute("create or replace temp table _identity_node_values as "
-                "select distinct node, id_type, normalised_value from _identity_linked where node is not null")
+                "select node, split_part(node, ':', 1) as id_type, "
+                "substr(node, length(split_part(node, ':', 1)) + 2) as normalised_value "
+                "from (select distinct node from _identity_rec_nodes)")
     blocklist.listed(con, "_identity_node_values", "_identity_listed")
 
 
@@ -494,11 +496,12 @@ def _touched_sql(removed: str, roots: str) -> str:
     """Per node of `removed`: the distinct customers (roots in `roots`, a graph without the removed
     nodes) among the nodes that share a record with it, and its records."""
     return f"""
+        with c as (select q, rec, node, h from _identity_rec_nodes where node in (select node from {removed})),
+        o as (select r.q, r.rec, r.node from _identity_rec_nodes r semi join c on c.q = r.q and c.rec = r.rec)
         select c.node, count(distinct r.root) as customers_touched, count(distinct c.h) as records
-        from _identity_rec_nodes c
-        left join _identity_rec_nodes o on o.q = c.q and o.rec = c.rec and o.node <> c.node
+        from c
+        left join o on o.q = c.q and o.rec = c.rec and o.node <> c.node
         left join {roots} r on r.node = o.node
-        where c.node in (select node from {removed})
         group by c.node
     """
 
@@ -514,7 +517,7 @@ def _link_graph(con: duckdb.DuckDBPyConnection, removed: str, create: str) -> No
         """
         create or replace temp table _identity_edges as
         with rec_nodes as (
-            select distinct l.q, l.rec, n.nid from _identity_rec_nodes l join _identity_nodes n using (node)
+            select l.q, l.rec, n.nid from _identity_rec_nodes l join _identity_nodes n using (node)
         )
         select distinct nid as a, min(nid) over (partition by q, rec) as b from rec_nodes
         """
