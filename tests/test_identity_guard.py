@@ -303,3 +303,16 @@ def test_the_limit_setting():
     assert identity_blocklist.max_shared_setting("12") == 12
     with pytest.raises(ValueError, match="PIPELINE_IDENTITY_MAX_SHARED"):
         identity_blocklist.max_shared_setting("0")
+
+
+def test_an_identifier_no_longer_blocked_merges_again_and_the_history_says_so():
+    con = _con()
+    rows = [(f"p{i}@mail.com", STORE_PHONE, None) for i in range(7)]
+    _shopify(con, rows)
+    assert identity.resolve(con, "US")["people"] == 7  # 7 > 5: the store phone links nobody
+    stats = identity.resolve(con, "US", max_shared=10)  # a new limit: resolved in full
+    assert stats["incremental"] == 0 and stats["people"] == 1 and stats["blocked_shared"] == 0
+    events = con.execute("select event, cause_value, cause, previous_keys from identity.key_events "
+                         "where change_seq = 2").fetchall()
+    assert [(e, v, c) for e, v, c, _ in events] == [("merge", "+14155550100", "identifier no longer blocked")]
+    assert len(events[0][3].split(",")) == 7

@@ -469,7 +469,7 @@ def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
                   "_identity_result", "_inc_nodes", "_inc_roots", "_inc_remap", "_inc_rekeyed", "_inc_new_ids",
                   "_identity_rec_nodes", "_removed_sources", "_identity_node_values", "_identity_listed",
                   "_identity_removed", "_guard_roots", "_identity_blocked", "_new_roots", "_kv", "_new_rec_nodes",
-                  "_identity_new_recs", "_inc_node_records"):
+                  "_identity_new_recs", "_inc_node_records", "_prev_blocked"):
         con.execute(f"drop table if exists {table}")
 
 
@@ -534,6 +534,7 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
     candidate, the separate customers it touches, and those touching more than `max_shared` are
     blocked.  The people are the components of the graph without the blocked nodes."""
     seq = _next_change_seq(con)
+    con.execute("create or replace temp table _prev_blocked as select node from identity.blocked_identifiers")
     if not table_exists(con, "identity", "node_roots"):
         con.execute("create table identity.node_roots (node VARCHAR, root VARCHAR)")
     con.execute("create or replace table identity.node_records as "
@@ -651,7 +652,8 @@ def _key_events(con: duckdb.DuckDBPyConnection, seq: int) -> None:
     keys (merge), from a previous key that lost identifiers to others or to blocking (split), or
     renamed (rekey: its smallest identifier changed); a previous key whose identifiers were all
     blocked (dissolved).  The cause is a newly blocked identifier of the previous keys, else an
-    identifier new to the graph or carried by a record new in this resolution."""
+    identifier new to the graph (new, or blocked before: `_prev_blocked`) or carried by a record new
+    in this resolution."""
     key = _customer_key_sql
     con.execute(
         f"""
@@ -676,8 +678,9 @@ def _key_events(con: duckdb.DuckDBPyConnection, seq: int) -> None:
                         when split then 'split' else 'rekey' end as event,
                    new_root, prev, coalesce(blocked_node, new_node) as cause_node,
                    case when blocked_node is not null then 'identifier blocked'
+                        when new_node in (select node from _prev_blocked) then 'identifier no longer blocked'
                         when new_node is not null then 'linked by new records'
-                        else 'identifier no longer blocked' end as cause
+                        else 'records changed' end as cause
             from per_new
             where n_prev >= 2 or split or (n_prev = 1 and prev[1] <> new_root)
             union all
@@ -704,6 +707,7 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
     node not blocked now has more than `max_shared` records (it may have become shared: a full
     resolution decides)."""
     seq = _next_change_seq(con)
+    con.execute("create or replace temp table _prev_blocked as select node from identity.blocked_identifiers")
     # records not resolved before, and the per-node record counts they raise
     con.execute("create or replace temp table _identity_new_recs as "
                 "select distinct h from _identity_rec_nodes anti join identity.record_hashes using (h)")
