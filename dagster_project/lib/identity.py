@@ -434,18 +434,19 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bo
             changed = _resolve_all(con, max_shared)
         else:
             changed = _resolve_new(con, max_shared)
-        if changed is None:
-            # a node may have become shared: only a full resolution can split what it joined
-            con.execute("rollback")
-            _drop_temp(con)
-            stats = resolve(con, default_region, full=True, blocklist=blocklist, max_shared=max_shared)
-            return {**stats, "newly_normalised_values": stats["newly_normalised_values"] + new_values,
-                    "guard_forced_full": 1}
-        _save_state(con, snapshot, default_region, rules)
-        con.execute("commit")
+        if changed is not None:
+            _save_state(con, snapshot, default_region, rules)
+            con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+    if changed is None:
+        # a node may have become shared: only a full resolution can split what it joined
+        con.execute("rollback")
+        _drop_temp(con)
+        stats = resolve(con, default_region, full=True, blocklist=blocklist, max_shared=max_shared)
+        return {**stats, "newly_normalised_values": stats["newly_normalised_values"] + new_values,
+                "guard_forced_full": 1}
     stats = con.execute(
         """
         select
