@@ -95,30 +95,30 @@ def test_the_shipped_list(value, id_type, blocked):
 
 def test_placeholders_in_every_source_and_a_chain_through_one():
     con = _con()
-    # Square customers, the roster and a generic export all carry the same junk e-mail; every record has
-    # its own id.  A chain: six people each share the junk e-mail with the next one's record.
+    # Square customers, the roster and a generic export all carry the same junk e-mail (and the roster the
+    # store phone); every record has its own id.
     con.executemany("insert into raw.square_customers (square_customer_id, email, phone) values (?, ?, ?)",
                     [[f"SQ{i}", "noemail@noemail.com", None] for i in range(4)] + [["SQ9", None, "0000000000"]])
     con.executemany("insert into raw.members (member_id, email, phone) values (?, ?, ?)",
                     [[f"M{i}", " NoEmail@NoEmail.com", STORE_PHONE] for i in range(7)])
     con.executemany("insert into raw.generic_order_lines (map_name, order_id, customer_id, email) values (?, ?, ?, ?)",
                     [["shop", f"G{i}", f"{100 + i}.0", "noemail@noemail.com"] for i in range(5)])
-    _shopify(con, [(f"chain{i}@mail.com", None, None) for i in range(6)]
-             + [(f"chain{i}@mail.com", None, None) for i in range(6)])
-    con.executemany("insert into raw.square_customers (square_customer_id, email) values (?, ?)",
-                    [[f"C{i}", f"chain{i}@mail.com"] for i in range(6)])
+    # the chain: six people, each linked genuinely (a Square customer with their phone, an online order
+    # with that phone and their e-mail), and all six Square customers typed the same junk e-mail
     con.executemany("insert into raw.square_customers (square_customer_id, email, phone) values (?, ?, ?)",
-                    [[f"C{i}", None, "test@test.com"] for i in range(6)])
+                    [[f"C{i}", "none@none.com", f"(212) 555-03{i:02d}"] for i in range(6)])
+    _shopify(con, [(f"chain{i}@mail.com", f"212.555.03{i:02d}", None) for i in range(6)])
     stats = identity.resolve(con, "US")
     keys = _keys(con)
     ids = [k for (s, t, r), k in keys.items() if t in ("square_customer_id", "member_id", "source_customer_id")
            and not r.startswith("C")]
     assert len(ids) == 4 + 1 + 7 + 5 and len(set(ids)) == len(ids) and None not in ids  # nobody merged
     assert keys[("members", "phone", STORE_PHONE)] is None  # shared by 7 members
-    assert keys[("square_customers", "phone", "0000000000")] is None or \
-        identity.normalise_phone("0000000000") is None
-    chain = {keys[("square_customers", "square_customer_id", f"C{i}")] for i in range(6)}
-    assert len(chain) == 6
+    assert keys[("square_customers", "phone", "0000000000")] is None  # not a phone number at all
+    for i in range(6):  # each person is whole: their Square id, phone and e-mail share one key
+        assert keys[("square_customers", "square_customer_id", f"C{i}")] == \
+            keys[("shopify", "email", f"chain{i}@mail.com")] == keys[("shopify", "phone", f"212.555.03{i:02d}")]
+    assert len({keys[("square_customers", "square_customer_id", f"C{i}")] for i in range(6)}) == 6
     assert stats["blocked_shared"] == 1
 
 
