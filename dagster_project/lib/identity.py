@@ -310,17 +310,24 @@ def _roots(con: duckdb.DuckDBPyConnection, create: str) -> None:
 STATE_TABLE = "resolution_state"
 
 
-def _resolved_state(con: duckdb.DuckDBPyConnection, default_region: str) -> "dict[str, tuple[int, int]] | None":
+def _resolved_state(con: duckdb.DuckDBPyConnection, default_region: str,
+                    rules: str) -> "dict[str, tuple[int, int]] | None":
     """Per raw table, (newest file id, rows) the last resolution read, when it can be continued: its
-    state tables exist and it used this phone region and normaliser version; else None."""
-    if not all(table_exists(con, "identity", t) for t in (STATE_TABLE, "node_roots", "identifiers")):
+    state tables exist and it used this phone region, normaliser version and blocking rules (the
+    blocklist and the shared-identifier limit); else None."""
+    if not all(table_exists(con, "identity", t) for t in (STATE_TABLE, "node_roots", "identifiers", *GUARD_TABLES)):
         return None
+    columns = {r[0] for r in con.execute("select column_name from duckdb_columns() where schema_name = 'identity' "
+                                         "and table_name = ?", [STATE_TABLE]).fetchall()}
+    if "rules" not in columns:
+        return None  # resolved before identifiers were blocked
     rows = con.execute(
-        f"select raw_table, file_id, row_count, phone_region, normaliser_version from identity.{STATE_TABLE}"
+        f"select raw_table, file_id, row_count, phone_region, normaliser_version, rules from identity.{STATE_TABLE}"
     ).fetchall()
-    if any(region != default_region or version != NORMALISER_VERSION for *_, region, version in rows):
+    if any(region != default_region or version != NORMALISER_VERSION or r != rules
+           for *_, region, version, r in rows):
         return None
-    return {t: (int(f), int(r)) for t, f, r, _, _ in rows}
+    return {t: (int(f), int(r)) for t, f, r, *_ in rows}
 
 
 def _raw_snapshot(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery],
@@ -356,21 +363,54 @@ def _incremental_from(state: "dict[str, tuple[int, int]] | None", snapshot: dict
     return after
 
 
-def _save_state(con: duckdb.DuckDBPyConnection, snapshot: dict, default_region: str) -> None:
+def _save_state(con: duckdb.DuckDBPyConnection, snapshot: dict, default_region: str, rules: str) -> None:
     con.execute(f"create or replace table identity.{STATE_TABLE} (raw_table VARCHAR, file_id BIGINT, "
-                f"row_count BIGINT, phone_region VARCHAR, normaliser_version INTEGER)")
-    con.executemany(f"insert into identity.{STATE_TABLE} values (?, ?, ?, ?, ?)",
-                    [[t, f, r, default_region, NORMALISER_VERSION] for t, (f, r, *_) in snapshot.items()])
+                f"row_count BIGINT, phone_region VARCHAR, normaliser_version INTEGER, rules VARCHAR)")
+    con.executemany(f"insert into identity.{STATE_TABLE} values (?, ?, ?, ?, ?, ?)",
+                    [[t, f, r, default_region, NORMALISER_VERSION, rules] for t, (f, r, *_) in snapshot.items()])
 
 
-def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bool = False) -> dict[str, int]:
+# Identifiers that never link (identity.blocked_identifiers): the listed ones (lib/identity_blocklist.yml
+# and the data directory's own list) and the shared ones, which would join more than `max_shared`
+# otherwise separate customers (the components of the graph without them).  A record's other
+# identifiers still link it; a blocked value keeps its normalised form but no customer_key.
+DEFAULT_MAX_SHARED = 5
+# identity.record_hashes: every distinct record (set of nodes) resolved; identity.node_records: per node,
+# how many distinct records carry it; identity.blocked_record_nodes: the nodes of the records that
+# carry a blocked node.  They let a daily run tell when a node may have become shared (more records
+# than max_shared: a full resolution decides) and count the customers a blocked node touches.
+GUARD_TABLES = ("blocked_identifiers", "record_hashes", "node_records", "blocked_record_nodes", "key_events")
+
+
+def _create_guard_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("create table if not exists identity.blocked_identifiers (node VARCHAR, id_type VARCHAR, "
+                "normalised_value VARCHAR, reason VARCHAR, customers_touched BIGINT, records BIGINT, sources VARCHAR, "
+                "first_seen_seq BIGINT, first_seen_at TIMESTAMP, last_seen_seq BIGINT)")
+    con.execute("create table if not exists identity.key_events (change_seq BIGINT, resolved_at TIMESTAMP, "
+                "event VARCHAR, customer_key VARCHAR, previous_keys VARCHAR, cause_id_type VARCHAR, "
+                "cause_value VARCHAR, cause VARCHAR)")
+
+
+def _rules(blocklist, max_shared: int) -> str:
+    return f"{blocklist.fingerprint()}/{int(max_shared)}"
+
+
+def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bool = False,
+            blocklist=None, max_shared: int = DEFAULT_MAX_SHARED) -> dict[str, int]:
     """Build `identity.identifiers`: every raw identifier value with its normalised form and key.
 
     Set-based in DuckDB: the identifiers of each distinct source record (one row per record and
     identifier), normalised through the `identity.normalised_values` cache, linked record by record
-    into a graph whose connected components are people.  Incremental when it can be (see above):
-    only the records of newly loaded files are read and only the people they touch are re-keyed;
-    `full=True` resolves everything."""
+    into a graph whose connected components are people; blocked identifiers (the `blocklist`, default
+    the shipped one, and any shared by more than `max_shared` otherwise separate customers) do not
+    link.  Incremental when it can be (see above): only the records of newly loaded files are read and
+    only the people they touch are re-keyed; `full=True` resolves everything."""
+    from dagster_project.lib import identity_blocklist
+
+    if max_shared < 1:
+        raise ValueError(f"the shared-identifier limit must be 1 or more, got {max_shared}")
+    blocklist = blocklist if blocklist is not None else identity_blocklist.load(default_region)
+    rules = _rules(blocklist, max_shared)
     queries = source_queries(con)
     con.execute("create schema if not exists identity")
     con.execute(
@@ -378,7 +418,7 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bo
         "phone_region VARCHAR, version INTEGER, normalised_value VARCHAR)"
     )
     con.execute("delete from identity.normalised_values where version != ?", [NORMALISER_VERSION])
-    state = None if full else _resolved_state(con, default_region)
+    state = None if full else _resolved_state(con, default_region, rules)
     snapshot = _raw_snapshot(con, queries, state)
     after = _incremental_from(state, snapshot)
     parts = []
@@ -410,69 +450,333 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bo
         """,
         [default_region, NORMALISER_VERSION],
     )
+    _record_nodes(con, blocklist)
     con.execute("begin transaction")
     try:
-        changed = _resolve_all(con) if after is None else _resolve_new(con)
-        _save_state(con, snapshot, default_region)
-        con.execute("commit")
+        _create_change_tables(con)
+        _create_guard_tables(con)
+        if after is None:
+            changed = _resolve_all(con, max_shared)
+        else:
+            changed = _resolve_new(con, max_shared)
+        if changed is not None:
+            _save_state(con, snapshot, default_region, rules)
+            con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
+    if changed is None:
+        # a node may have become shared: only a full resolution can split what it joined
+        con.execute("rollback")
+        _drop_temp(con)
+        stats = resolve(con, default_region, full=True, blocklist=blocklist, max_shared=max_shared)
+        return {**stats, "newly_normalised_values": stats["newly_normalised_values"] + new_values,
+                "guard_forced_full": 1}
     stats = con.execute(
         """
         select
             (select count(*) from (select distinct q, rec from _identity_linked where node is not null)),
             (select count(*) from identity.node_roots),
             (select count(distinct root) from identity.node_roots),
-            (select count(*) from identity.identifiers where normalised_value is null)
+            (select count(*) from identity.identifiers where normalised_value is null),
+            (select count(*) filter (where reason = 'listed') from identity.blocked_identifiers),
+            (select count(*) filter (where reason = 'shared') from identity.blocked_identifiers)
         """
     ).fetchone()
-    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots",
-                  "_identity_result", "_inc_nodes", "_inc_roots", "_inc_remap", "_inc_rekeyed", "_inc_new_ids"):
-        con.execute(f"drop table if exists {table}")
+    _drop_temp(con)
     return {"records_linked": stats[0], "identifiers": stats[1], "people": stats[2], "invalid_values": stats[3],
+            "blocked_listed": stats[4], "blocked_shared": stats[5],
             "newly_normalised_values": new_values, "identifiers_changed": changed,
-            "incremental": int(after is not None)}
+            "incremental": int(after is not None), "guard_forced_full": 0}
 
 
-def _resolve_all(con: duckdb.DuckDBPyConnection) -> int:
-    """Every record's identifiers (`_identity_linked`) into identity.node_roots and identity.identifiers,
-    replacing them; returns how many identifiers are new or re-keyed since the previous resolution."""
+def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
+    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots",
+                  "_identity_result", "_inc_nodes", "_inc_roots", "_inc_remap", "_inc_rekeyed", "_inc_new_ids",
+                  "_identity_rec_nodes", "_removed_sources", "_identity_node_values", "_identity_listed",
+                  "_identity_removed", "_guard_roots", "_identity_blocked", "_new_roots", "_kv", "_new_rec_nodes",
+                  "_identity_new_recs", "_inc_node_records", "_prev_blocked"):
+        con.execute(f"drop table if exists {table}")
+
+
+def _record_nodes(con: duckdb.DuckDBPyConnection, blocklist) -> None:
+    """The records' node sets (`_identity_rec_nodes(q, rec, node, h)`, h = a hash of the record's
+    sorted nodes, so the same person typing the same details twice is one record) and the nodes the
+    list blocks (`_identity_listed`)."""
+    # an order-independent hash of the record's distinct nodes (XOR of 64-bit hashes): no list is built
     con.execute(
-        "create or replace temp table _identity_nodes as "
-        "select node, cast(row_number() over (order by node) - 1 as bigint) as nid "
-        "from (select distinct node from _identity_linked where node is not null)"
+        """
+        create or replace temp table _identity_rec_nodes as
+        select q, rec, node, bit_xor(hash(node)) over (partition by q, rec) as h
+        from (select distinct q, rec, node from _identity_linked where node is not null)
+        """
     )
-    # every record's nodes linked to the record's first node (a star per record)
+    con.execute("create or replace temp table _identity_node_values as "
+                "select node, split_part(node, ':', 1) as id_type, "
+                "substr(node, length(split_part(node, ':', 1)) + 2) as normalised_value "
+                "from (select distinct node from _identity_rec_nodes)")
+    blocklist.listed(con, "_identity_node_values", "_identity_listed")
+
+
+def _touched_sql(removed: str, roots: str) -> str:
+    """Per node of `removed`: the distinct customers (roots in `roots`, a graph without the removed
+    nodes) among the nodes that share a record with it, and its records."""
+    return f"""
+        with c as (select q, rec, node, h from _identity_rec_nodes where node in (select node from {removed})),
+        o as (select r.q, r.rec, r.node from _identity_rec_nodes r semi join c on c.q = r.q and c.rec = r.rec)
+        select c.node, count(distinct r.root) as customers_touched, count(distinct c.h) as records
+        from c
+        left join o on o.q = c.q and o.rec = c.rec and o.node <> c.node
+        left join {roots} r on r.node = o.node
+        group by c.node
+    """
+
+
+def _link_graph(con: duckdb.DuckDBPyConnection, removed: str, create: str) -> None:
+    """Connected components of the records' nodes except those in `removed` (a star per record)."""
+    con.execute(
+        f"create or replace temp table _identity_nodes as "
+        f"select node, cast(row_number() over (order by node) - 1 as bigint) as nid "
+        f"from (select distinct node from _identity_rec_nodes where node not in (select node from {removed}))"
+    )
     con.execute(
         """
         create or replace temp table _identity_edges as
         with rec_nodes as (
-            select distinct l.q, l.rec, n.nid from _identity_linked l join _identity_nodes n using (node)
+            select l.q, l.rec, n.nid from _identity_rec_nodes l join _identity_nodes n using (node)
         )
         select distinct nid as a, min(nid) over (partition by q, rec) as b from rec_nodes
         """
     )
-    _roots(con, "create or replace table identity.node_roots")
+    _roots(con, create)
+
+
+def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
+    """Every record's identifiers (`_identity_linked`) into identity.node_roots and identity.identifiers,
+    replacing them; returns how many identifiers are new or re-keyed since the previous resolution.
+
+    The guard: a node in more than `max_shared` distinct records (necessary to join that many separate
+    customers) is a candidate; the graph without the listed and the candidate nodes gives, per
+    candidate, the separate customers it touches, and those touching more than `max_shared` are
+    blocked.  The people are the components of the graph without the blocked nodes."""
+    seq = _next_change_seq(con)
+    con.execute("create or replace temp table _prev_blocked as select node from identity.blocked_identifiers")
+    if not table_exists(con, "identity", "node_roots"):
+        con.execute("create table identity.node_roots (node VARCHAR, root VARCHAR)")
+    con.execute("create or replace table identity.node_records as "
+                "select node, count(distinct h) as records from _identity_rec_nodes group by node")
+    con.execute(
+        """
+        create or replace temp table _identity_removed as
+        select node from _identity_listed
+        union
+        select node from identity.node_records where records > ? and node not in (select node from _identity_listed)
+        """,
+        [max_shared],
+    )
+    candidates = con.execute("select count(*) from _identity_removed where node not in "
+                             "(select node from _identity_listed)").fetchone()[0]
+    if candidates:
+        _link_graph(con, "_identity_removed", "create or replace temp table _guard_roots")
+        con.execute(f"create or replace temp table _identity_blocked as {_touched_sql('_identity_removed', '_guard_roots')}")
+        con.execute(
+            """
+            create or replace temp table _identity_removed as
+            select node from _identity_listed
+            union
+            select node from _identity_blocked where customers_touched > ?
+            """,
+            [max_shared],
+        )
+    _link_graph(con, "_identity_removed", "create or replace temp table _new_roots")
+    if not candidates:
+        con.execute(f"create or replace temp table _identity_blocked as "
+                    f"{_touched_sql('_identity_removed', '_new_roots')}")
+    _removed_sources(con, "_identity_removed")
+    _save_blocked(con, seq, "_identity_removed", replace=True)
+    con.execute("update _identity_linked set node = null where node in (select node from _identity_removed)")
+    con.execute("create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes "
+                "where h not in (select h from identity.record_hashes)"
+                if table_exists(con, "identity", "record_hashes") else
+                "create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes")
+    con.execute("create or replace table identity.record_hashes as select distinct h from _identity_rec_nodes")
+    con.execute(
+        """
+        create or replace table identity.blocked_record_nodes as
+        select distinct h, node from _identity_rec_nodes
+        where h in (select h from _identity_rec_nodes where node in (select node from _identity_removed))
+        """
+    )
     con.execute(
         f"""
         create or replace temp table _identity_result as
         select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
                {_customer_key_sql('k.root')} as customer_key
-        from _identity_linked l left join identity.node_roots k on k.node = l.node
+        from _identity_linked l left join _new_roots k on k.node = l.node
         order by l.source, l.id_type, l.raw_value
         """
     )
+    # the components with a node whose root changed, before and after
+    con.execute(
+        """
+        create or replace temp table _kv as
+        with roots as (
+            select coalesce(o.node, n.node) as node, o.root as old_root, n.root as new_root
+            from identity.node_roots o full join _new_roots n on n.node = o.node
+        ),
+        changed as (select * from roots where old_root is distinct from new_root)
+        select * from roots
+        where old_root in (select old_root from changed) or new_root in (select new_root from changed)
+        """
+    )
+    _key_events(con, seq)
+    con.execute("create or replace table identity.node_roots as select * from _new_roots")
     changed = _log_changes(con)
     con.execute("create or replace table identity.identifiers as select * from _identity_result")
     return changed
 
 
-def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
+def _removed_sources(con: duckdb.DuckDBPyConnection, removed: str) -> None:
+    """The sources each node of `removed` was seen in (before `_identity_linked` drops them)."""
+    con.execute(f"create or replace temp table _removed_sources as "
+                f"select node, list(distinct source order by source) as sources from _identity_linked "
+                f"where node in (select node from {removed}) group by node")
+
+
+def _save_blocked(con: duckdb.DuckDBPyConnection, seq: int, removed: str, replace: bool) -> None:
+    """identity.blocked_identifiers from `_identity_blocked(node, customers_touched, records)` for the
+    nodes in `removed`: replaced (a full resolution) or added to; first seen kept from earlier runs."""
+    con.execute(
+        f"""
+        create or replace temp table _blocked_new as
+        select b.node, v.id_type, v.normalised_value,
+               case when b.node in (select node from _identity_listed) then 'listed' else 'shared' end as reason,
+               b.customers_touched, b.records,
+               array_to_string(list_sort(list_distinct(
+                   list_concat(coalesce(string_split(o.sources, ','), []), coalesce(rs.sources, [])))), ',') as sources,
+               coalesce(o.first_seen_seq, ?) as first_seen_seq, coalesce(o.first_seen_at, current_timestamp) as first_seen_at,
+               ? as last_seen_seq
+        from _identity_blocked b
+        join _identity_node_values v on v.node = b.node
+        left join _removed_sources rs on rs.node = b.node
+        left join identity.blocked_identifiers o on o.node = b.node
+        where b.node in (select node from {removed})
+        """,
+        [seq, seq],
+    )
+    if replace:
+        con.execute("delete from identity.blocked_identifiers")
+    else:
+        con.execute("delete from identity.blocked_identifiers where node in (select node from _blocked_new)")
+    con.execute("insert into identity.blocked_identifiers select * from _blocked_new")
+    con.execute("drop table _blocked_new")
+
+
+def _key_events(con: duckdb.DuckDBPyConnection, seq: int) -> None:
+    """identity.key_events from `_kv(node, old_root, new_root)` (the nodes of every component that may
+    have changed, with their root before and after): a customer key formed from two or more previous
+    keys (merge), from a previous key that lost identifiers to others or to blocking (split), or
+    renamed (rekey: its smallest identifier changed); a previous key whose identifiers were all
+    blocked (dissolved).  The cause is a newly blocked identifier of the previous keys, else an
+    identifier new to the graph (new, or blocked before: `_prev_blocked`) or carried by a record new
+    in this resolution."""
+    key = _customer_key_sql
+    con.execute(
+        f"""
+        insert into identity.key_events
+        with per_old as (
+            select old_root, count(distinct new_root) as n_new, count(*) filter (where new_root is null) as n_lost,
+                   min(node) filter (where new_root is null and node in (select node from _identity_removed))
+                       as blocked_node
+            from _kv where old_root is not null group by old_root
+        ),
+        per_new as (
+            select k.new_root, list(distinct k.old_root order by k.old_root) filter (where k.old_root is not null) as prev,
+                   count(distinct k.old_root) as n_prev,
+                   bool_or(p.n_new > 1 or p.n_lost > 0) as split,
+                   min(p.blocked_node) as blocked_node,
+                   min(k.node) filter (where k.old_root is null or k.node in (select node from _new_rec_nodes)) as new_node
+            from _kv k left join per_old p on p.old_root = k.old_root
+            where k.new_root is not null group by k.new_root
+        ),
+        events as (
+            select case when n_prev >= 2 and split then 'split_and_merge' when n_prev >= 2 then 'merge'
+                        when split then 'split' else 'rekey' end as event,
+                   new_root, prev, coalesce(blocked_node, new_node) as cause_node,
+                   case when blocked_node is not null then 'identifier blocked'
+                        when new_node in (select node from _prev_blocked) then 'identifier no longer blocked'
+                        when new_node is not null then 'linked by new records'
+                        else 'records changed' end as cause
+            from per_new
+            where n_prev >= 2 or split or (n_prev = 1 and prev[1] <> new_root)
+            union all
+            select 'dissolved', null, [old_root], blocked_node,
+                   case when blocked_node is not null then 'identifier blocked' else 'records removed' end
+            from per_old where n_new = 0
+        )
+        select ?, current_timestamp, e.event,
+               case when e.new_root is not null then {key('e.new_root')} end,
+               array_to_string(list_transform(e.prev, x -> {key('x')}), ','),
+               split_part(e.cause_node, ':', 1), substr(e.cause_node, length(split_part(e.cause_node, ':', 1)) + 2),
+               e.cause
+        from events e
+        """,
+        [seq],
+    )
+
+
+def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None":
     """The new records' identifiers (`_identity_linked`) merged into identity.node_roots and
     identity.identifiers: their nodes and the roots those nodes had form a small graph; each of its
     components takes the smallest node as root, and every known node under a root that lost to a
-    smaller one is moved under it.  Returns how many identifiers are new or re-keyed."""
+    smaller one is moved under it.  Returns how many identifiers are new or re-keyed, or None when a
+    node not blocked now has more than `max_shared` records (it may have become shared: a full
+    resolution decides)."""
+    seq = _next_change_seq(con)
+    con.execute("create or replace temp table _prev_blocked as select node from identity.blocked_identifiers")
+    # records not resolved before, and the per-node record counts they raise
+    con.execute("create or replace temp table _identity_new_recs as "
+                "select distinct h from _identity_rec_nodes anti join identity.record_hashes using (h)")
+    con.execute("create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes "
+                "where h in (select h from _identity_new_recs)")
+    con.execute(
+        """
+        create or replace temp table _identity_removed as
+        select node from _identity_listed union select node from identity.blocked_identifiers
+        """
+    )
+    over = con.execute(
+        """
+        with added as (
+            select node, count(distinct h) as n from _identity_rec_nodes
+            where h in (select h from _identity_new_recs) group by node
+        )
+        select count(*) from added a left join identity.node_records r using (node)
+        where coalesce(r.records, 0) + a.n > ? and a.node not in (select node from _identity_removed)
+        """,
+        [max_shared],
+    ).fetchone()[0]
+    if over:
+        return None
+    con.execute("create or replace temp table _inc_node_records as "
+                "select a.node, coalesce(r.records, 0) + a.n as records from ("
+                "select node, count(distinct h) as n from _identity_rec_nodes "
+                "where h in (select h from _identity_new_recs) group by node"
+                ") a left join identity.node_records r using (node)")
+    con.execute("delete from identity.node_records where node in (select node from _inc_node_records)")
+    con.execute("insert into identity.node_records select * from _inc_node_records")
+    con.execute("insert into identity.record_hashes select h from _identity_new_recs")
+    # new records that carry a blocked node: kept to count the customers it touches
+    con.execute(
+        """
+        insert into identity.blocked_record_nodes
+        select distinct h, node from _identity_rec_nodes
+        where h in (select h from _identity_new_recs)
+          and h in (select h from _identity_rec_nodes where node in (select node from _identity_removed))
+        """
+    )
+    _removed_sources(con, "_identity_removed")
+    con.execute("update _identity_linked set node = null where node in (select node from _identity_removed)")
     con.execute(
         """
         create or replace temp table _inc_nodes as
@@ -519,10 +823,37 @@ def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
         from identity.node_roots nr join _inc_remap m on m.old_root = nr.root
         """
     )
+    # the merged components before and after, for the key history
+    con.execute(
+        """
+        create or replace temp table _kv as
+        select nr.node, nr.root as old_root, coalesce(m.new_root, nr.root) as new_root
+        from identity.node_roots nr left join _inc_remap m on m.old_root = nr.root
+        where nr.root in (select old_root from _inc_remap union select new_root from _inc_remap)
+        union all
+        select i.node, null, r.root from _inc_nodes i join _inc_roots r using (node)
+        where i.old_root is null and r.root in (select new_root from _inc_remap)
+        """
+    )
+    _key_events(con, seq)
     con.execute("update identity.node_roots set root = m.new_root from _inc_remap m "
                 "where identity.node_roots.root = m.old_root")
     con.execute("insert into identity.node_roots select i.node, r.root from _inc_nodes i "
                 "join _inc_roots r on r.node = i.node where i.old_root is null")
+    # the blocked nodes of the new records: customers they touch, recounted over their kept records
+    con.execute(
+        """
+        create or replace temp table _identity_blocked as
+        select c.node, count(distinct r.root) as customers_touched, count(distinct c.h) as records
+        from identity.blocked_record_nodes c
+        left join identity.blocked_record_nodes o on o.h = c.h and o.node <> c.node
+        left join identity.node_roots r on r.node = o.node
+        where c.node in (select node from _identity_removed)
+          and c.node in (select node from _identity_rec_nodes)
+        group by c.node
+        """
+    )
+    _save_blocked(con, seq, "_identity_removed", replace=False)
     # raw values not seen before in their source, keyed by their node's root
     con.execute(
         f"""
@@ -537,7 +868,6 @@ def _resolve_new(con: duckdb.DuckDBPyConnection) -> int:
         )
         """
     )
-    seq = _next_change_seq(con)
     rekeyed = con.execute(
         """
         insert into identity.identifier_changes

@@ -25,7 +25,8 @@ import duckdb
 RAW_SCHEMAS = ("raw", "identity")
 # working tables that are no dbt source: not written for Spark (the normalisation cache and the identifier
 # roots are millions of rows)
-NOT_SOURCES = {("identity", "normalised_values"), ("identity", "node_roots"), ("identity", "resolution_state")}
+NOT_SOURCES = {("identity", "normalised_values"), ("identity", "node_roots"), ("identity", "resolution_state"),
+               ("identity", "record_hashes"), ("identity", "node_records"), ("identity", "blocked_record_nodes")}
 # The schemas dbt writes tables to (views are not materialised in files and are skipped).
 MODEL_SCHEMAS = ("intermediate", "marts")
 
