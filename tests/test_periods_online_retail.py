@@ -41,7 +41,7 @@ def uci(online_retail_run):
     first = buys.groupby("customer")["day"].min()
     censored = first < data_start + pd.Timedelta(days=WARM_UP_DAYS)
     keys = _customer_keys(online_retail_run["data_dir"])
-    return {"buys": buys, "first": first, "censored": censored, "data_start": data_start, "keys": keys,
+    return {"invoices": inv, "buys": buys, "first": first, "censored": censored, "data_start": data_start, "keys": keys,
             "as_of": pd.Timestamp(online_retail_run["as_of"])}
 
 
@@ -111,20 +111,28 @@ def test_cohorts_and_new_customers_leave_out_left_censored_customers(online_reta
     b["cohort"] = b["customer"].map(new).dt.to_period("M")
     b["m"] = (b["day"].dt.to_period("M") - b["cohort"]).apply(lambda x: x.n)
     want_active = b.groupby([b["cohort"].dt.to_timestamp().dt.date, "m"])["customer"].nunique()
+    # net revenue: every invoice of those customers (credit notes negative) in the month of its own date,
+    # one dated before the first purchase in month 0
+    docs = uci["invoices"][uci["invoices"]["customer"].isin(new.index)].copy()
+    docs["cohort"] = docs["customer"].map(new).dt.to_period("M")
+    docs["m"] = (docs["day"].dt.to_period("M") - docs["cohort"]).apply(lambda x: x.n).clip(lower=0)
+    want_net = docs.groupby([docs["cohort"].dt.to_timestamp().dt.date, "m"])["net"].sum().round(2)
     # new customers per day: first purchases of non-censored customers; censored ones counted apart
     want_new_days = new.value_counts()
     want_censored_days = first[censored].value_counts()
     with _serving(online_retail_run) as con:
         sizes = dict(con.execute("select cohort_month, max(cohort_customers) from marts.cohort_retention "
                                  "group by 1").fetchall())
-        active = {(c, m): a for c, m, a in con.execute(
-            "select cohort_month, months_since_first_purchase, active_customers from marts.cohort_retention").fetchall()}
+        cells = con.execute("select cohort_month, months_since_first_purchase as m, active_customers, net_revenue "
+                            "from marts.cohort_retention").fetchall()
         kpis = con.execute("select order_date, new_customers, left_censored_customers from marts.daily_kpis "
                            "where channel = 'all'").df()
         acquired = con.execute("select sum(new_customers) from marts.channel_economics").fetchone()[0]
     assert sizes == want_sizes.to_dict()
     assert min(sizes) >= date(2011, 3, 1)  # the 90-day warm-up covers December 2010 to February 2011
+    active = {(c, m): a for c, m, a, _ in cells if a > 0}
     assert active == {k: int(v) for k, v in want_active.items()}
+    assert {(c, m): round(float(net), 2) for c, m, _, net in cells} == want_net.to_dict()
     kpis["order_date"] = pd.to_datetime(kpis["order_date"])
     got_new = kpis.set_index("order_date")["new_customers"]
     got_censored = kpis.set_index("order_date")["left_censored_customers"]
@@ -134,13 +142,20 @@ def test_cohorts_and_new_customers_leave_out_left_censored_customers(online_reta
 
 
 def test_ladder_first_step_counts_only_customers_really_new(online_retail_run, uci):
-    """Step 1 of the ladder: non-censored customers whose first purchase is at least the ladder's window
-    before the as-of date (the window is read from the mart, as the ladder's own definition)."""
+    """Step 1 of the ladder: non-censored customers whose first purchase is at least the ladder's window W
+    before the as-of date (W read from the mart, as the ladder's own definition); of those, the ones with a
+    second purchase day within W days of the first."""
     with _serving(online_retail_run) as con:
-        got, window = con.execute("select customers_reached_n, censor_window_days from marts.repeat_purchase_ladder "
-                                  "where dimension = 'overall' and n = 1").fetchone()
+        got, got_next, window = con.execute(
+            "select customers_reached_n, customers_reached_next, window_days from marts.repeat_purchase_ladder "
+            "where dimension = 'overall' and n = 1").fetchone()
     first = uci["first"][~uci["censored"]]
-    assert got == int((first <= uci["as_of"] - pd.Timedelta(days=int(window))).sum())
+    observed = first[first <= uci["as_of"] - pd.Timedelta(days=int(window))]
+    assert got == len(observed) > 0
+    buys = uci["buys"]
+    later = buys[buys["customer"].isin(observed.index) & (buys["day"] > buys["customer"].map(observed))]
+    second = later.groupby("customer")["day"].min()
+    assert got_next == int(((second - observed.reindex(second.index)).dt.days <= int(window)).sum())
 
 
 def test_cohort_chart_hatches_december_2011(online_retail_run):
