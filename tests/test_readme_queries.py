@@ -135,3 +135,19 @@ def test_every_reader_recipe_sees_the_newest_run_after_reconnecting(workdir, tmp
     assert plain.sql(query).fetchone()[0] == "newer-run"
     plain.close()
     engine.dispose()
+
+
+def test_the_lifecycle_query_reads_the_last_complete_month(workdir):
+    """The README's "last complete month" query returns a month the mart marks complete, and the month
+    after it (the demo's as-of month, still going on) is marked partial."""
+    sql = next(q for q in _analyst_queries() if "lifecycle_transitions" in q)
+    con = duckdb.connect(str(workdir / "data" / "serving" / "warehouse.duckdb"), read_only=True)
+    try:
+        months = {r[0] for r in con.execute(sql).fetchall()}
+        flags = dict(con.execute("select month, bool_or(is_partial_period) from marts.lifecycle_transitions "
+                                 "group by month").fetchall())
+    finally:
+        con.close()
+    assert len(months) == 1
+    month = months.pop()
+    assert flags[month] is False and max(flags) > month and flags[max(flags)] is True
