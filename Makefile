@@ -2,6 +2,10 @@
 # bash with pipefail: the install pipes pip into a progress printer and must still fail when pip does
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
+# setuptools' notice on every editable install ("be careful with folders ... with the same name as your
+# package") is about its import hook, not about anything a user must act on: the package is
+# dagster_project, and the top-level dbt/ folder holds no Python (see README, "Project layout").
+export PYTHONWARNINGS := ignore:Editable installation
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
