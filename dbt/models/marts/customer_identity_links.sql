@@ -105,7 +105,11 @@ final as (
     select distinct
         coalesce(resolved.order_customer_key, record_keys.customer_key) as customer_key,
         resolved.record_source,
-        resolved.record_id,
+        -- a roster member's or Square customer's id is shown as customer_identity_map shows ids: as it
+        -- is, unless it is an e-mail or phone-shaped (a scheme numbering members by e-mail), then masked
+        case when resolved.record_source in ('members', 'square_customers')
+            then {{ mask_identifier("'member_id'", 'resolved.record_id') }}
+            else resolved.record_id end as record_id,
         resolved.id_type,
         {{ sha256_hex('resolved.normalised_value') }} as identifier_sha256,
         resolved.identifier_customer_key is not null as links
