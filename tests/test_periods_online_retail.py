@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from dagster_project.lib import charts
+from tests import uci as uci_export
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -27,16 +28,8 @@ def uci(online_retail_run):
     """Invoices of the export (UTC dates, as the marts), each customer's first purchase and whether it
     falls in the warm-up after the export's first invoice (any invoice: anonymous and cancelled too)."""
     assert online_retail_run["exit_code"] == 0
-    df = pd.read_parquet(online_retail_run["parquet"])
-    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize("Europe/London", ambiguous="NaT",
-                                                             nonexistent="shift_forward")
-    df["day"] = local.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
-    data_start = df["day"].min()
-    df = df[df["CustomerID"].notna()].copy()
-    df["amount"] = df["Quantity"] * df["UnitPrice"]
-    inv = df.groupby("InvoiceNo").agg(customer=("CustomerID", "first"), day=("day", "min"),
-                                      net=("amount", "sum")).reset_index()
-    inv["net"] = inv["net"].round(2)
+    inv = uci_export.invoices(online_retail_run["parquet"])
+    data_start = inv.attrs["data_start"]
     buys = inv[inv["net"] > 0].copy()
     first = buys.groupby("customer")["day"].min()
     censored = first < data_start + pd.Timedelta(days=WARM_UP_DAYS)

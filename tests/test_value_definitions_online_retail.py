@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests import uci
+
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
 _VARS = yaml.safe_load((Path(__file__).parents[1] / "dbt" / "dbt_project.yml").read_text())["vars"]
@@ -26,18 +28,8 @@ assert _VARS["ladder_window_days"] == WINDOW
 def _invoices(run) -> pd.DataFrame:
     """One row per invoice of a known customer: customer, UTC day, net amount (credit notes negative).
     attrs["data_start"]: the UTC day of the export's first invoice, known customer or not."""
-    df = pd.read_parquet(run["parquet"])
-    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize("Europe/London", ambiguous="NaT",
-                                                             nonexistent="shift_forward")
-    df["day"] = local.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
-    data_start = df["day"].min()
-    df = df[df["CustomerID"].notna()].copy()
-    df["amount"] = df["Quantity"] * df["UnitPrice"]
-    inv = df.groupby("InvoiceNo").agg(customer=("CustomerID", "first"), day=("day", "min"),
-                                      net=("amount", "sum")).reset_index()
-    inv["net"] = inv["net"].round(2)
+    inv = uci.invoices(run["parquet"])
     inv["customer"] = "online_retail:" + inv["customer"].astype("int64").astype(str)
-    inv.attrs["data_start"] = data_start
     return inv
 
 

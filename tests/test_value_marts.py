@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests import uci
+
 pytestmark = pytest.mark.slow
 
 VALUE_MARTS = ["repeat_purchase_ladder", "cohort_retention", "customer_ltv", "customer_value_summary", "pareto_curve",
@@ -52,20 +54,9 @@ def test_demo_planted_behaviour_is_found(demo_run):
         assert bad == 0 and con.execute("select count(*) from marts.store_funnel where transactions > 0").fetchone()[0] > 0
 
 
-def _uci_invoices(parquet) -> pd.DataFrame:
-    df = pd.read_parquet(parquet)
-    df = df[df["CustomerID"].notna()].copy()
-    df["amount"] = df["Quantity"] * df["UnitPrice"]
-    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize("Europe/London", ambiguous="NaT", nonexistent="shift_forward")
-    df["ts"] = local.dt.tz_convert("UTC").dt.tz_localize(None)
-    inv = df.groupby("InvoiceNo").agg(customer=("CustomerID", "first"), ts=("ts", "min"), net=("amount", "sum")).reset_index()
-    inv["net"] = inv["net"].round(2)
-    return inv
-
-
 @pytest.mark.shared_data
 def test_online_retail_pareto_share_matches_independent_recomputation(online_retail_run):
-    inv = _uci_invoices(online_retail_run["parquet"])
+    inv = uci.invoices(online_retail_run["parquet"])
     per_customer = inv.groupby("customer")["net"].sum().round(2)
     values = np.sort(per_customer[per_customer > 0].to_numpy())[::-1]
     cumulative = np.cumsum(values) / values.sum()
