@@ -13,7 +13,7 @@ STAMP  := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 
-.PHONY: install install-spark run demo test soak dev status clean-data help bench
+.PHONY: install install-spark browser run demo test soak dev status clean-data help bench
 
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
@@ -57,7 +57,21 @@ status: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m dagster_project demo --data-dir $(DATA_DIR)
 
-test: $(SPARK_STAMP)
+# Debian's chromium, for the test that opens the run report in a real browser (tests/browser.py).
+# Installed as root with apt-get where it is missing; elsewhere the note says how, and that test
+# skips (it fails under CI, where the browser must be there).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "==> installing Debian's chromium for the report's browser test (about 30 s)"; \
+	    apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+	      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+	      || echo "note: apt-get could not install chromium; the report's browser test will say so"; \
+	  else \
+	    echo "note: chromium is not installed (sudo apt-get install chromium); the report's browser test will skip"; \
+	  fi; }
+
+test: $(SPARK_STAMP) browser
 	$(BIN)/python -m pytest
 
 soak: $(STAMP)

@@ -186,3 +186,25 @@ def test_repeat_ladder_has_one_window_and_counts_purchase_days(online_retail_run
     channel = ladder[ladder["dimension"] == "first_channel"]
     assert set(channel["dimension_value"]) == {"online"}
     assert (channel.set_index("n").sort_index()["customers_reached_next"] == want_overall["reached_next"]).all()
+
+
+def test_the_headline_recomputed_from_the_invoices(online_retail_run):
+    """customer_value_summary, the report's headline, from the invoices: purchasing customers (at least one
+    invoice that is not a credit note), their purchases, their net revenue (credit notes included), and
+    the customers who bought on two or more distinct days."""
+    run = online_retail_run
+    inv = _invoices(run)
+    purchases = inv[~inv["InvoiceNo"].astype(str).str.startswith("C")]
+    buyers = purchases["customer"].unique()
+    orders = len(purchases)
+    net = round(inv.loc[inv["customer"].isin(buyers), "net"].sum(), 2)
+    days = purchases.groupby("customer")["day"].nunique()
+    got = _mart(run, "select * from marts.customer_value_summary").iloc[0]
+    assert int(got["customers"]) == len(buyers)
+    assert int(got["orders"]) == orders
+    assert float(got["net_revenue"]) == pytest.approx(net, abs=0.005)
+    assert float(got["average_order_value"]) == pytest.approx(round(net / orders, 2), abs=0.005)
+    assert float(got["value_per_customer"]) == pytest.approx(round(net / len(buyers), 2), abs=0.005)
+    assert int(got["repeat_customers"]) == int((days >= 2).sum())
+    assert float(got["repeat_customer_rate"]) == pytest.approx((days >= 2).mean(), abs=1e-12)
+    assert 0.5 < float(got["repeat_customer_rate"]) < 0.8  # UCI's wholesalers mostly come back

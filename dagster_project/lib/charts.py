@@ -186,8 +186,10 @@ def pareto_chart(con) -> Chart:
                f"{_pct(float(summary['top_20pct_revenue_share']), 1)} of revenue.")
     decile_ranks = {max(1, math.ceil(p * customers / 100)) for p in range(10, 101, 10)}
     deciles = [d for d in data[1:] if d["customers"] in decile_ranks]
-    table = [{"point": d["point"], "customers": d["customers"], "share of customers": _pct(d["customer_share"], 1),
-              "share of revenue": _pct(d["revenue_share"], 1)} for d in [data[0]] + deciles]
+    table = [{"highest spenders": f"top {_pct(d['customer_share'], 1).replace('.0%', '%')}"
+              + (" (super users)" if i == 0 else ""),
+              "customers": f"{d['customers']:,}", "their share of net revenue": _pct(d["revenue_share"], 1)}
+             for i, d in enumerate([data[0]] + deciles)]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -196,7 +198,10 @@ def pareto_chart(con) -> Chart:
 
 
 def rf_heatmap_chart(con) -> Chart:
-    """Customers per recency score × frequency score (customer_rfm), all 25 cells (0 included)."""
+    """Customers per recency score × frequency score (customer_rfm).  ``data`` has all 25 cells (0
+    included); the picture and the table show the scores that have customers, each labelled with the
+    days since the last purchase or the purchase days it stands for, and the caption names the empty
+    ones (tied values share a score, so with many one-day buyers some scores stay empty)."""
     name, title = "rf_heatmap", "Customers by recency and frequency score"
     if not _has_rows(con, "customer_rfm"):
         return _no_data(name, title)
@@ -204,29 +209,46 @@ def rf_heatmap_chart(con) -> Chart:
         con, "select r_score, f_score, count(*) as customers from marts.customer_rfm group by 1, 2")}
     data = [{"r_score": r, "f_score": f, "customers": counts.get((r, f), 0)}
             for r in range(5, 0, -1) for f in range(1, 6)]
-    grid = [[counts.get((r, f), 0) for f in range(1, 6)] for r in range(5, 0, -1)]
+    r_range = {r["s"]: (r["lo"], r["hi"]) for r in _rows(
+        con, "select r_score as s, min(recency_days) as lo, max(recency_days) as hi from marts.customer_rfm group by 1")}
+    f_range = {r["s"]: (r["lo"], r["hi"]) for r in _rows(
+        con, "select f_score as s, min(frequency) as lo, max(frequency) as hi from marts.customer_rfm group by 1")}
+    rs = [r for r in range(5, 0, -1) if r in r_range]
+    fs = [f for f in range(1, 6) if f in f_range]
+    grid = [[counts.get((r, f), 0) for f in fs] for r in rs]
     total = sum(d["customers"] for d in data)
     vmax = max(max(row) for row in grid) or 1
 
-    fig, ax = plt.subplots(figsize=(7, 5.6))
+    def span(lo, hi, unit):
+        return f"{lo:,} {unit}" if lo == hi else f"{lo:,}–{hi:,} {unit}"
+
+    r_labels = {r: f"R{r} · {span(*r_range[r], 'days ago')}" for r in rs}
+    f_labels = {f: f"F{f} · {span(*f_range[f], 'day' if f_range[f] == (1, 1) else 'days')}" for f in fs}
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(fs) + 3), 1.0 * len(rs) + 1.6))
     im = ax.imshow(grid, cmap="Blues", vmin=0, vmax=vmax, aspect="auto")
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             ax.text(j, i, f"{v:,}\n{_pct(v / total, 1)}" if v else "0", ha="center", va="center", fontsize=9,
                     color="white" if v > 0.55 * vmax else "black")
-    ax.set_xticks(range(5), [f"F{f}" + (" (least)" if f == 1 else " (most)" if f == 5 else "") for f in range(1, 6)])
-    ax.set_yticks(range(5), [f"R{r}" + (" (recent)" if r == 5 else " (long ago)" if r == 1 else "")
-                             for r in range(5, 0, -1)])
-    ax.set_xlabel("frequency score (distinct purchase days; equal values share a score)")
-    ax.set_ylabel("recency score")
+    ax.set_xticks(range(len(fs)), [f_labels[f].replace(" · ", "\n") for f in fs], fontsize=9)
+    ax.set_yticks(range(len(rs)), [r_labels[r].replace(" · ", "\n") for r in rs], fontsize=9)
+    ax.set_xlabel("frequency score: distinct purchase days (higher = more)")
+    ax.set_ylabel("recency score: days since the last purchase (higher = more recent)")
     ax.set_title(title)
     cb = fig.colorbar(im, ax=ax, shrink=0.85)
     cb.set_label("customers")
+    empty = [f"F{f}" for f in range(1, 6) if f not in f_range] + [f"R{r}" for r in range(5, 0, -1) if r not in r_range]
+    one_day = sum(n for (_, f), n in counts.items() if f_range.get(f) == (1, 1))
     caption = (f"{total:,} customers with a purchase; cells show customers and their share. Recent frequent buyers "
-               "sit top right, frequent buyers who stopped bottom right. Tied frequencies share one score, so "
-               "some scores can be empty (e.g. when most customers bought on one day only).")
-    return Chart(name, title, caption, _png(fig), data,
-                 [d for d in data if d["customers"] > 0][:12] if len(data) > 12 else None)
+               "sit top right, frequent buyers who stopped bottom right.")
+    if empty:
+        caption += (f" {' and '.join([', '.join(empty[:-1]), empty[-1]] if len(empty) > 1 else empty)} "
+                    f"{'have' if len(empty) > 1 else 'has'} no customers and {'are' if len(empty) > 1 else 'is'} "
+                    "not drawn: customers with equal values share one score"
+                    + (f", and {_pct(one_day / total, 1)} of customers bought on one day only." if one_day else "."))
+    table = [{"recency score ↓ · frequency score →": r_labels[r], **{f_labels[f]: f"{counts.get((r, f), 0):,}" for f in fs}}
+             for r in rs]
+    return Chart(name, title, caption, _png(fig), data, table)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -313,7 +335,11 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
     ax.set_title(title)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, format=PercentFormatter(1.0, decimals=0))
     cb.set_label("share of the cohort buying that month")
-    caption = (f"Last {n_rows} monthly cohorts; cell numbers are percentages of the cohort that bought in that "
+    all_cohorts = con.execute("select count(distinct cohort_month) from marts.cohort_retention "
+                              "where cohort_month < ?", [date(last_month.year, last_month.month, 1)]).fetchone()[0]
+    shown = (f"All {n_rows} monthly cohorts" if n_rows == all_cohorts
+             else f"The last {n_rows} of {all_cohorts} monthly cohorts (all are in the mart)")
+    caption = (f"{shown} that have a month after their first; cell numbers are percentages of the cohort that bought in that "
                "month (unlabelled pale cells: 0%; white: not reached yet). Hatched: a month the data does not "
                "wholly cover (it runs past the as-of date, or began before the data), so its share is not "
                "comparable with complete months. "
@@ -333,16 +359,16 @@ def _months_between(a: date, b: date) -> int:
 
 
 def _cohort_table(data: list[dict]) -> list[dict]:
-    """Preview: the retention after 1, 3, 6 and 12 months of the last 12 cohorts."""
+    """Every cohort of the chart: its size and the share buying again 1, 3, 6 and 12 months later."""
     by = {}
     for d in data:
-        by.setdefault(d["cohort_month"], {"cohort": d["cohort_month"][:7], "customers": d["cohort_customers"]})
+        by.setdefault(d["cohort_month"], {"cohort": d["cohort_month"][:7], "customers": f"{d['cohort_customers']:,}"})
         if d["months_since_first_purchase"] in (1, 3, 6, 12):
             by[d["cohort_month"]][f"month {d['months_since_first_purchase']}"] = (
                 _pct(d["share_retained"], 1) + (" (partial)" if d["is_partial_period"] else ""))
-    rows = list(by.values())[-12:]
-    cols = ["cohort", "customers", "month 1", "month 3", "month 6", "month 12"]
-    return [{c: r.get(c, "") for c in cols} for r in rows]
+    cols = {"cohort": "first purchase in", "customers": "new customers", "month 1": "buying in month 1",
+            "month 3": "in month 3", "month 6": "in month 6", "month 12": "in month 12"}
+    return [{label: r.get(c, "not yet") for c, label in cols.items()} for r in by.values()]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -389,7 +415,14 @@ def repeat_ladder_chart(con) -> Chart:
     caption = (f"Of customers who made n purchases, the share who made another within {window} days. A customer "
                f"counts for step n once their n-th purchase is at least {window} days old, so everyone has had the "
                f"same {window} days to come back. Purchases on one day count as one, as in RFM frequency.")
-    return Chart(name, title, caption, _png(fig), data)
+    table = [{"purchase days so far": f"{d['n']:,}",
+              "customers": f"{d['customers_reached_n']:,}",
+              f"bought again within {window} days": f"{d['customers_reached_next']:,}",
+              "repeat rate": _pct(d["repeat_rate"], 1),
+              "median days to the next purchase": (f"{d['median_days_to_next']:,.0f}"
+                                                   if d["median_days_to_next"] is not None else "none came back"),
+              "bought again by the as-of date": _pct(d["repeat_rate_by_as_of"], 1)} for d in data]
+    return Chart(name, title, caption, _png(fig), data, table)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -464,8 +497,9 @@ def lifecycle_chart(con) -> Chart:
     caption = (f"As of {_iso(as_of)}: customers per activity state and value stage; on the right, customers' "
                f"moves between activity states during {_month_label(month) if month else 'the last month'} "
                "(the diagonal is customers who stayed).")
-    table = [{"view": d["view"], "state": d["state"], "customers": d["customers"]}
-             for d in data if d["view"] != "transition"]
+    totals = {"activity state": sum(states.values()) or 1, "value stage": sum(stages.values()) or 1}
+    table = [{"view": d["view"], "state": STATE_LABELS.get(d["state"], d["state"]), "customers": f"{d['customers']:,}",
+              "share": _pct(d["customers"] / totals[d["view"]], 1)} for d in data if d["view"] != "transition"]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -544,7 +578,10 @@ def tier_sizes_chart(points: list[tuple]) -> Chart:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8.5, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, title="tier")
     caption = f"Rows in each tier list over the last {len(dates)} run(s), {dates[0]} to {dates[-1]}."
-    table = [{"tier": k, **{a: t.get(k, "") for a, t in points[-4:]}} for k in tiers][:12]
+    if len(points) > 4:
+        caption += " The table shows the last 4 runs."
+    table = [{"tier list": k, **{f"as of {a}": (f"{t[k]:,}" if k in t else "not listed") for a, t in points[-4:]}}
+             for k in tiers]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -599,7 +636,14 @@ def membership_value_chart(con) -> Chart:
     caption = ("Active = bought in the 12 months before the as-of date. "
                + (f"Members spend {overall['member_spend_multiple']:.2f}× what non-members do (all channels)."
                   if overall["member_spend_multiple"] is not None else "No multiple: one of the groups is empty."))
-    return Chart(name, title, caption, _png(fig), data)
+    table = [{"channel": d["channel"], "active customers": f"{d['active_customers']:,}",
+              "of them members": f"{d['active_members']:,} ({_pct(d['penetration'], 1)})",
+              "spend per member": _money(d["value_per_member"], cur, 2) if d["value_per_member"] is not None else "none",
+              "spend per non-member": (_money(d["value_per_non_member"], cur, 2)
+                                       if d["value_per_non_member"] is not None else "none"),
+              "members spend": (f"×{d['member_spend_multiple']:.2f}" if d["member_spend_multiple"] is not None
+                                else "no multiple")} for d in data]
+    return Chart(name, title, caption, _png(fig), data, table)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -671,7 +715,13 @@ def ltv_cac_chart(con) -> Chart:
              else "all acquisition months (12-month values still accruing)")
     caption = (f"Over {which}; LTV = first-year net revenue (after cancellations and returns) per new customer, "
                f"CAC = marketing spend per new customer{f' ({cur})' if cur else ''}. Channels without spend have no CAC.")
-    return Chart(name, title, caption, _png(fig), data)
+    table = [{"acquisition channel": d["channel"], "new customers": f"{d['new_customers']:,}",
+              "marketing spend": _money(d["marketing_spend"], cur),
+              "cost per new customer (CAC)": _money(d["cac"], cur, 2) if d["cac"] is not None else "no spend",
+              "12-month value (LTV)": _money(d["ltv_12m"], cur, 2) if d["ltv_12m"] is not None else "n/a",
+              "LTV:CAC": f"{d['ltv_to_cac']:.1f}:1" if d["ltv_to_cac"] is not None else
+              ("no spend" if not d["has_spend"] else "no new customers")} for d in data]
+    return Chart(name, title, caption, _png(fig), data, table)
 
 
 # ------------------------------------------------------------------------------------------------

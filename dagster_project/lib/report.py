@@ -1,17 +1,74 @@
-"""The run report: charts rendered to PNG and gathered in one self-contained HTML page.
+"""The run report: one self-contained HTML page a marketer reads top to bottom.
 
-The marketing charts come from lib/charts.py (Pareto, R×F, cohorts, ladder, lifecycle, tier sizes,
-membership, LTV:CAC); the CLV calibration/holdout chart is drawn here.
+First the headline (customer_value_summary and pareto_summary, with the change since the previous
+published run, read from that run's manifest), then the marketing charts of lib/charts.py (Pareto,
+R×F, cohorts, ladder, lifecycle, tier sizes, membership, LTV:CAC), then the CLV calibration/holdout
+chart drawn here.  Every number comes from a mart; this module only formats them.  Tables are shown
+whole: where a chart's table is longer than ``MAX_TABLE_ROWS`` the page says how many rows are left
+out and which mart holds them.
 """
 
 import base64
 import html
 import io
+import re
+from datetime import date
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
+
+from dagster_project.lib import charts  # noqa: E402
+
+MAX_TABLE_ROWS = 40
+
+# (key in headline(), label, kind, what it is): the order of the headline cards
+HEADLINE = [
+    ("net_revenue", "Net revenue", "money",
+     "valid orders up to the as-of date, after cancellations, refunds and returns"),
+    ("customers", "Customers", "count", "people with at least one purchase"),
+    ("orders", "Orders", "count", "their purchases"),
+    ("average_order_value", "Average order value", "money2", "net revenue ÷ orders"),
+    ("value_per_customer", "Value per customer", "money2", "net revenue ÷ customers"),
+    ("repeat_customer_rate", "Repeat customers", "share", "bought on two or more days"),
+    ("super_user_share", "Super users", "share", "the fewest customers giving {target} of net revenue"),
+]
+
+
+def headline(con) -> dict:
+    """The headline figures of the warehouse behind ``con`` (marts.customer_value_summary and
+    marts.pareto_summary): {key: number or None}, plus ``currency`` and ``super_user_revenue_share``.
+    Missing or empty marts give None values (a run with no purchases yet)."""
+    out = {key: None for key, *_ in HEADLINE}
+    out.update(currency=charts.reporting_currency(con), super_user_revenue_share=None, target_revenue_share=None)
+    row = _one_row(con, "customer_value_summary")
+    if row:
+        for key in ("net_revenue", "customers", "orders", "average_order_value", "value_per_customer",
+                    "repeat_customer_rate"):
+            out[key] = _number(row.get(key))
+    row = _one_row(con, "pareto_summary")
+    if row:
+        out["super_user_share"] = _number(row["super_user_customer_share"])
+        out["super_user_revenue_share"] = _number(row["super_user_revenue_share"])
+        out["target_revenue_share"] = _number(row["target_revenue_share"])
+    return out
+
+
+def _one_row(con, mart: str) -> "dict | None":
+    exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = ?",
+                         [mart]).fetchone()[0]
+    if not exists:
+        return None
+    cur = con.execute(f"select * from marts.{mart} limit 1")
+    row = cur.fetchone()
+    return dict(zip([d[0] for d in cur.description], row)) if row else None
+
+
+def _number(v):
+    if v is None or isinstance(v, (bool, int)):
+        return v
+    return float(v)
 
 
 def holdout_chart(groups: list[dict], title: str) -> bytes:
@@ -38,6 +95,43 @@ def holdout_chart(groups: list[dict], title: str) -> bytes:
     return buf.getvalue()
 
 
+def holdout_table(groups: list[dict]) -> list[dict]:
+    """The holdout comparison per group, with each group's own error (the total can hide a large one)."""
+    rows = []
+    for g in groups:
+        predicted, actual = float(g["predicted"]), int(g["actual"])
+        rows.append({"repeat purchases before": g["group"], "customers": f"{int(g['customers']):,}",
+                     "predicted purchases": f"{predicted:,.1f}", "actual purchases": f"{actual:,}",
+                     "error": _relative(predicted, actual)})
+    return rows
+
+
+def holdout_summary(groups: list[dict], total_error: "float | None") -> str:
+    """One sentence on the largest group and the group with the largest error, beside the total."""
+    if not groups:
+        return ""
+    largest = max(groups, key=lambda g: int(g["customers"]))
+    parts = [f"In the largest group ({largest['group']} repeat purchases before, {int(largest['customers']):,} "
+             f"customers) the model predicted {float(largest['predicted']):,.0f} purchases and "
+             f"{int(largest['actual']):,} happened ({_relative(float(largest['predicted']), int(largest['actual']))})."]
+    judged = [g for g in groups if int(g["actual"]) > 0]
+    if judged:
+        worst = max(judged, key=lambda g: abs(float(g["predicted"]) - int(g["actual"])) / int(g["actual"]))
+        if worst is not largest:
+            parts.append(f"The largest error is in the group with {worst['group']} repeat purchases "
+                         f"({_relative(float(worst['predicted']), int(worst['actual']))}).")
+    if total_error is not None:
+        parts.append(f"Over all groups the error is {total_error:.1%}: over- and under-predictions of "
+                     "different groups cancel out in that total, so read the groups.")
+    return " ".join(parts)
+
+
+def _relative(predicted: float, actual: int) -> str:
+    if actual == 0:
+        return "none happened" if predicted >= 0.05 else "0"
+    return f"{(predicted - actual) / actual:+.0%}"
+
+
 # What an unreliable CLV fit means, for the people reading the report (the reasons follow it).
 UNRELIABLE_CLV = (
     "Unreliable: do not act on this run's predicted lifetime values. The models ran, but checks of the fit show "
@@ -47,30 +141,146 @@ UNRELIABLE_CLV = (
 )
 
 
-def render(title: str, sections: list[dict]) -> str:
-    """sections: {"heading", "text", "png" (bytes, optional), "table" (list of dicts, optional), "note"}."""
-    parts = [f"<h1>{html.escape(title)}</h1>"]
+def render(*, as_of: str, run_id: str, published_at: str, code_version: str, figures: dict,
+           previous: "dict | None", sections: list[dict]) -> str:
+    """The page.  ``figures``: headline() of this run; ``previous``: {"as_of", "figures"} of the run it is
+    compared with (None for the first run); sections: {"heading", "text", "png" (bytes, optional),
+    "table" (list of dicts, optional), "more" (where the rows left out are, optional), "note"}."""
+    day = date.fromisoformat(as_of)
+    title = f"Customer value report, as of {day:%-d %B %Y}"
+    cur = figures.get("currency") or ""
+    if previous:
+        compared = (f"Changes are since the previous run as of {_day(previous['as_of'])}"
+                    if previous["as_of"] != as_of else "Changes are since the earlier run of the same date")
+    else:
+        compared = "No earlier run to compare with"
+    parts = [
+        f"<header><h1>{_e(title)}</h1>",
+        f"<p class=\"sub\">All purchases up to {_e(f'{day:%A %-d %B %Y}')}"
+        + (f"; amounts in {_e(cur)}" if cur else "") + f". {_e(compared)}.</p></header>",
+        _headline_html(figures, (previous or {}).get("figures"), cur),
+        "<nav><strong>On this page:</strong> "
+        + " · ".join(f"<a href=\"#{_anchor(s['heading'])}\">{_e(s['heading'])}</a>" for s in sections) + "</nav>",
+    ]
     for s in sections:
-        parts.append(f"<h2>{html.escape(s['heading'])}</h2><p>{html.escape(s.get('text', ''))}</p>")
+        parts.append(f"<section id=\"{_anchor(s['heading'])}\"><h2>{_e(s['heading'])}</h2>")
+        if s.get("text"):
+            parts.append(f"<p>{_e(s['text'])}</p>")
         if s.get("png"):
             data = base64.b64encode(s["png"]).decode("ascii")
-            parts.append(f"<img alt=\"{html.escape(s['heading'])}\" src=\"data:image/png;base64,{data}\">")
+            parts.append(f"<img alt=\"{_e(s['heading'])}\" src=\"data:image/png;base64,{data}\">")
         rows = s.get("table") or []
         if rows:
+            shown = rows[:MAX_TABLE_ROWS]
             cols = list(rows[0])
-            parts.append("<table><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>")
-            for r in rows:
-                parts.append("<tr>" + "".join(f"<td>{html.escape(_fmt(r[c]))}</td>" for c in cols) + "</tr>")
-            parts.append("</table>")
+            parts.append("<table><thead><tr>" + "".join(f"<th>{_e(c)}</th>" for c in cols) + "</tr></thead><tbody>")
+            for r in shown:
+                parts.append("<tr>" + "".join(f"<td>{_e(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>")
+            parts.append("</tbody></table>")
+            if len(rows) > len(shown):
+                parts.append(f"<p class=\"more\">The first {len(shown)} of {len(rows):,} rows; all of them are in "
+                             f"{_e(s.get('more') or 'the mart')}.</p>")
         if s.get("note"):
-            parts.append(f"<p><small>{html.escape(s['note'])}</small></p>")
-    return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title><style>"
-            "body{font-family:sans-serif;margin:2em;max-width:60em} table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right} img{max-width:100%}</style></head><body>"
-            + "".join(parts) + "</body></html>\n")
+            parts.append(f"<p><small>{_e(s['note'])}</small></p>")
+        parts.append("</section>")
+    parts.append(
+        f"<footer>Run {_e(run_id)}, published {_e(published_at)}, code {_e(code_version)}. "
+        "Beside this page: <a href=\"manifest.json\">manifest.json</a> (tier files, checks, row counts) and "
+        "<a href=\"validation_report.html\">the data validation report</a>.</footer>")
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>" + "".join(parts) + "</body></html>\n")
+
+
+_CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;max-width:64em;"
+    "padding:0 1em;color:#222;line-height:1.4}"
+    "h1{margin-bottom:.2em}.sub{color:#555;margin-top:0}"
+    ".cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(13em,1fr));gap:.8em;margin:1.2em 0}"
+    ".card{border:1px solid #ddd;border-radius:6px;padding:.7em .9em;background:#fafafa}"
+    ".card .label{font-size:.85em;color:#555}.card .value{font-size:1.6em;font-weight:600;margin:.1em 0}"
+    ".card .change{font-size:.85em}.card .what{font-size:.75em;color:#777}"
+    ".up{color:#2a7d3b}.down{color:#b23b3b}.same{color:#777}"
+    "nav{margin:1em 0 1.5em;font-size:.9em}section{margin-top:2.2em}"
+    "table{border-collapse:collapse;margin:.6em 0;font-size:.92em}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f2f2f2}"
+    "td:first-child,th:first-child{text-align:left}img{max-width:100%}.more{font-size:.9em;color:#555}"
+    "footer{margin-top:3em;font-size:.8em;color:#666;border-top:1px solid #ddd;padding-top:.8em}"
+)
+
+
+def _headline_html(figures: dict, before: "dict | None", cur: str) -> str:
+    cards = []
+    target = figures.get("target_revenue_share")
+    for key, label, kind, what in HEADLINE:
+        value = figures.get(key)
+        what = what.format(target=_share(target) if target is not None else "80%")
+        if key == "super_user_share" and value is not None and figures.get("super_user_revenue_share") is not None:
+            what = f"{_share(value)} of customers give {_share(figures['super_user_revenue_share'])} of net revenue"
+        change = _change(kind, value, (before or {}).get(key), cur) if before is not None else ("", "same")
+        cards.append(
+            f"<div class=\"card\" data-metric=\"{key}\"><div class=\"label\">{_e(label)}</div>"
+            f"<div class=\"value\">{_e(_value(kind, value, cur))}</div>"
+            f"<div class=\"change {change[1]}\">{_e(change[0])}</div><div class=\"what\">{_e(what)}</div></div>")
+    return "<div class=\"cards\">" + "".join(cards) + "</div>"
+
+
+def _value(kind: str, v, cur: str) -> str:
+    if v is None:
+        return "none yet"
+    if kind == "count":
+        return f"{int(v):,}"
+    if kind == "share":
+        return _share(v)
+    return f"{v:,.{2 if kind == 'money2' else 0}f} {cur}".strip()
+
+
+def _change(kind: str, now, before, cur: str) -> "tuple[str, str]":
+    """('+1,234 (+1.2%)', 'up'|'down'|'same') against the previous run's figure."""
+    if now is None or before is None:
+        return ("no figure to compare", "same")
+    diff = float(now) - float(before)
+    direction = "up" if diff > 0 else "down" if diff < 0 else "same"
+    if kind == "share":
+        pts = 100 * diff
+        return ("no change" if round(pts, 1) == 0 else f"{_signed(pts, 1)} points", direction)
+    if kind == "count":
+        text = "no change" if diff == 0 else _signed(diff, 0)
+    else:
+        text = "no change" if round(diff, 2) == 0 else f"{_signed(diff, 2 if kind == 'money2' else 0)} {cur}".strip()
+    if diff and float(before):
+        text += f" ({diff / abs(float(before)):+.1%})"
+    return (text, direction)
+
+
+def _signed(v: float, decimals: int) -> str:
+    return ("+" if v > 0 else "−") + f"{abs(v):,.{decimals}f}"
+
+
+def _share(v: float) -> str:
+    return f"{100 * float(v):.1f}%"
+
+
+def _day(iso: str) -> str:
+    return f"{date.fromisoformat(iso):%-d %B %Y}"
+
+
+def _anchor(heading: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-")
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
 
 
 def _fmt(v) -> str:
+    """Table cells are formatted by the charts; a raw value left over still reads as a person would write it."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
     if isinstance(v, float):
-        return f"{v:.3f}"
-    return "" if v is None else str(v)
+        return f"{v:,.2f}"
+    return str(v)

@@ -60,15 +60,16 @@ def check_results_of_run(context: dg.AssetExecutionContext) -> list[dict]:
 
 
 def _charts_and_previews(serving_db: Path, exports: Path, as_of: str, tier_stats: dict,
-                         mart_names) -> "tuple[list[charts.Chart], dict[str, str]]":
+                         mart_names) -> "tuple[list[charts.Chart], dict[str, str], dict]":
     con = duckdb.connect(str(serving_db), read_only=True)
     try:
         chart_list = charts.all_charts(con, charts.tier_history(exports, (as_of, tier_stats)))
         previews = {name: markdown_preview(con.execute(f"select * from marts.{name} limit 5").df())
                     for name in mart_names}
+        figures = report.headline(con)
     finally:
         con.close()
-    return chart_list, previews
+    return chart_list, previews, figures
 
 
 def published_as_of(latest: Path) -> "str | None":
@@ -130,7 +131,6 @@ CHART_ASSETS = {
     "membership_value": ["marts", "membership_value"],
     "ltv_cac": ["marts", "channel_economics"],
 }
-REPORT_TABLE_ROWS = 25
 
 
 def markdown_preview(df: pd.DataFrame, max_chars: int = 40) -> str:
@@ -142,33 +142,47 @@ def markdown_preview(df: pd.DataFrame, max_chars: int = 40) -> str:
     return charts.markdown_table(list(df.columns), df.itertuples(index=False), cell)
 
 
-def run_report(run_id: str, as_of: str, clv_fit, chart_list: "list[charts.Chart]") -> str:
-    """report.html of the run (self-contained: charts embedded as PNG)."""
-    sections = []
-    for c in chart_list:
-        rows = c.rows
-        sections.append({"heading": c.title, "text": c.caption, "png": c.png, "table": rows[:REPORT_TABLE_ROWS],
-                         "note": f"{len(rows) - REPORT_TABLE_ROWS} more rows in the mart"
-                                 if len(rows) > REPORT_TABLE_ROWS else ""})
+def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit,
+               chart_list: "list[charts.Chart]") -> str:
+    """report.html of the run (self-contained: charts embedded as PNG).  ``figures``: the headline of this
+    run (report.headline); ``previous``: {"as_of", "figures"} of the run it is compared with, or None."""
+    sections = [{"heading": c.title, "text": c.caption, "png": c.png, "table": c.rows,
+                 "more": "marts." + CHART_ASSETS[c.name][1] if CHART_ASSETS[c.name][0] == "marts" else "manifest.json"}
+                for c in chart_list]
+    heading = "Predicted CLV: calibration vs holdout"
     if clv_fit is None or clv_fit[0] not in ("fitted", "unreliable"):
-        sections.append({"heading": "Predicted CLV: calibration vs holdout",
+        sections.append({"heading": heading,
                          "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run")})
     else:
         status, _, groups_json, error, reasons, diagnostics = clv_fit
         groups = json.loads(groups_json) if groups_json else []
         days = (json.loads(diagnostics) if diagnostics else {}).get("holdout_days") or 90
         text = (f"The purchase model is fitted on all but the last {days} days; bars compare its predicted "
-                "purchases in those days with the actual ones, by how often customers bought before."
-                + (f" Total error {error:.1%}." if error is not None else ""))
+                "purchases in those days with the actual ones, by how often customers bought before. "
+                + report.holdout_summary(groups, error))
         if status == "unreliable":
             text = (report.UNRELIABLE_CLV + " Why: " + reasons + ". " + text)
         sections.append({
-            "heading": "Predicted CLV: calibration vs holdout", "text": text,
-            "png": report.holdout_chart(groups, f"Holdout purchases, as of {as_of}") if groups else None,
-            "table": [{"repeat purchases": g["group"], "customers": g["customers"], "predicted": g["predicted"],
-                       "actual": g["actual"]} for g in groups],
+            "heading": heading, "text": text,
+            "png": report.holdout_chart(groups, f"Holdout purchases, as of {info['as_of']}") if groups else None,
+            "table": report.holdout_table(groups),
         })
-    return report.render(f"Run report, as of {as_of} (run {run_id})", sections)
+    return report.render(as_of=info["as_of"], run_id=info["run_id"], published_at=info["published_at"],
+                         code_version=info["code_version"], figures=figures, previous=previous, sections=sections)
+
+
+def previous_headline(previous: "Path | None") -> "dict | None":
+    """{"as_of", "figures"} of the published run ``previous`` (previous_exports), None when there is none
+    or its manifest predates the headline."""
+    if previous is None:
+        return None
+    try:
+        manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest.get("headline"), dict):
+        return None
+    return {"as_of": str(manifest.get("as_of")), "figures": manifest["headline"]}
 
 
 @dg.asset(
@@ -234,7 +248,8 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     publish.build_serving_copy(paths.warehouse, serving_tmp,
                                {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]},
                                previous=paths.serving_warehouse)
-    chart_list, previews = _charts_and_previews(serving_tmp, paths.exports, as_of, tier_stats, mart_rows)
+    chart_list, previews, figures = _charts_and_previews(serving_tmp, paths.exports, as_of, tier_stats, mart_rows)
+    info["headline"] = figures  # the next run's report compares with these
     (exports_stage / "charts").mkdir()
     for c in chart_list:
         (exports_stage / "charts" / f"{c.name}.png").write_bytes(c.png)
@@ -244,7 +259,8 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     publish.copy_parquet_marts(marts_tmp, exports_stage / "marts", exclude=("fct_orders",))
     if (stage / "dbt_docs" / "index.html").exists():  # written by the dbt step (PIPELINE_DBT_DOCS)
         shutil.copytree(stage / "dbt_docs", exports_stage / "dbt_docs")
-    (exports_stage / "report.html").write_text(run_report(run_id, as_of, clv_fit, chart_list), encoding="utf-8")
+    (exports_stage / "report.html").write_text(
+        run_report(info, figures, previous_headline(compare_with), clv_fit, chart_list), encoding="utf-8")
     validations = stage / "validations"
     if validations.exists():
         (exports_stage / "validation_report.html").write_text(

@@ -1,9 +1,29 @@
--- One row: AOV (value of an order) next to value per customer (what a customer is worth over
--- their purchases).  Owned-audience work moves the second; this shows the gap between them.
+-- One row, the run's headline: customers, orders and net revenue up to the as-of date, AOV (value of
+-- an order) next to value per customer (what a customer is worth over their purchases), and the
+-- share of customers who came back.  Owned-audience work moves the second and the last; this shows
+-- the gap between them.  Repeat buyers count purchase days, as RFM frequency and the repeat ladder
+-- do, so two orders on one day do not make a repeat buyer.
 
 with ltv as (
 
     select * from {{ ref('customer_ltv') }}
+
+),
+
+summary as (
+
+    select * from {{ ref('int_customer_order_summary') }}
+
+),
+
+customers as (
+
+    select
+        ltv.order_count,
+        ltv.historical_ltv,
+        case when summary.purchase_days >= 2 then 1 else 0 end as is_repeat_buyer
+    from ltv
+    inner join summary on ltv.customer_key = summary.customer_key
 
 ),
 
@@ -18,8 +38,10 @@ final as (
         cast(sum(order_count) as double) / count(*) as orders_per_customer,
         cast(sum(historical_ltv) / count(*) as double)
             / nullif(cast(sum(historical_ltv) / sum(order_count) as double), 0) as value_per_customer_over_aov,
+        cast(sum(is_repeat_buyer) as bigint) as repeat_customers,
+        cast(sum(is_repeat_buyer) as double) / count(*) as repeat_customer_rate,
         {{ as_of_date() }} as as_of_date
-    from ltv
+    from customers
 
 )
 
