@@ -4,6 +4,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 from datetime import date
 
 import duckdb
@@ -120,6 +121,14 @@ def test_entered_and_left_lists_across_two_runs(published, tmp_path):
     manifest = json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())
     assert manifest["as_of"] == "2026-11-21"
     assert (data_dir / "exports" / "2026-11-01" / "manifest.json").exists()  # the earlier run stays
+    # the run report's headline compares with the run the entered/left lists compare with
+    before = json.loads((data_dir / "exports" / "2026-11-01" / "manifest.json").read_text())["headline"]
+    page = (data_dir / "exports" / "2026-11-21" / "report.html").read_text(encoding="utf-8")
+    assert "Changes are since the previous run as of 1 November 2026" in page
+    for key in ("customers", "orders"):
+        diff = manifest["headline"][key] - before[key]
+        change = re.search(rf'data-metric="{key}">.*?<div class="change [a-z]+">([^<]*)</div>', page).group(1)
+        assert change == ("no change" if diff == 0 else f"{diff:+,}".replace("-", "−") + f" ({diff / before[key]:+.1%})")
 
 
 def test_tier_columns_are_chosen_in_yaml_and_validated(published, tmp_path):
