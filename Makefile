@@ -18,7 +18,7 @@ DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
 	@echo "make test   - install (once) and run the test suite"
-	@echo "make soak   - fault and abuse suite with more rounds; figures into RELIABILITY.md (SOAK_* env vars)"
+	@echo "make soak   - fault and abuse suite with more rounds; figures into docs/soak-latest.md (SOAK_* env vars)"
 	@echo "make dev    - open the Dagster UI (dagster dev) on this project"
 	@echo "make demo   - (re)write demo exports into $(DATA_DIR)/inbox"
 	@echo "make status - last runs, what is published, failing checks"

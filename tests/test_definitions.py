@@ -1,4 +1,4 @@
-"""The Dagster definitions load, and the asset graph is the one the README describes."""
+"""The Dagster definitions load, and the asset graph is the one docs/architecture.md describes."""
 
 import dagster as dg
 

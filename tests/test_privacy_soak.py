@@ -44,7 +44,7 @@ def test_no_identifier_leaks_from_a_hostile_run(hostile):
 
 def test_short_identifiers_are_masked_so_that_none_is_given_away(hostile):
     """The planted identifiers reached the identity map (so the scan above had them to find), and their
-    displays follow the masking rule (README "Privacy")."""
+    displays follow the masking rule (docs/identity.md, "Privacy: how identifiers are shown")."""
     serving = hostile["dir"] / "serving" / "warehouse.duckdb"
     with duckdb.connect(str(serving), read_only=True) as con:
         shown = dict(con.execute(

@@ -1,4 +1,5 @@
-"""The README's "Opening the marts" section runs as written against a demo run's serving file."""
+"""The README's "Opening the marts" section, and the example queries it links (docs/queries.md), run as
+written against a demo run's serving file."""
 
 import json
 import re
@@ -13,15 +14,21 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
 SECTION = README[README.index("## Opening the marts"):]
 SECTION = SECTION[:SECTION.index("\n## ", 5)]
+QUERIES_DOC = (REPO / "docs" / "queries.md").read_text(encoding="utf-8")
 
 
 def _blocks(text: str, lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
 
 
-def _analyst_queries() -> list[str]:
-    body = SECTION[SECTION.index("<!-- analyst-queries:start -->"):SECTION.index("<!-- analyst-queries:end -->")]
+def _marked_queries(text: str) -> list[str]:
+    body = text[text.index("<!-- analyst-queries:start -->"):text.index("<!-- analyst-queries:end -->")]
     return _blocks(body, "sql")
+
+
+def _analyst_queries() -> list[str]:
+    """The README section's example queries, then the further ones in docs/queries.md."""
+    return _marked_queries(SECTION) + _marked_queries(QUERIES_DOC)
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +42,7 @@ def workdir(demo_run, tmp_path_factory):
 
 def test_readme_has_the_snippets_we_test():
     assert len(_blocks(SECTION, "python")) == 3
+    assert len(_marked_queries(SECTION)) >= 2 and "docs/queries.md" in SECTION
     assert len(_analyst_queries()) >= 8
 
 
