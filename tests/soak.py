@@ -207,7 +207,7 @@ STAGE_OF_STEP = [
     (re.compile(r"^dbt_models$"), "dbt"),
     (re.compile(r"^clv_model$"), "models"),
     (re.compile(r"^marts__"), "mart checks"),
-    (re.compile(r"^exports__published_run$"), "publish"),
+    (re.compile(r"^exports__"), "publish"),  # the staged outputs, then the commit and swap
 ]
 STAGE_ORDER = ["startup", "ingestion", "checks", "identity", "dbt", "models", "mart checks", "publish", "finished"]
 # Upper bound of the random delay after a stage's first step starts (seconds): below the stage's

@@ -45,6 +45,19 @@ STATE_LABELS = {
 LTV_CAC_TARGET = 3.0
 
 
+# the asset each chart is drawn from (the chart is attached to that asset's metadata in Dagster)
+CHART_ASSETS = {
+    "pareto": ["marts", "pareto_curve"],
+    "rf_heatmap": ["marts", "customer_rfm"],
+    "cohort_retention": ["marts", "cohort_retention"],
+    "repeat_ladder": ["marts", "repeat_purchase_ladder"],
+    "lifecycle": ["marts", "lifecycle_transitions"],
+    "tier_sizes": ["exports", "published_run"],
+    "membership_value": ["marts", "membership_value"],
+    "ltv_cac": ["marts", "channel_economics"],
+}
+
+
 @dataclass(frozen=True)
 class Chart:
     """One rendered chart.  ``data``: the numbers plotted; ``table``: the rows for a short preview

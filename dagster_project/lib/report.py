@@ -11,13 +11,16 @@ out and which mart holds them.
 import base64
 import html
 import io
+import json
 import re
 from datetime import date
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from dagster_project.lib import charts  # noqa: E402
 
@@ -284,3 +287,60 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:,.2f}"
     return str(v)
+
+
+# ------------------------------------------------------------------------------------------------
+# the page of a run
+
+
+def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit,
+               chart_list: "list[charts.Chart]") -> str:
+    """html of the run (self-contained: charts embedded as PNG).  ``figures``: the headline of this
+    run (headline); ``previous``: {"as_of", "figures"} of the run it is compared with, or None."""
+    sections = [{"heading": c.title, "text": c.caption, "png": c.png, "table": c.rows,
+                 "more": ".".join(charts.CHART_ASSETS[c.name]) if charts.CHART_ASSETS[c.name][0] == "marts"
+                 else "the manifests of earlier runs"}
+                for c in chart_list]
+    heading = "Predicted CLV: calibration vs holdout"
+    if clv_fit is None or clv_fit[0] not in ("fitted", "unreliable"):
+        sections.append({"heading": heading,
+                         "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run")})
+    else:
+        status, _, groups_json, error, reasons, diagnostics = clv_fit
+        groups = json.loads(groups_json) if groups_json else []
+        days = (json.loads(diagnostics) if diagnostics else {}).get("holdout_days") or 90
+        text = (f"The purchase model is fitted on all but the last {days} days; bars compare its predicted "
+                "purchases in those days with the actual ones, by how often customers bought before. "
+                + holdout_summary(groups, error))
+        if status == "unreliable":
+            text = (UNRELIABLE_CLV + " Why: " + reasons + ". " + text)
+        sections.append({
+            "heading": heading, "text": text,
+            "png": holdout_chart(groups, f"Holdout purchases, as of {info['as_of']}") if groups else None,
+            "table": holdout_table(groups),
+        })
+    return render(as_of=info["as_of"], run_id=info["run_id"], published_at=info["published_at"],
+                         code_version=info["code_version"], figures=figures, previous=previous, sections=sections)
+
+
+def previous_headline(previous: "Path | None") -> "dict | None":
+    """{"as_of", "figures"} of the published run ``previous`` (previous_exports), None when there is none
+    or its manifest predates the headline."""
+    if previous is None:
+        return None
+    try:
+        manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest.get("headline"), dict):
+        return None
+    return {"as_of": str(manifest.get("as_of")), "figures": manifest["headline"]}
+
+
+def markdown_preview(df: pd.DataFrame, max_chars: int = 40) -> str:
+    """A small Markdown table of a mart's first rows (the serving copy: contact columns are masked)."""
+    def cell(v, _column) -> str:
+        text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
+        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+    return charts.markdown_table(list(df.columns), df.itertuples(index=False), cell)

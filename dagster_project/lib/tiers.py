@@ -201,3 +201,47 @@ def copy_in_parts(con: duckdb.DuckDBPyConnection, select_list: str, folder: Path
         return len(starts)
     finally:
         whole.unlink()
+
+
+# ------------------------------------------------------------------------------------------------
+# the files of a run
+
+
+def previous_exports(exports: Path, as_of: str) -> Path | None:
+    """The published exports entered/left compare with: the newest as-of date not after this one
+    (the same date when re-run, the day before in a daily run, the right neighbour in a backfill)."""
+    dates = [p.name for p in exports.iterdir()
+             if p.is_dir() and not p.is_symlink() and p.name <= as_of and (p / "manifest.json").exists()] \
+        if exports.exists() else []
+    return exports / max(dates) if dates else None
+
+
+def write_tier_files(con, tier: Tier, out: Path, previous: "Path | None") -> dict:
+    """One tier's files, written by DuckDB from a temp table (no row passes through pandas)."""
+    materialise(con, tier)
+    rows = TIER_ROWS
+    d = out / "tiers"
+    d.mkdir(parents=True, exist_ok=True)
+    listed = csv_select(con, rows, tier.output_columns)
+    n = copy_to(con, f"select {', '.join(map(quoted, tier.output_columns))} from {rows} "
+                           f"order by customer_key", d / f"{tier.name}.parquet", fmt="parquet")
+    if tier.max_rows_per_file and n > tier.max_rows_per_file:
+        copy_in_parts(con, listed, d, tier.name, n, tier.max_rows_per_file)
+    else:
+        copy_to(con, f"select {listed} from {rows} order by customer_key", d / f"{tier.name}.csv")
+    hashed = copy_to(con, f"select {csv_select(con, rows, HASHED_COLUMNS)} from {rows} "
+                                f"where coalesce(accepts_marketing, false) order by customer_key",
+                           d / f"{tier.name}.hashed.csv")
+    before_path = previous / "tiers" / f"{tier.name}.parquet" if previous is not None else None
+    first_run = before_path is None or not before_path.exists()
+    before = "(select cast(null as varchar) as customer_key where false)" if first_run else \
+        f"read_parquet('{str(before_path).replace(chr(39), chr(39) * 2)}')"
+    entered_sql = (f"select {csv_select(con, rows, ['customer_key', 'tier', 'reason'])} from {rows} "
+                   f"where customer_key not in (select customer_key from {before}) order by customer_key")
+    left_sql = (f"select {neutralised_sql('customer_key')} as customer_key, '{tier.name}' as tier "
+                f"from (select distinct customer_key from {before}) "
+                f"where customer_key not in (select customer_key from {rows}) order by 1")
+    entered = copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
+    left = copy_to(con, left_sql, d / f"{tier.name}.left.csv")
+    con.execute(f"drop table {rows}")
+    return {"rows": n, "consented_rows": hashed, "entered": entered, "left": left, "first_run": first_run}

@@ -1,19 +1,26 @@
-"""Publishing: tier lists, the serving warehouse and Parquet marts, swapped in atomically.
+"""The run's outputs, each its own asset, and the step that publishes them.
 
-This asset runs only when every blocking check upstream passed (Dagster skips it otherwise), so a
-failed run publishes nothing and leaves the previous serving file and exports untouched.
+Each output asset writes into the run's staging folder (``<data dir>/staging/<run id>/``, the
+``exports/<as-of>/`` layout inside it): the tier lists, the serving copy of the warehouse, the
+Parquet marts, the run report and the manifest.  ``published_run`` only commits the staged run
+and swaps it into place (lib/publish.py: a journal makes the swap complete or undone after a
+crash), then prunes old export folders and records per-mart observations.
+
+Every one of them is downstream of all marts, so none runs when a blocking check upstream failed
+(Dagster skips them), and only ``published_run`` touches what readers see: a failed run publishes
+nothing and leaves the previous serving file and exports untouched.
 """
 
 
 import json
 import shutil
 import subprocess
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
 from dagster_project.lib import charts, gx_validation, publish, report, tiers, warehouse
@@ -59,19 +66,6 @@ def check_results_of_run(context: dg.AssetExecutionContext) -> list[dict]:
     return sorted(out, key=lambda r: (r["asset"], r["check"]))
 
 
-def _charts_and_previews(serving_db: Path, exports: Path, as_of: str, tier_stats: dict,
-                         mart_names) -> "tuple[list[charts.Chart], dict[str, str], dict]":
-    con = duckdb.connect(str(serving_db), read_only=True)
-    try:
-        chart_list = charts.all_charts(con, charts.tier_history(exports, (as_of, tier_stats)))
-        previews = {name: markdown_preview(con.execute(f"select * from marts.{name} limit 5").df())
-                    for name in mart_names}
-        figures = report.headline(con)
-    finally:
-        con.close()
-    return chart_list, previews, figures
-
-
 def published_as_of(latest: Path) -> "str | None":
     """The as-of date currently published (exports/latest), if any."""
     manifest = latest / "manifest.json"
@@ -80,201 +74,213 @@ def published_as_of(latest: Path) -> "str | None":
     return json.loads(manifest.read_text(encoding="utf-8")).get("as_of")
 
 
-def previous_exports(exports: Path, as_of: str) -> "Path | None":
-    """The published exports entered/left compare with: the newest as-of date not after this one
-    (the same date when re-run, the day before in a daily run, the right neighbour in a backfill)."""
-    dates = [p.name for p in exports.iterdir()
-             if p.is_dir() and not p.is_symlink() and p.name <= as_of and (p / "manifest.json").exists()] \
-        if exports.exists() else []
-    return exports / max(dates) if dates else None
+@dataclass(frozen=True)
+class RunStage:
+    """Where this run's outputs are staged: ``folder`` (staging/<run id>) holds the serving copy,
+    the Parquet marts and small JSON hand-overs between the assets; ``exports`` (folder/exports/<as-of>)
+    becomes exports/<as-of>/ when the run publishes."""
+
+    folder: Path
+    exports: Path
+    as_of: str
+    run_id: str
+
+    def write_json(self, name: str, value) -> None:
+        (self.folder / f"{name}.json").write_text(json.dumps(value, indent=1, default=str), encoding="utf-8")
+
+    def read_json(self, name: str):
+        return json.loads((self.folder / f"{name}.json").read_text(encoding="utf-8"))
+
+    def fresh_dir(self, path: Path) -> Path:
+        """An empty folder (a retried step starts again from nothing)."""
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+        return path
 
 
-def write_tier_files(con, tier: tiers.Tier, out: Path, previous: "Path | None") -> dict:
-    """One tier's files, written by DuckDB from a temp table (no row passes through pandas)."""
-    tiers.materialise(con, tier)
-    rows = tiers.TIER_ROWS
-    d = out / "tiers"
-    d.mkdir(parents=True, exist_ok=True)
-    listed = tiers.csv_select(con, rows, tier.output_columns)
-    n = tiers.copy_to(con, f"select {', '.join(map(tiers.quoted, tier.output_columns))} from {rows} "
-                           f"order by customer_key", d / f"{tier.name}.parquet", fmt="parquet")
-    if tier.max_rows_per_file and n > tier.max_rows_per_file:
-        tiers.copy_in_parts(con, listed, d, tier.name, n, tier.max_rows_per_file)
-    else:
-        tiers.copy_to(con, f"select {listed} from {rows} order by customer_key", d / f"{tier.name}.csv")
-    hashed = tiers.copy_to(con, f"select {tiers.csv_select(con, rows, tiers.HASHED_COLUMNS)} from {rows} "
-                                f"where coalesce(accepts_marketing, false) order by customer_key",
-                           d / f"{tier.name}.hashed.csv")
-    before_path = previous / "tiers" / f"{tier.name}.parquet" if previous is not None else None
-    first_run = before_path is None or not before_path.exists()
-    before = "(select cast(null as varchar) as customer_key where false)" if first_run else \
-        f"read_parquet('{str(before_path).replace(chr(39), chr(39) * 2)}')"
-    entered_sql = (f"select {tiers.csv_select(con, rows, ['customer_key', 'tier', 'reason'])} from {rows} "
-                   f"where customer_key not in (select customer_key from {before}) order by customer_key")
-    left_sql = (f"select {tiers.neutralised_sql('customer_key')} as customer_key, '{tier.name}' as tier "
-                f"from (select distinct customer_key from {before}) "
-                f"where customer_key not in (select customer_key from {rows}) order by 1")
-    entered = tiers.copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
-    left = tiers.copy_to(con, left_sql, d / f"{tier.name}.left.csv")
-    con.execute(f"drop table {rows}")
-    return {"rows": n, "consented_rows": hashed, "entered": entered, "left": left, "first_run": first_run}
-
-
-# which mart each chart is drawn from (the chart is attached to that asset's metadata)
-CHART_ASSETS = {
-    "pareto": ["marts", "pareto_curve"],
-    "rf_heatmap": ["marts", "customer_rfm"],
-    "cohort_retention": ["marts", "cohort_retention"],
-    "repeat_ladder": ["marts", "repeat_purchase_ladder"],
-    "lifecycle": ["marts", "lifecycle_transitions"],
-    "tier_sizes": ["exports", "published_run"],
-    "membership_value": ["marts", "membership_value"],
-    "ltv_cac": ["marts", "channel_economics"],
-}
-
-
-def markdown_preview(df: pd.DataFrame, max_chars: int = 40) -> str:
-    """A small Markdown table of a mart's first rows (the serving copy: contact columns are masked)."""
-    def cell(v, _column) -> str:
-        text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
-        return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
-
-    return charts.markdown_table(list(df.columns), df.itertuples(index=False), cell)
-
-
-def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit,
-               chart_list: "list[charts.Chart]") -> str:
-    """report.html of the run (self-contained: charts embedded as PNG).  ``figures``: the headline of this
-    run (report.headline); ``previous``: {"as_of", "figures"} of the run it is compared with, or None."""
-    sections = [{"heading": c.title, "text": c.caption, "png": c.png, "table": c.rows,
-                 "more": "marts." + CHART_ASSETS[c.name][1] if CHART_ASSETS[c.name][0] == "marts" else "manifest.json"}
-                for c in chart_list]
-    heading = "Predicted CLV: calibration vs holdout"
-    if clv_fit is None or clv_fit[0] not in ("fitted", "unreliable"):
-        sections.append({"heading": heading,
-                         "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run")})
-    else:
-        status, _, groups_json, error, reasons, diagnostics = clv_fit
-        groups = json.loads(groups_json) if groups_json else []
-        days = (json.loads(diagnostics) if diagnostics else {}).get("holdout_days") or 90
-        text = (f"The purchase model is fitted on all but the last {days} days; bars compare its predicted "
-                "purchases in those days with the actual ones, by how often customers bought before. "
-                + report.holdout_summary(groups, error))
-        if status == "unreliable":
-            text = (report.UNRELIABLE_CLV + " Why: " + reasons + ". " + text)
-        sections.append({
-            "heading": heading, "text": text,
-            "png": report.holdout_chart(groups, f"Holdout purchases, as of {info['as_of']}") if groups else None,
-            "table": report.holdout_table(groups),
-        })
-    return report.render(as_of=info["as_of"], run_id=info["run_id"], published_at=info["published_at"],
-                         code_version=info["code_version"], figures=figures, previous=previous, sections=sections)
-
-
-def previous_headline(previous: "Path | None") -> "dict | None":
-    """{"as_of", "figures"} of the published run ``previous`` (previous_exports), None when there is none
-    or its manifest predates the headline."""
-    if previous is None:
-        return None
-    try:
-        manifest = json.loads((previous / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest.get("headline"), dict):
-        return None
-    return {"as_of": str(manifest.get("as_of")), "figures": manifest["headline"]}
-
-
-@dg.asset(
-    key=PUBLISHED_KEY,
-    deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
-    group_name="export",
-    partitions_def=AS_OF_PARTITIONS,
-    backfill_policy=ONE_RUN_PER_DATE,
-    kinds={"duckdb", "parquet", "csv"},
-    description="Tier lists, manifest, serving/warehouse.duckdb and Parquet marts, published atomically "
-                "after every blocking check passed.",
-)
-def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+def run_stage(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> RunStage:
     paths = pipeline.paths
     paths.ensure()
+    # a publish interrupted after its commit point is completed before anything reads the exports
     if publish.finish_publish(paths.staging):
         context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
-    as_of = pipeline.as_of_date.isoformat()
-    run_id = context.run.run_id
-    stage = paths.staging / run_id  # holds this run's validation results (written by the checks)
-    exports_stage = stage / "exports" / as_of
-    if exports_stage.exists():
-        shutil.rmtree(exports_stage)
-    exports_stage.mkdir(parents=True)
-    latest = paths.exports / "latest"
-    # A backfill of an older date publishes exports/<as-of>/ but leaves serving and `latest` on the newer date.
-    current = published_as_of(latest)
-    updates_serving = current is None or as_of >= current
+    as_of, run_id = pipeline.as_of_date.isoformat(), context.run.run_id
+    folder = paths.staging / run_id  # also holds the run's validation results (written by the checks)
+    exports = folder / "exports" / as_of
+    exports.mkdir(parents=True, exist_ok=True)
+    return RunStage(folder, exports, as_of, run_id)
 
+
+STAGED = dict(group_name="export", partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
+TIER_LISTS_KEY = dg.AssetKey(["exports", "tier_lists"])
+SERVING_COPY_KEY = dg.AssetKey(["exports", "serving_copy"])
+PARQUET_MARTS_KEY = dg.AssetKey(["exports", "parquet_marts"])
+RUN_REPORT_KEY = dg.AssetKey(["exports", "run_report"])
+MANIFEST_KEY = dg.AssetKey(["exports", "manifest"])
+
+
+@dg.asset(key=TIER_LISTS_KEY, deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
+          kinds={"csv", "parquet"}, description="Each tier of tiers.yml as CSV and Parquet, its consented hashed "
+          "file and who entered and left since the previous published run, staged for publishing.", **STAGED)
+def tier_lists(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    stage = run_stage(context, pipeline)
+    paths = pipeline.paths
+    stage.fresh_dir(stage.exports / "tiers")
     tier_defs = tiers.load_tiers(paths.root / "tiers.yml" if (paths.root / "tiers.yml").exists() else None)
     with retry_transient(context):
         con = pipeline.connect(read_only=True)
     try:
-        compare_with = previous_exports(paths.exports, as_of)
-        tier_stats = {t.name: write_tier_files(con, t, exports_stage, compare_with) for t in tier_defs}
+        compare_with = tiers.previous_exports(paths.exports, stage.as_of)
+        stats = {t.name: tiers.write_tier_files(con, t, stage.exports, compare_with) for t in tier_defs}
+    finally:
+        con.close()
+    stage.write_json("tier_stats", stats)
+    return dg.MaterializeResult(metadata={
+        "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in stats.items()}),
+        "compared_with": str(compare_with.name) if compare_with else "nothing (first run)",
+    })
+
+
+@dg.asset(key=SERVING_COPY_KEY, deps=MART_KEYS, kinds={"duckdb"},
+          description="The serving warehouse (marts with contacts masked, fct_orders, meta.published_run), "
+                      "staged for publishing.", **STAGED)
+def serving_copy(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    stage = run_stage(context, pipeline)
+    paths = pipeline.paths
+    with retry_transient(context):
+        con = pipeline.connect(read_only=True)
+    try:
         mart_rows = {
             name: int(con.execute(f"select count(*) from marts.{name}").fetchone()[0])
             for (name,) in con.execute(
                 "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()
         }
-        clv_fit = None
+    finally:
+        con.close()
+    run_info = {"run_id": stage.run_id, "as_of": stage.as_of,
+                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    # starts from the published serving file: fct_orders then takes only the orders built since
+    publish.build_serving_copy(paths.warehouse, stage.folder / "warehouse.duckdb", run_info,
+                               previous=paths.serving_warehouse)
+    stage.write_json("run_info", run_info)
+    stage.write_json("mart_rows", mart_rows)
+    return dg.MaterializeResult(metadata={"mart_rows": dg.MetadataValue.json(mart_rows)})
+
+
+@dg.asset(key=PARQUET_MARTS_KEY, deps=[SERVING_COPY_KEY], kinds={"parquet"},
+          description="Every mart of the serving copy as Parquet (serving/marts/), and this as-of date's marts "
+                      "kept with its exports, staged for publishing.", **STAGED)
+def parquet_marts(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    stage = run_stage(context, pipeline)
+    marts = stage.folder / "marts"
+    if marts.exists():
+        shutil.rmtree(marts)
+    written = publish.write_parquet_marts(stage.folder / "warehouse.duckdb", marts)
+    kept = stage.exports / "marts"
+    if kept.exists():
+        shutil.rmtree(kept)
+    # fct_orders, the order-level history, is kept only in serving
+    publish.copy_parquet_marts(marts, kept, exclude=("fct_orders",))
+    return dg.MaterializeResult(metadata={"files": len(written)})
+
+
+@dg.asset(key=RUN_REPORT_KEY, deps=[SERVING_COPY_KEY, TIER_LISTS_KEY], kinds={"html"},
+          description="report.html (headline, charts, CLV holdout), the charts as PNG, the data validation "
+                      "report and the dbt docs, staged for publishing.", **STAGED)
+def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    stage = run_stage(context, pipeline)
+    paths = pipeline.paths
+    tier_stats, mart_rows, run_info = stage.read_json("tier_stats"), stage.read_json("mart_rows"), stage.read_json("run_info")
+    clv_fit = None
+    with retry_transient(context):
+        con = pipeline.connect(read_only=True)
+    try:
         if warehouse.table_exists(con, "marts", "clv_model_fits"):
             clv_fit = con.execute(
                 "select status, message, holdout_by_group, holdout_relative_error, unreliable_reasons, diagnostics "
-                "from marts.clv_model_fits "
-                "where run_id = ?", [run_id]).fetchone()
+                "from marts.clv_model_fits where run_id = ?", [stage.run_id]).fetchone()
     finally:
         con.close()
+    # charts, previews and the headline are drawn from the serving copy (contacts masked)
+    con = duckdb.connect(str(stage.folder / "warehouse.duckdb"), read_only=True)
+    try:
+        chart_list = charts.all_charts(con, charts.tier_history(paths.exports, (stage.as_of, tier_stats)))
+        previews = {name: report.markdown_preview(con.execute(f"select * from marts.{name} limit 5").df())
+                    for name in mart_rows}
+        figures = report.headline(con)
+    finally:
+        con.close()
+    chart_dir = stage.fresh_dir(stage.exports / "charts")
+    for c in chart_list:
+        (chart_dir / f"{c.name}.png").write_bytes(c.png)
+    if (stage.folder / "dbt_docs" / "index.html").exists():  # written by the dbt step (PIPELINE_DBT_DOCS)
+        if (stage.exports / "dbt_docs").exists():
+            shutil.rmtree(stage.exports / "dbt_docs")
+        shutil.copytree(stage.folder / "dbt_docs", stage.exports / "dbt_docs")
+    info = {**run_info, "code_version": code_version()}
+    previous = report.previous_headline(tiers.previous_exports(paths.exports, stage.as_of))
+    (stage.exports / "report.html").write_text(report.run_report(info, figures, previous, clv_fit, chart_list),
+                                               encoding="utf-8")
+    validations = stage.folder / "validations"
+    if validations.exists():
+        (stage.exports / "validation_report.html").write_text(
+            gx_validation.render_html(validations, f"Data validation, run {stage.run_id} as of {stage.as_of}"),
+            encoding="utf-8")
+    stage.write_json("headline", figures)
+    # what published_run records in Dagster once the run is published (nothing is recorded before)
+    charts_md = {".".join(charts.CHART_ASSETS[c.name]): charts.markdown_image(c) for c in chart_list}
+    stage.write_json("observations", {"previews": previews, "charts": charts_md})
+    return dg.MaterializeResult(metadata={"charts": len(chart_list)})
 
+
+@dg.asset(key=MANIFEST_KEY, deps=[*MART_KEYS, TIER_LISTS_KEY, SERVING_COPY_KEY, PARQUET_MARTS_KEY, RUN_REPORT_KEY],
+          kinds={"json"}, description="manifest.json: run id, as-of, code version, tier and mart row counts, "
+          "every check result, the headline, and the sha256 of every staged export file.", **STAGED)
+def manifest(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    stage = run_stage(context, pipeline)
+    # A backfill of an older date publishes exports/<as-of>/ but leaves serving and `latest` on the newer date.
+    current = published_as_of(pipeline.paths.exports / "latest")
+    updates_serving = current is None or stage.as_of >= current
     info = {
-        "run_id": run_id,
-        "as_of": as_of,
-        "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **stage.read_json("run_info"),
         "code_version": code_version(),
-        "tiers": tier_stats,
-        "mart_rows": mart_rows,
+        "tiers": stage.read_json("tier_stats"),
+        "mart_rows": stage.read_json("mart_rows"),
         "checks": check_results_of_run(context),
         "serving_updated": updates_serving,
-        "serving_as_of": as_of if updates_serving else current,
+        "serving_as_of": stage.as_of if updates_serving else current,
+        "headline": stage.read_json("headline"),  # the next run's report compares with these
     }
-    serving_tmp = stage / "warehouse.duckdb"
-    # starts from the published serving file: fct_orders then takes only the orders built since
-    publish.build_serving_copy(paths.warehouse, serving_tmp,
-                               {"run_id": run_id, "as_of": as_of, "published_at": info["published_at"]},
-                               previous=paths.serving_warehouse)
-    chart_list, previews, figures = _charts_and_previews(serving_tmp, paths.exports, as_of, tier_stats, mart_rows)
-    info["headline"] = figures  # the next run's report compares with these
-    (exports_stage / "charts").mkdir()
-    for c in chart_list:
-        (exports_stage / "charts" / f"{c.name}.png").write_bytes(c.png)
-    marts_tmp = stage / "marts"
-    publish.write_parquet_marts(serving_tmp, marts_tmp)
-    # this as-of date's marts, kept with its exports (fct_orders, the order-level history, only in serving)
-    publish.copy_parquet_marts(marts_tmp, exports_stage / "marts", exclude=("fct_orders",))
-    if (stage / "dbt_docs" / "index.html").exists():  # written by the dbt step (PIPELINE_DBT_DOCS)
-        shutil.copytree(stage / "dbt_docs", exports_stage / "dbt_docs")
-    (exports_stage / "report.html").write_text(
-        run_report(info, figures, previous_headline(compare_with), clv_fit, chart_list), encoding="utf-8")
-    validations = stage / "validations"
-    if validations.exists():
-        (exports_stage / "validation_report.html").write_text(
-            gx_validation.render_html(validations, f"Data validation, run {run_id} as of {as_of}"), encoding="utf-8")
-    publish.write_manifest(exports_stage, info)
+    publish.write_manifest(stage.exports, info)
+    return dg.MaterializeResult(metadata={"checks": len(info["checks"]),
+                                          "serving_updated": updates_serving})
+
+
+@dg.asset(
+    key=PUBLISHED_KEY,
+    deps=[*MART_KEYS, LEDGER_KEY, MANIFEST_KEY],
+    kinds={"duckdb", "parquet", "csv"},
+    description="Publishes the staged run atomically (serving/warehouse.duckdb, serving/marts/, "
+                "exports/<as-of>/, exports/latest) after every blocking check passed.",
+    **STAGED,
+)
+def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
+    stage = run_stage(context, pipeline)
+    paths, as_of = pipeline.paths, stage.as_of
+    info = json.loads((stage.exports / "manifest.json").read_text(encoding="utf-8"))
+    observations = stage.read_json("observations")
+    updates_serving, current = info["serving_updated"], info["serving_as_of"]
 
     # Publish (journalled, see lib/publish.py): serving file, Parquet marts, exports folder, `latest` last;
     # a backfill of an older as-of date swaps in its exports folder only.
-    publish.commit_and_swap(paths.staging, stage, as_of, paths.serving_warehouse, paths.serving_marts_dir,
+    publish.commit_and_swap(paths.staging, stage.folder, as_of, paths.serving_warehouse, paths.serving_marts_dir,
                             paths.exports, update_serving=updates_serving)
-    publish.remove_stale_stages(paths.staging, keep=run_id)
+    publish.remove_stale_stages(paths.staging, keep=stage.run_id)
 
     if updates_serving:
-        context.log.info(f"published run {run_id} as of {as_of}: {paths.serving_warehouse} and {paths.exports / as_of}")
+        context.log.info(f"published run {stage.run_id} as of {as_of}: {paths.serving_warehouse} and "
+                         f"{paths.exports / as_of}")
         # retention (a backfill of an older date leaves it to the next run that moves `latest`); the run is
         # published by now, so a folder that cannot be removed is a warning, not a failed run
         try:
@@ -289,29 +295,29 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         context.log.info(f"backfill as of {as_of}: published {paths.exports / as_of}; serving and exports/latest "
                          f"stay as of {current}")
     # row counts, previews and charts on the marts themselves (only for a run that published)
-    by_asset = {tuple(CHART_ASSETS[c.name]): c for c in chart_list}
-    for name, n in mart_rows.items():
-        meta = {"dagster/row_count": dg.MetadataValue.int(n), "preview": dg.MetadataValue.md(previews[name])}
-        chart = by_asset.get(("marts", name))
+    for name, n in info["mart_rows"].items():
+        meta = {"dagster/row_count": dg.MetadataValue.int(n),
+                "preview": dg.MetadataValue.md(observations["previews"][name])}
+        chart = observations["charts"].get(f"marts.{name}")
         if chart is not None:
-            meta["chart"] = dg.MetadataValue.md(charts.markdown_image(chart))
+            meta["chart"] = dg.MetadataValue.md(chart)
         context.log_event(dg.AssetObservation(asset_key=dg.AssetKey(["marts", name]), partition=as_of,
                                               metadata=meta))
-    tier_chart = by_asset.get(("exports", "published_run"))
+    tier_stats = info["tiers"]
     return dg.MaterializeResult(
         metadata={
             "as_of": as_of,
             "report": dg.MetadataValue.path(str(paths.exports / as_of / "report.html")),
-            "tier_sizes_chart": dg.MetadataValue.md(charts.markdown_image(tier_chart)) if tier_chart else "",
+            "tier_sizes_chart": dg.MetadataValue.md(observations["charts"].get("exports.published_run", "")),
             "serving_warehouse": dg.MetadataValue.path(str(paths.serving_warehouse)),
             "exports": dg.MetadataValue.path(str(paths.exports / as_of)),
             "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in tier_stats.items()}),
-            "mart_rows": dg.MetadataValue.json(mart_rows),
+            "mart_rows": dg.MetadataValue.json(info["mart_rows"]),
             "tiers": dg.MetadataValue.md(
                 "| tier | rows | consented | entered | left |\n|---|---|---|---|---|\n" + "\n".join(
                     f"| {k} | {v['rows']} | {v['consented_rows']} | {v['entered']} | {v['left']} |"
                     for k, v in tier_stats.items())
             ),
-            "manifest": dg.MetadataValue.json(json.loads((paths.exports / as_of / "manifest.json").read_text())["checks"]),
+            "manifest": dg.MetadataValue.json(info["checks"]),
         }
     )
