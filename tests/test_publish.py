@@ -184,8 +184,8 @@ def test_capped_tier_files_split_the_whole_list(published, tmp_path, reason):
     """A tier with max_rows_per_file is written as parts of at most that many rows, each with the header,
     together the same CSV records in the same order as the tier's one-file list; also when a value holds a
     line break (a quoted field over two lines, written a COPY per part)."""
-    from dagster_project.defs.export.assets import write_tier_files
     from dagster_project.lib import tiers
+    from dagster_project.lib.tiers import write_tier_files
 
     con = duckdb.connect(str(published / "warehouse" / "pipeline.duckdb"), read_only=True)
     try:
