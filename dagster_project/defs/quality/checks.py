@@ -110,10 +110,10 @@ def _gx_check(schema: str, table: str):
 
 # An incremental mart's build marker (fct_orders.built_at: when the dbt build that wrote the row started).
 # Its suite validates the rows of builds not validated before with the same suite; a row is only rewritten
-# by a later build, which gives it a new marker. NULL (rows written before the column existed) is a build too.
+# by a later build, which gives it a new marker.
 BUILD_MARKER = warehouse.BUILD_MARKER
 BUILD_MARKED_MARTS = ("fct_orders",)  # the marts with that column (the check looks for the column itself)
-BUILT = f"coalesce({BUILD_MARKER}, timestamp '1970-01-01')"
+BUILT = BUILD_MARKER
 VALIDATED_BUILDS = "raw.validated_builds"
 
 
