@@ -42,9 +42,11 @@ def check_schema_version(con: duckdb.DuckDBPyConnection, path: Path, data_dir: P
     elif con.execute("select count(*) from duckdb_tables() where database_name = current_database()").fetchone()[0]:
         found = "has no schema version (it was made by a release from before versions were recorded)"
     else:
+        con.execute("begin")  # a run killed here leaves no table without its row
         con.execute("create schema if not exists raw")
         con.execute(f"create table {VERSION_TABLE} (version integer not null, written_at timestamp not null)")
         con.execute(f"insert into {VERSION_TABLE} values (?, current_timestamp)", [SCHEMA_VERSION])
+        con.execute("commit")
         return
     raise WarehouseVersionError(
         f"the working warehouse {path} {found}; this release of the pipeline needs schema version "
