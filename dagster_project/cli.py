@@ -1,7 +1,7 @@
 """Command line for people and schedulers that do not open the UI.
 
-    python -m dagster_project run      [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files] [--dbt-target duckdb|spark]
-    python -m dagster_project backfill --from YYYY-MM-DD --to YYYY-MM-DD [--data-dir DIR]
+    python -m dagster_project run      [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files] [--dbt-target duckdb|spark] [--full-refresh]
+    python -m dagster_project backfill --from YYYY-MM-DD --to YYYY-MM-DD [--data-dir DIR] [--full-refresh]
     python -m dagster_project status   [--data-dir DIR] [--runs N]
     python -m dagster_project demo     [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
     python -m dagster_project prepare  [--data-dir DIR]
@@ -136,8 +136,29 @@ def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, qu
     return 0, elapsed, [m for m in failures if "(WARN)" in m]
 
 
+def _full_refresh(paths: DataPaths) -> None:
+    """Set the working warehouse aside so the run builds a new one from every file in the inbox (the way
+    to move to a release with another warehouse schema version, README "Upgrading between versions")."""
+    from dagster_project.lib import warehouse
+
+    aside = warehouse.set_aside(paths.warehouse)
+    if aside is None:
+        print(f"==> full refresh: no working warehouse at {paths.warehouse} yet; the run builds it", flush=True)
+        return
+    print(f"==> full refresh: the working warehouse is set aside as {aside} (delete it once the new one is "
+          f"as you want it); rebuilding {paths.warehouse} from the exports in {paths.inbox}", flush=True)
+    gone = warehouse.files_gone_from_inbox(aside, paths.inbox)
+    if gone:
+        shown = ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else "")
+        print(f"  warning: {len(gone)} file(s) the old warehouse had loaded are no longer in the inbox, so the new "
+              f"one does not have their rows: {shown} (put them back in {paths.inbox} and run again to load "
+              f"them)", flush=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     paths = DataPaths.of(args.data_dir)
+    if args.full_refresh:
+        _full_refresh(paths)
     if paths.inbox_is_empty():
         print(f"note: the inbox {paths.inbox} is empty; drop exports there or run "
               f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
@@ -182,6 +203,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     if end < start:
         raise ValueError(f"--to {end} is before --from {start}")
     days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+    if args.full_refresh:
+        _full_refresh(paths)
     print(f"==> backfilling {len(days)} as-of date(s) {days[0]} .. {days[-1]} on {paths.root}", flush=True)
     outcome = []
     for day in days:
@@ -258,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
     keep_help = ("dated folders kept in <data dir>/exports: the newest N as-of dates (default "
                  "$PIPELINE_KEEP_EXPORTS, else 30; 0 keeps every one)")
     p_run.add_argument("--keep-exports", type=_keep_exports, default=None, metavar="N", help=keep_help)
+    refresh_help = ("set the working warehouse aside and rebuild it from the exports in the inbox (needed once "
+                    "after an upgrade that changes its schema version)")
+    p_run.add_argument("--full-refresh", action="store_true", help=refresh_help)
     p_run.set_defaults(func=cmd_run)
     p_back = sub.add_parser("backfill", help="run once per as-of date in a range (oldest first)")
     p_back.add_argument("--data-dir", default=None)
@@ -267,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     p_back.add_argument("--dbt-target", choices=["duckdb", "spark"], default=None)
     p_back.add_argument("--keep-going", action="store_true", help="continue with later dates after a failure")
     p_back.add_argument("--keep-exports", type=_keep_exports, default=None, metavar="N", help=keep_help)
+    p_back.add_argument("--full-refresh", action="store_true", help=refresh_help + ", before the first date")
     p_back.set_defaults(func=cmd_backfill)
     p_status = sub.add_parser("status", help="last runs, what is published, failing checks")
     p_status.add_argument("--data-dir", default=None)

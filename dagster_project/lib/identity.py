@@ -317,10 +317,6 @@ def _resolved_state(con: duckdb.DuckDBPyConnection, default_region: str,
     blocklist and the shared-identifier limit); else None."""
     if not all(table_exists(con, "identity", t) for t in (STATE_TABLE, "node_roots", "identifiers", *GUARD_TABLES)):
         return None
-    columns = {r[0] for r in con.execute("select column_name from duckdb_columns() where schema_name = 'identity' "
-                                         "and table_name = ?", [STATE_TABLE]).fetchall()}
-    if "rules" not in columns:
-        return None  # resolved before identifiers were blocked
     rows = con.execute(
         f"select raw_table, file_id, row_count, phone_region, normaliser_version, rules from identity.{STATE_TABLE}"
     ).fetchall()
@@ -904,8 +900,6 @@ CONSUMERS = (("intermediate", "int_orders_identified", "identity_change_seq"),
 def _create_change_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("create table if not exists identity.resolution_runs (change_seq BIGINT, resolved_at TIMESTAMP, "
                 "full_change BOOLEAN, identifiers_changed BIGINT, full_resolution BOOLEAN)")
-    # warehouses from before full_resolution was recorded (their rows read as NULL: unknown, so full)
-    con.execute("alter table identity.resolution_runs add column if not exists full_resolution BOOLEAN")
     con.execute("create table if not exists identity.identifier_changes (change_seq BIGINT, source VARCHAR, "
                 "id_type VARCHAR, raw_value VARCHAR)")
 
@@ -940,17 +934,9 @@ def _record_resolution(con: duckdb.DuckDBPyConnection, seq: int, full_change: bo
     con.execute("insert into identity.resolution_runs (change_seq, resolved_at, full_change, identifiers_changed, "
                 "full_resolution) values (?, current_timestamp, ?, ?, ?)", [seq, full_change, changed, full_resolution])
     # Trim to what the slowest consumer has seen. A consumer not built yet starts with a full build (no
-    # log needed); one built before its watermark column existed keeps the whole log (its next build
-    # rebuilds everything, and the log is trimmed after that).
-    seen = []
-    for schema, table, column in CONSUMERS:
-        columns = {r[0] for r in con.execute(
-            "select column_name from duckdb_columns() where schema_name = ? and table_name = ?", [schema, table]
-        ).fetchall()}
-        if not columns:
-            continue  # not built yet
-        seen.append(con.execute(f"select coalesce(max({column}), 0) from {schema}.{table}").fetchone()[0]
-                    if column in columns else 0)
+    # log needed).
+    seen = [con.execute(f"select coalesce(max({column}), 0) from {schema}.{table}").fetchone()[0]
+            for schema, table, column in CONSUMERS if table_exists(con, schema, table)]
     if seen and min(seen) > 0:
         con.execute("delete from identity.identifier_changes where change_seq <= ?", [min(seen)])
     return changed

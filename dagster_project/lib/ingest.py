@@ -22,7 +22,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import formats, warehouse
+from dagster_project.lib import formats
 from dagster_project.lib.files import sha256_of
 from dagster_project.lib.formats import Layout
 
@@ -310,8 +310,6 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
             loaded_at TIMESTAMP, gx_validated BOOLEAN, file_stat VARCHAR
         )"""
     )
-    _add_gx_validated(con)
-    con.execute("alter table raw.load_ledger add column if not exists file_stat VARCHAR")
     con.execute(
         """
         create table if not exists raw.quarantine (
@@ -441,14 +439,6 @@ def header_problem(path: Path, layout: Layout | None, folder: str, header: list[
 
 def _next_file_id(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute("select coalesce(max(file_id), 0) + 1 from raw.load_ledger").fetchone()[0])
-
-
-def _add_gx_validated(con: duckdb.DuckDBPyConnection) -> None:
-    """A ledger from before `gx_validated` gets the column; its loaded files passed their raw checks in
-    the run that loaded them (as those checks were then), so they count as validated."""
-    if not warehouse.column_exists(con, "raw", "load_ledger", "gx_validated"):
-        con.execute("alter table raw.load_ledger add column gx_validated BOOLEAN")
-        con.execute("update raw.load_ledger set gx_validated = true where status in ('loaded', 'empty')")
 
 
 # The rows of a raw table its Great Expectations suite has not passed yet: rows of loaded files not marked

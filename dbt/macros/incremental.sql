@@ -7,27 +7,16 @@
 {%- endmacro %}
 
 {#- The newest export file already rolled up into this incremental model: rows from files with a
-    higher id are new (or a newer version of an order).  0 when the existing table predates the
-    newest_file_id column, so the first incremental run after an upgrade re-rolls everything. -#}
+    higher id are new (or a newer version of an order). -#}
 {% macro newest_file_id_built() -%}
     {{- max_built('newest_file_id') -}}
 {%- endmacro %}
 
-{#- The highest value of a watermark column in this incremental model's existing table (SQL), or 0
-    when the table predates the column (the first incremental run after an upgrade then treats
-    every row as changed). -#}
+{#- The highest value of a watermark column in this incremental model's existing table (SQL; 0 when it
+    is empty).  The table always has the column: a warehouse of another layout is rebuilt, never
+    upgraded (SCHEMA_VERSION in dagster_project/lib/warehouse.py). -#}
 {% macro max_built(column) -%}
-    {%- if has_column(this, column) -%}
-        (select coalesce(max({{ column }}), 0) from {{ this }})
-    {%- else -%}
-        0
-    {%- endif -%}
-{%- endmacro %}
-
-{#- Whether an existing relation has a column (case-insensitive). -#}
-{% macro has_column(relation, column) -%}
-    {%- set cols = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
-    {{- return(column | lower in cols) -}}
+    (select coalesce(max({{ column }}), 0) from {{ this }})
 {%- endmacro %}
 
 {#- When the dbt invocation that writes a row started (UTC), as a timestamp literal: a build marker.
@@ -50,56 +39,36 @@
 
 {#- A model kept up to date from the identity change log (customer_identity_map, int_customer_contacts;
     watermark column identity_change_seq) rebuilds every row, rather than the rows of changed
-    identifiers, when it is not incremental here (first build, --full-refresh, Spark), when its table
-    predates the watermark column, or when an identity resolution since its last build was full (or
-    of unknown kind): a full resolution may change normalised values, which the change log (by raw
-    value and customer_key) does not list. -#}
+    identifiers, when it is not incremental here (first build, --full-refresh, Spark) or when an
+    identity resolution since its last build was full: a full resolution may change normalised
+    values, which the change log (by raw value and customer_key) does not list. -#}
 {% macro identity_consumer_rebuilds() -%}
     {%- if not is_incremental() -%}
-        {{- return(true) -}}
-    {%- endif -%}
-    {%- if not has_column(this, 'identity_change_seq') -%}
         {{- return(true) -}}
     {%- endif -%}
     {%- if not execute -%}
         {{- return(false) -}}
     {%- endif -%}
-    {%- set runs = source('identity', 'resolution_runs') -%}
-    {#- a warehouse whose identity has not run since full_resolution was recorded: kind unknown -#}
-    {%- set full_resolution = 'coalesce(full_resolution, true)' if has_column(runs, 'full_resolution') else 'true' -%}
     {%- set full = run_query(
-        "select count(*) from " ~ runs ~
+        "select count(*) from " ~ source('identity', 'resolution_runs') ~
         " where change_seq > (select coalesce(max(identity_change_seq), 0) from " ~ this ~ ")" ~
-        " and (full_change or " ~ full_resolution ~ ")") -%}
+        " and (full_change or full_resolution)") -%}
     {{- return(full.columns[0].values()[0] > 0) -}}
 {%- endmacro %}
 
 {#- Pre-hook of those models: empty the table before an incremental build that rebuilds every row
     after a full identity resolution (rows of identifiers whose normalised value changed would
-    otherwise stay). Not when the table predates the watermark column: dbt adds the column in the same
-    transaction, and DuckDB refuses to alter a table this transaction has already modified; a
-    post-hook removes those rows instead. -#}
+    otherwise stay). -#}
 {% macro delete_all_when_identity_consumer_rebuilds() -%}
-    {%- if is_incremental() and has_column(this, 'identity_change_seq') and identity_consumer_rebuilds() -%}
+    {%- if is_incremental() and identity_consumer_rebuilds() -%}
         delete from {{ this }}
     {%- else -%}
         select 1
     {%- endif -%}
 {%- endmacro %}
 
-{#- customer_identity_map's post-hook: rows without a watermark are left from a build before the column
-    existed and were not rebuilt by this one (which rebuilt every current identifier): stale. -#}
-{% macro delete_identity_map_rows_without_watermark() -%}
-    {%- if incremental_if_supported() == 'incremental' -%}
-        delete from {{ this }} where identity_change_seq is null
-    {%- else -%}
-        select 1
-    {%- endif -%}
-{%- endmacro %}
-
 {#- int_customer_contacts' post-hook: contacts of customer_keys no identifier carries any more (a merge
-    moved their identifiers to another key) leave the table, and so do rows left from a build before
-    the watermark columns existed that this build did not replace. -#}
+    moved their identifiers to another key) leave the table. -#}
 {% macro delete_contacts_of_gone_customers() -%}
     {%- if incremental_if_supported() == 'incremental' -%}
         delete from {{ this }}

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from dagster_project.lib import formats, gx_validation, ingest, publish
+from dagster_project.lib import formats, gx_validation, ingest, publish, warehouse
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -28,6 +28,13 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     """Load every new inbox file (each file once, by content hash) into the `raw` schema."""
     paths = pipeline.paths
     paths.ensure()
+    # first, before anything is loaded or published: a warehouse of another release stops the run
+    with retry_transient(context):
+        con = pipeline.connect()
+        try:
+            warehouse.check_schema_version(con, paths.warehouse, paths.root)
+        finally:
+            con.close()
     if publish.finish_publish(paths.staging):  # an earlier run was killed after its publish commit point
         context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
     run_id = context.run.run_id

@@ -67,7 +67,7 @@ def _gx_check(schema: str, table: str):
                     df = con.execute(f"select {columns} from raw.{table} "
                                      f"where _file_id in ({', '.join(map(str, files))})").df()
                 elif builds:
-                    df = con.execute(f"select {columns} from {schema}.{table} where {BUILT} in "
+                    df = con.execute(f"select {columns} from {schema}.{table} where {BUILD_MARKER} in "
                                      f"({', '.join('?' for _ in builds)})", builds).df()
                 else:
                     df = con.execute(f"select {columns} from {schema}.{table}").df()
@@ -110,10 +110,9 @@ def _gx_check(schema: str, table: str):
 
 # An incremental mart's build marker (fct_orders.built_at: when the dbt build that wrote the row started).
 # Its suite validates the rows of builds not validated before with the same suite; a row is only rewritten
-# by a later build, which gives it a new marker. NULL (rows written before the column existed) is a build too.
+# by a later build, which gives it a new marker.
 BUILD_MARKER = warehouse.BUILD_MARKER
 BUILD_MARKED_MARTS = ("fct_orders",)  # the marts with that column (the check looks for the column itself)
-BUILT = f"coalesce({BUILD_MARKER}, timestamp '1970-01-01')"
 VALIDATED_BUILDS = "raw.validated_builds"
 
 
@@ -131,7 +130,7 @@ def pending_builds(con, schema: str, table: str, fingerprint: str) -> list:
         validated = (f" except select built_at from {VALIDATED_BUILDS} "
                      f"where table_name = '{schema}.{table}' and fingerprint = '{fingerprint}'")
     return [r[0] for r in con.execute(
-        f"select * from (select distinct {BUILT} as built_at from {schema}.{table}{validated}) order by 1").fetchall()]
+        f"select * from (select distinct {BUILD_MARKER} as built_at from {schema}.{table}{validated}) order by 1").fetchall()]
 
 
 def _record_validated_builds(pipeline: PipelineConfig, schema: str, table: str, builds: list, fingerprint: str,
@@ -142,7 +141,7 @@ def _record_validated_builds(pipeline: PipelineConfig, schema: str, table: str, 
         con.execute(f"create table if not exists {VALIDATED_BUILDS} (table_name varchar not null, built_at "
                     "timestamp not null, fingerprint varchar not null, run_id varchar, validated_at timestamp)")
         con.execute(f"delete from {VALIDATED_BUILDS} where table_name = ? and (fingerprint <> ? or built_at not in "
-                    f"(select distinct {BUILT} from {schema}.{table}))", [f"{schema}.{table}", fingerprint])
+                    f"(select distinct {BUILD_MARKER} from {schema}.{table}))", [f"{schema}.{table}", fingerprint])
         con.executemany(f"insert into {VALIDATED_BUILDS} values (?, ?, ?, ?, current_timestamp)",
                         [[f"{schema}.{table}", b, fingerprint, run_id] for b in builds])
     finally:

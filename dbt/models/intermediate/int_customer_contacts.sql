@@ -2,7 +2,6 @@
     materialized=incremental_if_supported(),
     unique_key='customer_key',
     incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
     pre_hook="{{ delete_all_when_identity_consumer_rebuilds() }}",
     post_hook="{{ delete_contacts_of_gone_customers() }}",
 ) }}

@@ -2,7 +2,6 @@
     materialized=incremental_if_supported(),
     unique_key='order_key',
     incremental_strategy='delete+insert',
-    on_schema_change='sync_all_columns',
 ) }}
 -- Orders from every channel with the resolved customer_key (NULL = anonymous).
 -- Every identifier of one order resolves to the same person, so the first match is enough.

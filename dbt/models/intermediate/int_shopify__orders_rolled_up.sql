@@ -2,7 +2,6 @@
     materialized=incremental_if_supported(),
     unique_key='source_order_id',
     incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
 ) }}
 -- Incremental (on DuckDB): a run re-rolls only the orders that appear in export files loaded since
 -- the last build (new ones, and old ones again in a newer export, e.g. with a late refund) and

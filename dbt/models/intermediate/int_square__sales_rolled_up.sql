@@ -2,13 +2,10 @@
     materialized=incremental_if_supported(),
     unique_key='source_order_id',
     incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
 ) }}
 -- Incremental (on DuckDB): a run re-rolls only the transactions that appear in export files loaded
 -- since the last build (new ones, old ones again in a newer export, or a later refund) and replaces
--- them by natural key; newest export wins per payment or refund event, as in a full build.  A
--- table built before the sale_* columns existed is re-rolled whole once (the old rows would keep
--- them empty).
+-- them by natural key; newest export wins per payment or refund event, as in a full build.
 
 -- One row per Square transaction: payment lines summed, refund lines netted against them.
 -- Square writes discounts and refunds as negative amounts; here they become positive
@@ -17,7 +14,7 @@
 with item_lines as (
 
     select * from {{ ref('stg_square__item_lines') }}
-    {%- if is_incremental() and has_column(this, 'sale_local_date') %}
+    {%- if is_incremental() %}
     -- every line of the transactions that have a line from a file loaded since the last build (a
     -- refund in a later export re-rolls its sale with the payment lines from the earlier one)
     -- (found in the raw lines of those files: cheaper than the deduplicating staging view, same set)

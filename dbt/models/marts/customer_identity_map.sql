@@ -2,9 +2,7 @@
     materialized=incremental_if_supported(),
     unique_key=['identifier_source', 'id_type', 'identifier_sha256'],
     incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
     pre_hook="{{ delete_all_when_identity_consumer_rebuilds() }}",
-    post_hook="{{ delete_identity_map_rows_without_watermark() }}",
 ) }}
 -- Which identifiers formed each customer_key, and from which source.  Contact identifiers are
 -- shown masked with their SHA-256; ids (Square customer, member) as they are, unless an id is an
@@ -13,8 +11,8 @@
 -- Incremental (on DuckDB): a run rebuilds only the (source, type, identifier) rows of identifiers that
 -- are new or re-keyed since the last build (identity.identifier_changes), replacing them by that key
 -- (an identifier belongs to one person, so a re-keyed one replaces its old row).  Everything is rebuilt
--- after a full identity resolution (normalised values may have changed) or when the table predates its
--- watermark column identity_change_seq (the identity resolution the row was built under).
+-- after a full identity resolution (normalised values may have changed).  Watermark column:
+-- identity_change_seq (the identity resolution the row was built under).
 
 {%- set rebuild_all = identity_consumer_rebuilds() %}
 

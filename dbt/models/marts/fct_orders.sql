@@ -2,7 +2,6 @@
     materialized=incremental_if_supported(),
     unique_key='order_key',
     incremental_strategy='delete+insert',
-    on_schema_change='append_new_columns',
     post_hook=["{{ delete_orders_after_as_of() }}"],
 ) }}
 -- One row per order or sale across channels, as of the run's as-of date.
