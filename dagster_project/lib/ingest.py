@@ -24,125 +24,16 @@ import duckdb
 
 from dagster_project.lib import formats, warehouse
 from dagster_project.lib.files import sha256_of
-from dagster_project.lib.formats import Layout
+from dagster_project.lib.formats import Field, Layout
 
 # ----------------------------------------------------------------------------------------------
-# Field specs: how each raw column is typed.  `kind` picks the parse expression; a value that is
-# present but does not parse, or a required value that is missing, sends the row to quarantine.
+# Field specs: how each raw column is typed (the built-in layouts' column maps, `formats.LAYOUTS`).
+# `kind` picks the parse expression; a value that is present but does not parse, or a required value
+# that is missing, sends the row to quarantine.
 
+SQL_TYPES = {**formats.TYPES, "map_ts": "TIMESTAMP", "price": "DECIMAL(18,4)", "amount4": "DECIMAL(18,4)"}
 
-@dataclass(frozen=True)
-class Field:
-    name: str  # column in the raw table
-    source: str | tuple[str, ...]  # header column(s) in the export
-    kind: str = "text"  # text | lower | upper | money | int | decimal | ts_offset | date | bool | enum | local_ts
-    required: bool = False
-    values: tuple[str, ...] = ()  # for enum
-    formats: tuple[str, ...] = ()  # for map_ts: strptime formats tried in order
-    zone: str = "UTC"  # for map_ts: IANA zone the local times are in
-    # An order-level field of a line-item export (Shopify): the rows after an order's first may leave it
-    # blank, and a blank means "the order's value".  A required one is checked per order, not per row.
-    order_level: bool = False
-
-
-SQL_TYPES = {
-    "text": "VARCHAR", "lower": "VARCHAR", "upper": "VARCHAR", "enum": "VARCHAR",
-    "money": "DECIMAL(18,2)", "int": "BIGINT", "decimal": "DECIMAL(18,3)",
-    "ts_offset": "TIMESTAMP", "local_ts": "TIMESTAMP", "date": "DATE", "bool": "BOOLEAN",
-    "map_ts": "TIMESTAMP", "price": "DECIMAL(18,4)", "amount4": "DECIMAL(18,4)", "rate": "DECIMAL(18,8)",
-}
-
-FIELDS: dict[str, list[Field]] = {
-    "shopify_order_lines": [
-        Field("order_name", "Name", required=True),
-        Field("email", "Email"),
-        Field("financial_status", "Financial Status", "enum", values=tuple(formats.SHOPIFY_FINANCIAL_STATUSES)),
-        Field("paid_at", "Paid at", "ts_offset"),
-        Field("fulfillment_status", "Fulfillment Status", "lower"),
-        Field("accepts_marketing", "Accepts Marketing", "bool"),
-        Field("currency", "Currency", "upper", required=True, order_level=True),
-        Field("subtotal", "Subtotal", "money"),
-        Field("shipping", "Shipping", "money"),
-        Field("taxes", "Taxes", "money"),
-        Field("total", "Total", "money"),
-        Field("discount_code", "Discount Code"),
-        Field("discount_amount", "Discount Amount", "money"),
-        Field("created_at", "Created at", "ts_offset", required=True, order_level=True),
-        Field("lineitem_quantity", "Lineitem quantity", "int", required=True),
-        Field("lineitem_name", "Lineitem name"),
-        Field("lineitem_price", "Lineitem price", "money", required=True),
-        Field("lineitem_sku", "Lineitem sku"),
-        Field("lineitem_discount", "Lineitem discount", "money"),
-        Field("billing_phone", "Billing Phone"),
-        Field("shipping_phone", "Shipping Phone"),
-        Field("billing_country", "Billing Country", "upper"),
-        Field("note_attributes", "Note Attributes"),
-        Field("cancelled_at", "Cancelled at", "ts_offset"),
-        Field("payment_method", "Payment Method"),
-        Field("refunded_amount", "Refunded Amount", "money"),
-        Field("shopify_order_id", "Id"),
-        Field("tags", "Tags"),
-        Field("source_name", "Source"),
-        Field("phone", "Phone"),
-    ],
-    "square_item_lines": [
-        Field("sold_at", ("Date", "Time", "Time Zone"), "local_ts", required=True),
-        Field("local_date", "Date", "date"),
-        Field("time_zone", "Time Zone"),
-        Field("category", "Category"),
-        Field("item", "Item"),
-        Field("qty", "Qty", "decimal", required=True),
-        Field("sku", "SKU"),
-        Field("gross_sales", "Gross Sales", "money", required=True),
-        Field("discounts", "Discounts", "money", required=True),
-        Field("net_sales", "Net Sales", "money", required=True),
-        Field("tax", "Tax", "money"),
-        Field("transaction_id", "Transaction ID", required=True),
-        Field("payment_id", "Payment ID"),
-        Field("event_type", "Event Type", "enum", required=True, values=("payment", "refund")),
-        Field("location", "Location", required=True),
-        Field("customer_id", "Customer ID"),
-        Field("customer_reference_id", "Customer Reference ID"),
-        Field("channel", "Channel"),
-    ],
-    "square_customers": [
-        Field("square_customer_id", "Square Customer ID", required=True),
-        Field("reference_id", "Reference ID"),
-        Field("email", "Email Address"),
-        Field("phone", "Phone Number"),
-        Field("first_visit", "First Visit", "date"),
-        Field("email_subscription_status", "Email Subscription Status", "lower"),
-    ],
-    "members": [
-        Field("member_id", "member_id", required=True),
-        Field("email", "email"),
-        Field("phone", "phone"),
-        Field("joined_on", "joined_on", "date", required=True),
-        Field("plan", "plan", required=True),
-        Field("annual_fee", "annual_fee", "money", required=True),
-        Field("currency", "currency", "upper", required=True),
-        Field("expires_on", "expires_on", "date", required=True),
-        Field("renewal_count", "renewal_count", "int"),
-        Field("accepts_marketing", "accepts_marketing", "bool"),
-    ],
-    "marketing_spend": [
-        Field("month", "month", "date", required=True),
-        Field("channel", "channel", "lower", required=True),
-        Field("spend", "spend", "money", required=True),
-        Field("currency", "currency", "upper", required=True),
-    ],
-    "exchange_rates": [
-        Field("date", "date", "date", required=True),
-        Field("currency", "currency", "upper", required=True),
-        Field("rate", "rate", "rate", required=True),
-    ],
-    "store_traffic": [
-        Field("date", "date", "date", required=True),
-        Field("store", "store", required=True),
-        Field("visitors", "visitors", "int", required=True),
-        Field("entries", "entries", "int"),
-    ],
-}
+FIELDS: dict[str, list[Field]] = {lay.name: list(lay.fields) for lay in formats.LAYOUTS}
 
 LINEAGE_COLUMNS = "_file_id BIGINT, _line_number BIGINT, _run_id VARCHAR"
 
@@ -169,8 +60,7 @@ def generic_fields(cmap) -> list[Field]:
     return out
 
 TS_FORMATS = "['%Y-%m-%d %H:%M:%S %z', '%Y-%m-%dT%H:%M:%S%z', '%Y-%m-%d %H:%M:%S%z']"
-LOCAL_TS_FORMATS = "['%Y-%m-%d %H:%M:%S', '%m/%d/%Y %H:%M:%S', '%m/%d/%y %H:%M:%S', '%Y-%m-%d %H:%M', '%m/%d/%Y %H:%M']"
-DATE_FORMATS = {"default": "['%Y-%m-%d', '%m/%d/%Y']", "month": "['%Y-%m', '%Y-%m-%d']"}
+DATE_FORMATS = {"date": "['%Y-%m-%d', '%m/%d/%Y']", "month": "['%Y-%m', '%Y-%m-%d']"}
 
 
 class IngestError(Exception):
@@ -222,10 +112,9 @@ def typed_expr(f: Field) -> str:
     """The typed value; NULL when missing or unparseable."""
     if f.kind == "local_ts":
         d, t, z = f.source
-        zone = "case " + " ".join(
-            f"when trim({q(z)}) = {lit(k)} then {lit(v)}" for k, v in formats.SQUARE_TIME_ZONES.items()
-        ) + " end"
-        local = f"try_strptime(trim({q(d)}) || ' ' || trim({q(t)}), {LOCAL_TS_FORMATS})"
+        zone = "case " + " ".join(f"when trim({q(z)}) = {lit(k)} then {lit(v)}" for k, v in f.zones) + " end"
+        fmts = "[" + ", ".join(lit(x) for x in f.formats) + "]"
+        local = f"try_strptime(trim({q(d)}) || ' ' || trim({q(t)}), {fmts})"
         return f"(timezone({zone}, {local}))::TIMESTAMP"
     src = _blank_to_null(f.source)  # type: ignore[arg-type]
     if f.kind == "text":
@@ -253,9 +142,8 @@ def typed_expr(f: Field) -> str:
         return f"try_cast({src} as DECIMAL(18,3))"
     if f.kind == "ts_offset":
         return f"(try_strptime({src}, {TS_FORMATS}))::TIMESTAMP"
-    if f.kind == "date":
-        fmts = DATE_FORMATS["month"] if f.name == "month" else DATE_FORMATS["default"]
-        return f"(try_strptime({src}, {fmts}))::DATE"
+    if f.kind in ("date", "month"):
+        return f"(try_strptime({src}, {DATE_FORMATS[f.kind]}))::DATE"
     if f.kind == "bool":
         return (
             f"case when lower({src}) in ('yes','true','1','y','subscribed') then true "
@@ -288,7 +176,7 @@ def error_expr(f: Field, typed: str | None = None) -> str:
     elif f.kind not in ("text", "lower", "upper", "bool"):
         what = {"money": "an amount", "int": "a whole number", "decimal": "a number",
                 "ts_offset": "a timestamp with UTC offset", "local_ts": "a local date and time with a known Time Zone",
-                "date": "a date", "price": "an amount", "amount4": "an amount", "rate": "a number",
+                "date": "a date", "month": "a date", "price": "an amount", "amount4": "an amount", "rate": "a number",
                 "map_ts": "a timestamp like " + " or ".join(f.formats)}[f.kind]
         checks.append(
             f"when {present} and {typed} is null then "
