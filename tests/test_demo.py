@@ -20,11 +20,10 @@ import phonenumbers
 import pytest
 
 from dagster_project.lib import demo
+from dagster_project.lib.demo import SHOPIFY_LINE_FIELDS, SHOPIFY_ORDER_FIELDS
 from dagster_project.lib.formats import (
     MEMBERS_COLUMNS,
-    SHOPIFY_LINE_FIELDS,
     SHOPIFY_ORDER_COLUMNS,
-    SHOPIFY_ORDER_FIELDS,
     SPEND_COLUMNS,
     SQUARE_CUSTOMERS_COLUMNS,
     SQUARE_ITEMS_COLUMNS_V1,

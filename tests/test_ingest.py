@@ -226,8 +226,8 @@ def test_a_file_seen_before_is_not_read_again_until_it_changes(con, tmp_path, mo
     assert ingest_dir(con, inbox)["shopify/a.csv"].status == "loaded"
 
     hashed = []
-    real = ingest.sha256_of
-    monkeypatch.setattr(ingest, "sha256_of", lambda path: hashed.append(path.name) or real(path))
+    real = ingest.load.sha256_of
+    monkeypatch.setattr(ingest.load, "sha256_of", lambda path: hashed.append(path.name) or real(path))
     assert ingest_dir(con, inbox, run="r2")["shopify/a.csv"].status == "unchanged"
     assert hashed == []
 
@@ -368,7 +368,7 @@ def test_crash_mid_file_leaves_nothing_half_loaded(con, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("simulated crash")
 
-    monkeypatch.setattr(ingest, "_record_ledger", boom)
+    monkeypatch.setattr(ingest.ledger, "record_ledger", boom)
     with pytest.raises(RuntimeError):
         ingest.ingest_inbox(con, inbox, "r1")
     monkeypatch.undo()

@@ -63,7 +63,6 @@ from zoneinfo import ZoneInfo
 
 from dagster_project.lib.formats import (
     MEMBERS_COLUMNS,
-    SHOPIFY_LINE_FIELDS,
     SHOPIFY_ORDER_COLUMNS,
     SPEND_COLUMNS,
     SQUARE_CUSTOMERS_COLUMNS,
@@ -442,6 +441,15 @@ class _RowPattern:
         return "".join(out)
 
 
+# What the generator repeats on every Shopify line-item row (many shops' exports do; some leave Email,
+# Created at and Currency blank after the first row, which ingestion accepts too).
+SHOPIFY_LINE_FIELDS = [
+    "Name", "Email", "Created at", "Currency", "Lineitem quantity", "Lineitem name",
+    "Lineitem price", "Lineitem sku", "Lineitem discount",
+]
+# Filled only on the first row of an order (blank on its other rows).
+SHOPIFY_ORDER_FIELDS = [c for c in SHOPIFY_ORDER_COLUMNS if c not in SHOPIFY_LINE_FIELDS]
+
 # Shopify: the first row of an order carries every field; later rows only SHOPIFY_LINE_FIELDS.
 _SHOP_FIRST = _RowPattern(SHOPIFY_ORDER_COLUMNS, [
     "Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",
@@ -559,8 +567,8 @@ class _Chunk:
     ndays: int
     shopify: list[tuple[str, int]] = field(default_factory=list)  # (order text, rows)
     square: list[tuple[bool, str, int]] = field(default_factory=list)  # (v2?, text, rows)
-    square_customers: list[list] = field(default_factory=list)
-    members: list[list] = field(default_factory=list)
+    square_customers: list[dict] = field(default_factory=list)
+    members: list[dict] = field(default_factory=list)
     acquisitions: dict[tuple[str, str], int] = field(default_factory=dict)  # (month, channel)
     store_day_tx: list[list[int]] = field(default_factory=list)
 
@@ -901,12 +909,13 @@ class _Generator:
             email = _email_text(rng, p.email, force_variant=True)
         else:  # member: a till e-mail that appears nowhere else
             email = f"{p.first}{p.last}.{p.idx}@till.example.net".lower()
-        self.chunk.square_customers.append([
-            p.till_reference, p.first, p.last, email, phone, p.square_id,
-            "Instant Profile" if rng.random() < 0.7 else "Directory",
-            self.cal.iso[store_days[0]], self.cal.iso[store_days[-1]],
-            "subscribed" if email and p.accepts_marketing else "unsubscribed",
-        ])
+        self.chunk.square_customers.append({
+            "Reference ID": p.till_reference, "First Name": p.first, "Last Name": p.last,
+            "Email Address": email, "Phone Number": phone, "Square Customer ID": p.square_id,
+            "Creation Source": "Instant Profile" if rng.random() < 0.7 else "Directory",
+            "First Visit": self.cal.iso[store_days[0]], "Last Visit": self.cal.iso[store_days[-1]],
+            "Email Subscription Status": "subscribed" if email and p.accepts_marketing else "unsubscribed",
+        })
 
     def _member_row(self, p: _Person) -> None:
         """Roster row, with the identity the member gave online (store-only: at the till)."""
@@ -921,9 +930,10 @@ class _Generator:
         if not email or rng.random() < 0.4:
             styles = [s for s in range(len(PHONE_FORMATS)) if s != p.directory_phone_style]
             phone = _phone_text(p.phone, self._choice(styles))
-        self.chunk.members.append([
-            p.member_id, email, phone, cal.iso[p.member_from_day], "annual", MEMBER_FEE, "USD",
-            expires.isoformat(), renewals, "yes" if p.accepts_marketing else "no"])
+        self.chunk.members.append({
+            "member_id": p.member_id, "email": email, "phone": phone, "joined_on": cal.iso[p.member_from_day],
+            "plan": "annual", "annual_fee": MEMBER_FEE, "currency": "USD", "expires_on": expires.isoformat(),
+            "renewal_count": renewals, "accepts_marketing": "yes" if p.accepts_marketing else "no"})
 
     # -- baskets ---------------------------------------------------------------------------
 
@@ -1195,15 +1205,19 @@ class _Generator:
             sales = [s for s in p.sales if self.cal.day_of(s.days_before_end) >= 0]
             if p.square_id and sales:
                 days = [self.cal.day_of(s.days_before_end) for s in sales]
-                self.chunk.square_customers.append([
-                    p.member_id, p.first, p.last, p.square_email, p.square_phone, p.square_id,
-                    "Directory", self.cal.iso[min(days)], self.cal.iso[max(days)],
-                    "subscribed" if p.square_email else "unsubscribed"])
+                self.chunk.square_customers.append({
+                    "Reference ID": p.member_id, "First Name": p.first, "Last Name": p.last,
+                    "Email Address": p.square_email, "Phone Number": p.square_phone,
+                    "Square Customer ID": p.square_id, "Creation Source": "Directory",
+                    "First Visit": self.cal.iso[min(days)], "Last Visit": self.cal.iso[max(days)],
+                    "Email Subscription Status": "subscribed" if p.square_email else "unsubscribed"})
             if p.member_id:
                 joined = self.cal.end - timedelta(days=p.member_joined_days_before_end)
-                self.chunk.members.append([
-                    p.member_id, p.member_email, p.member_phone, joined.isoformat(), "annual",
-                    MEMBER_FEE, "USD", _add_years(joined, 1).isoformat(), 0, "yes"])
+                self.chunk.members.append({
+                    "member_id": p.member_id, "email": p.member_email, "phone": p.member_phone,
+                    "joined_on": joined.isoformat(), "plan": "annual", "annual_fee": MEMBER_FEE, "currency": "USD",
+                    "expires_on": _add_years(joined, 1).isoformat(), "renewal_count": 0,
+                    "accepts_marketing": "yes"})
             for o in p.orders:
                 self._planted_order(p, o)
             for s in sales:
@@ -1302,8 +1316,9 @@ class _Writer:
 
     def _open_table(self, folder: str, name: str, header: list[str]):
         f = open(self.dirs[folder] / name, "w", encoding="utf-8", newline="", buffering=1 << 20)
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
+        # rows are dicts by column name, written in the layout's header order (formats)
+        writer = csv.DictWriter(f, header, lineterminator="\n")
+        writer.writeheader()
         self.tables[f"inbox/{folder}/{name}"] = 0
         return f, writer, f"inbox/{folder}/{name}"
 
@@ -1331,7 +1346,7 @@ class _Writer:
                 if n:
                     totals[day] += n
 
-    def write_table(self, folder: str, name: str, header: list[str], rows: list[list]) -> None:
+    def write_table(self, folder: str, name: str, header: list[str], rows: list[dict]) -> None:
         f, writer, rel = self._open_table(folder, name, header)
         writer.writerows(rows)
         self.tables[rel] = len(rows)
@@ -1369,7 +1384,7 @@ def _write_spend_and_traffic(writer: _Writer, cal: _Calendar, seed: int) -> None
         for channel, cac in CAC_DOLLARS.items():
             n = max(1, writer.acquisitions.get((month, channel), 0))
             cents = int(round(n * cac * 100 * (0.85 + 0.3 * rng.random())))
-            spend.append([month, channel, _dec(cents), "USD"])
+            spend.append({"month": month, "channel": channel, "spend": _dec(cents), "currency": "USD"})
     writer.write_table("spend", "marketing_spend.csv", SPEND_COLUMNS, spend)
     traffic = []
     store_day_tx = writer.store_day_tx or [[0] * cal.ndays for _ in STORES]
@@ -1378,7 +1393,7 @@ def _write_spend_and_traffic(writer: _Writer, cal: _Calendar, seed: int) -> None
             tx = counts[day]
             entries = math.ceil(tx / (0.22 + 0.23 * rng.random())) + int(rng.random() * 4)
             visitors = entries + int(entries * (0.8 + 1.7 * rng.random())) + int(rng.random() * 21)
-            traffic.append([cal.iso[day], store.name, visitors, entries])
+            traffic.append({"date": cal.iso[day], "store": store.name, "visitors": visitors, "entries": entries})
     writer.write_table("traffic", "store_traffic.csv", TRAFFIC_COLUMNS, traffic)
 
 

@@ -1,120 +1,60 @@
 """The export layouts the pipeline reads: the contract between retailers' files, the demo
 generator and ingestion.
 
-Each layout lists its columns in file order.  ``required`` columns must be present in a
-file's header or the whole file is rejected (named, with the missing columns); other
-columns are optional and read when present.
+Each built-in layout (Shopify orders, Square items and customers, members, marketing spend, store
+traffic, exchange rates) is one column map in `dagster_project/maps/builtin/`, in the format of the
+maps users write for generic exports, with the few keys a fixed layout needs more (its raw table,
+inbox folder, full header in file order, and how each column is typed; see the README).  This
+module reads them once; ingestion, the header checks and the demo generator all take their
+columns from here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-# --- Shopify "Export orders" CSV (Admin > Orders > Export).  One row per line item; the
-# order-level fields (every column but Name and the Lineitem ones) are filled on the first row of
-# each order, and a later row may leave any of them blank: ingestion takes a required one (Currency,
-# Created at) from the order (ingest._complete_shopify_orders).
-SHOPIFY_ORDER_COLUMNS: list[str] = [
-    "Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",
-    "Accepts Marketing", "Currency", "Subtotal", "Shipping", "Taxes", "Total", "Discount Code",
-    "Discount Amount", "Shipping Method", "Created at", "Lineitem quantity", "Lineitem name",
-    "Lineitem price", "Lineitem compare at price", "Lineitem sku", "Lineitem requires shipping",
-    "Lineitem taxable", "Lineitem fulfillment status", "Billing Name", "Billing Street",
-    "Billing Address1", "Billing Address2", "Billing Company", "Billing City", "Billing Zip",
-    "Billing Province", "Billing Country", "Billing Phone", "Shipping Name", "Shipping Street",
-    "Shipping Address1", "Shipping Address2", "Shipping Company", "Shipping City", "Shipping Zip",
-    "Shipping Province", "Shipping Country", "Shipping Phone", "Notes", "Note Attributes",
-    "Cancelled at", "Payment Method", "Payment Reference", "Refunded Amount", "Vendor", "Id",
-    "Tags", "Risk Level", "Source", "Lineitem discount", "Tax 1 Name", "Tax 1 Value",
-    "Tax 2 Name", "Tax 2 Value", "Phone", "Receipt Number", "Duties", "Billing Province Name",
-    "Shipping Province Name", "Payment ID", "Payment Terms Name", "Next Payment Due At",
-    "Payment References",
-]
-# What the demo generator repeats on every line-item row (many shops' exports do; some leave Email,
-# Created at and Currency blank after the first row, which ingestion accepts too).
-SHOPIFY_LINE_FIELDS = [
-    "Name", "Email", "Created at", "Currency", "Lineitem quantity", "Lineitem name",
-    "Lineitem price", "Lineitem sku", "Lineitem discount",
-]
-# Filled only on the first row of an order (blank on its other rows).
-SHOPIFY_ORDER_FIELDS = [
-    c for c in SHOPIFY_ORDER_COLUMNS if c not in SHOPIFY_LINE_FIELDS
-]
-SHOPIFY_REQUIRED = [
-    "Name", "Email", "Financial Status", "Created at", "Currency", "Lineitem quantity",
-    "Lineitem price", "Discount Amount", "Refunded Amount", "Cancelled at", "Total",
-]
-SHOPIFY_FINANCIAL_STATUSES = [
-    "paid", "pending", "authorized", "partially_paid", "refunded", "partially_refunded", "voided",
-]
+from dagster_project.lib.maps import SHIPPED_MAPS_DIR, MapError, read_map_document
 
-# --- Square "Items" detail CSV (Dashboard > Reports > Items > Export, "Item Detail").
-# Two header versions are in the wild: 33 columns, and 35 with "GTIN" and "Vendor Name".
-SQUARE_ITEMS_COLUMNS_V1: list[str] = [
-    "Date", "Time", "Time Zone", "Category", "Item", "Qty", "Price Point Name", "SKU",
-    "Modifiers Applied", "Gross Sales", "Discounts", "Net Sales", "Tax", "Transaction ID",
-    "Payment ID", "Device Name", "Notes", "Details", "Event Type", "Location", "Dining Option",
-    "Customer ID", "Customer Name", "Customer Reference ID", "Unit", "Count", "Itemization Type",
-    "Fulfillment Note", "Channel", "Token", "Card Brand", "PAN Suffix", "Employee",
-]
-SQUARE_ITEMS_COLUMNS_V2: list[str] = SQUARE_ITEMS_COLUMNS_V1 + ["GTIN", "Vendor Name"]
-SQUARE_ITEMS_REQUIRED = [
-    "Date", "Time", "Time Zone", "Qty", "Gross Sales", "Discounts", "Net Sales",
-    "Transaction ID", "Event Type", "Location",
-]
-SQUARE_EVENT_TYPES = ["Payment", "Refund"]
+BUILTIN_MAPS_DIR = SHIPPED_MAPS_DIR / "builtin"
 
-# --- Square customer directory export (Customers > Export).  Optional; links a Square
-# Customer ID to the e-mail and phone the customer gave at the till.
-SQUARE_CUSTOMERS_COLUMNS: list[str] = [
-    "Reference ID", "First Name", "Last Name", "Email Address", "Phone Number",
-    "Square Customer ID", "Creation Source", "First Visit", "Last Visit",
-    "Email Subscription Status",
-]
-SQUARE_CUSTOMERS_REQUIRED = ["Square Customer ID", "Email Address", "Phone Number"]
-
-# --- Membership roster (our documented layout; one row per member).
-MEMBERS_COLUMNS: list[str] = [
-    "member_id", "email", "phone", "joined_on", "plan", "annual_fee", "currency",
-    "expires_on", "renewal_count", "accepts_marketing",
-]
-MEMBERS_REQUIRED = ["member_id", "joined_on", "plan", "annual_fee", "currency", "expires_on"]
-
-# --- Marketing spend by channel and month.
-SPEND_COLUMNS: list[str] = ["month", "channel", "spend", "currency"]
-SPEND_REQUIRED = SPEND_COLUMNS
-
-# --- Store traffic (footfall counters), by store and day.
-TRAFFIC_COLUMNS: list[str] = ["date", "store", "visitors", "entries"]
-TRAFFIC_REQUIRED = ["date", "store", "visitors"]
-
-# --- Exchange rates (optional): how many units of the reporting currency one unit of `currency`
-# buys, from `date` until the next rate of that currency.
-RATES_COLUMNS: list[str] = ["date", "currency", "rate"]
-RATES_REQUIRED = RATES_COLUMNS
-
-# Square's time-zone display names (Rails / ActiveSupport names) -> IANA zones.
-SQUARE_TIME_ZONES: dict[str, str] = {
-    "Eastern Time (US & Canada)": "America/New_York",
-    "Central Time (US & Canada)": "America/Chicago",
-    "Mountain Time (US & Canada)": "America/Denver",
-    "Arizona": "America/Phoenix",
-    "Pacific Time (US & Canada)": "America/Los_Angeles",
-    "Alaska": "America/Juneau",
-    "Hawaii": "Pacific/Honolulu",
-    "London": "Europe/London",
-    "Edinburgh": "Europe/London",
-    "Dublin": "Europe/Dublin",
-    "Paris": "Europe/Paris",
-    "Berlin": "Europe/Berlin",
-    "Madrid": "Europe/Madrid",
-    "Amsterdam": "Europe/Amsterdam",
-    "Tokyo": "Asia/Tokyo",
-    "Sydney": "Australia/Sydney",
-    "Melbourne": "Australia/Melbourne",
-    "Auckland": "Pacific/Auckland",
-    "UTC": "UTC",
+# Value types of a built-in layout's columns (`type:`): how the text is parsed, and the raw column's
+# SQL type.  A present value that does not parse sends its row to the quarantine.
+TYPES = {
+    "text": "VARCHAR",  # as written, trimmed; blank = NULL
+    "lower": "VARCHAR",  # lower-cased text
+    "upper": "VARCHAR",  # upper-cased text (currency codes, countries)
+    "enum": "VARCHAR",  # lower-cased, one of `values`
+    "bool": "BOOLEAN",  # yes/no, true/false, 1/0, y/n, subscribed/unsubscribed
+    "int": "BIGINT",  # a whole number
+    "decimal": "DECIMAL(18,3)",  # a number
+    "money": "DECIMAL(18,2)",  # $1,234.50  -$12.00  (12.00)  £9
+    "rate": "DECIMAL(18,8)",  # an exchange rate
+    "date": "DATE",  # 2026-01-31 or 01/31/2026
+    "month": "DATE",  # 2026-01 (or a date): the month's first day
+    "ts_offset": "TIMESTAMP",  # 2026-01-24 17:34:28 -0500, converted to UTC
+    "local_ts": "TIMESTAMP",  # [date, time, zone name] columns: timestamp.formats and timestamp.timezones
 }
+COLUMN_KEYS = {"from", "type", "required", "values", "order_level"}
+LAYOUT_KEYS = {"description", "table", "folder", "signature", "header", "header_versions", "columns", "timestamp"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """How one raw column is read from an export."""
+
+    name: str  # column in the raw table
+    source: str | tuple[str, ...]  # header column(s) in the export
+    kind: str = "text"  # a key of TYPES (generic maps add map_ts, price and amount4)
+    required: bool = False
+    values: tuple[str, ...] = ()  # for enum
+    formats: tuple[str, ...] = ()  # for map_ts and local_ts: strptime formats tried in order
+    zone: str = "UTC"  # for map_ts: IANA zone the local times are in
+    zones: tuple[tuple[str, str], ...] = ()  # for local_ts: (zone name as written, IANA zone)
+    # An order-level field of a line-item export (Shopify): the rows after an order's first may leave it
+    # blank, and a blank means "the order's value".  A required one is checked per order, not per row.
+    order_level: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,19 +63,122 @@ class Layout:
 
     name: str  # raw table name, e.g. "shopify_order_lines"
     folder: str  # inbox sub-folder
-    columns: list[str]
-    required: list[str]
+    columns: list[str]  # the export's header, in file order (newest version)
+    required: list[str]  # header columns a file must have, in file order
     # a column whose presence in the header identifies this layout inside its folder
     signature: str
-    aliases: dict[str, str] = field(default_factory=dict)
+    fields: tuple[Field, ...]
+    description: str = ""
+    path: Path | None = None
+    # older headers of the same export: {version: columns in file order}
+    versions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def header(self, version: str | None = None) -> list[str]:
+        """The header of one version (the newest when None)."""
+        return list(dict(self.versions)[version]) if version else list(self.columns)
 
 
-LAYOUTS: list[Layout] = [
-    Layout("shopify_order_lines", "shopify", SHOPIFY_ORDER_COLUMNS, SHOPIFY_REQUIRED, "Financial Status"),
-    Layout("square_item_lines", "square", SQUARE_ITEMS_COLUMNS_V2, SQUARE_ITEMS_REQUIRED, "Transaction ID"),
-    Layout("square_customers", "square", SQUARE_CUSTOMERS_COLUMNS, SQUARE_CUSTOMERS_REQUIRED, "Square Customer ID"),
-    Layout("members", "members", MEMBERS_COLUMNS, MEMBERS_REQUIRED, "member_id"),
-    Layout("marketing_spend", "spend", SPEND_COLUMNS, SPEND_REQUIRED, "spend"),
-    Layout("store_traffic", "traffic", TRAFFIC_COLUMNS, TRAFFIC_REQUIRED, "visitors"),
-    Layout("exchange_rates", "rates", RATES_COLUMNS, RATES_REQUIRED, "rate"),
-]
+def _field(path: Path, name: str, spec, header: list[str], timestamp: dict) -> tuple[Field, str | bool]:
+    """One entry under `columns:`: `raw_column: Header Column` (text, optional), or a mapping with
+    `from`, `type`, `required` (true, false or header), `values` and `order_level`."""
+    if isinstance(spec, str):
+        spec = {"from": spec}
+    if not isinstance(spec, dict) or "from" not in spec:
+        raise MapError(f"{path}: columns.{name} must name a header column, or be a mapping with `from`")
+    unknown = sorted(set(spec) - COLUMN_KEYS)
+    if unknown:
+        raise MapError(f"{path}: unknown keys {unknown} under columns.{name}; known: {sorted(COLUMN_KEYS)}")
+    source = spec["from"]
+    sources = [str(s) for s in source] if isinstance(source, list) else [str(source)]
+    absent = [s for s in sources if s not in header]
+    if absent:
+        raise MapError(f"{path}: columns.{name} reads {absent}, which are not in the header")
+    kind = str(spec.get("type", "text"))
+    if kind not in TYPES:
+        raise MapError(f"{path}: columns.{name} has unknown type {kind!r}; known: {sorted(TYPES)}")
+    required = spec.get("required", False)
+    if required not in (True, False, "header"):
+        raise MapError(f"{path}: columns.{name}.required must be true, false or header")
+    values = tuple(str(v).lower() for v in spec.get("values") or ())
+    if (kind == "enum") != bool(values):
+        raise MapError(f"{path}: columns.{name}: `values` goes with type enum, and enum needs values")
+    formats: tuple[str, ...] = ()
+    zones: tuple[tuple[str, str], ...] = ()
+    if kind == "local_ts":
+        if len(sources) != 3:
+            raise MapError(f"{path}: columns.{name} of type local_ts reads [date, time, time zone] columns")
+        formats = tuple(timestamp.get("formats") or ())
+        zones = tuple((str(k), str(v)) for k, v in (timestamp.get("timezones") or {}).items())
+        if not formats or not zones:
+            raise MapError(f"{path}: type local_ts needs timestamp.formats and timestamp.timezones")
+        for _, zone in zones:
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise MapError(f"{path}: timestamp.timezones: {zone!r} is not an IANA time zone") from exc
+    elif len(sources) != 1:
+        raise MapError(f"{path}: columns.{name} reads several columns; only type local_ts does")
+    field = Field(name, tuple(sources) if len(sources) > 1 else sources[0], kind, required=required is True,
+                  values=values, formats=formats, zones=zones, order_level=bool(spec.get("order_level")))
+    return field, required
+
+
+def load_layout(path: Path) -> Layout:
+    """A built-in layout from its column map (a clear MapError naming the file when it is malformed)."""
+    doc = read_map_document(path)
+    unknown = sorted(set(doc) - LAYOUT_KEYS)
+    if unknown:
+        raise MapError(f"{path}: unknown keys {unknown}; known: {sorted(LAYOUT_KEYS)}")
+    header = [str(c) for c in doc.get("header") or []]
+    if not header or len(set(header)) != len(header):
+        raise MapError(f"{path}: header must list the export's columns once each, in file order")
+    for key in ("table", "folder", "signature"):
+        if not doc.get(key):
+            raise MapError(f"{path}: {key} is required")
+    if doc["signature"] not in header:
+        raise MapError(f"{path}: signature {doc['signature']!r} is not in the header")
+    fields, required_sources = [], set()
+    for name, spec in (doc.get("columns") or {}).items():
+        field, required = _field(path, str(name), spec, header, doc.get("timestamp") or {})
+        fields.append(field)
+        if required:
+            required_sources.update(field.source if isinstance(field.source, tuple) else (field.source,))
+    if not fields:
+        raise MapError(f"{path}: columns must name at least one column")
+    versions = []
+    for version, spec in (doc.get("header_versions") or {}).items():
+        without = [str(c) for c in (spec or {}).get("without") or []]
+        dropped = [c for c in without if c not in header]
+        if not without or dropped or required_sources & set(without):
+            raise MapError(f"{path}: header_versions.{version}.without must list optional header columns")
+        versions.append((str(version), tuple(c for c in header if c not in without)))
+    return Layout(
+        name=str(doc["table"]), folder=str(doc["folder"]), columns=header,
+        required=[c for c in header if c in required_sources], signature=str(doc["signature"]),
+        fields=tuple(fields), description=str(doc.get("description") or ""), path=path, versions=tuple(versions),
+    )
+
+
+# Load order: header checks name a folder's layouts in this order.
+BUILTIN = ("shopify_order_lines", "square_item_lines", "square_customers", "members", "marketing_spend",
+           "store_traffic", "exchange_rates")
+LAYOUTS: list[Layout] = [load_layout(BUILTIN_MAPS_DIR / f"{name}.yml") for name in BUILTIN]
+_BY_NAME = {lay.name: lay for lay in LAYOUTS}
+
+
+def layout(name: str) -> Layout:
+    return _BY_NAME[name]
+
+
+# The headers, for the demo generator and tests that write exports.
+SHOPIFY_ORDER_COLUMNS: list[str] = layout("shopify_order_lines").header()
+SQUARE_ITEMS_COLUMNS_V1: list[str] = layout("square_item_lines").header("v1")
+SQUARE_ITEMS_COLUMNS_V2: list[str] = layout("square_item_lines").header()
+SQUARE_CUSTOMERS_COLUMNS: list[str] = layout("square_customers").header()
+MEMBERS_COLUMNS: list[str] = layout("members").header()
+SPEND_COLUMNS: list[str] = layout("marketing_spend").header()
+TRAFFIC_COLUMNS: list[str] = layout("store_traffic").header()
+RATES_COLUMNS: list[str] = layout("exchange_rates").header()
+# Square's time-zone display names (Rails / ActiveSupport names) -> IANA zones.
+SQUARE_TIME_ZONES: dict[str, str] = dict(
+    next(f.zones for f in layout("square_item_lines").fields if f.kind == "local_ts"))

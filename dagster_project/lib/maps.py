@@ -67,15 +67,23 @@ def find_map(name: str, data_root: Path | None) -> Path | None:
     return None
 
 
+def read_map_document(path: Path) -> dict:
+    """A map file's YAML document (a MapError naming the file when it is not a YAML mapping)."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise MapError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise MapError(f"{path}: expected a YAML mapping (keys such as columns:, timestamp:)")
+    return doc
+
+
 def load_map(name: str, data_root: Path | None = None) -> ColumnMap:
     path = find_map(name, data_root)
     if path is None:
         where = f"{data_root / 'maps'} or {SHIPPED_MAPS_DIR}" if data_root else str(SHIPPED_MAPS_DIR)
         raise MapError(f"no column map named {name!r} for inbox/generic/{name}/ (looked for {name}.yml in {where})")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise MapError(f"{path}: not valid YAML: {exc}") from exc
+    doc = read_map_document(path)
     cols = doc.get("columns") or {}
     unknown = sorted(set(cols) - set(TARGETS))
     if unknown:
