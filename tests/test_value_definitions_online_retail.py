@@ -190,11 +190,11 @@ def test_repeat_ladder_has_one_window_and_counts_purchase_days(online_retail_run
 
 def test_the_headline_recomputed_from_the_invoices(online_retail_run):
     """customer_value_summary, the report's headline, from the invoices: purchasing customers (at least one
-    invoice that is not a credit note), their purchases, their net revenue (credit notes included), and
-    the customers who bought on two or more distinct days."""
+    purchase: an invoice whose net amount is positive), their purchases, their net revenue (credit notes
+    and returns included), and the customers who bought on two or more distinct days."""
     run = online_retail_run
     inv = _invoices(run)
-    purchases = inv[~inv["InvoiceNo"].astype(str).str.startswith("C")]
+    purchases = inv[inv["net"] > 0]
     buyers = purchases["customer"].unique()
     orders = len(purchases)
     net = round(inv.loc[inv["customer"].isin(buyers), "net"].sum(), 2)
