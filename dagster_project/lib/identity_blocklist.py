@@ -182,14 +182,12 @@ def _normalised(id_type: str, raw: str, default_region: str) -> str | None:
     return identity.normalise(id_type, raw, default_region)
 
 
-def max_shared_setting(value: "str | None" = None) -> int:
+def max_shared_setting(value: str) -> int:
     """PIPELINE_IDENTITY_MAX_SHARED: the most otherwise separate customers one identifier may join
-    (an identifier joining more is blocked); default identity.DEFAULT_MAX_SHARED."""
-    import os
-
+    (an identifier joining more is blocked); default identity.DEFAULT_MAX_SHARED. The run reads it
+    with its other settings (lib/config.py)."""
     from dagster_project.lib.identity import DEFAULT_MAX_SHARED
 
-    value = os.environ.get("PIPELINE_IDENTITY_MAX_SHARED", "") if value is None else value
     if value == "":
         return DEFAULT_MAX_SHARED
     try:
