@@ -233,9 +233,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from dagster_project.lib.config import Settings
-    from dagster_project.lib.dbt_project import prepare
-
-    from dagster_project.lib.dbt_project import manifest_is_current
+    from dagster_project.lib.dbt_project import manifest_is_current, prepare
 
     paths = DataPaths.of(args.data_dir)
     if args.if_changed and manifest_is_current():

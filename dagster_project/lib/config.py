@@ -83,10 +83,18 @@ def keep_exports_setting(value: "str | int | None") -> int:
     return n
 
 
-def _max_shared(value: str, name: str) -> int:
-    from dagster_project.lib.identity_blocklist import max_shared_setting
-
-    return max_shared_setting(value)
+def max_shared_setting(value: str) -> int:
+    """PIPELINE_IDENTITY_MAX_SHARED: the most otherwise separate customers one identifier may join
+    (an identifier joining more is blocked)."""
+    if value == "":
+        return DEFAULT_MAX_SHARED
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"PIPELINE_IDENTITY_MAX_SHARED {value!r}: expected a whole number of customers, 1 or more")
+    return n
 
 
 def _timezone(value: str, name: str) -> str:
@@ -154,7 +162,8 @@ SETTINGS: tuple[Setting, ...] = (
             "saves a few seconds)", shown_default="on"),
     Setting("PIPELINE_PHONE_REGION", "phone_region", "US", _text, "region for phone numbers written without a "
             "country code"),
-    Setting("PIPELINE_IDENTITY_MAX_SHARED", "identity_max_shared", str(DEFAULT_MAX_SHARED), _max_shared,
+    Setting("PIPELINE_IDENTITY_MAX_SHARED", "identity_max_shared", str(DEFAULT_MAX_SHARED),
+            lambda v, n: max_shared_setting(v),
             "the most otherwise separate customers one e-mail, phone or id may join; an identifier joining more "
             "(a store phone, a placeholder e-mail) links nobody, is listed in `identity_blocked_identifiers` and "
             "raises the warning `no_shared_identifiers` (see \"Placeholders never link people\")"),
