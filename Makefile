@@ -78,6 +78,8 @@ soak: $(STAMP)
 	$(BIN)/python -m tests.soak --write-reliability
 
 dev: $(STAMP)
+	@# the definitions load from the dbt manifest and never parse: parse first if a dbt file changed
+	$(BIN)/python -m dagster_project prepare --data-dir $(DATA_DIR) --if-changed
 	@# one Dagster instance for the UI, the schedule, the CLI and `status`: <data dir>/dagster_home
 	$(BIN)/python -c "from dagster_project.cli import _instance; from dagster_project.lib.paths import DataPaths; _instance(DataPaths.of('$(DATA_DIR)'))"
 	@# `dagster dev` warns that the `dg` CLI supersedes it; `dg` (dagster-dg-cli) is not installed and the

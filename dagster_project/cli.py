@@ -4,7 +4,7 @@
     python -m dagster_project backfill --from YYYY-MM-DD --to YYYY-MM-DD [--data-dir DIR] [--full-refresh]
     python -m dagster_project status   [--data-dir DIR] [--runs N]
     python -m dagster_project demo     [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
-    python -m dagster_project prepare  [--data-dir DIR]
+    python -m dagster_project prepare  [--data-dir DIR] [--if-changed]
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ concurrency:
 
 def _instance(paths: DataPaths):
     """The persistent Dagster instance under <data dir>/dagster_home (or $DAGSTER_HOME when set), with
-    the event log's connections kept open (dagster_project/lib/dagster_storage.py)."""
+    the event log's connections kept open (dagster_project/lib/adapters/dagster_sqlite.py)."""
     from dagster import DagsterInstance
 
-    from dagster_project.lib.dagster_storage import instance_ref
+    from dagster_project.lib.adapters.dagster_sqlite import instance_ref
 
     if os.environ.get("DAGSTER_HOME"):
         return DagsterInstance.from_ref(instance_ref(Path(os.environ["DAGSTER_HOME"])))
@@ -52,14 +52,21 @@ def _instance(paths: DataPaths):
 def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
                  allow_rejected_files: bool = False, quiet: bool = False, dbt_target: str = "",
                  keep_exports: int | None = None):
-    """Materialise every asset in-process; returns the Dagster result."""
-    paths = DataPaths.of(data_dir)
-    as_of_date = parse_as_of(as_of)
-    os.environ["PIPELINE_DATA_DIR"] = str(paths.root)
-    from dagster_project.definitions import defs
+    """Materialise every asset in-process; returns the Dagster result.
+
+    The options given here override the environment's settings (lib/config.py) for this run; the
+    run itself reads the rest once when it starts."""
+    from dagster_project.lib.config import Settings
+    from dagster_project.lib.dbt_project import ensure_manifest
     from dagster_project.lib.orchestration import check_as_of_in_range
 
+    paths = DataPaths.of(data_dir)
+    as_of_date = parse_as_of(as_of)
     check_as_of_in_range(as_of_date)
+    settings = Settings.from_env().with_overrides(data_dir=paths.root, dbt_target=dbt_target)
+    if ensure_manifest(paths, settings):
+        print("==> the dbt project changed since it was last parsed: parsed it again", flush=True)
+    from dagster_project.definitions import defs
 
     job = defs.resolve_job_def("refresh_customer_value")
     run_config = {
@@ -68,7 +75,7 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
                 "config": {
                     "data_dir": str(paths.root),
                     "as_of": "",  # the partition key carries the as-of date
-                    "allow_rejected_files": allow_rejected_files,
+                    **({"allow_rejected_files": True} if allow_rejected_files else {}),
                     **({"dbt_target": dbt_target} if dbt_target else {}),
                     **({"keep_exports": keep_exports} if keep_exports is not None else {}),
                 }
@@ -248,17 +255,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    paths = DataPaths.of(args.data_dir)
-    from dagster_project.lib.dbt_project import prepare
+    from dagster_project.lib.config import Settings
+    from dagster_project.lib.dbt_project import manifest_is_current, prepare
 
+    paths = DataPaths.of(args.data_dir)
+    if args.if_changed and manifest_is_current():
+        return 0
     t0 = time.perf_counter()
-    manifest = prepare(paths)
+    manifest = prepare(paths, Settings.from_env().with_overrides(data_dir=paths.root))
     print(f"==> dbt project parsed for {paths.root} in {time.perf_counter() - t0:.1f}s: {manifest}")
     return 0
 
 
 def _keep_exports(value: str) -> int:
-    from dagster_project.lib.resources import keep_exports_setting
+    from dagster_project.lib.config import keep_exports_setting
 
     try:
         return keep_exports_setting(value)
@@ -308,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.set_defaults(func=cmd_demo)
     p_prep = sub.add_parser("prepare", help="parse the dbt project for a data directory (make install does this)")
     p_prep.add_argument("--data-dir", default=None)
+    p_prep.add_argument("--if-changed", action="store_true",
+                        help="only when a dbt file is newer than the manifest (or there is none)")
     p_prep.set_defaults(func=cmd_prepare)
     args = parser.parse_args(argv)
     try:

@@ -1,4 +1,8 @@
-"""Dagster entry point: merges the per-domain definitions and binds shared resources."""
+"""Dagster entry point: merges the per-domain definitions and binds shared resources.
+
+Importing it reads no data directory and starts no dbt: the dbt assets come from the manifest
+`python -m dagster_project prepare` wrote, the run's settings are read when a run starts (lib/config.py).
+"""
 
 import dagster as dg
 
@@ -9,9 +13,10 @@ from dagster_project.defs.ingestion import definitions as ingestion
 from dagster_project.defs.models import definitions as models
 from dagster_project.defs.quality import definitions as quality
 from dagster_project.defs.transform import definitions as transform
-from dagster_project.lib.dbt_project import PipelineDbtCli, dbt_executable
+from dagster_project.lib.adapters.dagster_dbt import PipelineDbtCli
+from dagster_project.lib.dbt_project import dbt_executable
 from dagster_project.lib.paths import DBT_PROJECT_DIR
-from dagster_project.lib.resources import default_pipeline_config
+from dagster_project.lib.resources import PipelineConfig
 
 defs = dg.Definitions.merge(
     ingestion.defs,
@@ -24,7 +29,7 @@ defs = dg.Definitions.merge(
         jobs=[jobs.refresh_customer_value],
         schedules=[schedules.daily_refresh],
         resources={
-            "pipeline": default_pipeline_config(),
+            "pipeline": PipelineConfig(),
             "dbt": PipelineDbtCli(
                 project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR), dbt_executable=dbt_executable()
             ),

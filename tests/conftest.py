@@ -14,6 +14,17 @@ DEMO_END = "2026-10-31"
 DEMO_AS_OF = "2026-11-01"
 
 
+def pytest_configure(config):
+    """Parse the dbt project first when a dbt file changed since it was parsed: importing the Dagster
+    definitions reads the manifest and never parses (lib/dbt_project.py)."""
+    from dagster_project.lib.config import Settings
+    from dagster_project.lib.dbt_project import ensure_manifest
+    from dagster_project.lib.paths import DataPaths
+
+    settings = Settings.from_env()
+    ensure_manifest(DataPaths(settings.data_dir), settings)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():

@@ -1,4 +1,4 @@
-"""The pooled Dagster event log (dagster_project/lib/dagster_storage.py) writes what Dagster's own storage
+"""The pooled Dagster event log (dagster_project/lib/adapters/dagster_sqlite.py) writes what Dagster's own storage
 reads, and the CLI's instance uses it without leaking DAGSTER_HOME."""
 
 import os
@@ -8,7 +8,7 @@ from dagster import DagsterInstance
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
 from dagster_project import cli
-from dagster_project.lib.dagster_storage import PooledSqliteEventLogStorage
+from dagster_project.lib.adapters.dagster_sqlite import PooledSqliteEventLogStorage
 from dagster_project.lib.paths import DataPaths
 
 

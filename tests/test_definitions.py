@@ -63,7 +63,7 @@ def test_dbt_resource_skips_dagster_dbt_start_up_costs(monkeypatch):
     from dagster_dbt import DbtCliResource
     from packaging.version import parse
 
-    from dagster_project.lib.dbt_project import PipelineDbtCli
+    from dagster_project.lib.adapters.dagster_dbt import PipelineDbtCli
 
     assert hasattr(DbtCliResource, "_cli_version") and hasattr(DbtCliResource, "_initialize_dbt_core_adapter")
     resource = defs.resources["dbt"]

@@ -327,7 +327,7 @@ def test_dbt_parse_state_is_kept_per_data_dir(demo_run, tmp_path):
 
     from dagster_project.cli import main
     from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
-    from dagster_project.lib.spark_interop import resolve_dbt_target
+    from dagster_project.lib.config import Settings
 
     fresh = tmp_path / "fresh"
     assert main(["prepare", "--data-dir", str(fresh)]) == 0
@@ -340,7 +340,7 @@ def test_dbt_parse_state_is_kept_per_data_dir(demo_run, tmp_path):
         target.mkdir()
         shutil.copy(state, target / "partial_parse.msgpack")
         env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(paths.warehouse))
-        proc = subprocess.run([dbt, "parse", "--target", resolve_dbt_target(), "--project-dir", str(DBT_PROJECT_DIR),
+        proc = subprocess.run([dbt, "parse", "--target", Settings.from_env().dbt_target, "--project-dir", str(DBT_PROJECT_DIR),
                                "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
                               cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
         assert proc.returncode == 0, proc.stdout[-3000:]

@@ -299,10 +299,12 @@ def test_a_malformed_blocklist_names_the_file_and_the_entry(tmp_path, text, mess
 
 
 def test_the_limit_setting():
-    assert identity_blocklist.max_shared_setting("") == identity.DEFAULT_MAX_SHARED
-    assert identity_blocklist.max_shared_setting("12") == 12
+    from dagster_project.lib.config import max_shared_setting
+
+    assert max_shared_setting("") == identity.DEFAULT_MAX_SHARED
+    assert max_shared_setting("12") == 12
     with pytest.raises(ValueError, match="PIPELINE_IDENTITY_MAX_SHARED"):
-        identity_blocklist.max_shared_setting("0")
+        max_shared_setting("0")
 
 
 def test_an_identifier_no_longer_blocked_merges_again_and_the_history_says_so():

@@ -149,26 +149,28 @@ def test_locked_warehouse_is_retried_with_backoff_then_succeeds(small_demo, tmp_
 def test_only_transient_errors_become_retries_with_growing_waits(monkeypatch):
     from types import SimpleNamespace
 
+    from dagster_project.lib.config import Settings
     from dagster_project.lib.orchestration import retry_transient
 
     monkeypatch.setenv("PIPELINE_RETRY_DELAY_SECONDS", "2")
     monkeypatch.setenv("PIPELINE_RETRY_MAX", "3")
+    settings = Settings.from_env()  # as a run reads them when it starts
     log = SimpleNamespace(warning=lambda msg: None)
     lock = duckdb.IOException('IO Error: Could not set lock on file "w.duckdb": Conflicting lock is held')
     waits = []
     for attempt in range(3):
         with pytest.raises(dg.RetryRequested) as raised:
-            with retry_transient(SimpleNamespace(retry_number=attempt, log=log)):
+            with retry_transient(SimpleNamespace(retry_number=attempt, log=log), settings):
                 raise lock
         assert raised.value.max_retries == 3
         waits.append(raised.value.seconds_to_wait)
     assert waits == [2, 4, 8]
     with pytest.raises(duckdb.IOException):  # retries used up: the real error surfaces
-        with retry_transient(SimpleNamespace(retry_number=3, log=log)):
+        with retry_transient(SimpleNamespace(retry_number=3, log=log), settings):
             raise lock
     data_error = ValueError("inbox/shopify/orders.csv: missing column 'Total'")
     with pytest.raises(ValueError):  # a data error fails at once: the same input fails the same way
-        with retry_transient(SimpleNamespace(retry_number=0, log=log)):
+        with retry_transient(SimpleNamespace(retry_number=0, log=log), settings):
             raise data_error
 
 

@@ -1,29 +1,24 @@
 """The daily schedule: one run a day, as of the day that just ended.
 
-Settings (environment): PIPELINE_SCHEDULE_CRON (default "0 6 * * *"), PIPELINE_TIMEZONE (default UTC,
-also the business day of the as-of partitions), PIPELINE_SCHEDULE_ENABLED=1 to start it switched on
-(otherwise turn it on in the UI: Automation → daily_refresh).
+Its time (PIPELINE_SCHEDULE_CRON, in PIPELINE_TIMEZONE) and whether it starts switched on
+(PIPELINE_SCHEDULE_ENABLED; otherwise turn it on in the UI: Automation → daily_refresh) are read when
+the code location loads (lib/config.py).
 """
 
-import os
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from dagster_project.defs.jobs import refresh_customer_value
-from dagster_project.lib.orchestration import business_timezone
-
-
-def _enabled() -> bool:
-    return os.environ.get("PIPELINE_SCHEDULE_ENABLED", "").lower() in ("1", "true", "yes")
+from dagster_project.lib.orchestration import LOADED, business_timezone
 
 
 @dg.schedule(
     job=refresh_customer_value,
-    cron_schedule=os.environ.get("PIPELINE_SCHEDULE_CRON") or "0 6 * * *",
+    cron_schedule=LOADED.schedule_cron,
     execution_timezone=business_timezone(),
-    default_status=dg.DefaultScheduleStatus.RUNNING if _enabled() else dg.DefaultScheduleStatus.STOPPED,
+    default_status=dg.DefaultScheduleStatus.RUNNING if LOADED.schedule_enabled else dg.DefaultScheduleStatus.STOPPED,
     description="Daily refresh as of the previous (complete) business day.",
 )
 def daily_refresh(context: dg.ScheduleEvaluationContext):

@@ -1,4 +1,9 @@
-"""The dbt project as Dagster sees it: its manifest, kept fresh, and asset keys by schema."""
+"""The dbt project as Dagster sees it: its manifest, dbt's environment, and asset keys by schema.
+
+Importing the definitions reads the manifest `prepare` wrote (`python -m dagster_project prepare`,
+run by `make install`); it never parses the project. The command line's `run` and `backfill`, and
+the test suite, parse first when a dbt file is newer than the manifest (`ensure_manifest`).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,16 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
-from functools import cached_property
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource
-from packaging import version
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from dagster_project.lib.config import DEFAULT_MEMORY_LIMIT, Settings
 from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -39,7 +44,7 @@ def _newest_source_mtime() -> float:
 GUARDED_DBT = "owned-audience-dbt"  # dbt that dies with the run that started it (lib/dbt_guard.py)
 
 
-def _dbt_beside_python() -> list[Path]:
+def dbt_beside_python() -> list[Path]:
     """The dbt entry points installed beside this Python, the guarded one first."""
     return [p for p in (Path(sys.executable).parent / name for name in (GUARDED_DBT, "dbt")) if p.exists()]
 
@@ -47,64 +52,81 @@ def _dbt_beside_python() -> list[Path]:
 def dbt_executable() -> str:
     """The dbt the pipeline runs: the guarded entry point installed beside this Python (`make install`),
     else dbt beside this Python, else `dbt` on PATH."""
-    installed = _dbt_beside_python()
+    installed = dbt_beside_python()
     return str(installed[0]) if installed else "dbt"
 
 
-class PipelineDbtCli(DbtCliResource):
-    """dagster-dbt's dbt resource without two start-up costs this project does not use (~8 s a run).
-
-    - `_cli_version`: dagster-dbt runs `dbt --version` (a whole dbt start, ~4 s) to tell dbt Core from
-      dbt Fusion. Our executable is the dbt-core installed beside this Python, so its version is read
-      from the package metadata instead (any other executable still gets asked).
-    - `_initialize_dbt_core_adapter`: dagster-dbt loads the dbt project and adapter in-process (~3.5 s)
-      only to serve `fetch_column_metadata()` / `fetch_row_counts()`, which no asset here calls (row
-      counts are attached at publish time). dagster-dbt treats a missing adapter as supported (it is
-      what it falls back to when creating one fails).
-    Both are private in dagster-dbt 0.29 (pinned); tests/test_definitions.py checks that they still exist.
-    """
-
-    @cached_property
-    def _cli_version(self) -> version.Version:
-        if Path(self.dbt_executable) in _dbt_beside_python():
-            return version.parse(installed_version("dbt-core"))
-        return super()._cli_version
-
-    def _initialize_dbt_core_adapter(self, args: Sequence[str]):  # noqa: ARG002 - see the class docstring
-        return None
+def manifest_is_current() -> bool:
+    return MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime()
 
 
-def ensure_manifest() -> Path:
-    """Run `dbt parse` when the manifest is missing or older than any dbt source file."""
-    if MANIFEST_PATH.exists() and MANIFEST_PATH.stat().st_mtime >= _newest_source_mtime():
-        return MANIFEST_PATH
-    # The same warehouse path as the runs (parsing does not open it): dbt's partial parsing is
-    # invalidated when the profile changes, so a parse-only path would force a full re-parse.
-    _parse(Path(os.environ.get("PIPELINE_WAREHOUSE_PATH") or DataPaths.of().warehouse))
+def manifest_for_definitions() -> Path:
+    """The manifest the dbt assets are built from, as `prepare` left it. Reads no data directory and
+    starts no dbt: a missing or outdated manifest is an error that says how to make it."""
+    if not manifest_is_current():
+        state = "is missing" if not MANIFEST_PATH.exists() else "is older than the dbt project's files"
+        raise RuntimeError(f"the dbt manifest {MANIFEST_PATH} {state}: run `python -m dagster_project prepare "
+                           f"[--data-dir DIR]` (`make install` does) to parse the dbt project")
     return MANIFEST_PATH
 
 
-def prepare(paths: DataPaths) -> Path:
+def ensure_manifest(paths: DataPaths, settings: Settings) -> bool:
+    """`prepare` when the manifest is missing or older than any dbt source file; True when it parsed."""
+    if manifest_is_current():
+        return False
+    prepare(paths, settings)
+    return True
+
+
+def prepare(paths: DataPaths, settings: Settings) -> Path:
     """`dbt parse` for one data directory: the manifest Dagster builds its assets from, and the
     partial-parse state that data directory's first `dbt build` starts from (dagster-dbt's "prepare"
-    step; `make install` runs it, so the first `make run` does not parse the whole project)."""
-    _parse(paths.warehouse)
+    step; `make install` runs it, so the first `make run` does not parse the whole project). Parsed
+    with the runs' profile and `--target`: dbt re-parses everything when either differs."""
+    proc = subprocess.run(
+        [dbt_executable(), "parse", "--quiet", "--target", settings.dbt_target, "--project-dir",
+         str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+        cwd=DBT_PROJECT_DIR, env=dbt_env(settings, paths), capture_output=True, text=True,
+    )
+    if proc.returncode != 0 or not MANIFEST_PATH.exists():
+        raise RuntimeError(f"`dbt parse` failed in {DBT_PROJECT_DIR}:\n{proc.stdout}\n{proc.stderr}")
     keep_partial_parse(MANIFEST_PATH.parent, paths.dbt_state)
     return MANIFEST_PATH
 
 
-def _parse(warehouse: Path) -> None:
-    from dagster_project.lib.spark_interop import resolve_dbt_target
+def dbt_env(settings: Settings, paths: DataPaths, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every dbt command the pipeline runs on one data directory: what
+    dbt/profiles.yml and the Spark source macro read, over `environ` (default: this process's), so
+    dbt's own DBT_* variables pass through. The target itself goes in as `--target`.
 
-    env = {**os.environ, "PIPELINE_WAREHOUSE_PATH": str(warehouse)}
-    # `--target` as the runs pass it: dbt re-parses everything when the command-line target differs
-    proc = subprocess.run(
-        [dbt_executable(), "parse", "--quiet", "--target", resolve_dbt_target(), "--project-dir",
-         str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
-    )
-    if proc.returncode != 0 or not MANIFEST_PATH.exists():
-        raise RuntimeError(f"`dbt parse` failed in {DBT_PROJECT_DIR}:\n{proc.stdout}\n{proc.stderr}")
+    Only what differs from the profile's defaults is set: dbt re-parses the whole project when the
+    profile's variables differ from the ones its partial-parse state was saved with, and an ad-hoc
+    `dbt` command given just PIPELINE_WAREHOUSE_PATH should still parse partially after a run."""
+    from dagster_project.lib import spark_interop
+
+    env = {**(os.environ if environ is None else environ), "PIPELINE_WAREHOUSE_PATH": str(paths.warehouse)}
+    # dbt.log (kept in dbt/target/dbt_models-* when a build fails) at info level, not debug: writing every
+    # SQL statement to it is a sizeable share of a demo build. DBT_LOG_LEVEL_FILE=debug for it all.
+    env.setdefault("DBT_LOG_LEVEL_FILE", "info")
+    if settings.duckdb_memory_limit != DEFAULT_MEMORY_LIMIT:
+        env["PIPELINE_DUCKDB_MEMORY_LIMIT"] = settings.duckdb_memory_limit
+    if settings.dbt_target == "spark":
+        env.update(spark_interop.spark_env(paths.root))
+    return env
+
+
+@contextmanager
+def dbt_environment(settings: Settings, paths: DataPaths) -> Iterator[None]:
+    """`dbt_env` as this process's environment while dbt runs, restored afterwards. dagster-dbt gives
+    its dbt process a copy of `os.environ` (it takes no environment of its own), and dbt run in this
+    process (`generate_docs`) reads `os.environ` itself."""
+    before = dict(os.environ)
+    os.environ.update(dbt_env(settings, paths, before))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
 
 
 DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
@@ -135,7 +157,7 @@ def docs_cache_key(con) -> str:
 
 def documented_relations() -> set[tuple[str, str]]:
     """(schema, table) of every model, seed, snapshot and source in the manifest: what the catalog lists."""
-    manifest = json.loads(ensure_manifest().read_text(encoding="utf-8"))
+    manifest = json.loads(MANIFEST_PATH.read_text(encoding="utf-8"))
     out = set()
     for node in [*manifest["nodes"].values(), *manifest["sources"].values()]:
         if node["resource_type"] in ("model", "seed", "snapshot", "source"):
@@ -226,11 +248,15 @@ def generate_docs(target_path: Path, target: str) -> Path:
     """`dbt docs generate --static --no-compile` in this process, on the manifest a build left in
     `target_path`; returns the static index.html.
 
-    The same command as a subprocess costs a second dbt start (~4 s of imports dagster-dbt has already
-    paid here); in-process it is the catalog queries and ~1 s of partial parsing. The warehouse file
-    dbt-duckdb opened is closed afterwards, so the next step opens it as usual.
+    As a subprocess the same command would pay a second dbt start (the imports dagster-dbt has
+    already paid here); in-process it is the catalog queries and a partial parse. Run it inside
+    `dbt_environment` (dbt reads the profile's variables from this process's environment). The
+    warehouse file dbt-duckdb opened is closed afterwards (lib/adapters/dbt_duckdb.py), so the next
+    step opens it as usual.
     """
     from dbt.cli.main import dbtRunner
+
+    from dagster_project.lib.adapters.dbt_duckdb import release_process_database
 
     try:
         result = dbtRunner().invoke([
@@ -239,23 +265,10 @@ def generate_docs(target_path: Path, target: str) -> Path:
             "--target-path", str(target_path), "--log-path", str(target_path),
         ])
     finally:
-        _release_dbt_duckdb()
+        release_process_database()  # the checks and publishing open the warehouse read-only next
     if not result.success:
         raise RuntimeError(f"`dbt docs generate` failed: {result.exception or 'see the dbt log in ' + str(target_path)}")
     return Path(target_path) / "static_index.html"
-
-
-def _release_dbt_duckdb() -> None:
-    """Close the DuckDB database dbt-duckdb keeps open for the process after a command (a class-level
-    environment, dropped only at exit): DuckDB refuses a second connection to that file with other
-    settings (read-only, say) while it is open. The end-to-end tests' runs generate the docs and then
-    validate the marts through read-only connections."""
-    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
-
-    with DuckDBConnectionManager._LOCK:
-        env, DuckDBConnectionManager._ENV = DuckDBConnectionManager._ENV, None
-    if env is not None:
-        env.close()
 
 
 class Translator(DagsterDbtTranslator):

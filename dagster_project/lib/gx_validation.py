@@ -57,24 +57,13 @@ def _context():
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
-            _skip_batch_fingerprint()
+            from dagster_project.lib.adapters.gx_pandas import skip_batch_fingerprint
+
+            skip_batch_fingerprint()
             ctx = gx.get_context(mode="ephemeral")
             ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
             _CONTEXT = ctx
     return _CONTEXT
-
-
-def _skip_batch_fingerprint() -> None:
-    """Stop GX from hashing every pandas batch it is given.
-
-    GX's pandas engine fingerprints each DataFrame under 1 GB (`pandas_data_fingerprint`, an md5 of
-    `hash_pandas_object` over every cell, twice per validation) only to label the batch in the result,
-    which this pipeline does not keep. On a 2M-row mart that is ~3 s of a ~3.1 s validation. The
-    threshold is a module constant read on each batch; 0 turns the fingerprint off
-    (tests/test_gx_validation.py checks the constant still exists and is honoured)."""
-    from great_expectations.execution_engine import pandas_execution_engine
-
-    pandas_execution_engine.HASH_THRESHOLD = 0
 
 
 def _prefetch_quietly() -> None:

@@ -180,22 +180,3 @@ def _normalised(id_type: str, raw: str, default_region: str) -> str | None:
     from dagster_project.lib import identity
 
     return identity.normalise(id_type, raw, default_region)
-
-
-def max_shared_setting(value: "str | None" = None) -> int:
-    """PIPELINE_IDENTITY_MAX_SHARED: the most otherwise separate customers one identifier may join
-    (an identifier joining more is blocked); default identity.DEFAULT_MAX_SHARED."""
-    import os
-
-    from dagster_project.lib.identity import DEFAULT_MAX_SHARED
-
-    value = os.environ.get("PIPELINE_IDENTITY_MAX_SHARED", "") if value is None else value
-    if value == "":
-        return DEFAULT_MAX_SHARED
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"PIPELINE_IDENTITY_MAX_SHARED {value!r}: expected a whole number of customers, 1 or more")
-    return n

@@ -1,18 +1,15 @@
 """How runs are cut and retried: the as-of date as a daily partition, and retries for transient errors.
 
-Settings (environment, read when the code location loads):
-
-- ``PIPELINE_TIMEZONE`` (default ``UTC``): the business day the as-of date and the partitions follow.
-- ``PIPELINE_PARTITION_START`` (default ``2000-01-01``): the first as-of date a backfill can ask for.
-- ``PIPELINE_RETRY_MAX`` (default 3) and ``PIPELINE_RETRY_DELAY_SECONDS`` (default 5): a step that hits a
-  transient error (the warehouse file locked by another writer, a busy file system) is retried up to
-  ``PIPELINE_RETRY_MAX`` times, waiting delay, 2×delay, 4×delay… between attempts. Data errors (a bad
-  file, a failed test) are not retried: the same input gives the same failure.
+The time zone (`PIPELINE_TIMEZONE`) and the first partition (`PIPELINE_PARTITION_START`) are read
+once, when the code location loads (`LOADED`): Dagster builds the partitions from them. Retries
+(`PIPELINE_RETRY_MAX`, `PIPELINE_RETRY_DELAY_SECONDS`) come from the run's settings: a step that
+hits a transient error (the warehouse file locked by another writer, a busy file system) is retried
+up to `retry_max` times, waiting delay, 2×delay, 4×delay… between attempts. Data errors (a bad file,
+a failed test) are not retried: the same input gives the same failure. See lib/config.py.
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,28 +18,26 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from dagster_project.lib.config import Settings
+
 PARTITION_TAG = "dagster/partition"
+
+# The settings as the code location loaded them: partitions, the schedule and the sensor are built from these.
+LOADED = Settings.from_env()
 
 
 def business_timezone() -> str:
-    tz = os.environ.get("PIPELINE_TIMEZONE") or "UTC"
-    try:
-        ZoneInfo(tz)
-    except Exception as exc:  # ZoneInfoNotFoundError, ValueError
-        raise ValueError(f"PIPELINE_TIMEZONE={tz!r} is not an IANA time zone name (e.g. Europe/London)") from exc
-    return tz
+    """The time zone of the business day (the partitions'), as the code location loaded it."""
+    return LOADED.timezone
 
 
-def business_today() -> date:
-    return datetime.now(ZoneInfo(business_timezone())).date()
+def business_today(timezone: str | None = None) -> date:
+    """Today's date in `timezone`, by default the business time zone."""
+    return datetime.now(ZoneInfo(timezone or business_timezone())).date()
 
 
 def partition_start() -> date:
-    raw = os.environ.get("PIPELINE_PARTITION_START") or "2000-01-01"
-    try:
-        return date.fromisoformat(raw)
-    except ValueError as exc:
-        raise ValueError(f"PIPELINE_PARTITION_START={raw!r} is not a date in YYYY-MM-DD form") from exc
+    return LOADED.partition_start
 
 
 # One partition per as-of date. end_offset=1 makes today's date a partition too, so an ad-hoc run "as of
@@ -59,6 +54,7 @@ ONE_RUN_PER_DATE = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def check_as_of_in_range(as_of: date) -> None:
+    """The as-of date is a partition: not before the first one, not after today."""
     if as_of < partition_start():
         raise ValueError(f"as-of date {as_of} is before the first partition {partition_start()} "
                          f"(set PIPELINE_PARTITION_START to backfill further back)")
@@ -77,14 +73,6 @@ TRANSIENT_MARKERS = (
 )
 
 
-def retry_max() -> int:
-    return int(os.environ.get("PIPELINE_RETRY_MAX", "3"))
-
-
-def retry_delay() -> float:
-    return float(os.environ.get("PIPELINE_RETRY_DELAY_SECONDS", "5"))
-
-
 def is_transient(exc: BaseException) -> bool:
     seen: set[int] = set()
     cur: BaseException | None = exc
@@ -97,17 +85,18 @@ def is_transient(exc: BaseException) -> bool:
 
 
 @contextmanager
-def retry_transient(context) -> Iterator[None]:
-    """Turn a transient error into a Dagster retry with exponential backoff; anything else fails the step."""
+def retry_transient(context, settings: Settings) -> Iterator[None]:
+    """Turn a transient error into a Dagster retry with exponential backoff (`settings.retry_max`,
+    `settings.retry_delay_seconds`); anything else fails the step."""
     try:
         yield
     except (dg.RetryRequested, dg.Failure):
         raise
     except Exception as exc:
         attempt = context.retry_number  # 0 on the first try
-        if is_transient(exc) and attempt < retry_max():
-            wait = retry_delay() * (2 ** attempt)
-            context.log.warning(f"transient error, retry {attempt + 1} of {retry_max()} in {wait:.0f}s: "
+        if is_transient(exc) and attempt < settings.retry_max:
+            wait = settings.retry_delay_seconds * (2 ** attempt)
+            context.log.warning(f"transient error, retry {attempt + 1} of {settings.retry_max} in {wait:.0f}s: "
                                 f"{str(exc).splitlines()[0][:300]}")
-            raise dg.RetryRequested(max_retries=retry_max(), seconds_to_wait=wait) from exc
+            raise dg.RetryRequested(max_retries=settings.retry_max, seconds_to_wait=wait) from exc
         raise

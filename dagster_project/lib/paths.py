@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -15,7 +14,9 @@ INBOX_FOLDERS = ("shopify", "square", "members", "spend", "traffic", "rates", "g
 
 def default_data_dir() -> Path:
     """`PIPELINE_DATA_DIR`, else `./data` (relative to the current directory)."""
-    return Path(os.environ.get("PIPELINE_DATA_DIR") or "data").resolve()
+    from dagster_project.lib.config import Settings
+
+    return Settings.from_env().data_dir
 
 
 def parse_as_of(value: str | date | None) -> date:

@@ -2,55 +2,47 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
+from typing import Optional
 
 import dagster as dg
 import duckdb
 from pydantic import PrivateAttr
 
 from dagster_project.lib import warehouse
+from dagster_project.lib.config import Settings, keep_exports_setting  # noqa: F401 - the CLI's and tests' name
 from dagster_project.lib.orchestration import PARTITION_TAG
 from dagster_project.lib.paths import DataPaths, parse_as_of
 
 
-DEFAULT_KEEP_EXPORTS = 30
-
-
-def keep_exports_setting(value: "str | int | None") -> int:
-    """PIPELINE_KEEP_EXPORTS / --keep-exports: a whole number of dated export folders, 0 for all."""
-    if value is None or value == "":
-        return DEFAULT_KEEP_EXPORTS
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        n = -1
-    if n < 0:
-        raise ValueError(f"keep-exports setting {value!r} (PIPELINE_KEEP_EXPORTS or --keep-exports): expected a "
-                         f"whole number of dated export folders to keep, 0 to keep every one")
-    return n
-
-
 class PipelineConfig(dg.ConfigurableResource):
-    """Where the data directory is and what date the run is as of.
+    """Where the data directory is, what date the run is as of, and the run's settings.
 
     The as-of date is the run's partition key when the run has one (a scheduled run, a backfill, a
     partition launched from the UI, the CLI); `as_of` in the config must then be empty or the same date.
+    Every other setting comes from the environment (lib/config.py), read once when the run starts;
+    a field set here (by the command line or the launchpad) overrides its variable.
     """
 
     data_dir: str = ""  # empty: $PIPELINE_DATA_DIR, else ./data
     as_of: str = ""
-    phone_region: str = "US"
-    allow_rejected_files: bool = False
+    phone_region: str = ""  # empty: $PIPELINE_PHONE_REGION, else US
+    allow_rejected_files: Optional[bool] = None  # None: $PIPELINE_ALLOW_REJECTED_FILES, else false
     dbt_target: str = ""  # empty: $DBT_TARGET, else duckdb; "spark" builds the dbt models on Spark
     # dated folders kept in exports/ (the newest as-of dates; exports/latest's always stays); 0 keeps every one
-    keep_exports: int = DEFAULT_KEEP_EXPORTS
+    keep_exports: Optional[int] = None  # None: $PIPELINE_KEEP_EXPORTS, else 30
+
+    _settings: Optional[Settings] = PrivateAttr(default=None)
 
     @property
-    def resolved_dbt_target(self) -> str:
-        from dagster_project.lib.spark_interop import resolve_dbt_target
-
-        return resolve_dbt_target(self.dbt_target)
+    def settings(self) -> Settings:
+        """The run's settings: the environment, read once (at the start of the run, or on first use
+        outside one), with this resource's fields over it."""
+        if self._settings is None:
+            self._settings = Settings.from_env().with_overrides(
+                data_dir=self.data_dir, phone_region=self.phone_region, allow_rejected_files=self.allow_rejected_files,
+                dbt_target=self.dbt_target, keep_exports=self.keep_exports)
+        return self._settings
 
     _partition_as_of: str = PrivateAttr(default="")
 
@@ -61,10 +53,12 @@ class PipelineConfig(dg.ConfigurableResource):
             raise dg.Failure(f"the run is for partition {key} but the pipeline resource says as_of={self.as_of}; "
                              f"leave as_of empty for partitioned runs", allow_retries=False)
         self._partition_as_of = key
+        self._settings = None
+        _ = self.settings  # read (and validated) once, before the first step
 
     @property
     def paths(self) -> DataPaths:
-        return DataPaths.of(self.data_dir or None)
+        return DataPaths(self.settings.data_dir)
 
     @property
     def as_of_date(self) -> date:
@@ -72,14 +66,5 @@ class PipelineConfig(dg.ConfigurableResource):
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         p = self.paths
-        return warehouse.connect(p.warehouse, read_only=read_only, temp_dir=p.duckdb_temp)
-
-
-def default_pipeline_config() -> PipelineConfig:
-    return PipelineConfig(
-        data_dir=os.environ.get("PIPELINE_DATA_DIR", ""),
-        phone_region=os.environ.get("PIPELINE_PHONE_REGION", "US"),
-        allow_rejected_files=os.environ.get("PIPELINE_ALLOW_REJECTED_FILES", "") in ("1", "true", "yes"),
-        dbt_target=os.environ.get("DBT_TARGET", ""),
-        keep_exports=keep_exports_setting(os.environ.get("PIPELINE_KEEP_EXPORTS")),
-    )
+        return warehouse.connect(p.warehouse, read_only=read_only, temp_dir=p.duckdb_temp,
+                                 memory_limit=self.settings.duckdb_memory_limit)

@@ -15,7 +15,6 @@ which Spark reads as its TIMESTAMP type with the session time zone UTC.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -29,17 +28,6 @@ NOT_SOURCES = {("identity", "normalised_values"), ("identity", "node_roots"), ("
                ("identity", "record_hashes"), ("identity", "node_records"), ("identity", "blocked_record_nodes")}
 # The schemas dbt writes tables to (views are not materialised in files and are skipped).
 MODEL_SCHEMAS = ("intermediate", "marts")
-
-DBT_TARGETS = ("duckdb", "spark")
-
-
-def resolve_dbt_target(value: str | None = None) -> str:
-    """The dbt target the pipeline builds with: `value`, else `$DBT_TARGET`, else `duckdb`."""
-    target = (value or os.environ.get("DBT_TARGET", "") or "duckdb").strip().lower()
-    if target not in DBT_TARGETS:
-        raise ValueError(f"dbt target {target!r} is not one of {', '.join(DBT_TARGETS)} (pipeline config dbt_target / DBT_TARGET)")
-    return target
-
 
 def raw_parquet_dir(data_root: Path) -> Path:
     return data_root / "warehouse" / "raw_parquet"

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
 import duckdb
 
-# Bounded memory: DuckDB spills to temp_directory instead of failing.
-DEFAULT_MEMORY_LIMIT = os.environ.get("PIPELINE_DUCKDB_MEMORY_LIMIT", "3GB")
+from dagster_project.lib.config import DEFAULT_MEMORY_LIMIT
 
 # The build marker of the large incremental marts (fct_orders, customer_identity_map): when the dbt build
 # that wrote the row started (macro build_started_at).  The fct_orders GX check validates per build, the
@@ -93,12 +91,15 @@ def files_gone_from_inbox(old_warehouse: Path, inbox: Path) -> list[str]:
     return [p for p in paths if not (inbox / p).is_file()]
 
 
-def connect(path: Path, *, read_only: bool = False, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+def connect(path: Path, *, read_only: bool = False, temp_dir: Path | None = None,
+            memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """A connection with the pipeline's session settings; bounded memory (PIPELINE_DUCKDB_MEMORY_LIMIT,
+    passed in by the run's settings): DuckDB spills to `temp_dir` instead of failing."""
     path.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(path), read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
     con.execute("SET enable_progress_bar = false")
-    con.execute(f"SET memory_limit = '{DEFAULT_MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{memory_limit}'")
     if temp_dir is not None:
         temp_dir.mkdir(parents=True, exist_ok=True)
         con.execute(f"SET temp_directory = '{temp_dir.as_posix()}'")
@@ -120,12 +121,14 @@ def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, colum
         [schema, table, column]).fetchone()[0])
 
 
-def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str = "") -> None:
+def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str = "",
+                      timezone: str | None = None) -> None:
     """The one-row table raw.run_context the dbt models read their as-of date from (macro as_of_date).
 
     Passing the date as data rather than a dbt var keeps dbt's partial parsing valid from day to day.
     ``as_of_day_complete`` is false for a run made on (or before) its as-of date in the business time
-    zone: that day is still going on, so the marts mark it as a partial period (macro is_partial_period).
+    zone (`timezone`, default the one the code location loaded): that day is still going on, so the
+    marts mark it as a partial period (macro is_partial_period).
     """
     from dagster_project.lib.orchestration import business_today
 
@@ -133,7 +136,7 @@ def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str =
     con.execute("create or replace table raw.run_context (as_of_date date not null, run_id varchar, "
                 "written_at timestamp, as_of_day_complete boolean not null)")
     con.execute("insert into raw.run_context values (?, ?, current_timestamp, ?)",
-                [as_of, run_id, business_today() > as_of])
+                [as_of, run_id, business_today(timezone) > as_of])
 
 
 def release_freed_memory() -> None:

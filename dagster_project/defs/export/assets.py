@@ -24,14 +24,14 @@ import duckdb
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
 from dagster_project.lib import charts, gx_validation, publish, report, tiers, warehouse
-from dagster_project.lib.dbt_project import ensure_manifest
+from dagster_project.lib.dbt_project import manifest_for_definitions
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
 
 def _mart_keys() -> list[dg.AssetKey]:
     """Every dbt model in the marts schema: publishing waits for all of them and their checks."""
-    manifest = json.loads(ensure_manifest().read_text())
+    manifest = json.loads(manifest_for_definitions().read_text())
     names = sorted(n["name"] for n in manifest["nodes"].values()
                    if n["resource_type"] == "model" and n["config"].get("schema") == "marts")
     return [dg.AssetKey(["marts", name]) for name in names]
@@ -128,7 +128,7 @@ def tier_lists(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
     paths = pipeline.paths
     stage.fresh_dir(stage.exports / "tiers")
     tier_defs = tiers.load_tiers(paths.root / "tiers.yml" if (paths.root / "tiers.yml").exists() else None)
-    with retry_transient(context):
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect(read_only=True)
     try:
         compare_with = tiers.previous_exports(paths.exports, stage.as_of)
@@ -284,13 +284,13 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         # retention (a backfill of an older date leaves it to the next run that moves `latest`); the run is
         # published by now, so a folder that cannot be removed is a warning, not a failed run
         try:
-            pruned = publish.prune_exports(paths.exports, paths.staging, pipeline.keep_exports)
+            pruned = publish.prune_exports(paths.exports, paths.staging, pipeline.settings.keep_exports)
         except OSError as exc:
             context.log.warning(f"could not remove old dated export folders from {paths.exports}: {exc}")
         else:
             if pruned:
                 context.log.info(f"removed {len(pruned)} dated export folder(s) beyond the newest "
-                                 f"{pipeline.keep_exports}: {', '.join(pruned)}")
+                                 f"{pipeline.settings.keep_exports}: {', '.join(pruned)}")
     else:
         context.log.info(f"backfill as of {as_of}: published {paths.exports / as_of}; serving and exports/latest "
                          f"stay as of {current}")

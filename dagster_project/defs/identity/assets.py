@@ -39,13 +39,13 @@ _DEPS = [dg.AssetKey(["raw", t]) for t in RAW_TABLES if t not in ("marketing_spe
     backfill_policy=ONE_RUN_PER_DATE,
 )
 def identity_resolution(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
-    with retry_transient(context):
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect()
         try:
             stats = identity.resolve(
-                con, default_region=pipeline.phone_region,
-                blocklist=identity_blocklist.load(pipeline.phone_region, pipeline.paths.root),
-                max_shared=identity_blocklist.max_shared_setting())
+                con, default_region=pipeline.settings.phone_region,
+                blocklist=identity_blocklist.load(pipeline.settings.phone_region, pipeline.paths.root),
+                max_shared=pipeline.settings.identity_max_shared)
         finally:
             con.close()
     context.log.info(

@@ -1,7 +1,6 @@
 import dagster as dg
 
 from dagster_project.defs.identity.assets import BLOCKED_KEY
-from dagster_project.lib import identity_blocklist
 from dagster_project.lib.resources import PipelineConfig
 
 
@@ -18,7 +17,7 @@ def no_shared_identifiers(pipeline: PipelineConfig) -> dg.AssetCheckResult:
         ).fetchall()
     finally:
         con.close()
-    limit = identity_blocklist.max_shared_setting()
+    limit = pipeline.settings.identity_max_shared
     shown = ", ".join(f"{t} {h[:12]}… ({n} customers; {s})" for t, h, n, s in rows[:5])
     return dg.AssetCheckResult(
         passed=not rows,

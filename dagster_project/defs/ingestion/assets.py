@@ -39,7 +39,7 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
     run_id = context.run.run_id
     gx_validation.prefetch()  # GX's import overlaps ingestion (the raw GX checks come next)
-    with retry_transient(context):
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect()
         try:
             results = ingest.ingest_inbox(con, paths.inbox, run_id)

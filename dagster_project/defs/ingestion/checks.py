@@ -1,7 +1,6 @@
 """Blocking checks on what ingestion did in this run."""
 
 
-import os
 
 import dagster as dg
 
@@ -26,10 +25,10 @@ def no_rejected_files(context: dg.AssetCheckExecutionContext, pipeline: Pipeline
         ).fetchall()
     finally:
         con.close()
-    passed = not rows or pipeline.allow_rejected_files
+    passed = not rows or pipeline.settings.allow_rejected_files
     return dg.AssetCheckResult(
         passed=passed,
-        severity=dg.AssetCheckSeverity.WARN if pipeline.allow_rejected_files else dg.AssetCheckSeverity.ERROR,
+        severity=dg.AssetCheckSeverity.WARN if pipeline.settings.allow_rejected_files else dg.AssetCheckSeverity.ERROR,
         description=("; ".join(m for _, m in rows)) or "no file rejected",
         metadata={"rejected_files": dg.MetadataValue.json([f for f, _ in rows])},
     )
@@ -68,15 +67,11 @@ def rows_read_equal_loaded_plus_quarantined(context: dg.AssetCheckExecutionConte
     )
 
 
-def freshness_days() -> int:
-    return int(os.environ.get("PIPELINE_FRESHNESS_DAYS", "2"))
-
-
 @dg.asset_check(asset=LEDGER_KEY, blocking=False,
                 description="Warns when a source that has sent exports before has sent no new file for more than "
                             "PIPELINE_FRESHNESS_DAYS days (default 2).")
 def exports_are_fresh(pipeline: PipelineConfig) -> dg.AssetCheckResult:
-    limit = freshness_days()
+    limit = pipeline.settings.freshness_days
     con = pipeline.connect(read_only=True)
     try:
         rows = con.execute(

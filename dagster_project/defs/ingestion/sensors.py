@@ -2,13 +2,13 @@
 
 import hashlib
 import json
-import os
 
 import dagster as dg
 
 from dagster_project.defs.jobs import refresh_customer_value
 from dagster_project.lib import ingest
-from dagster_project.lib.orchestration import business_today
+from dagster_project.lib.config import Settings
+from dagster_project.lib.orchestration import LOADED, business_today
 from dagster_project.lib.paths import DataPaths
 
 
@@ -23,12 +23,12 @@ def inbox_fingerprint(paths: DataPaths) -> dict[str, str]:
 
 @dg.sensor(
     job=refresh_customer_value,
-    minimum_interval_seconds=int(os.environ.get("PIPELINE_INBOX_SENSOR_INTERVAL", "60")),
+    minimum_interval_seconds=LOADED.sensor_interval_seconds,
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Starts refresh_customer_value when files are added to or changed in <data dir>/inbox.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext):
-    paths = DataPaths.of(os.environ.get("PIPELINE_DATA_DIR") or None)
+    paths = DataPaths(Settings.from_env().data_dir)  # read each tick, like a run's settings
     current = inbox_fingerprint(paths)
     previous = json.loads(context.cursor) if context.cursor else {}
     changed = sorted(k for k, v in current.items() if previous.get(k) != v)

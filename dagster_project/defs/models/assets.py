@@ -9,7 +9,6 @@ a clear message and no predictions rather than garbage; a fit the diagnostics re
 """
 
 import json
-import os
 import time
 
 import dagster as dg
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from dagster_project.lib import clv
+from dagster_project.lib.config import Settings
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -24,16 +24,9 @@ CLV_KEY = dg.AssetKey(["marts", "customer_clv"])
 FITS_KEY = dg.AssetKey(["marts", "clv_model_fits"])
 SUMMARY_KEY = dg.AssetKey(["intermediate", "int_customer_btyd_summary"])
 
-MIN_REPEAT_CUSTOMERS = int(os.environ.get("PIPELINE_CLV_MIN_REPEAT_CUSTOMERS", "100"))
-MIN_HISTORY_WEEKS = float(os.environ.get("PIPELINE_CLV_MIN_HISTORY_WEEKS", "26"))
-ANNUAL_DISCOUNT_RATE = float(os.environ.get("PIPELINE_CLV_ANNUAL_DISCOUNT_RATE", "0.10"))
-# A fit whose predicted holdout purchases miss the actual ones by more than this is unreliable.
-MAX_HOLDOUT_ERROR = float(os.environ.get("PIPELINE_CLV_MAX_HOLDOUT_ERROR", "0.25"))
-# Sanity bound: the customers' predicted (discounted) revenue of the next 12 months may not exceed this
-# multiple of their net revenue of the last 12 months.  The trailing year also holds every first purchase of
-# the customers acquired in it, which no prediction repeats, so a base that is not growing fast predicts
-# less than it took; a steadily growing shop may raise it.
-MAX_REVENUE_RATIO = float(os.environ.get("PIPELINE_CLV_MAX_REVENUE_RATIO", "1.0"))
+# The CLV limits (PIPELINE_CLV_*: least data to fit on, discount rate, holdout error, the revenue sanity
+# bound) come from the run's settings (lib/config.py); these are their defaults.
+DEFAULT_LIMITS = Settings()
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 
 CLV_COLUMNS = {
@@ -51,7 +44,8 @@ FITS_COLUMNS = {
 }
 
 
-def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.DataFrame, dict]:
+def fit_and_score(summary: pd.DataFrame, key: str = "customer_key",
+                  limits: Settings = DEFAULT_LIMITS) -> tuple[pd.DataFrame, dict]:
     """Fit both models on the summary and score every customer (scores keep the summary's `key` column).
 
     Raises ClvDataError (a readable reason, no predictions) on too little data or predictions that are
@@ -64,12 +58,12 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.
     T = summary["btyd_age_weeks"].to_numpy(float)
     m = summary["repeat_mean_purchase_value"].fillna(0).to_numpy(float)
     clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0,
-                          MIN_REPEAT_CUSTOMERS, MIN_HISTORY_WEEKS)
+                          limits.clv_min_repeat_customers, limits.clv_min_history_weeks)
     bg = clv.fit_bgnbd(x, t_x, T)
     gg = clv.fit_gamma_gamma(x, m)
     bg_diagnosis = clv.diagnose_bgnbd(bg, x, t_x, T)
     gg_diagnosis = clv.diagnose_gamma_gamma(gg, x, m)
-    monthly_rate = (1 + ANNUAL_DISCOUNT_RATE) ** (1 / 12) - 1
+    monthly_rate = (1 + limits.clv_annual_discount_rate) ** (1 / 12) - 1
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite results are caught below
         scores = pd.DataFrame({
             key: summary[key],
@@ -85,7 +79,7 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key") -> tuple[pd.
     if bad:
         raise clv.ClvDataError(f"the fitted models give non-finite predictions for {bad} customers; "
                                "no predictions are published")
-    fit = {"bgnbd": bg.as_dict(), "gamma_gamma": gg.as_dict(), "annual_discount_rate": ANNUAL_DISCOUNT_RATE,
+    fit = {"bgnbd": bg.as_dict(), "gamma_gamma": gg.as_dict(), "annual_discount_rate": limits.clv_annual_discount_rate,
            "reasons": [*bg_diagnosis.reasons, *gg_diagnosis.reasons],
            "diagnostics": {"bgnbd": bg_diagnosis.details, "gamma_gamma": gg_diagnosis.details}}
     return scores, fit
@@ -100,7 +94,8 @@ def holdout_days(summary: pd.DataFrame) -> int:
     return int(round(float((cut["btyd_age_weeks"] - cut["cal_btyd_age_weeks"]).iloc[0]) * 7))
 
 
-def holdout_comparison(summary: pd.DataFrame) -> tuple[pd.DataFrame, clv.FitDiagnosis, int]:
+def holdout_comparison(summary: pd.DataFrame,
+                       limits: Settings = DEFAULT_LIMITS) -> tuple[pd.DataFrame, clv.FitDiagnosis, int]:
     """Fit on the calibration cut, predict holdout purchases, compare by calibration frequency group.
 
     Returns the comparison, the diagnosis of the calibration fit (see clv.diagnose_bgnbd) and the holdout
@@ -110,7 +105,7 @@ def holdout_comparison(summary: pd.DataFrame) -> tuple[pd.DataFrame, clv.FitDiag
     x = cal["cal_repeat_purchase_days"].to_numpy(float)
     t_x = cal["cal_btyd_recency_weeks"].fillna(0).to_numpy(float)
     T = cal["cal_btyd_age_weeks"].to_numpy(float)
-    clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0, MIN_REPEAT_CUSTOMERS, 0)
+    clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0, limits.clv_min_repeat_customers, 0)
     bg = clv.fit_bgnbd(x, t_x, T)
     diagnosis = clv.diagnose_bgnbd(bg, x, t_x, T, label=f"holdout check: the fit on all but the last {days} days")
     with np.errstate(invalid="ignore", over="ignore"):
@@ -138,24 +133,25 @@ def trailing_revenue(con, as_of) -> tuple[float | None, int]:
 
 
 def assess(fit: dict, holdout_error: float | None, holdout_days_: int | None, calibration: "clv.FitDiagnosis | None",
-           predicted_12m: float, trailing: float | None, history_days: int) -> tuple[list[str], dict]:
+           predicted_12m: float, trailing: float | None, history_days: int,
+           limits: Settings = DEFAULT_LIMITS) -> tuple[list[str], dict]:
     """Every reason the run's predictions should not be used, and the figures behind them."""
     reasons = list(fit["reasons"])
     details = dict(fit["diagnostics"])
     if calibration is not None:
         reasons += calibration.reasons
         details["holdout_fit"] = calibration.details
-    if holdout_error is not None and holdout_error > MAX_HOLDOUT_ERROR:
+    if holdout_error is not None and holdout_error > limits.clv_max_holdout_error:
         reasons.append(f"holdout check: predicted purchases in the last {holdout_days_} days miss the actual ones "
-                       f"by {holdout_error:.1%} (limit {MAX_HOLDOUT_ERROR:.0%})")
+                       f"by {holdout_error:.1%} (limit {limits.clv_max_holdout_error:.0%})")
     details["holdout_days"] = holdout_days_
     ratio = predicted_12m / trailing if trailing and trailing > 0 and history_days >= 365 else None
     details["revenue_check"] = {"predicted_12m": round(predicted_12m, 2), "trailing_12m": trailing,
-                                "history_days": history_days, "ratio": ratio, "max_ratio": MAX_REVENUE_RATIO}
-    if ratio is not None and ratio > MAX_REVENUE_RATIO:
+                                "history_days": history_days, "ratio": ratio, "max_ratio": limits.clv_max_revenue_ratio}
+    if ratio is not None and ratio > limits.clv_max_revenue_ratio:
         reasons.append(f"sanity check: the predicted revenue of the next 12 months ({predicted_12m:,.0f}) is "
                        f"{ratio:.2f} times these customers' net revenue of the last 12 months ({trailing:,.0f}), "
-                       f"above the limit of {MAX_REVENUE_RATIO:g}")
+                       f"above the limit of {limits.clv_max_revenue_ratio:g}")
     return reasons, details
 
 
@@ -185,7 +181,8 @@ def assess(fit: dict, holdout_error: float | None, holdout_days_: int | None, ca
 )
 def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     as_of = pipeline.as_of_date
-    with retry_transient(context):
+    limits = pipeline.settings
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect()
     try:
         # the numbers only: customer keys stay in DuckDB (2M text keys took ~1 s each way through
@@ -197,14 +194,14 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         status, message, fit, scores, reasons, details = "fitted", "", {}, None, [], {}
         t0 = time.perf_counter()
         try:
-            scores, fit = fit_and_score(summary, key="summary_row")
+            scores, fit = fit_and_score(summary, key="summary_row", limits=limits)
         except clv.ClvDataError as exc:
             status, message = "insufficient_data", str(exc)
             context.log.warning(f"predicted CLV: no predictions this run: {message}")
         holdout, holdout_error, calibration, days, holdout_skipped = None, None, None, None, None
         if scores is not None:
             try:
-                holdout, calibration, days = holdout_comparison(summary)
+                holdout, calibration, days = holdout_comparison(summary, limits)
                 total_actual = holdout["actual"].sum()
                 holdout_error = float(abs(holdout["predicted"].sum() - total_actual) / total_actual) if total_actual else None
             except clv.ClvDataError as exc:
@@ -212,7 +209,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
                 context.log.warning(f"predicted CLV: no holdout check: {exc}")
             trailing, history = trailing_revenue(con, as_of)
             reasons, details = assess(fit, holdout_error, days, calibration,
-                                      float(scores["predicted_clv_12m"].sum()), trailing, history)
+                                      float(scores["predicted_clv_12m"].sum()), trailing, history, limits)
             if holdout_skipped:  # too little data before the cut: unchecked, which is not the same as wrong
                 details["holdout_skipped"] = holdout_skipped
             if reasons:
@@ -280,7 +277,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
             and holdout_error > 1.5 * previous_error)
     yield dg.AssetCheckResult(
         check_name="clv_holdout_error", asset_key=FITS_KEY,
-        passed=holdout_error is None or (holdout_error <= MAX_HOLDOUT_ERROR and not grew),
+        passed=holdout_error is None or (holdout_error <= limits.clv_max_holdout_error and not grew),
         severity=dg.AssetCheckSeverity.WARN,
         description=("no holdout comparison (too little data)" if holdout_error is None
                      else f"predicted vs actual holdout purchases differ by {holdout_error:.1%}"

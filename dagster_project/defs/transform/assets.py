@@ -2,21 +2,17 @@
 
 
 import json
-import os
 import shutil
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.lib import spark_interop, warehouse
-from dagster_project.lib.dbt_project import (Translator, docs_cache_key, ensure_manifest, generate_docs,
-                                             invocation_target, keep_partial_parse, remember_docs, reuse_docs)
+from dagster_project.lib.dbt_project import (Translator, dbt_environment, docs_cache_key, generate_docs,
+                                             invocation_target, keep_partial_parse, manifest_for_definitions,
+                                             remember_docs, reuse_docs)
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, business_today, retry_transient
 from dagster_project.lib.resources import PipelineConfig
-
-
-def docs_enabled() -> bool:
-    return os.environ.get("PIPELINE_DBT_DOCS", "1").lower() not in ("0", "false", "no")
 
 
 def publish_docs(context, pipeline: PipelineConfig, target: str, path) -> None:
@@ -24,7 +20,7 @@ def publish_docs(context, pipeline: PipelineConfig, target: str, path) -> None:
     files, dbt version and warehouse columns), else `dbt docs generate --static` (in-process) and cached."""
     out = pipeline.paths.staging / context.run_id / "dbt_docs"
     cache = pipeline.paths.warehouse.parent / "dbt_docs"
-    with retry_transient(context):
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect(read_only=True)
         try:
             key = docs_cache_key(con)
@@ -41,7 +37,7 @@ def publish_docs(context, pipeline: PipelineConfig, target: str, path) -> None:
     remember_docs(out, cache, key)
 
 
-@dbt_assets(manifest=ensure_manifest(), dagster_dbt_translator=Translator(), name="dbt_models",
+@dbt_assets(manifest=manifest_for_definitions(), dagster_dbt_translator=Translator(), name="dbt_models",
             partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineConfig):
     """`dbt build` of the selected models, with the run's as-of date; a failing test fails the step.
@@ -53,20 +49,18 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
     With the dbt target `spark` (pipeline config `dbt_target` or `DBT_TARGET`), the raw and identity
     tables are first written as Parquet for Spark to read, and the tables Spark built are read back
     into the DuckDB warehouse afterwards, so checks, the CLV model and publishing run unchanged.
+
+    dbt runs with the environment `dbt_environment` sets from the run's settings, and only while it runs.
     """
-    os.environ["PIPELINE_WAREHOUSE_PATH"] = str(pipeline.paths.warehouse)
-    target = pipeline.resolved_dbt_target
+    settings = pipeline.settings
+    target = settings.dbt_target
     args = ["build", "--exclude-resource-type", "unit_test", "--target", target]
-    if not os.environ.get("DBT_LOG_LEVEL_FILE"):
-        # dbt.log (kept in dbt/target/dbt_models-* when a build fails) at info level, not debug: every SQL
-        # statement written to the file cost ~1.5 s of a ~8 s demo build. DBT_LOG_LEVEL_FILE=debug for it all.
-        args += ["--log-level-file", "info"]
-    with retry_transient(context):
+    with retry_transient(context, settings):
         # The as-of date goes in as data (raw.run_context, read by the as_of_date macro), not --vars,
         # so dbt can partially parse instead of re-parsing the whole project every day.
         con = pipeline.connect()
         try:
-            warehouse.write_run_context(con, pipeline.as_of_date, context.run_id)
+            warehouse.write_run_context(con, pipeline.as_of_date, context.run_id, settings.timezone)
             if target == "spark":
                 exported = spark_interop.export_raw_parquet(con, pipeline.paths.root)
         finally:
@@ -74,13 +68,13 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
     if target == "spark":
         # Spark reads the dbt sources only; it gets the as-of date as a var
         args += ["--vars", json.dumps({"as_of": pipeline.as_of_date.isoformat(),
-                                       "as_of_day_complete": business_today() > pipeline.as_of_date})]
+                                       "as_of_day_complete": business_today(settings.timezone) > pipeline.as_of_date})]
         context.log.info(f"raw layer written as Parquet for Spark: {sum(exported.values())} rows in {len(exported)} tables")
-        os.environ.update(spark_interop.spark_env(pipeline.paths.root))
     warehouse.release_freed_memory()  # the dbt process's DuckDB needs its memory limit beside this process
-    with retry_transient(context):
-        invocation = dbt.cli(args, context=context,
-                             target_path=invocation_target(context.run_id, pipeline.paths.dbt_state))
+    with retry_transient(context, settings):
+        with dbt_environment(settings, pipeline.paths):  # dagster-dbt copies the environment when dbt starts
+            invocation = dbt.cli(args, context=context,
+                                 target_path=invocation_target(context.run_id, pipeline.paths.dbt_state))
         yield from invocation.stream()
     if target == "spark":
         with pipeline.connect() as con:
@@ -88,8 +82,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
         context.log.info(f"tables built by Spark read back into DuckDB: {', '.join(sorted(imported))}")
     else:
         keep_partial_parse(invocation.target_path, pipeline.paths.dbt_state)
-        if docs_enabled():
-            publish_docs(context, pipeline, target, invocation.target_path)
+        if settings.dbt_docs:
+            with dbt_environment(settings, pipeline.paths):
+                publish_docs(context, pipeline, target, invocation.target_path)
     # dagster-dbt gives every invocation its own target folder (~5 MB with the docs); a daily run would
     # pile them up, so a successful build removes its own (a failed one keeps it for debugging)
     shutil.rmtree(invocation.target_path, ignore_errors=True)

@@ -1,20 +1,20 @@
-"""Dagster's SQLite run history with its event log connections kept open (same files, same schema).
+"""Adapter (dagster, private): Dagster's SQLite run history with its event log connections kept open.
 
 Dagster's `SqliteEventLogStorage` opens a new SQLAlchemy engine and SQLite connection for every event it
 stores (often two or three: the run's shard, the cross-run index, the asset-check tables), and closing
 the last connection to a WAL database checkpoints it and deletes the WAL file, with fsyncs each time.
-A demo run stores ~530 events: ~10 s of a ~45 s run went to that (measured with a timer around
-`store_event`); with one engine per shard kept open and `synchronous=NORMAL` (SQLite's recommended
-setting for WAL: no fsync per commit, never corrupts, may lose the last commits on power loss) the
-same run spends ~2.8 s storing events.
+That bookkeeping was the largest fixed cost of a demo run (BENCHMARKS.md, run E, measured with a timer
+around `store_event`). With one engine per shard kept open and `synchronous=NORMAL` (SQLite's
+recommended setting for WAL: no fsync per commit, never corrupts, may lose the last commits on power
+loss) it is a small one.
 
 The files are the ones Dagster's default storage writes (`<dagster home>/history/runs/<run id>.db` and
 `index.db`), so `dagster dev`, its daemon and any other Dagster process read (and write) them with
 Dagster's own storage, as configured by dagster.yaml; the command line (`python -m dagster_project`)
 builds its instance with `instance_ref`, which puts this storage in (through `InstanceRef.from_dir`'s
-`overrides`, as Dagster's own temporary instances do). It overrides `_connect` and `has_table`,
-private members of the pinned dagster 1.13; tests/test_dagster_storage.py checks they still exist,
-and that each storage reads what the other wrote.
+`overrides`, as Dagster's own temporary instances do). It overrides `_connect` and `has_table` and uses
+`_initdb`, `_db_lock` and `_initialized_dbs`: the private members in `RELIES_ON`, checked by
+tests/test_adapters.py; tests/test_dagster_storage.py checks that each storage reads what the other wrote.
 """
 
 import os
@@ -29,6 +29,23 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 from sqlalchemy import create_engine, event
 from sqlalchemy.pool import QueuePool
+
+_EVENT_LOG = "dagster._core.storage.event_log.sqlite.sqlite_event_log.SqliteEventLogStorage"
+RELIES_ON = {
+    # replaced: the per-call engine and connection
+    f"{_EVENT_LOG}._connect": "b8435f2665689760",
+    f"{_EVENT_LOG}.has_table": "577d801c70b2a4a5",
+    # used: sets _db_lock and _initialized_dbs, which _connect shares with the rest of the class
+    f"{_EVENT_LOG}.__init__": "264c15baa761a7bb",
+    f"{_EVENT_LOG}._initdb": "7a302d98eb61a34d",
+    f"{_EVENT_LOG}.conn_string_for_shard": "896bc510d776042e",
+    f"{_EVENT_LOG}.dispose": "df16dafbfa8427c1",
+    f"{_EVENT_LOG}.wipe": "de02c63676e7d477",
+    "dagster._core.storage.sqlite_storage.DagsterSqliteStorage.from_local": "ef1249f539d72156",
+    "dagster._core.storage.sqlite_storage.DagsterSqliteStorage.event_log_storage": "4e83787dc7cc40a2",
+    "dagster._core.storage.sqlite_storage.DagsterSqliteStorage.register_instance": "f7082cfb52390999",
+    "dagster._core.instance.ref.InstanceRef.from_dir": "62b86881bff8b1c3",
+}
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 MAX_OPEN_SHARDS = 8  # a UI process browsing many runs keeps at most this many run files open

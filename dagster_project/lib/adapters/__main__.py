@@ -1,0 +1,3 @@
+from dagster_project.lib.adapters import print_fingerprints
+
+print_fingerprints()
