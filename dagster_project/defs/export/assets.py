@@ -148,7 +148,7 @@ def tier_lists(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
 def serving_copy(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     paths = pipeline.paths
-    with retry_transient(context):
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect(read_only=True)
     try:
         mart_rows = {
@@ -193,7 +193,7 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
     paths = pipeline.paths
     tier_stats, mart_rows, run_info = stage.read_json("tier_stats"), stage.read_json("mart_rows"), stage.read_json("run_info")
     clv_fit = None
-    with retry_transient(context):
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect(read_only=True)
     try:
         if warehouse.table_exists(con, "marts", "clv_model_fits"):

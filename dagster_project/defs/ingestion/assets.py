@@ -29,7 +29,7 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     paths = pipeline.paths
     paths.ensure()
     # first, before anything is loaded or published: a warehouse of another release stops the run
-    with retry_transient(context):
+    with retry_transient(context, pipeline.settings):
         con = pipeline.connect()
         try:
             warehouse.check_schema_version(con, paths.warehouse, paths.root)
