@@ -188,7 +188,7 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
     as_of = pipeline.as_of_date.isoformat()
     run_id = context.run.run_id
-    stage = paths.staging / run_id  # holds this run's validation results (written by the checks)
+    stage = paths.staging / run_id  # holds this run's raw validation results (written by ingestion)
     exports_stage = stage / "exports" / as_of
     if exports_stage.exists():
         shutil.rmtree(exports_stage)
@@ -248,7 +248,8 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     validations = stage / "validations"
     if validations.exists():
         (exports_stage / "validation_report.html").write_text(
-            gx_validation.render_html(validations, f"Data validation, run {run_id} as of {as_of}"), encoding="utf-8")
+            gx_validation.render_html(validations, f"Data validation, run {run_id} as of {as_of}", info["checks"]),
+            encoding="utf-8")
     publish.write_manifest(exports_stage, info)
 
     # Publish (journalled, see lib/publish.py): serving file, Parquet marts, exports folder, `latest` last;
