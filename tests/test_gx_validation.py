@@ -122,3 +122,20 @@ def test_a_raw_suite_fails_on_out_of_range_values():
     assert failed == {("expect_column_values_to_not_be_null", "member_id"): 1,
                       ("expect_column_values_to_be_between", "annual_fee"): 1,
                       ("expect_compound_columns_to_be_unique", None): 2}
+
+
+def test_validation_report_shows_raw_suites_and_the_other_checks(tmp_path):
+    outcome = gx_validation.Outcome(suite="raw.members", success=False, rows=2, results=[
+        {"expectation": "expect_column_values_to_not_be_null", "column": "member_id", "success": False,
+         "unexpected_count": 1, "sample": []}])
+    gx_validation.save(outcome, tmp_path)
+    checks = [{"asset": "marts/fct_orders", "check": "accepted_range_fct_orders_refunds__0", "passed": False,
+               "severity": "ERROR"},
+              {"asset": "marts/fct_orders", "check": "net_revenue_reconciles_to_raw", "passed": True,
+               "severity": "ERROR"},
+              {"asset": "raw/members", "check": "gx_members", "passed": False, "severity": "ERROR"}]
+    page = gx_validation.render_html(tmp_path, "Data validation", checks)
+    assert "raw.members: FAILED (2 rows)" in page and "0 of 1 suites passed" in page
+    # the raw suite's own check is shown once (as its suite); dbt tests and reconciliations after it
+    assert "dbt tests and reconciliation checks: 1 of 2 passed" in page and "gx_members" not in page
+    assert "<td>accepted_range_fct_orders_refunds__0</td><td>failed</td>" in page
