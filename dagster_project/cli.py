@@ -87,7 +87,7 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
                                   partition_key=as_of_date.isoformat(), tags={"trigger": "cli"})
 
 
-def _failure_messages(result) -> list[str]:
+def _failure_messages(result, paths: DataPaths | None = None) -> list[str]:
     from dagster_project.lib.status import failure_reason
 
     msgs = []
@@ -99,8 +99,41 @@ def _failure_messages(result) -> list[str]:
             if not data.passed:
                 sev = data.severity.value
                 desc = data.description or ""
+                failed_rows = data.metadata.get("dagster_dbt/failed_row_count")
+                if failed_rows is not None and not desc:  # a dbt test: dagster-dbt gives a count only
+                    desc = f"{failed_rows.value} rows" + _dbt_failure_sample(paths, data.check_name)
                 msgs.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed ({sev}): {desc}")
     return msgs
+
+
+# dbt tests configured with store_failures (the range, pattern and share tests on marts) leave their
+# failing rows as a view of this name in the working warehouse (DuckDB target).
+DBT_FAILURES_SCHEMA = "dbt_test__audit"
+
+
+def _dbt_failure_sample(paths: DataPaths | None, test_name: str) -> str:
+    """', e.g. [...]': a few of a failed dbt test's rows, when the test kept them (else '')."""
+    import duckdb
+
+    from dagster_project.lib import warehouse
+
+    if paths is None or not paths.warehouse.exists():
+        return ""
+    try:
+        con = duckdb.connect(str(paths.warehouse), read_only=True)
+    except duckdb.Error:
+        return ""  # held by another process
+    try:
+        if not warehouse.table_exists(con, DBT_FAILURES_SCHEMA, test_name):
+            return ""
+        rows = con.execute(f'select * from {DBT_FAILURES_SCHEMA}."{test_name}" limit 5').fetchall()
+    except duckdb.Error:
+        return ""
+    finally:
+        con.close()
+    # these tests select the values they judge (a range, a share, a masked contact), never a raw contact
+    shown = [", ".join(str(v) for v in row) for row in rows]
+    return f", e.g. {shown}" if shown else ""
 
 
 def _print_quarantined(paths: DataPaths, run_id: str | None) -> None:
@@ -133,7 +166,7 @@ def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, qu
     result = run_pipeline(paths.root, as_of, allow_rejected_files, quiet=quiet, dbt_target=dbt_target,
                           keep_exports=keep_exports)
     elapsed = time.perf_counter() - t0
-    failures = _failure_messages(result)
+    failures = _failure_messages(result, paths)
     if not result.success:
         print(f"\nFAILED after {elapsed:.1f}s; nothing was published (the previous serving warehouse "
               f"and exports are untouched).", file=sys.stderr)

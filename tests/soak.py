@@ -212,7 +212,7 @@ STAGE_OF_STEP = [
 STAGE_ORDER = ["startup", "ingestion", "checks", "identity", "dbt", "models", "mart checks", "publish", "finished"]
 # Upper bound of the random delay after a stage's first step starts (seconds): below the stage's
 # usual length on the demo data, so most kills land in the stage aimed at.
-STAGE_DELAY = {"ingestion": 1.0, "checks": 8.0, "identity": 1.0, "dbt": 10.0, "models": 2.0, "mart checks": 4.0,
+STAGE_DELAY = {"ingestion": 1.0, "checks": 1.0, "identity": 1.0, "dbt": 10.0, "models": 2.0, "mart checks": 2.0,
                "publish": 6.0}
 PUBLISH_FAULT_POINTS = ["publish:staged", "publish:committed", "publish:serving_replaced",
                         "publish:marts_replaced", "publish:exports_replaced"]

@@ -24,9 +24,13 @@ def test_publish_is_downstream_of_every_mart_and_blocking_checks_exist():
     assert dg.AssetKey(["marts", "customer_rfm"]) in upstream
     assert dg.AssetKey(["raw", "load_ledger"]) in upstream
     check_names = {k.name for k in graph.asset_check_keys}
-    # dbt tests surfaced as checks, GX suites, reconciliation, ingestion checks
-    assert {"gx_customer_rfm", "net_revenue_reconciles_to_raw", "no_rejected_files",
-            "rows_read_equal_loaded_plus_quarantined", "unique_dim_customers_customer_key"} <= check_names
+    # dbt tests surfaced as checks (the rules on marts), raw GX suites, reconciliation, ingestion checks
+    assert {"gx_shopify_order_lines", "net_revenue_reconciles_to_raw", "no_rejected_files",
+            "rows_read_equal_loaded_plus_quarantined", "unique_dim_customers_customer_key",
+            "accepted_range_fct_orders_refunds__0", "assert_dim_customers_negative_net_revenue_has_refunds"
+            } <= check_names
+    # Great Expectations validates raw rows only; models and marts are dbt's
+    assert {k.asset_key.path[0] for k in graph.asset_check_keys if k.name.startswith("gx_")} == {"raw"}
 
 
 def test_workspace_yaml_points_at_definitions():

@@ -233,59 +233,96 @@ def test_rows_that_failed_a_raw_check_are_not_built_on_by_a_later_run(tmp_path):
         assert c.execute("select count(*) from marts.fct_orders where source_order_id like '%-L'").fetchone()[0] == 1
 
 
-def test_fct_orders_check_validates_each_build_once(tmp_path):
-    """The fct_orders suite validates the rows of builds it has not validated before (built_at): every row
-    on the first run, none when the incremental build rewrote nothing, and rows a later build wrote, which
-    fail the run, and fail it again, until they are corrected; a change of the suite validates every row."""
+def test_a_bad_mart_value_fails_every_run_until_corrected(tmp_path, capsys):
+    """A value a mart's dbt test rejects (fct_orders.gross_revenue below 0) in rows an earlier build wrote:
+    the run fails naming the test and showing the value, publishes nothing, and so does the next run
+    (dbt tests read the whole mart, whichever rows the incremental build rewrote), until it is corrected."""
     from dagster_project.cli import main
-    from dagster_project.defs.quality import checks
-    from dagster_project.lib import gx_suites
     from dagster_project.lib.demo import generate_demo
     from dagster_project.lib.paths import DataPaths
 
     generate_demo(tmp_path, customers=300, seed=9, end_date=date(2026, 10, 31))
     paths = DataPaths.of(tmp_path)
-
-    def validated_rows(as_of: str) -> int:
-        report = (tmp_path / "exports" / as_of / "validation_report.html").read_text(encoding="utf-8")
-        return int(re.search(r"marts\.fct_orders: passed \((\d+) rows\)", report).group(1))
-
-    def builds() -> list:
-        with _con(paths.warehouse) as c:
-            return c.execute("select built_at from raw.validated_builds where table_name = 'marts.fct_orders' "
-                             "order by 1").fetchall()
-
     assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-01", "--quiet"]) == 0
-    with _con(paths.warehouse) as c:
-        total = c.execute("select count(*) from marts.fct_orders").fetchone()[0]
-        first_build = c.execute("select distinct built_at from marts.fct_orders").fetchall()
-    assert total > 500 and validated_rows("2026-11-01") == total
-    assert len(first_build) == 1 and builds() == first_build
-
-    # no new export: the incremental build rewrites no order, so no row needs validating
-    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-02", "--quiet"]) == 0
-    assert validated_rows("2026-11-02") == 0 and builds() == first_build
-
-    # rows a build wrote with a value the suite rejects (no dbt test looks at gross_revenue): the run fails,
-    # publishes nothing, and the next run checks them again
     con = duckdb.connect(str(paths.warehouse))
-    con.execute("update marts.fct_orders set gross_revenue = -5, built_at = current_timestamp "
-                "where order_key = (select min(order_key) from marts.fct_orders)")
+    con.execute("update marts.fct_orders set gross_revenue = -5 where order_key = (select min(order_key) "
+                "from marts.fct_orders)")
     con.close()
-    for as_of in ("2026-11-03", "2026-11-04"):
+    capsys.readouterr()
+    for as_of in ("2026-11-02", "2026-11-03"):
         assert main(["run", "--data-dir", str(tmp_path), "--as-of", as_of, "--quiet"]) == 1
-        assert not (tmp_path / "exports" / as_of).exists() and builds() == first_build
+        assert not (tmp_path / "exports" / as_of).exists()
+        err = capsys.readouterr().err
+        assert "marts/fct_orders:accepted_range_fct_orders_gross_revenue" in err and "-5.00" in err, err[-2000:]
     con = duckdb.connect(str(paths.warehouse))
-    con.execute("update marts.fct_orders set gross_revenue = 5, built_at = current_timestamp where gross_revenue < 0")
+    con.execute("update marts.fct_orders set gross_revenue = 5 where gross_revenue < 0")
     con.close()
-    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-05", "--quiet"]) == 0
-    assert validated_rows("2026-11-05") == 1 and len(builds()) == 2
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-04", "--quiet"]) == 0
 
-    # another suite (an expectation added, removed or changed) has validated nothing yet
-    suite = gx_suites.mart_suites()["fct_orders"]
-    with _con(paths.warehouse) as c:
-        assert checks.pending_builds(c, "marts", "fct_orders", checks.suite_fingerprint(suite)) == []
-        assert len(checks.pending_builds(c, "marts", "fct_orders", checks.suite_fingerprint(suite[:-1]))) == 2
+
+def test_mart_value_tests_fail_on_planted_values(demo_run, tmp_path):
+    """Each rule on mart values (ranges, shares, masked formats, negative revenue only with refunds) is a
+    dbt test that fails when a value breaks it; run with `dbt test` on a copy of the run's warehouse."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dagster_project.lib.paths import DBT_PROJECT_DIR
+
+    wh = tmp_path / "copy.duckdb"
+    shutil.copy(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb", wh)
+    plants = {
+        "accepted_range_fct_orders_gross_revenue": "update marts.fct_orders set gross_revenue = -1 "
+                                                   "where order_key = (select min(order_key) from marts.fct_orders)",
+        "accepted_range_fct_orders_refunds": "update marts.fct_orders set refunds = -1 "
+                                             "where order_key = (select max(order_key) from marts.fct_orders)",
+        "accepted_range_dim_customers_purchase_count": "update marts.dim_customers set purchase_count = -1 "
+                                                       "where customer_key = (select min(customer_key) from marts.dim_customers)",
+        "matches_pattern_dim_customers_email_masked": "update marts.dim_customers set email_masked = 'jane@example.com' "
+                                                      "where email_masked is not null and customer_key = (select "
+                                                      "min(customer_key) from marts.dim_customers where email_masked is not null)",
+        "matches_pattern_dim_customers_phone_masked": "update marts.dim_customers set phone_masked = '+14155550134' "
+                                                      "where customer_key = (select max(customer_key) from marts.dim_customers)",
+        "assert_dim_customers_negative_net_revenue_has_refunds": (
+            "update marts.dim_customers set net_revenue = -10 where customer_key = (select max(customer_key) from "
+            "marts.dim_customers where customer_key not in (select customer_key from marts.fct_orders "
+            "where refunds > 0 and customer_key is not null))"),
+        "accepted_range_customer_rfm_recency_days": "update marts.customer_rfm set recency_days = -1 "
+                                                    "where customer_key = (select min(customer_key) from marts.customer_rfm)",
+        "accepted_range_customer_rfm_frequency": "update marts.customer_rfm set frequency = 0 "
+                                                 "where customer_key = (select max(customer_key) from marts.customer_rfm)",
+        "accepted_range_repeat_purchase_ladder_n": "update marts.repeat_purchase_ladder set n = 0 where n = 2",
+        "accepted_range_cohort_retention_months_since_first_purchase":
+            "update marts.cohort_retention set months_since_first_purchase = -1 where months_since_first_purchase = 1",
+        "assert_pareto_curve_shares_between_0_and_1":
+            "update marts.pareto_curve set cumulative_customer_share = 1.5 where cumulative_revenue_share < 0.5",
+        "assert_membership_value_shares_between_0_and_1": "update marts.membership_value set conversion_rate = 2",
+        "assert_revenue_identification_shares_between_0_and_1":
+            "update marts.revenue_identification set anonymous_revenue_share = -0.5",
+    }
+    con = duckdb.connect(str(wh))
+    for name, sql in plants.items():
+        assert con.execute(sql).fetchall()[0][0] >= 1, name  # each plant changed a row
+    con.close()
+    env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(wh))
+    dbt = str(Path(sys.executable).parent / "dbt")
+    target = tmp_path / "target"
+    proc = subprocess.run([dbt, "test", "--select", "path:models/marts", "--exclude-resource-type", "unit_test",
+                           "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
+                           "--target-path", str(target)], cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    failed = {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
+    missed = [name for name in plants if not any(f.startswith(name) for f in failed)]
+    assert missed == [], (missed, sorted(failed))
+    # the failing values are kept for the command line to show (dagster-dbt reports a count only)
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        kept = con.execute("select value from dbt_test__audit.accepted_range_fct_orders_gross_revenue__0").fetchall()
+    finally:
+        con.close()
+    assert [float(v) for (v,) in kept] == [-1.0]
 
 
 def test_built_tables_store_no_128_bit_numbers(demo_run):

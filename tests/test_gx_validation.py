@@ -63,29 +63,79 @@ def test_batches_are_not_fingerprinted(monkeypatch):
     assert not out.success and out.failures[0]["unexpected_count"] == 1
 
 
-def test_customer_keys_are_checked_by_dbt_not_read_into_pandas():
-    """The customer marts' suites look at values; their keys' uniqueness and presence are dbt tests on the
-    same marts (blocking in the same run), so 2M text keys need not enter pandas."""
+def test_the_raw_checks_cover_every_raw_suite():
+    from dagster_project.lib import raw_validation
+
+    assert raw_validation.RAW_GX_TABLES == list(gx_suites.raw_suites())
+
+
+def test_former_mart_expectations_are_dbt_tests():
+    """Marts are checked by dbt tests only (GX validates raw rows); every rule the GX mart suites held is a
+    dbt test on the same column with the same or a stricter bound (tests/test_end_to_end.py plants a value
+    breaking each one and sees its test fail)."""
     import yaml
 
     from dagster_project.lib.paths import DBT_PROJECT_DIR
 
+    assert not hasattr(gx_suites, "mart_suites")
     tests = {}
     for f in (DBT_PROJECT_DIR / "models" / "marts").glob("_*models.yml"):
         for model in yaml.safe_load(f.read_text())["models"]:
             for col in model.get("columns", []):
-                names = {t if isinstance(t, str) else next(iter(t)) for t in col.get("data_tests", [])}
-                tests[(model["name"], col["name"])] = names
-    for mart in ("customer_rfm", "dim_customers", "pareto_curve"):
-        assert "customer_key" not in gx_suites.columns_of(gx_suites.mart_suites()[mart])
-        assert {"unique", "not_null"} <= tests[(mart, "customer_key")], mart
+                for t in col.get("data_tests", []):
+                    name, args = (t, {}) if isinstance(t, str) else next(iter(t.items()))
+                    tests.setdefault((model["name"], col["name"]), {})[name] = (args or {}).get("arguments", {})
+    assert tests[("customer_rfm", "r_score")]["accepted_values"] == {"values": [1, 2, 3, 4, 5]}
+    assert tests[("customer_rfm", "recency_days")]["accepted_range"] == {"min_value": 0}
+    assert tests[("customer_rfm", "frequency")]["accepted_range"] == {"min_value": 1}
+    assert "not_null" in tests[("customer_rfm", "segment")]
+    assert tests[("dim_customers", "purchase_count")]["accepted_range"] == {"min_value": 0}
+    assert {"matches_pattern"} <= set(tests[("dim_customers", "email_masked")])
+    assert {"matches_pattern"} <= set(tests[("dim_customers", "phone_masked")])
+    assert {"unique", "not_null"} <= set(tests[("fct_orders", "order_key")])
+    assert tests[("fct_orders", "channel")]["accepted_values"] == {"values": ["online", "store"]}
+    for col in ("gross_revenue", "refunds"):
+        assert tests[("fct_orders", col)]["accepted_range"] == {"min_value": 0}
+    assert tests[("repeat_purchase_ladder", "n")]["accepted_range"] == {"min_value": 1}
+    assert tests[("cohort_retention", "months_since_first_purchase")]["accepted_range"] == {"min_value": 0}
+    singular = {p.stem: p.read_text() for p in (DBT_PROJECT_DIR / "tests").glob("assert_*.sql")}
+    for mart, cols in {"pareto_curve": ["cumulative_customer_share", "cumulative_revenue_share"],
+                       "repeat_purchase_ladder": ["repeat_rate", "repeat_rate_by_as_of"],
+                       "cohort_retention": ["share_retained"],
+                       "membership_value": ["penetration", "conversion_rate", "renewal_rate"],
+                       "revenue_identification": ["anonymous_revenue_share", "anonymous_order_share"]}.items():
+        sql = singular[f"assert_{mart}_shares_between_0_and_1"]
+        assert all(f"{c} not between" in sql for c in cols), mart
+    assert "net_revenue < 0" in singular["assert_dim_customers_negative_net_revenue_has_refunds"]
 
 
-def test_a_mart_suite_fails_on_out_of_range_scores():
-    suite = gx_suites.mart_suites()["customer_rfm"]
-    good = pd.DataFrame({"r_score": [1, 5], "f_score": [2, 3], "m_score": [4, 4], "recency_days": [0, 30],
-                         "frequency": [1, 2], "segment": ["champions", "hibernating"]})
-    assert gx_validation.validate("marts.customer_rfm", good, suite).success
-    bad = good.assign(r_score=[0, 6], segment=["champions", None])
-    failed = {r["column"]: r["unexpected_count"] for r in gx_validation.validate("marts.customer_rfm", bad, suite).failures}
-    assert failed == {"r_score": 2, "segment": 1}
+def test_a_raw_suite_fails_on_out_of_range_values():
+    suite = gx_suites.raw_suites()["members"]
+    day = pd.Timestamp("2026-01-01")
+    good = pd.DataFrame({"member_id": ["M1", "M2"], "annual_fee": [0.0, 40.0], "joined_on": [day, day],
+                         "expires_on": [day, day + pd.Timedelta(days=365)], "_file_id": [1, 1],
+                         "_line_number": [2, 3]})
+    assert gx_validation.validate("raw.members", good, suite).success
+    bad = good.assign(member_id=["M1", None], annual_fee=[-1.0, 40.0], _line_number=[2, 2])
+    failed = {(r["expectation"], r["column"]): r["unexpected_count"]
+              for r in gx_validation.validate("raw.members", bad, suite).failures}
+    assert failed == {("expect_column_values_to_not_be_null", "member_id"): 1,
+                      ("expect_column_values_to_be_between", "annual_fee"): 1,
+                      ("expect_compound_columns_to_be_unique", None): 2}
+
+
+def test_validation_report_shows_raw_suites_and_the_other_checks(tmp_path):
+    outcome = gx_validation.Outcome(suite="raw.members", success=False, rows=2, results=[
+        {"expectation": "expect_column_values_to_not_be_null", "column": "member_id", "success": False,
+         "unexpected_count": 1, "sample": []}])
+    gx_validation.save(outcome, tmp_path)
+    checks = [{"asset": "marts/fct_orders", "check": "accepted_range_fct_orders_refunds__0", "passed": False,
+               "severity": "ERROR"},
+              {"asset": "marts/fct_orders", "check": "net_revenue_reconciles_to_raw", "passed": True,
+               "severity": "ERROR"},
+              {"asset": "raw/members", "check": "gx_members", "passed": False, "severity": "ERROR"}]
+    page = gx_validation.render_html(tmp_path, "Data validation", checks)
+    assert "raw.members: FAILED (2 rows)" in page and "0 of 1 suites passed" in page
+    # the raw suite's own check is shown once (as its suite); dbt tests and reconciliations after it
+    assert "dbt tests and reconciliation checks: 1 of 2 passed" in page and "gx_members" not in page
+    assert "<td>accepted_range_fct_orders_refunds__0</td><td>failed</td>" in page

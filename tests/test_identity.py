@@ -308,3 +308,33 @@ def test_change_log_is_kept_until_every_consumer_has_seen_it():
     assert con.execute("select change_seq, full_resolution from identity.resolution_runs where change_seq >= 6 "
                        "order by 1").fetchall() == [(6, True), (7, False)]
     assert logged() == [7]  # every consumer saw 5 or later
+
+
+def test_identifier_registry_is_the_one_declaration(tmp_path):
+    """Identity resolution reads its sources from the registry the dbt models read (var identifier_registry
+    in dbt_project.yml); the models keep no list of their own."""
+    from dagster_project.lib.paths import DBT_PROJECT_DIR
+
+    registry = identity.identifier_registry()
+    con = duckdb.connect()
+    con.execute("create schema raw")
+    for entry in registry["sources"]:
+        con.execute(f"create table raw.{entry['raw_table']} (x integer)")
+    queries = identity.source_queries(con)
+    assert [(q.source, q.table) for q in queries] == [(e["source"], e["raw_table"]) for e in registry["sources"]]
+    for q, entry in zip(queries, registry["sources"]):
+        assert [t for t, _ in q.columns] == [i["id_type"] for i in entry["identifiers"]]
+        assert q.select == ", ".join(i["raw"] for i in entry["identifiers"])
+    # every kind's normaliser, as the registry names it
+    assert identity.normalise("email", " Jo@Example.COM ", "US") == "jo@example.com"
+    assert identity.normalise("phone", "(415) 263-0134", "US") == "+14152630134"
+    assert identity.normalise("member_id", " M-1 ", "US") == "M-1"
+    assert identity.normalise("source_customer_id", "retail:17850.0", "US") == "retail:17850"
+    with pytest.raises(KeyError):
+        identity.normalise("loyalty_card", "x", "US")  # not a declared kind
+    for model in ("intermediate/int_orders_identified.sql", "intermediate/int_customer_contacts.sql",
+                  "marts/customer_identity_links.sql"):
+        sql = (DBT_PROJECT_DIR / "models" / model).read_text()
+        assert "identifier_sources(" in sql or "order_identifiers()" in sql, model
+        for literal in ("'square_items'", "'members'", "'stg_members__members'", "'square_customers'", "= 'shopify'"):
+            assert literal not in sql, (model, literal)

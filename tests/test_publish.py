@@ -51,7 +51,8 @@ def test_planted_bad_mart_value_blocks_publishing(published, tmp_path, capsys):
     ])
     assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-02", "--quiet"]) == 1
     err = capsys.readouterr().err
-    assert "gx_fct_orders" in err and "refunds" in err and "-50" in err  # names the check, shows failing rows
+    # names the check (the dbt test on fct_orders.refunds) and shows the failing value
+    assert "marts/fct_orders:accepted_range_fct_orders_refunds" in err and "-50" in err, err[-2000:]
     assert _snapshot(data_dir) == before  # previous serving file and exports byte-identical
     assert not (data_dir / "exports" / "2026-11-02").exists()
 

@@ -1,8 +1,8 @@
-"""Great Expectations suites for the raw sources and the marts.
+"""Great Expectations suites for the raw sources (the rules on models and marts are dbt tests).
 
-Raw suites validate the rows not validated before, normally this run's (so cost follows the new data); mart
-suites validate the whole mart.  Timestamps must fall in a plausible window: not before 2000 and
-not after tomorrow (by the clock, not the as-of date, so backfills of old dates still pass).
+Raw suites validate the rows not validated before, normally this run's (so cost follows the new data).
+Timestamps must fall in a plausible window: not before 2000 and not after tomorrow (by the clock, not
+the as-of date, so backfills of old dates still pass).
 """
 
 from datetime import datetime, timedelta, timezone
@@ -89,47 +89,3 @@ def raw_suites() -> dict[str, list]:
         ],
     }
 
-
-def mart_suites() -> dict[str, list]:
-    import great_expectations as gx
-
-    E = gx.expectations
-
-    def share(col: str):
-        return E.ExpectColumnValuesToBeBetween(column=col, min_value=0, max_value=1)
-
-    return {
-        # Customer keys: unique and not null are dbt's tests on these marts (blocking too, in the same run);
-        # the suites look at values, so the text keys of every customer need not enter pandas
-        # (at 2M customers that was 4 of the 6 seconds of these three checks).
-        "customer_rfm": [
-            *[E.ExpectColumnValuesToBeBetween(column=c, min_value=1, max_value=5) for c in ("r_score", "f_score", "m_score")],
-            E.ExpectColumnValuesToBeBetween(column="recency_days", min_value=0),
-            E.ExpectColumnValuesToBeBetween(column="frequency", min_value=1),
-            E.ExpectColumnValuesToNotBeNull(column="segment"),
-        ],
-        "dim_customers": [
-            E.ExpectColumnValuesToBeBetween(column="purchase_count", min_value=0),
-            # the masking rule (dbt/macros/masking.sql): at most one character before the stars, at
-            # most two digits each side of them
-            E.ExpectColumnValuesToMatchRegex(column="email_masked", regex=r"^[^@*]?\*\*\*@[^@]+$"),
-            E.ExpectColumnValuesToMatchRegex(column="phone_masked", regex=r"^\+(?:\d{2})?\*\*\*\*(?:\d{2})?$"),
-        ],
-        "fct_orders": [
-            E.ExpectColumnValuesToNotBeNull(column="order_key"),
-            E.ExpectColumnValuesToBeUnique(column="order_key"),
-            E.ExpectColumnValuesToBeInSet(column="channel", value_set=["online", "store"]),
-            E.ExpectColumnValuesToBeBetween(column="gross_revenue", min_value=0),
-            E.ExpectColumnValuesToBeBetween(column="refunds", min_value=0),
-        ],
-        "pareto_curve": [
-            share("cumulative_customer_share"),
-            E.ExpectColumnValuesToBeBetween(column="cumulative_revenue_share", min_value=0, max_value=1.000001),
-        ],
-        "repeat_purchase_ladder": [share("repeat_rate"), share("repeat_rate_by_as_of"),
-                                   E.ExpectColumnValuesToBeBetween(column="n", min_value=1)],
-        "cohort_retention": [share("share_retained"),
-                             E.ExpectColumnValuesToBeBetween(column="months_since_first_purchase", min_value=0)],
-        "membership_value": [share("penetration"), share("conversion_rate"), share("renewal_rate")],
-        "revenue_identification": [share("anonymous_revenue_share"), share("anonymous_order_share")],
-    }

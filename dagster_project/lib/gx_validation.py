@@ -1,4 +1,4 @@
-"""Great Expectations 1.x validation of warehouse tables through pandas batches.
+"""Great Expectations 1.x validation of raw tables through pandas batches, and the validation report.
 
 GX's SQL datasource fails on DuckDB (upstream bug), so each table is read from DuckDB into a
 pandas DataFrame (Arrow) and validated in an ephemeral context.
@@ -152,8 +152,10 @@ def save(outcome: Outcome, folder: Path) -> Path:
     return path
 
 
-def render_html(folder: Path, title: str) -> str:
-    """A self-contained HTML report of every saved validation (GX Data Docs stand-in)."""
+def render_html(folder: Path, title: str, checks: list[dict] | None = None) -> str:
+    """A self-contained HTML report of every saved validation (GX Data Docs stand-in) and, when given, the
+    run's other check results (dbt tests on models and marts, reconciliations: dicts with asset, check,
+    passed, severity, as in the manifest)."""
     outcomes = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
     rows = []
     for o in outcomes:
@@ -166,6 +168,17 @@ def render_html(folder: Path, title: str) -> str:
                 f"<td>{html.escape(str(r.get('column') or ''))}</td><td>{'ok' if r['success'] else 'failed'}</td>"
                 f"<td>{r.get('unexpected_count') or 0}</td><td>{html.escape(', '.join(r.get('sample') or []))}</td></tr>"
             )
+        rows.append("</table>")
+    others = [c for c in checks or [] if not c["check"].startswith("gx_")]
+    if others:
+        failed = sum(1 for c in others if not c["passed"])
+        rows.append(f"<h2 class='{'failed' if failed else 'passed'}'>dbt tests and reconciliation checks: "
+                    f"{len(others) - failed} of {len(others)} passed</h2>")
+        rows.append("<table><tr><th>asset</th><th>check</th><th>result</th><th>severity</th></tr>")
+        for c in others:
+            rows.append(f"<tr class='{'ok' if c['passed'] else 'bad'}'><td>{html.escape(c['asset'])}</td>"
+                        f"<td>{html.escape(c['check'])}</td><td>{'ok' if c['passed'] else 'failed'}</td>"
+                        f"<td>{html.escape(str(c.get('severity') or ''))}</td></tr>")
         rows.append("</table>")
     passed = sum(1 for o in outcomes if o["success"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -110,48 +110,63 @@ class SourceQuery:
         return f"select distinct {self.select} from raw.{self.table}{where}"
 
 
+def identifier_registry() -> dict:
+    """The identifier registry: the kinds of identifier and which ones each source record carries (var
+    `identifier_registry` in dbt/dbt_project.yml, the one declaration the dbt models read too)."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        import yaml
+
+        from dagster_project.lib.paths import DBT_PROJECT_DIR
+
+        project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+        registry = project["vars"]["identifier_registry"]
+        for entry in registry["sources"]:
+            unknown = {i["id_type"] for i in entry["identifiers"]} - set(registry["kinds"])
+            if unknown:
+                raise ValueError(f"identifier_registry in dbt_project.yml: source {entry['source']} carries "
+                                 f"{sorted(unknown)}, not among the kinds {sorted(registry['kinds'])}")
+        unknown = set(registry["kinds"].values()) - set(_NORMALISERS)
+        if unknown:
+            raise ValueError(f"identifier_registry in dbt_project.yml: no normaliser {sorted(unknown)} "
+                             f"(known: {sorted(_NORMALISERS)})")
+        _REGISTRY = registry
+    return _REGISTRY
+
+
+_REGISTRY: dict | None = None
+
+
 def source_queries(con: duckdb.DuckDBPyConnection) -> list[SourceQuery]:
     """Distinct identifier combinations per source record, from the raw tables present."""
     queries = [
         SourceQuery(
-            "shopify", "shopify_order_lines", "email, phone, billing_phone, shipping_phone",
-            (("email", "email"), ("phone", "phone"), ("phone", "billing_phone"), ("phone", "shipping_phone")),
-        ),
-        SourceQuery(
-            "square_items", "square_item_lines", "customer_id, customer_reference_id",
-            (("square_customer_id", "customer_id"), ("member_id", "customer_reference_id")),
-            where="customer_id is not null or customer_reference_id is not null",
-        ),
-        SourceQuery(
-            "square_customers", "square_customers", "square_customer_id, reference_id, email, phone",
-            (("square_customer_id", "square_customer_id"), ("member_id", "reference_id"),
-             ("email", "email"), ("phone", "phone")),
-        ),
-        SourceQuery(
-            # customer ids are namespaced by map (two shops' "123" are different people)
-            "generic", "generic_order_lines", "map_name || ':' || customer_id, email, phone",
-            (("source_customer_id", "customer_id"), ("email", "email"), ("phone", "phone")),
-        ),
-        SourceQuery(
-            "members", "members", "member_id, email, phone",
-            (("member_id", "member_id"), ("email", "email"), ("phone", "phone")),
-        ),
+            entry["source"], entry["raw_table"], ", ".join(i["raw"] for i in entry["identifiers"]),
+            tuple((i["id_type"], i["column"]) for i in entry["identifiers"]), where=entry.get("raw_where") or "",
+        )
+        for entry in identifier_registry()["sources"]
     ]
     return [sq for sq in queries if table_exists(con, "raw", sq.table)]
+
+
+def _numeric_id(value: str) -> str:
+    # ids exported through a float column ("17850.0") are the same id as "17850" (after a map's "name:")
+    return re.sub(r"^(.*:)?(\d+)\.0+$", r"\1\2", value)
+
+
+# How the values of each kind of identifier are normalised (the registry's `kinds`); None = not an identifier.
+_NORMALISERS = {
+    "email": lambda raw, region: normalise_email(raw),
+    "phone": normalise_phone,
+    "id": lambda raw, region: raw.strip() or None,
+    "numeric_id": lambda raw, region: _numeric_id(raw.strip()) or None,
+}
 
 
 def normalise(id_type: str, raw: str | None, default_region: str) -> str | None:
     if raw is None:
         return None
-    if id_type == "email":
-        return normalise_email(raw)
-    if id_type == "phone":
-        return normalise_phone(raw, default_region)
-    value = raw.strip()
-    if id_type == "source_customer_id":
-        # ids exported through a float column ("17850.0") are the same id as "17850"
-        value = re.sub(r"^(.*:)?(\d+)\.0+$", r"\1\2", value)
-    return value or None
+    return _NORMALISERS[identifier_registry()["kinds"][id_type]](raw, default_region)
 
 
 # Bump when a normaliser changes: cached normalisations of an older version are recomputed.

@@ -1,3 +1,4 @@
+{{ config(store_failures=(target.type == 'duckdb'), store_failures_as='view') }}
 -- The ladder's repeat rates are shares: within 0..1, and a return within the window is also a return
 -- by the as-of date.  (One singular test per mart, so each is an asset check of that mart: a test
 -- that reads several marts belongs to none of them.)

@@ -106,7 +106,7 @@ def run_stage(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> Ru
     if publish.finish_publish(paths.staging):
         context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
     as_of, run_id = pipeline.as_of_date.isoformat(), context.run.run_id
-    folder = paths.staging / run_id  # also holds the run's validation results (written by the checks)
+    folder = paths.staging / run_id  # also holds the run's raw validation results (written by ingestion)
     exports = folder / "exports" / as_of
     exports.mkdir(parents=True, exist_ok=True)
     return RunStage(folder, exports, as_of, run_id)
@@ -186,8 +186,8 @@ def parquet_marts(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
 
 
 @dg.asset(key=RUN_REPORT_KEY, deps=[SERVING_COPY_KEY, TIER_LISTS_KEY], kinds={"html"},
-          description="report.html (headline, charts, CLV holdout), the charts as PNG, the data validation "
-                      "report and the dbt docs, staged for publishing.", **STAGED)
+          description="report.html (headline, charts, CLV holdout), the charts as PNG and the dbt docs, "
+                      "staged for publishing.", **STAGED)
 def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     paths = pipeline.paths
@@ -222,11 +222,6 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
     previous = report.previous_headline(tiers.previous_exports(paths.exports, stage.as_of))
     (stage.exports / "report.html").write_text(report.run_report(info, figures, previous, clv_fit, chart_list),
                                                encoding="utf-8")
-    validations = stage.folder / "validations"
-    if validations.exists():
-        (stage.exports / "validation_report.html").write_text(
-            gx_validation.render_html(validations, f"Data validation, run {stage.run_id} as of {stage.as_of}"),
-            encoding="utf-8")
     stage.write_json("headline", figures)
     # what published_run records in Dagster once the run is published (nothing is recorded before)
     charts_md = {".".join(charts.CHART_ASSETS[c.name]): charts.markdown_image(c) for c in chart_list}
@@ -235,8 +230,9 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
 
 
 @dg.asset(key=MANIFEST_KEY, deps=[*MART_KEYS, TIER_LISTS_KEY, SERVING_COPY_KEY, PARQUET_MARTS_KEY, RUN_REPORT_KEY],
-          kinds={"json"}, description="manifest.json: run id, as-of, code version, tier and mart row counts, "
-          "every check result, the headline, and the sha256 of every staged export file.", **STAGED)
+          kinds={"json", "html"}, description="manifest.json (run id, as-of, code version, tier and mart row counts, "
+          "every check result, the headline, the sha256 of every staged export file) and validation_report.html "
+          "(the raw suites' results and every check of the run).", **STAGED)
 def manifest(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     # A backfill of an older date publishes exports/<as-of>/ but leaves serving and `latest` on the newer date.
@@ -252,6 +248,11 @@ def manifest(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.
         "serving_as_of": stage.as_of if updates_serving else current,
         "headline": stage.read_json("headline"),  # the next run's report compares with these
     }
+    validations = stage.folder / "validations"
+    if validations.exists():  # the raw suites' results, then every other check of the run
+        (stage.exports / "validation_report.html").write_text(
+            gx_validation.render_html(validations, f"Data validation, run {stage.run_id} as of {stage.as_of}",
+                                      info["checks"]), encoding="utf-8")
     publish.write_manifest(stage.exports, info)
     return dg.MaterializeResult(metadata={"checks": len(info["checks"]),
                                           "serving_updated": updates_serving})

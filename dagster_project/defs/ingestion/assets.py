@@ -1,9 +1,9 @@
-"""Ingestion: inbox files -> raw tables, with a load ledger and a quarantine."""
+"""Ingestion: inbox files -> raw tables, with a load ledger and a quarantine; new rows validated (GX)."""
 
 
 import dagster as dg
 
-from dagster_project.lib import formats, gx_validation, ingest, publish, warehouse
+from dagster_project.lib import formats, gx_validation, ingest, publish, raw_validation, warehouse
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -25,7 +25,9 @@ RAW_SPECS = [
 
 @dg.multi_asset(specs=RAW_SPECS, name="raw_exports", partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
 def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
-    """Load every new inbox file (each file once, by content hash) into the `raw` schema."""
+    """Load every new inbox file (each file once, by content hash) into the `raw` schema, then validate the
+    rows not validated before with each raw table's Great Expectations suite: a file whose rows fail is
+    unloaded again (lib/raw_validation.py), and the `gx_<table>` checks report the outcome."""
     paths = pipeline.paths
     paths.ensure()
     # first, before anything is loaded or published: a warehouse of another release stops the run
@@ -38,11 +40,12 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     if publish.finish_publish(paths.staging):  # an earlier run was killed after its publish commit point
         context.log.warning("completed the publish of an earlier run that was interrupted after its commit point")
     run_id = context.run.run_id
-    gx_validation.prefetch()  # GX's import overlaps ingestion (the raw GX checks come next)
+    gx_validation.prefetch()  # GX's import overlaps loading (the validation comes next)
     with retry_transient(context, pipeline.settings):
         con = pipeline.connect()
         try:
             results = ingest.ingest_inbox(con, paths.inbox, run_id)
+            validations = raw_validation.validate_raw_tables(con, paths.staging / run_id / "validations")
             per_table = dict(
                 con.execute(
                     "select layout, sum(rows_loaded) from raw.load_ledger where run_id = ? group by layout", [run_id]
@@ -66,6 +69,9 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         if r.message:
             line += f" ({r.message})"
         (context.log.warning if r.status == "rejected" or r.rows_quarantined else context.log.info)(line)
+    for v in validations:
+        if v.outcome.failures:
+            context.log.warning(f"raw.{v.table} failed its Great Expectations suite: {v.description}")
     for stray in ingest.unplaced_files(paths.inbox):
         context.log.warning(f"not loaded: {stray} is in no source folder (known: {ingest.KNOWN_FOLDERS_TEXT})")
     for name in RAW_TABLES:

@@ -5,7 +5,7 @@
 import dagster as dg
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY, RAW_TABLES
-from dagster_project.lib import ingest
+from dagster_project.lib import ingest, raw_validation
 from dagster_project.lib.resources import PipelineConfig
 
 # What a new user is told when a data directory has never had anything to load.
@@ -136,3 +136,31 @@ def no_files_outside_source_folders(pipeline: PipelineConfig) -> dg.AssetCheckRe
                     if stray else "every inbox file is in a source folder",
         metadata={"files_not_loaded": dg.MetadataValue.json(stray)},
     )
+
+
+def _gx_check(table: str):
+    """A blocking check reporting the raw table's Great Expectations validation, which ingestion ran (and
+    acted on: a failing file is unloaded) before this check; the check itself only reads the outcome."""
+
+    @dg.asset_check(
+        asset=dg.AssetKey(["raw", table]), name=f"gx_{table}", blocking=True,
+        description=f"Great Expectations suite for raw.{table}, run by ingestion over the rows of files not "
+                    "validated before (this run's, or a killed run's), through a pandas batch; a file that fails "
+                    "is unloaded and loaded again by the next run.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
+        result = raw_validation.load_result(pipeline.paths.staging / context.run.run_id / "validations", table)
+        if result is None:
+            return dg.AssetCheckResult(passed=False, description=f"raw.{table} was not validated in this run "
+                                                                 "(its ingestion did not finish)")
+        return dg.AssetCheckResult(
+            passed=result["success"],
+            description=result["description"],
+            metadata={"rows": result["rows"], "expectations": result["expectations"],
+                      "results": dg.MetadataValue.json(result["results"])},
+        )
+
+    return _check
+
+
+GX_CHECKS = [_gx_check(t) for t in raw_validation.RAW_GX_TABLES]

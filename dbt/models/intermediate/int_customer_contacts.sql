@@ -8,7 +8,8 @@
 -- Normalised contact points per customer, their hashes, and marketing consent.
 -- Stays in the working warehouse (intermediate schema): the serving warehouse gets masked
 -- values only.  Consent: the most recent Shopify order's "Accepts Marketing" when the customer
--- has ordered online; otherwise the membership roster; otherwise Square's e-mail subscription.
+-- has ordered online; otherwise the membership roster; otherwise Square's e-mail subscription
+-- (consent_priority in the identifier registry, var identifier_registry).
 --
 -- Incremental (on DuckDB): nothing here depends on the as-of date, so a run rebuilds (by customer_key)
 -- only the customers something changed for since the last build: identifiers new or re-keyed
@@ -19,6 +20,13 @@
 -- resolution the row was built under) and newest_file_id (the newest export file loaded by then).
 
 {%- set rebuild_all = identity_consumer_rebuilds() %}
+{#- roster and Square customer rows, and where consent is taken from: the identifier registry
+    (macros/identifiers.sql) -#}
+{%- set profile_sources = identifier_sources('profiles') %}
+{%- set consent_order_sources = [] %}
+{%- for entry in consent_sources() if entry['records'] == 'orders' %}
+{%- do consent_order_sources.append("'" ~ entry['order_source'] ~ "'") %}
+{%- endfor %}
 
 with all_identifiers as (
 
@@ -29,22 +37,19 @@ with all_identifiers as (
 
 all_orders as (
 
+    -- the orders consent is taken from
     select * from {{ ref('int_orders_identified') }}
-    where customer_key is not null and source = 'shopify'
+    where customer_key is not null and source in ({{ consent_order_sources | join(', ') }})
 
 ),
+{%- for entry in profile_sources %}
 
-members as (
+{{ entry['source'] }} as (
 
-    select * from {{ ref('stg_members__members') }}
-
-),
-
-square_customers as (
-
-    select * from {{ ref('stg_square__customers') }}
+    select * from {{ ref(entry['model']) }}
 
 ),
+{%- endfor %}
 
 resolutions as (
 
@@ -64,12 +69,14 @@ linked_rows as (
     select all_identifiers.customer_key, source_rows.identifier_source, source_rows.file_id,
         source_rows.accepts_marketing
     from (
-        select 'members' as identifier_source, 'member_id' as id_type, member_id as raw_value, file_id,
-            accepts_marketing
-        from members
+        {%- for entry in profile_sources %}
+        select '{{ entry['source'] }}' as identifier_source, '{{ record_id_type(entry) }}' as id_type,
+            {{ entry['record_id'] }} as raw_value, file_id, accepts_marketing
+        from {{ entry['source'] }}
+        {%- if not loop.last %}
         union all
-        select 'square_customers', 'square_customer_id', square_customer_id, file_id, accepts_marketing
-        from square_customers
+        {%- endif %}
+        {%- endfor %}
     ) as source_rows
     inner join all_identifiers
         on all_identifiers.identifier_source = source_rows.identifier_source
@@ -92,7 +99,8 @@ changed_customers as (
 
     union
 
-    -- Shopify orders (consent) new or rebuilt since: a rebuilt order carries the newest resolution
+    -- orders consent is taken from (Shopify's) new or rebuilt since: a rebuilt order carries the newest
+    -- resolution
     select customer_key
     from all_orders
     where identity_change_seq > {{ seq_built }}
@@ -146,8 +154,10 @@ online_consent_ranked as (
 
     select
         customer_key,
+        source,
         accepts_marketing,
-        row_number() over (partition by customer_key order by ordered_at desc, order_key desc) as recency_rank
+        row_number() over (partition by customer_key, source order by ordered_at desc, order_key desc)
+            as recency_rank
     from orders
     where accepts_marketing is not null
 
@@ -179,20 +189,29 @@ final as (
         phones.phone,
         {{ sha256_hex('emails.email') }} as email_sha256,
         {{ sha256_hex('phones.phone') }} as phone_sha256,
-        coalesce(online.accepts_marketing, member_consent.accepts_marketing, square_consent.accepts_marketing, false)
-            as accepts_marketing,
+        -- the first source with a say, in the registry's consent_priority order
+        coalesce(
+            {%- for entry in consent_sources() %}
+            consent_{{ loop.index }}.accepts_marketing,
+            {%- endfor %}
+            false
+        ) as accepts_marketing,
         (select coalesce(max(change_seq), 0) from resolutions) as identity_change_seq,
         (select coalesce(max(file_id), 0) from ledger) as newest_file_id
     from customers
     left join emails on emails.customer_key = customers.customer_key
     left join phones on phones.customer_key = customers.customer_key
-    left join online_consent_ranked as online
-        on online.customer_key = customers.customer_key and online.recency_rank = 1
-    left join source_consent as member_consent
-        on member_consent.customer_key = customers.customer_key and member_consent.identifier_source = 'members'
-    left join source_consent as square_consent
-        on square_consent.customer_key = customers.customer_key
-        and square_consent.identifier_source = 'square_customers'
+    {%- for entry in consent_sources() %}
+    {%- set alias = 'consent_' ~ loop.index %}
+    {%- if entry['records'] == 'orders' %}
+    left join online_consent_ranked as {{ alias }}
+        on {{ alias }}.customer_key = customers.customer_key and {{ alias }}.source = '{{ entry['order_source'] }}'
+        and {{ alias }}.recency_rank = 1
+    {%- else %}
+    left join source_consent as {{ alias }}
+        on {{ alias }}.customer_key = customers.customer_key and {{ alias }}.identifier_source = '{{ entry['source'] }}'
+    {%- endif %}
+    {%- endfor %}
 
 )
 

@@ -12,18 +12,13 @@
 -- new exchange rates arrived or identity had no previous resolution to compare with (full_change).
 -- The watermark columns newest_file_id, identity_change_seq and rates_file_id record what a build saw.
 
-{#- (alias, identifier source, id type, order column): every identifier an order may carry -#}
-{%- set lookups = [
-    ['by_email', 'shopify', 'email', 'email_raw'],
-    ['by_phone', 'shopify', 'phone', 'phone_raw'],
-    ['by_billing_phone', 'shopify', 'phone', 'billing_phone_raw'],
-    ['by_shipping_phone', 'shopify', 'phone', 'shipping_phone_raw'],
-    ['by_square_id', 'square_items', 'square_customer_id', 'square_customer_id'],
-    ['by_member_id', 'square_items', 'member_id', 'member_id'],
-    ['by_generic_email', 'generic', 'email', 'email_raw'],
-    ['by_generic_phone', 'generic', 'phone', 'phone_raw'],
-    ['by_generic_id', 'generic', 'source_customer_id', 'source_customer_ref'],
-] %}
+{#- every identifier an order may carry (the identifier registry, macros/identifiers.sql), each with
+    the alias of its lookup -#}
+{%- set lookups = [] %}
+{%- for identifier in order_identifiers() %}
+{%- do lookups.append(['by_' ~ identifier['source'] ~ '_' ~ identifier['column'], identifier['source'],
+    identifier['id_type'], identifier['column']]) %}
+{%- endfor %}
 
 {#- the order columns every channel's roll-up has; money is stored as DECIMAL(18, 4) (generic exports
     carry 4 decimals): a union of DECIMAL(18, 2) and (18, 4) would widen to DECIMAL(20, 4), which DuckDB

@@ -3,27 +3,10 @@
 -- blocked identifier (a placeholder or one shared by too many people): it is shown, but it joined
 -- nobody; the record's customer_key then comes from its other identifiers (NULL: anonymous).
 
-{#- (record source, identifier source, id type, column): the identifiers a record carries -#}
-{%- set order_lookups = [
-    ['shopify', 'email', 'email_raw'],
-    ['shopify', 'phone', 'phone_raw'],
-    ['shopify', 'phone', 'billing_phone_raw'],
-    ['shopify', 'phone', 'shipping_phone_raw'],
-    ['square_items', 'square_customer_id', 'square_customer_id'],
-    ['square_items', 'member_id', 'member_id'],
-    ['generic', 'email', 'email_raw'],
-    ['generic', 'phone', 'phone_raw'],
-    ['generic', 'source_customer_id', 'source_customer_ref'],
-] %}
-{%- set profile_lookups = [
-    ['members', 'members', 'member_id', 'member_id'],
-    ['members', 'members', 'email', 'email_raw'],
-    ['members', 'members', 'phone', 'phone_raw'],
-    ['square_customers', 'square_customers', 'square_customer_id', 'square_customer_id'],
-    ['square_customers', 'square_customers', 'member_id', 'reference_id'],
-    ['square_customers', 'square_customers', 'email', 'email_raw'],
-    ['square_customers', 'square_customers', 'phone', 'phone_raw'],
-] %}
+{#- the identifiers a record carries: the identifier registry (macros/identifiers.sql) -#}
+{%- set profile_sources = identifier_sources('profiles') %}
+{%- set profile_source_names = [] %}
+{%- for entry in profile_sources %}{% do profile_source_names.append("'" ~ entry['source'] ~ "'") %}{% endfor %}
 
 with identifiers as (
 
@@ -38,38 +21,37 @@ orders as (
 
 ),
 
-members as (
+{%- for entry in profile_sources %}
 
-    select * from {{ ref('stg_members__members') }}
+{{ entry['source'] }} as (
 
-),
-
-square_customers as (
-
-    select * from {{ ref('stg_square__customers') }}
+    select * from {{ ref(entry['model']) }}
 
 ),
+{%- endfor %}
 
 carried as (
-{%- for id_source, id_type, column in order_lookups %}
+{%- for identifier in order_identifiers() %}
     select customer_key, source as record_source, source_order_id as record_id,
-        '{{ id_source }}' as identifier_source, '{{ id_type }}' as id_type, {{ column }} as raw_value
+        '{{ identifier['source'] }}' as identifier_source, '{{ identifier['id_type'] }}' as id_type,
+        {{ identifier['column'] }} as raw_value
     from orders
-    where {{ column }} is not null
-        {%- if id_source == 'shopify' %} and source = 'shopify'
-        {%- elif id_source == 'square_items' %} and source = 'square'
-        {%- else %} and source not in ('shopify', 'square'){% endif %}
+    where {{ identifier['column'] }} is not null and {{ is_order_source(identifier['order_source']) }}
     union all
 {%- endfor %}
-{%- for record_source, id_source, id_type, column in profile_lookups %}
-    select cast(null as {{ dbt.type_string() }}) as customer_key, '{{ record_source }}' as record_source,
-        {{ 'member_id' if record_source == 'members' else 'square_customer_id' }} as record_id,
-        '{{ id_source }}' as identifier_source, '{{ id_type }}' as id_type, {{ column }} as raw_value
-    from {{ record_source }}
-    where {{ column }} is not null
-    {%- if not loop.last %}
+{%- for entry in profile_sources %}
+{%- set outer_loop = loop %}
+{%- for identifier in entry['identifiers'] %}
+    select cast(null as {{ dbt.type_string() }}) as customer_key, '{{ entry['source'] }}' as record_source,
+        {{ entry['record_id'] }} as record_id,
+        '{{ entry['source'] }}' as identifier_source, '{{ identifier['id_type'] }}' as id_type,
+        {{ identifier['column'] }} as raw_value
+    from {{ entry['source'] }}
+    where {{ identifier['column'] }} is not null
+    {%- if not (outer_loop.last and loop.last) %}
     union all
     {%- endif %}
+{%- endfor %}
 {%- endfor %}
 
 ),
@@ -95,7 +77,7 @@ record_keys as (
     -- a roster member or Square customer belongs to the key of any identifier it carries that links
     select record_source, record_id, max(identifier_customer_key) as customer_key
     from resolved
-    where record_source in ('members', 'square_customers')
+    where record_source in ({{ profile_source_names | join(', ') }})
     group by record_source, record_id
 
 ),
@@ -107,7 +89,7 @@ final as (
         resolved.record_source,
         -- a roster member's or Square customer's id is shown as customer_identity_map shows ids: as it
         -- is, unless it is an e-mail or phone-shaped (a scheme numbering members by e-mail), then masked
-        case when resolved.record_source in ('members', 'square_customers')
+        case when resolved.record_source in ({{ profile_source_names | join(', ') }})
             then {{ mask_identifier("'member_id'", 'resolved.record_id') }}
             else resolved.record_id end as record_id,
         resolved.id_type,
