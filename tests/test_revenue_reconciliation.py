@@ -115,7 +115,8 @@ def _dbt_test(warehouse: Path, target: Path, select: str) -> dict:
         [dbt_executable(), "test", "--select", select, "--target", "duckdb", "--project-dir", str(DBT_PROJECT_DIR),
          "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
         cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
-    [result] = json.loads((target / "run_results.json").read_text())["results"]
+    [result] = [r for r in json.loads((target / "run_results.json").read_text())["results"]
+                if r["unique_id"].startswith("test.")]
     return {"status": result["status"], "failures": result["failures"], "output": proc.stdout[-2000:]}
 
 
