@@ -23,7 +23,7 @@ def test_docs_key_follows_columns_and_project_files(tmp_path, monkeypatch):
     con.execute("insert into raw.r values (1); insert into marts.dim_customers values (2)")  # data: same docs
     assert docs_cache_key(con) == key
     con.execute("alter table raw.r add column y integer")  # not a dbt relation: same docs
-    con.execute("alter table marts.not_a_model add column y integer")  # e.g. customer_clv (Python): same docs
+    con.execute("alter table marts.not_a_model add column y integer")  # not a dbt model: same docs
     assert docs_cache_key(con) == key
     con.execute("alter table marts.dim_customers add column b varchar")  # a column dbt documents
     with_column = docs_cache_key(con)

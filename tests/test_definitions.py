@@ -33,6 +33,26 @@ def test_publish_is_downstream_of_every_mart_and_blocking_checks_exist():
     assert {k.asset_key.path[0] for k in graph.asset_check_keys if k.name.startswith("gx_")} == {"raw"}
 
 
+def test_clv_marts_are_dbt_models_built_on_the_clv_models_raw_outputs():
+    """dbt builds the summary, the Python CLV model writes its raw outputs, a second dbt build publishes them."""
+    graph = defs.get_repository_def().asset_graph
+    key = dg.AssetKey.from_user_string
+    assert key("intermediate/int_customer_btyd_summary") in graph.get(key("clv/customer_scores")).parent_keys
+    assert graph.get(key("marts/customer_clv")).parent_keys == {key("staging/stg_clv__customer_scores"),
+                                                                 key("staging/stg_clv__model_fits")}
+    assert key("clv/model_fits") in graph.get(key("staging/stg_clv__model_fits")).parent_keys
+    assert {key("marts/customer_clv"), key("marts/clv_model_fits"), key("marts/channel_economics_summary")} <= (
+        graph.get(key("exports/published_run")).parent_keys)
+    from dagster_project.defs.transform.assets import dbt_clv_marts, dbt_models
+
+    assert {key("marts/customer_clv"), key("marts/clv_model_fits")} <= set(dbt_clv_marts.keys)
+    assert not {k for k in dbt_models.keys if k.path[-1] in ("customer_clv", "clv_model_fits")}
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {("clv/model_fits", "clv_holdout_error"), ("clv/model_fits", "clv_fit_reliable"),
+            ("marts/customer_clv", "unique_customer_clv_customer_key"),
+            ("marts/dim_customers", "assert_dim_customers_negative_net_revenue_has_refunds")} <= checks
+
+
 def test_workspace_yaml_points_at_definitions():
     import yaml
     from dagster_project.lib.paths import REPO_ROOT

@@ -2,8 +2,11 @@
 they pass on a real run, and each one fails when a cancellation is missing from its mart."""
 
 import json
+import os
 import shutil
+import subprocess
 from datetime import date
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -100,3 +103,35 @@ def test_a_mart_a_cent_off_fails_its_check(warehouse_copy, table, update):
     assert warehouse_copy.execute(update).fetchone()[0] >= 1  # rows changed
     _, differing, _, _ = checks.revenue_reconciliation(warehouse_copy, table, AS_OF)
     assert differing >= 1
+
+
+def _dbt_test(warehouse: Path, target: Path, select: str) -> dict:
+    """Run one dbt data test against a warehouse file; its run result."""
+    from dagster_project.lib.dbt_project import dbt_executable
+    from dagster_project.lib.paths import DBT_PROJECT_DIR
+
+    env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse))
+    proc = subprocess.run(
+        [dbt_executable(), "test", "--select", select, "--target", "duckdb", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
+        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    [result] = [r for r in json.loads((target / "run_results.json").read_text())["results"]
+                if r["unique_id"].startswith("test.")]
+    return {"status": result["status"], "failures": result["failures"], "output": proc.stdout[-2000:]}
+
+
+def test_negative_net_revenue_without_a_refund_fails_the_dbt_test(demo_run, tmp_path):
+    """dim_customers' rule that a negative net revenue needs a refund behind it (a dbt test): it passes on the
+    demo, and fails when a customer with no refunded order is given a negative net revenue."""
+    name = "assert_dim_customers_negative_net_revenue_has_refunds"
+    warehouse = tmp_path / "pipeline.duckdb"
+    shutil.copyfile(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb", warehouse)
+    assert _dbt_test(warehouse, tmp_path / "pass", name)["status"] == "pass"
+    with duckdb.connect(str(warehouse)) as con:
+        changed = con.execute(
+            "update marts.dim_customers set net_revenue = -5 where customer_key = (select min(customer_key) "
+            "from marts.dim_customers d where purchase_count > 0 and not exists (select 1 from marts.fct_orders o "
+            "where o.customer_key = d.customer_key and o.refunds > 0))").fetchone()[0]
+    assert changed == 1
+    result = _dbt_test(warehouse, tmp_path / "fail", name)
+    assert (result["status"], result["failures"]) == ("fail", 1), result["output"]

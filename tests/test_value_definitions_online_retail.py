@@ -7,6 +7,7 @@ is one source) plus new_customer_warm_up_days may have bought before the data be
 below apply that rule in pandas too."""
 
 import json
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import duckdb
@@ -116,6 +117,24 @@ def test_every_revenue_column_is_net_of_cancellations(online_retail_run):
     assert (got["new_customers"] == by_month["customers"]).all()
     assert np.allclose(got["ltv_12m"].astype(float), (by_month["net"] / by_month["customers"]).round(2), atol=0.0051)
     assert ((got.index.to_timestamp() + pd.DateOffset(months=12) <= as_of) == got["ltv_12m_complete"]).all()
+    # channel_economics_summary: the months whose 12 months are complete summed, or every month while none is
+    # (UCI: the first cohort not left-censored is March 2011, so none is), LTV from the cents per month
+    is_complete = by_month.index.to_timestamp() + pd.DateOffset(months=12) <= as_of
+    complete = by_month[is_complete] if is_complete.any() else by_month
+    assert not is_complete.any() and len(complete) > 3
+    new_customers = int(complete["customers"].sum())
+    # each month's LTV rounded half up to the cent, as the mart's decimal(18,2) is, from the exact net in cents
+    cents = Decimal("0.01")
+    revenue = float(sum((Decimal(f"{net:.2f}") / int(n)).quantize(cents, ROUND_HALF_UP) * int(n)
+                        for net, n in zip(complete["net"], complete["customers"])))
+    summary = _mart(run, "select * from marts.channel_economics_summary")
+    assert summary["channel"].tolist() == ["unattributed"]
+    row = summary.iloc[0]
+    assert (row["acquisition_months"], row["new_customers"]) == (len(complete), new_customers)
+    assert float(row["revenue_12m"]) == pytest.approx(revenue, abs=0.005)
+    assert row["ltv_12m"] == pytest.approx(revenue / new_customers, rel=1e-12)
+    assert float(row["marketing_spend"]) == 0 and not row["has_spend"] and not row["ltv_12m_complete"]
+    assert pd.isna(row["cac"]) and pd.isna(row["ltv_to_cac"])
 
     # the blocking reconciliation checks ran and passed
     manifest = json.loads((run["data_dir"] / "exports" / run["as_of"] / "manifest.json").read_text())

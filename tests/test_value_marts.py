@@ -1,17 +1,20 @@
 """Value marts: the behaviour planted in the demo data is found, and UCI Online Retail is recomputed independently."""
 
+from datetime import date
+
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
 
 from tests import uci
+from tests.conftest import DEMO_AS_OF
 
 pytestmark = pytest.mark.slow
 
 VALUE_MARTS = ["repeat_purchase_ladder", "cohort_retention", "customer_ltv", "customer_value_summary", "pareto_curve",
-               "pareto_summary", "membership_value", "channel_economics", "omnichannel_value", "daily_kpis",
-               "store_funnel"]
+               "pareto_summary", "membership_value", "channel_economics", "channel_economics_summary",
+               "omnichannel_value", "daily_kpis", "store_funnel"]
 
 
 def _serving(data_dir):
@@ -80,13 +83,21 @@ def test_demo_predicted_clv(demo_run):
                           "from marts.clv_model_fits").fetchone()
         assert fit[0] == "fitted" and fit[1] >= 100 and fit[2] > 0 and fit[3] > 0, fit[5]
         assert fit[5] is None
-        assert con.execute("select distinct model_status from marts.customer_clv").fetchall() == [("fitted",)]
+        assert con.execute("select distinct model_status, as_of_date from marts.customer_clv").fetchall() == [
+            ("fitted", date.fromisoformat(DEMO_AS_OF))]
         scored = con.execute("select count(*) from marts.customer_clv").fetchone()[0]
         assert scored == con.execute("select count(*) from marts.dim_customers where purchase_count > 0").fetchone()[0]
         assert con.execute("select count(*) from marts.customer_clv where p_alive not between 0 and 1 "
                            "or expected_purchases_365d < expected_purchases_90d or predicted_clv_12m < 0").fetchone()[0] == 0
         tiers = dict(con.execute("select predicted_value_tier, count(*) from marts.customer_clv group by 1").fetchall())
         assert set(tiers) == {"high", "mid", "low"}
+        # the tier, recomputed in pandas: percent rank of the predicted CLV, highest first (ties share a rank)
+        clv = con.execute("select customer_key, predicted_clv_12m, predicted_value_tier from marts.customer_clv").df()
+        value = clv["predicted_clv_12m"].astype(float)
+        rank = (value.rank(method="min", ascending=False) - 1) / (len(clv) - 1)
+        want = np.where(rank < 0.2, "high", np.where(rank < 0.5, "mid", "low"))
+        assert (clv["predicted_value_tier"].to_numpy() == want).all()
+        assert tiers["high"] == pytest.approx(0.2 * len(clv), abs=len(clv) * 0.02)
         # predicted value follows history: repeat buyers are predicted to be worth more than one-time buyers
         by_group = dict(con.execute(
             "select d.purchase_count > 1, avg(c.predicted_clv_12m) from marts.customer_clv c "
@@ -119,3 +130,38 @@ def test_run_report_has_the_holdout_chart_with_the_marts_numbers(demo_run):
             assert error == f"{(g['predicted'] - g['actual']) / g['actual']:+.0%}"
     largest = max(groups, key=lambda g: g["customers"])
     assert f"{largest['customers']:,} customers) the model predicted {largest['predicted']:,.0f} purchases" in page
+
+
+def channel_summary_in_pandas(economics: pd.DataFrame) -> pd.DataFrame:
+    """channel_economics summed per channel over the acquisition months whose 12-month LTV is complete (every
+    month when none is), with CAC, LTV and LTV:CAC of the sums: marts.channel_economics_summary, in pandas."""
+    complete = bool(economics["ltv_12m_complete"].any())
+    months = economics[economics["ltv_12m_complete"]] if complete else economics
+    months = months.assign(spend=months["marketing_spend"].astype(float),
+                           revenue=months["ltv_12m"].astype(float).fillna(0) * months["new_customers"])
+    out = months.groupby("channel").agg(
+        acquisition_months=("new_customers", lambda n: int((n > 0).sum())), new_customers=("new_customers", "sum"),
+        marketing_spend=("spend", "sum"), revenue_12m=("revenue", "sum"))
+    new = out["new_customers"].where(out["new_customers"] > 0)
+    out["cac"] = (out["marketing_spend"] / new).where(out["marketing_spend"] > 0)
+    out["ltv_12m"] = out["revenue_12m"] / new
+    out["ltv_to_cac"] = out["ltv_12m"] / out["cac"]
+    out["has_spend"] = out["marketing_spend"] > 0
+    out["ltv_12m_complete"] = complete
+    return out
+
+
+def test_demo_channel_economics_summary_recomputed_in_pandas(demo_run):
+    with _serving(demo_run["data_dir"]) as con:
+        economics = con.execute("select * from marts.channel_economics").df()
+        got = con.execute("select * from marts.channel_economics_summary").df().set_index("channel").sort_index()
+    want = channel_summary_in_pandas(economics)
+    assert economics["ltv_12m_complete"].any() and not economics["ltv_12m_complete"].all()  # the filter bites
+    assert got.index.equals(want.index)
+    for column in ["acquisition_months", "new_customers", "has_spend", "ltv_12m_complete"]:
+        assert (got[column] == want[column]).all(), column
+    for column in ["marketing_spend", "revenue_12m"]:
+        assert np.allclose(got[column].astype(float), want[column], rtol=0, atol=0.005), column
+    for column in ["cac", "ltv_12m", "ltv_to_cac"]:
+        assert np.allclose(got[column].astype(float), want[column], rtol=1e-12, atol=0, equal_nan=True), column
+    assert got["cac"].notna().sum() >= 1 and got["cac"].isna().sum() >= 1  # paid channels and channels without spend

@@ -664,30 +664,18 @@ def membership_value_chart(con) -> Chart:
 
 
 def channel_ltv_cac(con) -> list[dict]:
-    """Per acquisition channel, over the acquisition months whose 12-month LTV is complete (all
-    months when none is): new customers, spend, CAC = spend ÷ new customers, 12-month LTV = their
-    first-year net revenue ÷ new customers, LTV:CAC (None without spend)."""
-    if not _has_rows(con, "channel_economics"):
+    """Per acquisition channel, as marts.channel_economics_summary publishes it (dbt sums
+    channel_economics over the acquisition months whose 12-month LTV is complete, all months when
+    none is): new customers, spend, CAC, 12-month LTV, LTV:CAC (None without spend)."""
+    if not _has_rows(con, "channel_economics_summary"):
         return []
-    complete = con.execute("select count(*) from marts.channel_economics where ltv_12m_complete").fetchone()[0] > 0
-    rows = _rows(con, f"""
-        select channel,
-               count(distinct acquisition_month) filter (where new_customers > 0) as cohorts,
-               sum(new_customers) as new_customers,
-               sum(marketing_spend) as marketing_spend,
-               sum(coalesce(ltv_12m, 0) * new_customers) as revenue_12m
-        from marts.channel_economics
-        {'where ltv_12m_complete' if complete else ''}
-        group by channel order by channel""")
-    out = []
-    for r in rows:
-        new, spend, revenue = int(r["new_customers"]), float(r["marketing_spend"]), float(r["revenue_12m"])
-        cac = spend / new if new and spend > 0 else None
-        ltv = revenue / new if new else None
-        out.append({"channel": r["channel"], "new_customers": new, "marketing_spend": spend,
-                    "cac": cac, "ltv_12m": ltv, "ltv_to_cac": ltv / cac if (ltv is not None and cac) else None,
-                    "has_spend": spend > 0, "ltv_12m_complete": complete})
-    return out
+    rows = _rows(con, """
+        select channel, new_customers, marketing_spend, cac, ltv_12m, ltv_to_cac, has_spend, ltv_12m_complete
+        from marts.channel_economics_summary order by channel""")
+    return [{"channel": r["channel"], "new_customers": int(r["new_customers"]),
+             "marketing_spend": float(r["marketing_spend"]), "cac": r["cac"], "ltv_12m": r["ltv_12m"],
+             "ltv_to_cac": r["ltv_to_cac"], "has_spend": bool(r["has_spend"]),
+             "ltv_12m_complete": bool(r["ltv_12m_complete"])} for r in rows]
 
 
 def ltv_cac_chart(con) -> Chart:

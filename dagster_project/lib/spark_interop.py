@@ -3,10 +3,10 @@
 On the Spark target, dbt reads the raw layer as Parquet files and writes its tables as Parquet
 under the Spark warehouse folder:
 
-    <data>/warehouse/raw_parquet/<schema>/<table>/data.parquet   raw.* and identity.* (written here)
+    <data>/warehouse/raw_parquet/<schema>/<table>/data.parquet   raw.*, identity.*, clv.* (written here)
     <data>/warehouse/spark/<schema>.db/<table>/*.parquet          dbt models built by Spark
 
-`export_raw_parquet` writes the first (what ingestion and identity loaded into DuckDB);
+`export_raw_parquet` writes the first (what ingestion, identity and the CLV model wrote into DuckDB);
 `import_spark_tables` reads the second back into DuckDB, so checks, the CLV model and publishing
 work unchanged whichever engine transformed.  DuckDB reads every file Spark writes, and Spark
 every file DuckDB writes: timestamps are written as UTC instants (Parquet `isAdjustedToUTC`),
@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 # The schemas dbt reads as sources (dbt/models/staging/*/_*__sources.yml).
-RAW_SCHEMAS = ("raw", "identity")
+RAW_SCHEMAS = ("raw", "identity", "clv")
 # working tables that are no dbt source: not written for Spark (the normalisation cache and the identifier
 # roots are millions of rows)
 NOT_SOURCES = {("identity", "normalised_values"), ("identity", "node_roots"), ("identity", "resolution_state"),
@@ -71,7 +71,7 @@ def _timestamps_as_utc(con: duckdb.DuckDBPyConnection, schema: str, table: str) 
 
 
 def export_raw_parquet(con: duckdb.DuckDBPyConnection, data_root: Path) -> dict[str, int]:
-    """Write every raw and identity table (dbt sources) as `<raw_parquet>/<schema>/<table>/data.parquet`;
+    """Write every raw, identity and clv table (dbt sources) as `<raw_parquet>/<schema>/<table>/data.parquet`;
     returns rows per table.
 
     The folder is rebuilt beside the old one and swapped in, so a reader never sees half of it.

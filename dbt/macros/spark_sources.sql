@@ -21,8 +21,16 @@
                 {%- do seen.append(src.schema) -%}
             {%- endif -%}
             {%- set rel = src.schema ~ '.' ~ src.identifier -%}
+            {#- A source whose columns are all typed in its YAML gets them declared, so a folder not
+                written yet (the CLV model's outputs before its first run) reads as an empty table
+                instead of failing schema inference. -#}
+            {%- set typed = [] -%}
+            {%- for col in src.columns.values() -%}
+                {%- if col.data_type -%}{%- do typed.append(col.name ~ ' ' ~ col.data_type) -%}{%- endif -%}
+            {%- endfor -%}
+            {%- set declared = ' (' ~ typed | join(', ') ~ ')' if typed and typed | length == src.columns | length else '' -%}
             {%- do run_query('drop table if exists ' ~ rel) -%}
-            {%- do run_query("create table " ~ rel ~ " using parquet location '" ~ base ~ "/" ~ src.schema ~ "/" ~ src.identifier ~ "'") -%}
+            {%- do run_query("create table " ~ rel ~ declared ~ " using parquet location '" ~ base ~ "/" ~ src.schema ~ "/" ~ src.identifier ~ "'") -%}
         {%- endfor -%}
     {%- endif -%}
     select 1

@@ -37,7 +37,7 @@ def _mart_keys() -> list[dg.AssetKey]:
     return [dg.AssetKey(["marts", name]) for name in names]
 
 
-MART_KEYS = _mart_keys() + [dg.AssetKey(["marts", "customer_clv"]), dg.AssetKey(["marts", "clv_model_fits"])]
+MART_KEYS = _mart_keys()
 PUBLISHED_KEY = dg.AssetKey(["exports", "published_run"])
 
 

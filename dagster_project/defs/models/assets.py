@@ -1,11 +1,12 @@
 """Predicted customer lifetime value: BG/NBD + Gamma-Gamma fitted on the dbt BTYD summary.
 
-Writes two marts straight into the warehouse's `marts` schema (published with the others):
-`marts.customer_clv` (per customer P(alive), expected purchases in 90 and 365 days, expected
-spend per purchase, predicted 12-month CLV, predicted-value tier, the fit's status) and
-`marts.clv_model_fits` (parameters, log-likelihood, fit time, status per run).  Too little data gives
-a clear message and no predictions rather than garbage; a fit the diagnostics reject is published as
-`unreliable` with its reasons, its predictions flagged and ranked into no tier.
+Writes the models' raw outputs only, into the warehouse's `clv` schema: `clv.customer_scores` (per
+customer P(alive), expected purchases in 90 and 365 days, expected spend per purchase, predicted 12-month
+CLV, replaced every run) and `clv.model_fits` (per run: status, parameters, log-likelihoods, fit time,
+holdout comparison, the reasons a fit is unreliable; appended).  The dbt models `marts.customer_clv` and
+`marts.clv_model_fits` derive the published marts from them (the predicted-value tier among others).
+Too little data gives a clear message and no predictions rather than garbage; a fit the diagnostics
+reject is recorded as `unreliable` with its reasons, so its predictions are flagged and ranked into no tier.
 """
 
 import json
@@ -20,8 +21,8 @@ from dagster_project.lib.config import Settings
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
-CLV_KEY = dg.AssetKey(["marts", "customer_clv"])
-FITS_KEY = dg.AssetKey(["marts", "clv_model_fits"])
+SCORES_KEY = dg.AssetKey(["clv", "customer_scores"])
+FITS_KEY = dg.AssetKey(["clv", "model_fits"])
 SUMMARY_KEY = dg.AssetKey(["intermediate", "int_customer_btyd_summary"])
 
 # The CLV limits (PIPELINE_CLV_*: least data to fit on, discount rate, holdout error, the revenue sanity
@@ -29,11 +30,13 @@ SUMMARY_KEY = dg.AssetKey(["intermediate", "int_customer_btyd_summary"])
 DEFAULT_LIMITS = Settings()
 WEEKS_PER_MONTH = 365.25 / 12 / 7
 
-CLV_COLUMNS = {
-    "customer_key": "VARCHAR", "as_of_date": "DATE", "p_alive": "DOUBLE",
-    "expected_purchases_90d": "DOUBLE", "expected_purchases_365d": "DOUBLE",
-    "expected_spend_per_purchase": "DOUBLE", "predicted_clv_12m": "DECIMAL(18,2)", "predicted_value_tier": "VARCHAR",
-    "model_status": "VARCHAR",
+# The horizons of the expected-purchase outputs, named in their columns (not the holdout window, which is
+# dbt's var clv_holdout_days, read back from the summary: see holdout_days).
+PURCHASE_HORIZON_DAYS = {"expected_purchases_90d": 90, "expected_purchases_365d": 365}
+
+SCORES_COLUMNS = {
+    "customer_key": "VARCHAR", "run_id": "VARCHAR", "p_alive": "DOUBLE", "expected_purchases_90d": "DOUBLE",
+    "expected_purchases_365d": "DOUBLE", "expected_spend_per_purchase": "DOUBLE", "predicted_clv_12m": "DOUBLE",
 }
 FITS_COLUMNS = {
     "run_id": "VARCHAR", "as_of_date": "DATE", "status": "VARCHAR", "message": "VARCHAR", "customers": "BIGINT",
@@ -68,9 +71,10 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key",
         scores = pd.DataFrame({
             key: summary[key],
             "p_alive": clv.p_alive(bg, x, t_x, T),
-            "expected_purchases_90d": clv.expected_purchases(bg, 90 / 7, x, t_x, T),
-            "expected_purchases_365d": clv.expected_purchases(bg, 365 / 7, x, t_x, T),
+            **{column: clv.expected_purchases(bg, days / 7, x, t_x, T)
+               for column, days in PURCHASE_HORIZON_DAYS.items()},
             "expected_spend_per_purchase": clv.expected_average_spend(gg, x, np.where(m > 0, m, 0)),
+            # in cents, as published (the revenue sanity check sums these)
             "predicted_clv_12m": np.round(clv.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate,
                                                             period_length=WEEKS_PER_MONTH), 2),
         })
@@ -157,15 +161,16 @@ def assess(fit: dict, holdout_error: float | None, holdout_days_: int | None, ca
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(CLV_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="marts",
+        dg.AssetSpec(SCORES_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="clv",
                      kinds={"python", "duckdb"},
-                     description="Predicted CLV per customer: P(alive), expected purchases (90/365 days), "
-                                 "expected spend per purchase, predicted 12-month CLV, predicted-value tier "
-                                 "(empty when the fit is unreliable), the fit's status."),
-        dg.AssetSpec(FITS_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="marts",
+                     description="The CLV models' per-customer predictions this run: P(alive), expected purchases "
+                                 "(90/365 days), expected spend per purchase, predicted 12-month CLV (none when "
+                                 "the data are too few). dbt's marts/customer_clv publishes them."),
+        dg.AssetSpec(FITS_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="clv",
                      kinds={"python", "duckdb"},
-                     description="BG/NBD and Gamma-Gamma fits per run: parameters, log-likelihood, fit time, "
-                                 "holdout error, status (fitted, unreliable with the reasons, insufficient_data)."),
+                     description="BG/NBD and Gamma-Gamma fits, one row per run: parameters, log-likelihood, fit "
+                                 "time, holdout error, status (fitted, unreliable with the reasons, "
+                                 "insufficient_data). dbt's marts/clv_model_fits publishes them."),
     ],
     check_specs=[
         dg.AssetCheckSpec("clv_holdout_error", asset=FITS_KEY,
@@ -216,36 +221,27 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
                 status = "unreliable"
                 message = ("The predictions are unreliable and feed no tier: " + "; ".join(reasons) + ".")
                 context.log.warning(f"predicted CLV: {message}")
-        con.execute("create schema if not exists marts")
-        cols = ", ".join(f"{c} {t}" for c, t in CLV_COLUMNS.items())
-        con.execute(f"create or replace table marts.customer_clv ({cols})")
+        con.execute("create schema if not exists clv")
+        cols = ", ".join(f"{c} {t}" for c, t in SCORES_COLUMNS.items())
+        con.execute(f"create or replace table clv.customer_scores ({cols})")
         if scores is not None:
             con.register("_scores", scores)
-            # the predicted-value tier: top 20% of predicted CLV high, next 30% mid, the rest low; left empty
-            # when the fit is unreliable (a ranking by noise would read as a finding)
+            # the keys join back by the summary's row id; in customer order, so a build's rows come in one order
             con.execute(
-                """
-                insert into marts.customer_clv
-                select summary.customer_key, ?::DATE, p_alive, expected_purchases_90d, expected_purchases_365d,
-                       expected_spend_per_purchase, predicted_clv_12m,
-                       case when ? = 'unreliable' then null
-                            when percent_rank() over (order by predicted_clv_12m desc) < 0.2 then 'high'
-                            when percent_rank() over (order by predicted_clv_12m desc) < 0.5 then 'mid'
-                            else 'low' end,
-                       ?
+                f"""
+                insert into clv.customer_scores
+                select summary.customer_key, ?, {', '.join(f'_scores.{c}' for c in list(SCORES_COLUMNS)[2:])}
                 from _scores join intermediate.int_customer_btyd_summary as summary
                     on summary.rowid = _scores.summary_row
                 order by summary.customer_key
-                """, [as_of, status, status])
+                """, [context.run.run_id])
             con.unregister("_scores")
-        con.execute("create table if not exists marts.clv_model_fits ("
+        con.execute("create table if not exists clv.model_fits ("
                     + ", ".join(f"{c} {t}" for c, t in FITS_COLUMNS.items()) + ")")
-        for c, t in FITS_COLUMNS.items():  # a warehouse built before a column was added keeps its history
-            con.execute(f"alter table marts.clv_model_fits add column if not exists {c} {t}")
         bgp = fit.get("bgnbd", {}).get("params", {})
         ggp = fit.get("gamma_gamma", {}).get("params", {})
         previous_error = con.execute(
-            "select holdout_relative_error from marts.clv_model_fits where status = 'fitted' "
+            "select holdout_relative_error from clv.model_fits where status = 'fitted' "
             "and holdout_relative_error is not null order by as_of_date desc, run_id desc limit 1").fetchone()
         previous_error = previous_error[0] if previous_error else None
         row = {
@@ -260,11 +256,11 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
             "unreliable_reasons": "; ".join(reasons) if reasons else None,
             "diagnostics": json.dumps(details, sort_keys=True) if details else None,
         }
-        con.execute(f"insert into marts.clv_model_fits ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+        con.execute(f"insert into clv.model_fits ({', '.join(row)}) values ({', '.join('?' * len(row))})",
                     list(row.values()))
     finally:
         con.close()
-    yield dg.MaterializeResult(asset_key=CLV_KEY, metadata={
+    yield dg.MaterializeResult(asset_key=SCORES_KEY, metadata={
         "status": status, "customers_scored": 0 if scores is None else len(scores), "message": message})
     yield dg.MaterializeResult(asset_key=FITS_KEY, metadata={
         "status": status, "bgnbd": dg.MetadataValue.json(bgp), "gamma_gamma": dg.MetadataValue.json(ggp),

@@ -37,8 +37,14 @@ def publish_docs(context, pipeline: PipelineConfig, target: str, path) -> None:
     remember_docs(out, cache, key)
 
 
+# The marts built from the CLV model's raw outputs: dbt builds everything else first (the model is fitted
+# on int_customer_btyd_summary), the Python asset clv_model writes the clv schema, then these.
+CLV_MARTS_SELECT = "source:clv+"
+CUSTOMER_CLV_KEY = dg.AssetKey(["marts", "customer_clv"])
+
+
 @dbt_assets(manifest=manifest_for_definitions(), dagster_dbt_translator=Translator(), name="dbt_models",
-            partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
+            exclude=CLV_MARTS_SELECT, partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineConfig):
     """`dbt build` of the selected models, with the run's as-of date; a failing test fails the step.
 
@@ -52,6 +58,26 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
 
     dbt runs with the environment `dbt_environment` sets from the run's settings, and only while it runs.
     """
+    # the docs site is generated after the last dbt build of the run, so its catalog has every mart
+    yield from _dbt_build(context, dbt, pipeline,
+                          docs=pipeline.settings.dbt_docs and not _builds_clv_marts_later(context))
+
+
+def _builds_clv_marts_later(context: dg.AssetExecutionContext) -> bool:
+    """Whether this run also builds the CLV marts (dbt_clv_marts, after the CLV model)."""
+    selection = context.run.asset_selection  # None: the whole job, which has them
+    return selection is None or CUSTOMER_CLV_KEY in selection
+
+
+@dbt_assets(manifest=manifest_for_definitions(), dagster_dbt_translator=Translator(), name="dbt_clv_marts",
+            select=CLV_MARTS_SELECT, partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
+def dbt_clv_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineConfig):
+    """`dbt build` of the models on the CLV model's raw outputs (customer_clv, clv_model_fits), as
+    dbt_models does, then the run's docs site."""
+    yield from _dbt_build(context, dbt, pipeline, docs=pipeline.settings.dbt_docs)
+
+
+def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineConfig, docs: bool):
     settings = pipeline.settings
     target = settings.dbt_target
     args = ["build", "--exclude-resource-type", "unit_test", "--target", target]
@@ -82,7 +108,7 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
         context.log.info(f"tables built by Spark read back into DuckDB: {', '.join(sorted(imported))}")
     else:
         keep_partial_parse(invocation.target_path, pipeline.paths.dbt_state)
-        if settings.dbt_docs:
+        if docs:
             with dbt_environment(settings, pipeline.paths):
                 publish_docs(context, pipeline, target, invocation.target_path)
     # dagster-dbt gives every invocation its own target folder (~5 MB with the docs); a daily run would
