@@ -13,11 +13,12 @@ STAMP  := $(VENV)/.installed
 SPARK_STAMP := $(VENV)/.installed-spark
 DATA_DIR ?= $(or $(PIPELINE_DATA_DIR),data)
 
-.PHONY: install install-spark browser run demo test soak dev status clean-data help bench
+.PHONY: install install-spark browser run demo test lint lint-fix soak dev status clean-data help bench
 
 help:
 	@echo "make run    - install (once), create demo exports if the inbox is empty, run the whole pipeline"
-	@echo "make test   - install (once) and run the test suite"
+	@echo "make test   - install (once), lint, and run the test suite"
+	@echo "make lint   - ruff (Python lint and format check) and sqlfluff (dbt models); make lint-fix fixes"
 	@echo "make soak   - fault and abuse suite with more rounds; figures into docs/soak-latest.md (SOAK_* env vars)"
 	@echo "make dev    - open the Dagster UI (dagster dev) on this project"
 	@echo "make demo   - (re)write demo exports into $(DATA_DIR)/inbox"
@@ -71,8 +72,21 @@ browser:
 	    echo "note: chromium is not installed (sudo apt-get install chromium); the report's browser test will skip"; \
 	  fi; }
 
-test: $(SPARK_STAMP) browser
+# lint first: it fails in seconds, before the spark extra installs and the suite runs
+test: lint $(SPARK_STAMP) browser
 	$(BIN)/python -m pytest
+
+# Configuration: [tool.ruff] in pyproject.toml, dbt/.sqlfluff (README, "Linting").
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	cd dbt && ../$(BIN)/sqlfluff lint models tests
+
+# Rewrites files: review the diff (sqlfluff fixes only the SQL outside jinja tags).
+lint-fix: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	cd dbt && ../$(BIN)/sqlfluff fix models tests
 
 soak: $(STAMP)
 	$(BIN)/python -m tests.soak --write-reliability
