@@ -76,6 +76,8 @@ class _DbtNamespace:
         return "bigint"
 
     def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
         raise NameError(f"lint/sqlfluff_dbt: dbt.{name} has no stand-in; add one beside dbt.datediff")
 
 
