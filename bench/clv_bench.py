@@ -65,29 +65,44 @@ def main() -> None:
     stages["expected_purchases_90d_365d"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    value = clv.predicted_clv(bg, gg, x, t_x, T, m, horizon_periods=12, discount_rate_per_period=0.01,
-                              period_length=MONTH_WEEKS)
+    value = clv.predicted_clv(
+        bg, gg, x, t_x, T, m, horizon_periods=12, discount_rate_per_period=0.01, period_length=MONTH_WEEKS
+    )
     stages["predicted_clv_12m"] = time.perf_counter() - t0
 
     scoring = stages["p_alive"] + stages["expected_purchases_90d_365d"] + stages["predicted_clv_12m"]
     for name, secs in stages.items():
         print(f"{name:30s} {secs:8.3f} s")
     print(f"{'scoring total':30s} {scoring:8.3f} s")
-    print(f"BG/NBD  fitted {bg.params.as_dict()} vs true {TRUE_BG.as_dict()}; "
-          f"converged={bg.converged}, iterations={bg.iterations}")
-    print(f"GammaGamma fitted {gg.params.as_dict()} vs true {TRUE_GG.as_dict()} on {gg.n_customers:,} customers; "
-          f"converged={gg.converged}, iterations={gg.iterations}")
-    print(json.dumps({
-        "benchmark": "clv", "customers": n, "grid": "continuous" if args.continuous else "day",
-        "repeat_customers": int((x > 0).sum()),
-        "seconds": {k: round(v, 3) for k, v in stages.items()} | {"scoring_total": round(scoring, 3)},
-        "bgnbd": bg.params.as_dict() | {"log_likelihood": bg.log_likelihood, "converged": bg.converged},
-        "gamma_gamma": gg.params.as_dict() | {"converged": gg.converged},
-        "unreliable_reasons": [r for d in diagnoses for r in d.reasons],
-        "checks": {"mean_p_alive": float(alive.mean()), "sum_e90": float(e90.sum()),
-                   "sum_e365": float(e365.sum()), "mean_clv_12m": float(value.mean()),
-                   "all_finite": bool(np.isfinite(value).all() and np.isfinite(e365).all())},
-    }))
+    print(
+        f"BG/NBD  fitted {bg.params.as_dict()} vs true {TRUE_BG.as_dict()}; "
+        f"converged={bg.converged}, iterations={bg.iterations}"
+    )
+    print(
+        f"GammaGamma fitted {gg.params.as_dict()} vs true {TRUE_GG.as_dict()} on {gg.n_customers:,} customers; "
+        f"converged={gg.converged}, iterations={gg.iterations}"
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "clv",
+                "customers": n,
+                "grid": "continuous" if args.continuous else "day",
+                "repeat_customers": int((x > 0).sum()),
+                "seconds": {k: round(v, 3) for k, v in stages.items()} | {"scoring_total": round(scoring, 3)},
+                "bgnbd": bg.params.as_dict() | {"log_likelihood": bg.log_likelihood, "converged": bg.converged},
+                "gamma_gamma": gg.params.as_dict() | {"converged": gg.converged},
+                "unreliable_reasons": [r for d in diagnoses for r in d.reasons],
+                "checks": {
+                    "mean_p_alive": float(alive.mean()),
+                    "sum_e90": float(e90.sum()),
+                    "sum_e365": float(e365.sum()),
+                    "mean_clv_12m": float(value.mean()),
+                    "all_finite": bool(np.isfinite(value).all() and np.isfinite(e365).all()),
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

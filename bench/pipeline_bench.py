@@ -109,8 +109,14 @@ class TreeMemory:
 def run_child(args: list[str], env: dict | None = None) -> tuple[float, int, str]:
     """Run `python <args>` as a child; returns (seconds, peak tree RSS bytes, stdout)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, **(env or {})})
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     with TreeMemory(proc.pid) as mem:
         out, _ = proc.communicate()
     seconds = time.perf_counter() - t0
@@ -165,13 +171,17 @@ def child_stages(data_dir: str, out_json: str) -> None:
         stages[stage] = round(stages.get(stage, 0.0) + sec, 2)
     run_seconds = record.end_time - record.start_time
     stages["dagster_overhead"] = round(run_seconds - sum(steps.values()), 2)
-    Path(out_json).write_text(json.dumps({
-        "run_id": run.run_id,
-        "run_seconds": round(run_seconds, 2),
-        "stages": stages,
-        "steps": steps,
-        "dbt_models": dict(sorted(models.items(), key=lambda kv: -kv[1])),
-    }))
+    Path(out_json).write_text(
+        json.dumps(
+            {
+                "run_id": run.run_id,
+                "run_seconds": round(run_seconds, 2),
+                "stages": stages,
+                "steps": steps,
+                "dbt_models": dict(sorted(models.items(), key=lambda kv: -kv[1])),
+            }
+        )
+    )
 
 
 def timed_pipeline_run(data_dir: Path, as_of: date, label: str) -> dict:
@@ -179,8 +189,9 @@ def timed_pipeline_run(data_dir: Path, as_of: date, label: str) -> dict:
     the per-stage figures are read from the run's Dagster event log afterwards, in another process.
     `outside_run` is what the command costs around the Dagster run itself: Python start, imports,
     building the definitions and the instance, creating the run, printing the summary and exiting."""
-    seconds, peak, _ = run_child(["-m", "dagster_project", "run", "--data-dir", str(data_dir),
-                                  "--as-of", as_of.isoformat(), "--quiet"])
+    seconds, peak, _ = run_child(
+        ["-m", "dagster_project", "run", "--data-dir", str(data_dir), "--as-of", as_of.isoformat(), "--quiet"]
+    )
     out = Path(tempfile.mkstemp(suffix=".json")[1])
     run_child([str(Path(__file__).resolve()), "_stages", str(data_dir), str(out)])
     res = json.loads(out.read_text())
@@ -226,7 +237,7 @@ def prepare_data(work: Path, lines: int) -> dict:
     con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
     def read(files: list[Path]) -> str:
-        return f"read_csv({_csv_list(files)}, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', filename = true, union_by_name = true)"
+        return f"read_csv({_csv_list(files)}, header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"', filename = true, union_by_name = true)"  # noqa: E501 (SQL or printed text)
 
     # Order lines per day (Shopify by its Created at date, Square by its local Date).
     per_day = con.sql(f"""
@@ -249,17 +260,22 @@ def prepare_data(work: Path, lines: int) -> dict:
                     group by 1 having min("Date") >= '{cutoff}'""")
     # Old paid orders re-exported with a late refund (half of the order total).
     rng = random.Random(1)
-    old = [r[0] for r in con.sql(f"""select "Name" from {read(shopify)}
+    old = [
+        r[0]
+        for r in con.sql(f"""select "Name" from {read(shopify)}
                     where "Financial Status" = 'paid' and "Cancelled at" is null
-                    and left("Created at", 10) < '{cutoff}' order by 1""").fetchall()]
+                    and left("Created at", 10) < '{cutoff}' order by 1""").fetchall()
+    ]
     refunded = sorted(rng.sample(old, min(max(10, lines // LATE_REFUND_EVERY), len(old))))
     con.execute("create table late_refunds (k varchar)")
     con.executemany("insert into late_refunds values (?)", [[k] for k in refunded])
     splitting.touch()
     (nxt / "shopify").mkdir(parents=True)
     (nxt / "square").mkdir(parents=True)
-    for kind, files, key, keys_table in (("shopify", shopify, "Name", "next_orders"),
-                                          ("square", square, "Transaction ID", "next_sales")):
+    for kind, files, key, keys_table in (
+        ("shopify", shopify, "Name", "next_orders"),
+        ("square", square, "Transaction ID", "next_sales"),
+    ):
         for i, f in enumerate(files):
             cols = [c[0] for c in con.sql(f"describe select * exclude (filename) from {read([f])}").fetchall()]
             sel = ", ".join(f'"{c}"' for c in cols)
@@ -269,28 +285,44 @@ def prepare_data(work: Path, lines: int) -> dict:
                             to '{tmp.as_posix()}' (header, delimiter ',')""")
             extra = ""
             if kind == "shopify":  # the late refunds: the whole order again, refund on its first row
-                extra = f"""union all select {", ".join(
-                    f'''case when "Financial Status" is not null then 'partially_refunded' else "Financial Status" end as "{c}"'''
-                    if c == "Financial Status" else
-                    f'''case when "Financial Status" is not null then cast(round(cast("Total" as decimal(18,2)) / 2, 2) as varchar) else "Refunded Amount" end as "{c}"'''
-                    if c == "Refunded Amount" else f'"{c}"' for c in cols)}
-                    from {src} where "{key}" in (select k from late_refunds)"""
+                extra = f"""union all select {
+                    ", ".join(
+                        f'''case when "Financial Status" is not null then 'partially_refunded' else "Financial Status" end as "{c}"'''
+                        if c == "Financial Status"
+                        else f'''case when "Financial Status" is not null then cast(round(cast("Total" as decimal(18,2)) / 2, 2) as varchar) else "Refunded Amount" end as "{c}"'''
+                        if c == "Refunded Amount"
+                        else f'"{c}"'
+                        for c in cols
+                    )
+                }
+                    from {src} where "{key}" in (select k from late_refunds)"""  # noqa: E501 (SQL or printed text)
             name = f"{'orders_export' if kind == 'shopify' else 'items'}-next-{i + 1}.csv"
             con.execute(f"""copy (select {sel} from {src} where "{key}" in (select k from {keys_table}) {extra})
                             to '{(nxt / kind / name).as_posix()}' (header, delimiter ',')""")
             tmp.replace(f)
-    counts = {k: con.sql(f"select count(*) from {t}").fetchone()[0]
-              for k, t in (("next_orders", "next_orders"), ("next_sales", "next_sales"))}
-    next_lines = sum(int(con.sql(f"select count(*) from read_csv('{p.as_posix()}', header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')").fetchone()[0])
-                     for p in nxt.rglob("*.csv"))
+    counts = {
+        k: con.sql(f"select count(*) from {t}").fetchone()[0]
+        for k, t in (("next_orders", "next_orders"), ("next_sales", "next_sales"))
+    }
+    next_lines = sum(
+        int(
+            con.sql(
+                f"select count(*) from read_csv('{p.as_posix()}', header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"')"  # noqa: E501 (SQL or printed text)
+            ).fetchone()[0]
+        )
+        for p in nxt.rglob("*.csv")
+    )
     con.close()
     info = {
-        "lines": summary["lines"]["total"], "customers": summary["customers"],
+        "lines": summary["lines"]["total"],
+        "customers": summary["customers"],
         "generate_seconds": gen_seconds,
         "main_as_of": cutoff,  # the main export ends the day before the cutoff
         "next_as_of": (END_DATE + timedelta(days=1)).isoformat(),
-        "next_export_lines": next_lines, "next_export_share": round(next_lines / total, 4),
-        "late_refund_orders": len(refunded), **counts,
+        "next_export_lines": next_lines,
+        "next_export_share": round(next_lines / total, 4),
+        "late_refund_orders": len(refunded),
+        **counts,
         "input_mb": round(sum(p.stat().st_size for p in inbox.rglob("*") if p.is_file()) / 1e6, 1),
     }
     marker.write_text(json.dumps(info))
@@ -309,7 +341,9 @@ def child_engine(inbox: str, as_of: str, db: str) -> None:
     sql = (REPO / "bench" / "engine_limit.sql").read_text()
     sql = sql.format(
         shopify_files=_csv_list(sorted((inbox_p / "shopify").glob("*.csv"))),
-        square_item_files=_csv_list(sorted(p for p in (inbox_p / "square").glob("*.csv") if p.name.startswith("items"))),
+        square_item_files=_csv_list(
+            sorted(p for p in (inbox_p / "square").glob("*.csv") if p.name.startswith("items"))
+        ),
         square_customer_files=_csv_list(sorted((inbox_p / "square").glob("customers*.csv"))),
         as_of=as_of,
     )
@@ -326,11 +360,15 @@ def child_engine(inbox: str, as_of: str, db: str) -> None:
 
 def engine_limit(work: Path, as_of: str) -> dict:
     db = work / "engine_limit.duckdb"
-    seconds, peak, out = run_child([str(Path(__file__).resolve()), "_engine", str(work / "data" / "inbox"), as_of, str(db)])
+    seconds, peak, out = run_child(
+        [str(Path(__file__).resolve()), "_engine", str(work / "data" / "inbox"), as_of, str(db)]
+    )
     res = json.loads(out.strip().splitlines()[-1])
     res.update(seconds=round(seconds, 2), peak_rss_gb=round(peak / 1e9, 2))
     db.unlink(missing_ok=True)
-    print(f"    engine limit: {seconds:.1f}s, peak {peak / 1e9:.2f} GB, {res['rfm_customers']} RFM customers", flush=True)
+    print(
+        f"    engine limit: {seconds:.1f}s, peak {peak / 1e9:.2f} GB, {res['rfm_customers']} RFM customers", flush=True
+    )
     return res
 
 
@@ -346,10 +384,14 @@ def peers(data_dir: Path, as_of: str, sample: int = 2000) -> dict:
     con = duckdb.connect(str(data_dir / "serving" / "warehouse.duckdb"), read_only=True)
     tx = con.sql("""select customer_key, ordered_at::timestamp as ordered_at, net_revenue::double as net_revenue
                     from marts.fct_orders where customer_key is not null and is_purchase""").df()
-    ours = con.sql("""select r.customer_key, r.frequency, r.recency_days, r.monetary::double as monetary
+    ours = (
+        con.sql("""select r.customer_key, r.frequency, r.recency_days, r.monetary::double as monetary
                       from marts.customer_rfm r
                       where not exists (select 1 from marts.fct_orders o where o.customer_key = r.customer_key
-                                        and o.is_valid and not o.is_purchase)""").df().set_index("customer_key")
+                                        and o.is_valid and not o.is_purchase)""")
+        .df()
+        .set_index("customer_key")
+    )
     con.close()
     res: dict = {"transactions": len(tx)}
     end = pd.Timestamp(as_of)
@@ -358,12 +400,21 @@ def peers(data_dir: Path, as_of: str, sample: int = 2000) -> dict:
     try:
         from pymc_marketing.clv.utils import rfm_summary
     except ImportError:
-        print("    peers skipped: pymc-marketing is not installed (`make bench` installs the `bench` extra)", flush=True)
+        print(
+            "    peers skipped: pymc-marketing is not installed (`make bench` installs the `bench` extra)", flush=True
+        )
         return None
     res["rfm_summary_import_seconds"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
-    summ = rfm_summary(tx, "customer_key", "ordered_at", "net_revenue", observation_period_end=end,
-                       time_unit="D", include_first_transaction=True)
+    summ = rfm_summary(
+        tx,
+        "customer_key",
+        "ordered_at",
+        "net_revenue",
+        observation_period_end=end,
+        time_unit="D",
+        include_first_transaction=True,
+    )
     res["rfm_summary_seconds"] = round(time.perf_counter() - t0, 2)
     summ = summ.set_index("customer_id")
 
@@ -384,16 +435,27 @@ def peers(data_dir: Path, as_of: str, sample: int = 2000) -> dict:
     s = summ.loc[keys]
     p = pdr.loc[keys]
     res["sample_customers"] = len(keys)
-    res["rfm_summary_agrees"] = int(((s["frequency"].to_numpy() == o["frequency"].to_numpy())
-                                     & (s["recency"].to_numpy() == o["recency_days"].to_numpy())
-                                     & np.isclose(s["monetary_value"].to_numpy() * s["frequency"].to_numpy(),
-                                                  o["monetary"].to_numpy(), atol=0.011)).sum())
-    res["pandas_agrees"] = int(((p["frequency"].to_numpy() == o["frequency"].to_numpy())
-                                & (p["recency_days"].to_numpy() == o["recency_days"].to_numpy())
-                                & np.isclose(p["monetary"].to_numpy(), o["monetary"].to_numpy(), atol=0.011)).sum())
-    print(f"    peers: rfm_summary {res['rfm_summary_seconds']}s, pandas {res['pandas_rfm_seconds']}s; "
-          f"agree on {res['rfm_summary_agrees']}/{len(keys)} and {res['pandas_agrees']}/{len(keys)} sampled customers",
-          flush=True)
+    res["rfm_summary_agrees"] = int(
+        (
+            (s["frequency"].to_numpy() == o["frequency"].to_numpy())
+            & (s["recency"].to_numpy() == o["recency_days"].to_numpy())
+            & np.isclose(
+                s["monetary_value"].to_numpy() * s["frequency"].to_numpy(), o["monetary"].to_numpy(), atol=0.011
+            )
+        ).sum()
+    )
+    res["pandas_agrees"] = int(
+        (
+            (p["frequency"].to_numpy() == o["frequency"].to_numpy())
+            & (p["recency_days"].to_numpy() == o["recency_days"].to_numpy())
+            & np.isclose(p["monetary"].to_numpy(), o["monetary"].to_numpy(), atol=0.011)
+        ).sum()
+    )
+    print(
+        f"    peers: rfm_summary {res['rfm_summary_seconds']}s, pandas {res['pandas_rfm_seconds']}s; "
+        f"agree on {res['rfm_summary_agrees']}/{len(keys)} and {res['pandas_agrees']}/{len(keys)} sampled customers",
+        flush=True,
+    )
     return res
 
 
@@ -404,18 +466,28 @@ def peers(data_dir: Path, as_of: str, sample: int = 2000) -> dict:
 def demo_run(work: Path) -> dict:
     data = work / "demo"
     shutil.rmtree(data, ignore_errors=True)
-    subprocess.run([sys.executable, "-m", "dagster_project", "demo", "--data-dir", str(data), "--end-date",
-                    END_DATE.isoformat()], cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "dagster_project", "demo", "--data-dir", str(data), "--end-date", END_DATE.isoformat()],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     # what `make install` leaves for the default data dir: the dbt manifest and parse state (not timed)
-    subprocess.run([sys.executable, "-m", "dagster_project", "prepare", "--data-dir", str(data)],
-                   cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "dagster_project", "prepare", "--data-dir", str(data)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     as_of = END_DATE + timedelta(days=1)
     first = timed_pipeline_run(data, as_of, "demo run (fresh data dir)")
     again = timed_pipeline_run(data, as_of + timedelta(days=1), "demo run (next day, no new files)")
     overhead = {}
-    for name, code in (("python_dagster_and_definitions_import", "import dagster_project.definitions"),
-                       ("great_expectations_import", "import great_expectations"),
-                       ("python_start", "pass")):
+    for name, code in (
+        ("python_dagster_and_definitions_import", "import dagster_project.definitions"),
+        ("great_expectations_import", "import great_expectations"),
+        ("python_start", "pass"),
+    ):
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True)
         overhead[name] = round(time.perf_counter() - t0, 2)
@@ -423,9 +495,24 @@ def demo_run(work: Path) -> dict:
     env = {**os.environ, "PIPELINE_WAREHOUSE_PATH": str(data / "warehouse" / "pipeline.duckdb")}
     for name, extra in (("dbt_parse_full", ["--no-partial-parse"]), ("dbt_parse_partial", [])):
         t0 = time.perf_counter()
-        subprocess.run([dbt, "parse", "--quiet", "--project-dir", str(REPO / "dbt"), "--profiles-dir",
-                        str(REPO / "dbt"), "--target-path", str(work / "dbt_target"), *extra],
-                       cwd=REPO / "dbt", env=env, check=True, capture_output=True)
+        subprocess.run(
+            [
+                dbt,
+                "parse",
+                "--quiet",
+                "--project-dir",
+                str(REPO / "dbt"),
+                "--profiles-dir",
+                str(REPO / "dbt"),
+                "--target-path",
+                str(work / "dbt_target"),
+                *extra,
+            ],
+            cwd=REPO / "dbt",
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         overhead[name] = round(time.perf_counter() - t0, 2)
     print(f"    fixed overheads: {overhead}", flush=True)
     return {"first": first, "next_day": again, "overhead_seconds": overhead}
@@ -453,19 +540,45 @@ def bench_size(work: Path, lines: int, skip_peers: bool, skip_incremental: bool 
         for f in (work / "next").rglob("*.csv"):
             shutil.copy(f, data / "inbox" / f.parent.name / f.name)
         incr = timed_pipeline_run(data, date.fromisoformat(info["next_as_of"]), "pipeline, next export (incremental)")
-    return {"lines": lines, "data": info, "pipeline_full": full, "engine_limit": eng, "peers": peer,
-            "pipeline_incremental": incr}
+    return {
+        "lines": lines,
+        "data": info,
+        "pipeline_full": full,
+        "engine_limit": eng,
+        "peers": peer,
+        "pipeline_incremental": incr,
+    }
 
 
 def machine() -> dict:
-    mem = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), 0)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    mem = next(
+        (
+            int(line.split()[1])
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     import duckdb
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(mem / 1e6, 1), "os": platform.platform(),
-            "python": platform.python_version(), "duckdb": duckdb.__version__,
-            "load_average_at_start": os.getloadavg(), "duckdb_memory_limit": MEMORY_LIMIT}
+
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem / 1e6, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "load_average_at_start": os.getloadavg(),
+        "duckdb_memory_limit": MEMORY_LIMIT,
+    }
 
 
 # The RFM step: customer_rfm and the per-customer aggregate it is built from (both read the orders
@@ -510,14 +623,33 @@ def rfm_step_alone(data_dir: Path, repeats: int = 2) -> dict:
     try:
         for _ in range(repeats):
             proc = subprocess.run(
-                [dbt_executable(), "run", "--select", *sorted(names), "--threads", "1", "--project-dir",
-                 str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
-                cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+                [
+                    dbt_executable(),
+                    "run",
+                    "--select",
+                    *sorted(names),
+                    "--threads",
+                    "1",
+                    "--project-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--profiles-dir",
+                    str(DBT_PROJECT_DIR),
+                    "--target-path",
+                    str(target),
+                ],
+                cwd=DBT_PROJECT_DIR,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"dbt run of the RFM step failed:\n{proc.stdout[-3000:]}")
             results = json.loads((target / "run_results.json").read_text())["results"]
-            nodes = {r["unique_id"].split(".")[-1]: r["execution_time"] for r in results
-                     if r["unique_id"].startswith("model.")}  # not the project's on-run-start hook
+            nodes = {
+                r["unique_id"].split(".")[-1]: r["execution_time"]
+                for r in results
+                if r["unique_id"].startswith("model.")
+            }  # not the project's on-run-start hook
             assert set(nodes) == names, nodes
             runs.append(round(sum(nodes.values()), 2))
     finally:
@@ -532,37 +664,64 @@ def report(results: dict) -> None:
         full, eng, incr, peer = r["pipeline_full"], r["engine_limit"], r["pipeline_incremental"], r["peers"]
         rfm = rfm_step_seconds(full)
         alone = (full.get("rfm_step_alone") or {}).get("seconds")
-        rows.append((f"{r['lines']:,} lines", [
-            ("pipeline end to end (s)", full["wall_seconds"]),
-            ("  stages " + ", ".join(f"{k} {v}" for k, v in full["stages"].items()), None),
-            ("engine limit (s)", eng["seconds"]),
-            ("pipeline / engine limit", round(full["wall_seconds"] / eng["seconds"], 2)),
-            ("pipeline peak memory (GB)", full["peak_rss_gb"]),
-            ("pipeline RFM step: int_customer_order_summary + customer_rfm, in the run (s)", rfm),
-            ("pipeline RFM step, alone (s)", alone),
-            ("rfm_summary (s)", peer and peer["rfm_summary_seconds"]),
-            ("rfm_summary / pipeline RFM step alone (in the run)", peer and alone and
-             f"{peer['rfm_summary_seconds'] / alone:.1f} ({peer['rfm_summary_seconds'] / rfm:.1f})"),
-            ("pandas groupby/qcut RFM (s)", peer and peer["pandas_rfm_seconds"]),
-            ("pandas RFM / pipeline RFM step alone (in the run)", peer and alone and
-             f"{peer['pandas_rfm_seconds'] / alone:.1f} ({peer['pandas_rfm_seconds'] / rfm:.1f})"),
-            ("peers agree with customer_rfm (sample)", peer and f"{peer['rfm_summary_agrees']}/{peer['sample_customers']} and "
-                                                               f"{peer['pandas_agrees']}/{peer['sample_customers']}"),
-            *([(f"next export, {r['data']['next_export_share']:.1%} more lines (s)", incr["wall_seconds"]),
-               ("  stages " + ", ".join(f"{k} {v}" for k, v in incr["stages"].items()), None),
-               ("incremental / full", round(incr["wall_seconds"] / full["wall_seconds"], 3)),
-               ("  ingest + identity + dbt, incremental / full", _rounded(new_data_share(incr, full), 3))] if incr else
-              [("next export (incremental)", "skipped")]),
-        ]))
+        rows.append(
+            (
+                f"{r['lines']:,} lines",
+                [
+                    ("pipeline end to end (s)", full["wall_seconds"]),
+                    ("  stages " + ", ".join(f"{k} {v}" for k, v in full["stages"].items()), None),
+                    ("engine limit (s)", eng["seconds"]),
+                    ("pipeline / engine limit", round(full["wall_seconds"] / eng["seconds"], 2)),
+                    ("pipeline peak memory (GB)", full["peak_rss_gb"]),
+                    ("pipeline RFM step: int_customer_order_summary + customer_rfm, in the run (s)", rfm),
+                    ("pipeline RFM step, alone (s)", alone),
+                    ("rfm_summary (s)", peer and peer["rfm_summary_seconds"]),
+                    (
+                        "rfm_summary / pipeline RFM step alone (in the run)",
+                        peer
+                        and alone
+                        and f"{peer['rfm_summary_seconds'] / alone:.1f} ({peer['rfm_summary_seconds'] / rfm:.1f})",
+                    ),
+                    ("pandas groupby/qcut RFM (s)", peer and peer["pandas_rfm_seconds"]),
+                    (
+                        "pandas RFM / pipeline RFM step alone (in the run)",
+                        peer
+                        and alone
+                        and f"{peer['pandas_rfm_seconds'] / alone:.1f} ({peer['pandas_rfm_seconds'] / rfm:.1f})",
+                    ),
+                    (
+                        "peers agree with customer_rfm (sample)",
+                        peer
+                        and f"{peer['rfm_summary_agrees']}/{peer['sample_customers']} and "
+                        f"{peer['pandas_agrees']}/{peer['sample_customers']}",
+                    ),
+                    *(
+                        [
+                            (f"next export, {r['data']['next_export_share']:.1%} more lines (s)", incr["wall_seconds"]),
+                            ("  stages " + ", ".join(f"{k} {v}" for k, v in incr["stages"].items()), None),
+                            ("incremental / full", round(incr["wall_seconds"] / full["wall_seconds"], 3)),
+                            ("  ingest + identity + dbt, incremental / full", _rounded(new_data_share(incr, full), 3)),
+                        ]
+                        if incr
+                        else [("next export (incremental)", "skipped")]
+                    ),
+                ],
+            )
+        )
     demo = results.get("demo")
     if demo:
-        rows.append(("demo (3,000 customers)", [
-            ("demo run, fresh (s)", demo["first"]["wall_seconds"]),
-            ("  stages " + ", ".join(f"{k} {v}" for k, v in demo["first"]["stages"].items()), None),
-            ("demo run, next day (s)", demo["next_day"]["wall_seconds"]),
-            ("  stages " + ", ".join(f"{k} {v}" for k, v in demo["next_day"]["stages"].items()), None),
-            *[(f"  overhead: {k} (s)", v) for k, v in demo["overhead_seconds"].items()],
-        ]))
+        rows.append(
+            (
+                "demo (3,000 customers)",
+                [
+                    ("demo run, fresh (s)", demo["first"]["wall_seconds"]),
+                    ("  stages " + ", ".join(f"{k} {v}" for k, v in demo["first"]["stages"].items()), None),
+                    ("demo run, next day (s)", demo["next_day"]["wall_seconds"]),
+                    ("  stages " + ", ".join(f"{k} {v}" for k, v in demo["next_day"]["stages"].items()), None),
+                    *[(f"  overhead: {k} (s)", v) for k, v in demo["overhead_seconds"].items()],
+                ],
+            )
+        )
     for title, items in rows:
         print(f"\n{title}")
         for label, value in items:
@@ -578,15 +737,19 @@ def evaluate(results: dict) -> dict:
     if big:
         n = f"at {big['lines']:,} lines"
         ratio = big["pipeline_full"]["wall_seconds"] / big["engine_limit"]["seconds"]
-        t["end_to_end_vs_engine_limit"] = (ratio <= TARGETS["end_to_end_vs_engine_limit_max"],
-                                          f"{ratio:.2f}x (target <= 2.0x) {n}")
+        t["end_to_end_vs_engine_limit"] = (
+            ratio <= TARGETS["end_to_end_vs_engine_limit_max"],
+            f"{ratio:.2f}x (target <= 2.0x) {n}",
+        )
         rfm = rfm_step_seconds(big["pipeline_full"])
         alone = (big["pipeline_full"].get("rfm_step_alone") or {}).get("seconds")
         if big["peers"] and rfm and alone:
             # judged alone, as the peers run; the figure inside the run (two models sharing two cores) beside it
             sp, sp_run = big["peers"]["rfm_summary_seconds"] / alone, big["peers"]["rfm_summary_seconds"] / rfm
-            t["rfm_vs_rfm_summary"] = (sp >= TARGETS["rfm_speedup_vs_rfm_summary_min"],
-                                       f"{sp:.1f}x faster alone, {sp_run:.1f}x inside the run (target >= 10x) {n}")
+            t["rfm_vs_rfm_summary"] = (
+                sp >= TARGETS["rfm_speedup_vs_rfm_summary_min"],
+                f"{sp:.1f}x faster alone, {sp_run:.1f}x inside the run (target >= 10x) {n}",
+            )
         else:
             t["rfm_vs_rfm_summary"] = (None, "peers skipped")
         peak = big["pipeline_full"]["peak_rss_gb"]
@@ -594,15 +757,19 @@ def evaluate(results: dict) -> dict:
         if big["pipeline_incremental"]:
             share = big["pipeline_incremental"]["wall_seconds"] / big["pipeline_full"]["wall_seconds"]
             part = new_data_share(big["pipeline_incremental"], big["pipeline_full"])
-            t["incremental"] = (share <= TARGETS["incremental_share_of_full_max"],
-                                f"{share:.1%} of the full run (target <= 20%) {n}"
-                                + (f"; its ingest, identity and dbt {part:.1%} of the full run's" if part is not None else ""))
+            t["incremental"] = (
+                share <= TARGETS["incremental_share_of_full_max"],
+                f"{share:.1%} of the full run (target <= 20%) {n}"
+                + (f"; its ingest, identity and dbt {part:.1%} of the full run's" if part is not None else ""),
+            )
         else:
             t["incremental"] = (None, "incremental run skipped")
     if results.get("demo"):
         s = results["demo"]["first"]["wall_seconds"]
-        t["demo_run"] = (s <= TARGETS["demo_run_seconds_max"], f"{s:.1f}s fresh, "
-                         f"{results['demo']['next_day']['wall_seconds']:.1f}s next day (target < 30 s)")
+        t["demo_run"] = (
+            s <= TARGETS["demo_run_seconds_max"],
+            f"{s:.1f}s fresh, {results['demo']['next_day']['wall_seconds']:.1f}s next day (target < 30 s)",
+        )
     if big and big["lines"] < 10_000_000:
         for k in ("end_to_end_vs_engine_limit", "rfm_vs_rfm_summary", "peak_memory", "incremental"):
             if k in t:
@@ -629,8 +796,7 @@ def main() -> None:
         print("==> demo run", flush=True)
         results["demo"] = demo_run(args.work)
     for lines in sizes:
-        results["sizes"].append(bench_size(args.work / f"lines_{lines}", lines, args.skip_peers,
-                                                 args.skip_incremental))
+        results["sizes"].append(bench_size(args.work / f"lines_{lines}", lines, args.skip_peers, args.skip_incremental))
     results["machine"]["load_average_at_end"] = os.getloadavg()
     results["targets"] = evaluate(results)
     report(results)

@@ -1,11 +1,11 @@
 """Command line for people and schedulers that do not open the UI.
 
-    python -m dagster_project run      [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files] [--dbt-target duckdb|spark] [--full-refresh]
-    python -m dagster_project backfill --from YYYY-MM-DD --to YYYY-MM-DD [--data-dir DIR] [--full-refresh]
-    python -m dagster_project status   [--data-dir DIR] [--runs N]
-    python -m dagster_project demo     [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
-    python -m dagster_project prepare  [--data-dir DIR] [--if-changed]
-"""
+python -m dagster_project run      [--data-dir DIR] [--as-of YYYY-MM-DD] [--allow-rejected-files] [--dbt-target duckdb|spark] [--full-refresh]
+python -m dagster_project backfill --from YYYY-MM-DD --to YYYY-MM-DD [--data-dir DIR] [--full-refresh]
+python -m dagster_project status   [--data-dir DIR] [--runs N]
+python -m dagster_project demo     [--data-dir DIR] [--customers N] [--seed S] [--end-date D] [--if-empty]
+python -m dagster_project prepare  [--data-dir DIR] [--if-changed]
+"""  # noqa: E501 (SQL or printed text)
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from dagster_project.lib.paths import DataPaths, parse_as_of
-
 
 INSTANCE_YAML = """\
 # Written by `python -m dagster_project` (edit freely; delete this file to get the default back).
@@ -49,9 +48,14 @@ def _instance(paths: DataPaths):
     return DagsterInstance.from_ref(instance_ref(home))
 
 
-def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
-                 allow_rejected_files: bool = False, quiet: bool = False, dbt_target: str = "",
-                 keep_exports: int | None = None):
+def run_pipeline(
+    data_dir: str | Path | None = None,
+    as_of: str | None = None,
+    allow_rejected_files: bool = False,
+    quiet: bool = False,
+    dbt_target: str = "",
+    keep_exports: int | None = None,
+):
     """Materialise every asset in-process; returns the Dagster result.
 
     The options given here override the environment's settings (lib/config.py) for this run; the
@@ -83,8 +87,13 @@ def run_pipeline(data_dir: str | Path | None = None, as_of: str | None = None,
         },
         "loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}},
     }
-    return job.execute_in_process(run_config=run_config, instance=_instance(paths), raise_on_error=False,
-                                  partition_key=as_of_date.isoformat(), tags={"trigger": "cli"})
+    return job.execute_in_process(
+        run_config=run_config,
+        instance=_instance(paths),
+        raise_on_error=False,
+        partition_key=as_of_date.isoformat(),
+        tags={"trigger": "cli"},
+    )
 
 
 def _failure_messages(result, paths: DataPaths | None = None) -> list[str]:
@@ -146,30 +155,47 @@ def _print_quarantined(paths: DataPaths, run_id: str | None) -> None:
     except duckdb.Error:
         return  # held by another process: the run's log above has the counts
     try:
-        rows = con.execute("select path, rows_quarantined from raw.load_ledger where run_id = ? and "
-                           "rows_quarantined > 0 order by path", [run_id]).fetchall()
+        rows = con.execute(
+            "select path, rows_quarantined from raw.load_ledger where run_id = ? and "
+            "rows_quarantined > 0 order by path",
+            [run_id],
+        ).fetchall()
     finally:
         con.close()
     if not rows:
         return
-    print(f"  rows set aside this run (loaded without them, each with its line and reason in raw.quarantine): "
-          + ", ".join(f"{path} {n}" for path, n in rows))
+    print(
+        "  rows set aside this run (loaded without them, each with its line and reason in raw.quarantine): "
+        + ", ".join(f"{path} {n}" for path, n in rows)
+    )
     query = "select file_name, line_number, reason, raw_record from raw.quarantine order by file_name, line_number"
-    print(f"    list them: {sys.executable} -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', "
-          f"read_only=True).sql('{query}'))\"")
+    print(
+        f"    list them: {sys.executable} -c \"import duckdb; print(duckdb.connect('{paths.warehouse}', "
+        f"read_only=True).sql('{query}'))\""
+    )
 
 
-def _run_one(paths: DataPaths, as_of: str | None, allow_rejected_files: bool, quiet: bool, dbt_target: str = "",
-             keep_exports: int | None = None):
+def _run_one(
+    paths: DataPaths,
+    as_of: str | None,
+    allow_rejected_files: bool,
+    quiet: bool,
+    dbt_target: str = "",
+    keep_exports: int | None = None,
+):
     """Run once; print failures. Returns (exit code, elapsed seconds, warnings)."""
     t0 = time.perf_counter()
-    result = run_pipeline(paths.root, as_of, allow_rejected_files, quiet=quiet, dbt_target=dbt_target,
-                          keep_exports=keep_exports)
+    result = run_pipeline(
+        paths.root, as_of, allow_rejected_files, quiet=quiet, dbt_target=dbt_target, keep_exports=keep_exports
+    )
     elapsed = time.perf_counter() - t0
     failures = _failure_messages(result, paths)
     if not result.success:
-        print(f"\nFAILED after {elapsed:.1f}s; nothing was published (the previous serving warehouse "
-              f"and exports are untouched).", file=sys.stderr)
+        print(
+            f"\nFAILED after {elapsed:.1f}s; nothing was published (the previous serving warehouse "
+            f"and exports are untouched).",
+            file=sys.stderr,
+        )
         for m in failures or ["see the log above"]:
             print(f"  - {m}", file=sys.stderr)
         return 1, elapsed, []
@@ -185,14 +211,20 @@ def _full_refresh(paths: DataPaths) -> None:
     if aside is None:
         print(f"==> full refresh: no working warehouse at {paths.warehouse} yet; the run builds it", flush=True)
         return
-    print(f"==> full refresh: the working warehouse is set aside as {aside} (delete it once the new one is "
-          f"as you want it); rebuilding {paths.warehouse} from the exports in {paths.inbox}", flush=True)
+    print(
+        f"==> full refresh: the working warehouse is set aside as {aside} (delete it once the new one is "
+        f"as you want it); rebuilding {paths.warehouse} from the exports in {paths.inbox}",
+        flush=True,
+    )
     gone = warehouse.files_gone_from_inbox(aside, paths.inbox)
     if gone:
         shown = ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else "")
-        print(f"  warning: {len(gone)} file(s) the old warehouse had loaded are no longer in the inbox, so the new "
-              f"one does not have their rows: {shown} (put them back in {paths.inbox} and run again to load "
-              f"them)", flush=True)
+        print(
+            f"  warning: {len(gone)} file(s) the old warehouse had loaded are no longer in the inbox, so the new "
+            f"one does not have their rows: {shown} (put them back in {paths.inbox} and run again to load "
+            f"them)",
+            flush=True,
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -200,43 +232,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.full_refresh:
         _full_refresh(paths)
     if paths.inbox_is_empty():
-        print(f"note: the inbox {paths.inbox} is empty; drop exports there or run "
-              f"`python -m dagster_project demo --data-dir {paths.root}`", file=sys.stderr)
+        print(
+            f"note: the inbox {paths.inbox} is empty; drop exports there or run "
+            f"`python -m dagster_project demo --data-dir {paths.root}`",
+            file=sys.stderr,
+        )
     as_of = parse_as_of(args.as_of).isoformat()
     print(f"==> running the pipeline on {paths.root} (as of {as_of})", flush=True)
-    code, elapsed, warnings = _run_one(paths, as_of, args.allow_rejected_files, args.quiet, args.dbt_target or "",
-                                       keep_exports=args.keep_exports)
+    code, elapsed, warnings = _run_one(
+        paths, as_of, args.allow_rejected_files, args.quiet, args.dbt_target or "", keep_exports=args.keep_exports
+    )
     if code:
         return code
     manifest = json.loads((paths.exports / as_of / "manifest.json").read_text(encoding="utf-8"))
     print(f"\nDone in {elapsed:.1f}s. Published run {manifest['run_id']} as of {manifest['as_of']}.")
     if not manifest.get("serving_updated", True):
-        print(f"  note: this is a backfill: exports/{as_of} holds its results; the serving warehouse and "
-              f"exports/latest stay at the newer as-of date {manifest.get('serving_as_of')}.")
+        print(
+            f"  note: this is a backfill: exports/{as_of} holds its results; the serving warehouse and "
+            f"exports/latest stay at the newer as-of date {manifest.get('serving_as_of')}."
+        )
     for m in warnings:
         print(f"  warning: {m}")
     _print_quarantined(paths, manifest["run_id"])
     print(f"""
-  Serving warehouse : {paths.serving_warehouse}   ({len(manifest['mart_rows'])} marts in schema `marts`; open this one, read-only)
+  Serving warehouse : {paths.serving_warehouse}   ({len(manifest["mart_rows"])} marts in schema `marts`; open this one, read-only)
   Parquet marts     : {paths.serving_marts_dir}/
-  Tier lists        : {paths.exports / manifest['as_of']}/tiers/   (exports/latest points here)
-  Manifest          : {paths.exports / manifest['as_of'] / 'manifest.json'}
-  Run report        : {paths.exports / manifest['as_of'] / 'report.html'}   (charts)
-  Validation report : {paths.exports / manifest['as_of'] / 'validation_report.html'}
-  dbt docs          : {paths.exports / manifest['as_of'] / 'dbt_docs' / 'index.html'}
+  Tier lists        : {paths.exports / manifest["as_of"]}/tiers/   (exports/latest points here)
+  Manifest          : {paths.exports / manifest["as_of"] / "manifest.json"}
+  Run report        : {paths.exports / manifest["as_of"] / "report.html"}   (charts)
+  Validation report : {paths.exports / manifest["as_of"] / "validation_report.html"}
+  dbt docs          : {paths.exports / manifest["as_of"] / "dbt_docs" / "index.html"}
   Working warehouse : {paths.warehouse}   (pipeline only: a connection held on it blocks the next run)
 
-  Tier sizes: {', '.join(f"{k} {v['rows']}" for k, v in manifest['tiers'].items())}
+  Tier sizes: {", ".join(f"{k} {v['rows']}" for k, v in manifest["tiers"].items())}
 
   Open the marts:
     {sys.executable} -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.pareto_summary'))"
-  Or point DBeaver / Metabase / Superset (DuckDB driver, read-only) at the serving file.""")
+  Or point DBeaver / Metabase / Superset (DuckDB driver, read-only) at the serving file.""")  # noqa: E501 (SQL or printed text)
     return 0
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """One run per as-of date, oldest first, each publishing exports/<as-of>/."""
-    from datetime import date, timedelta
+    from datetime import timedelta
 
     paths = DataPaths.of(args.data_dir)
     start, end = parse_as_of(args.start), parse_as_of(args.end)
@@ -249,8 +287,14 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     outcome = []
     for day in days:
         print(f"\n--- as of {day}", flush=True)
-        code, elapsed, warnings = _run_one(paths, day, args.allow_rejected_files, quiet=True,
-                                           dbt_target=args.dbt_target or "", keep_exports=args.keep_exports)
+        code, elapsed, warnings = _run_one(
+            paths,
+            day,
+            args.allow_rejected_files,
+            quiet=True,
+            dbt_target=args.dbt_target or "",
+            keep_exports=args.keep_exports,
+        )
         outcome.append((day, code, elapsed, len(warnings)))
         if code and not args.keep_going:
             break
@@ -283,7 +327,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"==> writing demo exports ({args.customers} customers, seed {args.seed}) to {paths.inbox}", flush=True)
     t0 = time.perf_counter()
     summary = generate_demo(paths.root, customers=args.customers, seed=args.seed, end_date=end)
-    print(f"    done in {time.perf_counter() - t0:.1f}s: " + json.dumps(summary.get("files", summary), default=str)[:600])
+    print(
+        f"    done in {time.perf_counter() - t0:.1f}s: " + json.dumps(summary.get("files", summary), default=str)[:600]
+    )
     return 0
 
 
@@ -310,22 +356,34 @@ def _keep_exports(value: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dagster_project", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m dagster_project", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the whole pipeline in-process for a data directory")
     p_run.add_argument("--data-dir", default=None, help="data directory (default $PIPELINE_DATA_DIR or ./data)")
     p_run.add_argument("--as-of", default=None, help="as-of date YYYY-MM-DD (default: today, UTC)")
-    p_run.add_argument("--allow-rejected-files", action="store_true",
-                       help="publish even when an inbox file was rejected (reported as a warning)")
+    p_run.add_argument(
+        "--allow-rejected-files",
+        action="store_true",
+        help="publish even when an inbox file was rejected (reported as a warning)",
+    )
     p_run.add_argument("--quiet", action="store_true", help="only warnings and the summary")
-    p_run.add_argument("--dbt-target", choices=["duckdb", "spark"], default=None,
-                       help="engine dbt builds the models on (default $DBT_TARGET, else duckdb); see README 'Running on Spark'")
-    keep_help = ("dated folders kept in <data dir>/exports: the newest N as-of dates (default "
-                 "$PIPELINE_KEEP_EXPORTS, else 30; 0 keeps every one)")
+    p_run.add_argument(
+        "--dbt-target",
+        choices=["duckdb", "spark"],
+        default=None,
+        help="engine dbt builds the models on (default $DBT_TARGET, else duckdb); see README 'Running on Spark'",
+    )
+    keep_help = (
+        "dated folders kept in <data dir>/exports: the newest N as-of dates (default "
+        "$PIPELINE_KEEP_EXPORTS, else 30; 0 keeps every one)"
+    )
     p_run.add_argument("--keep-exports", type=_keep_exports, default=None, metavar="N", help=keep_help)
-    refresh_help = ("set the working warehouse aside and rebuild it from the exports in the inbox (needed once "
-                    "after an upgrade that changes its schema version)")
+    refresh_help = (
+        "set the working warehouse aside and rebuild it from the exports in the inbox (needed once "
+        "after an upgrade that changes its schema version)"
+    )
     p_run.add_argument("--full-refresh", action="store_true", help=refresh_help)
     p_run.set_defaults(func=cmd_run)
     p_back = sub.add_parser("backfill", help="run once per as-of date in a range (oldest first)")
@@ -351,8 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.set_defaults(func=cmd_demo)
     p_prep = sub.add_parser("prepare", help="parse the dbt project for a data directory (make install does this)")
     p_prep.add_argument("--data-dir", default=None)
-    p_prep.add_argument("--if-changed", action="store_true",
-                        help="only when a dbt file is newer than the manifest (or there is none)")
+    p_prep.add_argument(
+        "--if-changed", action="store_true", help="only when a dbt file is newer than the manifest (or there is none)"
+    )
     p_prep.set_defaults(func=cmd_prepare)
     args = parser.parse_args(argv)
     try:

@@ -24,9 +24,18 @@ import pytest
 
 # Flags for a closed network and a root user (as the machine documentation gives them): without the
 # background-networking ones chromium keeps trying to reach Google's hosts.
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--remote-debugging-port=0", "--window-size=1200,900"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+    "--window-size=1200,900",
+]
 START_TIMEOUT = 60
 LOAD_TIMEOUT = 60
 
@@ -46,10 +55,12 @@ class PageReport:
 
     @property
     def problems(self) -> list[str]:
-        return ([f"console error: {m}" for m in self.console_errors]
-                + [f"uncaught exception: {m}" for m in self.exceptions]
-                + [f"failed to load: {m}" for m in self.failed_requests]
-                + [f"broken image: {m}" for m in self.broken_images])
+        return (
+            [f"console error: {m}" for m in self.console_errors]
+            + [f"uncaught exception: {m}" for m in self.exceptions]
+            + [f"failed to load: {m}" for m in self.failed_requests]
+            + [f"broken image: {m}" for m in self.broken_images]
+        )
 
 
 def chromium_path() -> str:
@@ -57,8 +68,10 @@ def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path:
         return path
-    why = ("chromium is not installed: `make test` installs Debian's `chromium` package when run as root "
-           "(apt-get install chromium); the report's browser test needs it")
+    why = (
+        "chromium is not installed: `make test` installs Debian's `chromium` package when run as root "
+        "(apt-get install chromium); the report's browser test needs it"
+    )
     if os.environ.get("CI"):
         pytest.fail(why)
     pytest.skip(why)
@@ -70,8 +83,11 @@ def open_page(path: Path) -> PageReport:
 
     binary = chromium_path()
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
-    proc = subprocess.Popen([binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port = _devtools_port(Path(profile), proc)
         pages = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10).read())
@@ -145,16 +161,18 @@ def _inspect(s: _Session, url: str) -> PageReport:
     report = PageReport()
     images = json.loads(s.send("Runtime.evaluate", expression=IMAGES_JS, returnByValue=True)["result"]["value"])
     report.images = len(images)
-    report.broken_images = [f"{i['alt'] or '(no alt)'} ({i['width']}x{i['height']})" for i in images
-                            if not i["complete"] or i["width"] == 0]
+    report.broken_images = [
+        f"{i['alt'] or '(no alt)'} ({i['width']}x{i['height']})" for i in images if not i["complete"] or i["width"] == 0
+    ]
     report.title = s.send("Runtime.evaluate", expression="document.title", returnByValue=True)["result"]["value"]
     shot = s.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
     report.screenshot = base64.b64decode(shot["data"])
     for e in s.events:
         method, params = e.get("method"), e.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            report.console_errors.append(" ".join(str(a.get("value", a.get("description", "")))
-                                                  for a in params.get("args", [])))
+            report.console_errors.append(
+                " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+            )
         elif method == "Runtime.exceptionThrown":
             d = params.get("exceptionDetails", {})
             report.exceptions.append(d.get("exception", {}).get("description") or d.get("text", ""))

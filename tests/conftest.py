@@ -38,9 +38,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
     """One full pipeline run on a small generated data set, shared by the end-to-end tests."""
+    from datetime import date
+
     from dagster_project.cli import run_pipeline
     from dagster_project.lib.demo import generate_demo
-    from datetime import date
 
     data_dir = tmp_path_factory.mktemp("demo_data")
     summary = generate_demo(data_dir, customers=1500, seed=11, end_date=date.fromisoformat(DEMO_END))
@@ -72,13 +73,32 @@ def assert_dbt_unit_tests_pass(env: dict, target_path: Path, *args: str, at_leas
     from dagster_project.lib.paths import DBT_PROJECT_DIR
 
     proc = subprocess.run(
-        [dbt_executable(), "test", *args, "--select", "test_type:unit", "--vars", json.dumps({"as_of": DEMO_AS_OF}),
-         "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-         "--target-path", str(target_path)],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+        [
+            dbt_executable(),
+            "test",
+            *args,
+            "--select",
+            "test_type:unit",
+            "--vars",
+            json.dumps({"as_of": DEMO_AS_OF}),
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target_path),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
-    results = [r for r in json.loads((target_path / "run_results.json").read_text())["results"]
-               if r["unique_id"].startswith("unit_test.")]
+    results = [
+        r
+        for r in json.loads((target_path / "run_results.json").read_text())["results"]
+        if r["unique_id"].startswith("unit_test.")
+    ]
     assert len(results) >= at_least and all(r["status"] == "pass" for r in results), [
-        (r["unique_id"], r["status"]) for r in results]
+        (r["unique_id"], r["status"]) for r in results
+    ]

@@ -30,7 +30,7 @@ import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -61,13 +61,17 @@ class Tally:
         self.violations.append(msg)
 
     def ok(self) -> bool:
-        return not (self.rows_lost or self.reader_errors or self.leaked_identifiers or self.violations
-                    or self.runs_failed)
+        return not (
+            self.rows_lost or self.reader_errors or self.leaked_identifiers or self.violations or self.runs_failed
+        )
 
     def table(self) -> str:
         rows = [
-            ("faults injected (SIGKILL)", self.faults_injected,
-             ", ".join(f"{k} {v}" for k, v in sorted(self.kills_by_stage.items()))),
+            (
+                "faults injected (SIGKILL)",
+                self.faults_injected,
+                ", ".join(f"{k} {v}" for k, v in sorted(self.kills_by_stage.items())),
+            ),
             ("runs survived", self.runs_survived, f"{self.runs_failed} failed"),
             ("bad inputs tried", self.bad_inputs_tried, ""),
             ("rows lost (must be 0)", self.rows_lost, ""),
@@ -108,12 +112,16 @@ def published_problems(data_dir: Path) -> list[str]:
         return []  # nothing published yet: consistent
     problems = []
     if not serving.exists() or not (latest / "manifest.json").exists():
-        return [f"serving file present: {serving.exists()}, latest manifest present: {(latest / 'manifest.json').exists()}"]
+        return [
+            f"serving file present: {serving.exists()}, latest manifest present: {(latest / 'manifest.json').exists()}"
+        ]
     manifest = json.loads((latest / "manifest.json").read_text())
     con = duckdb.connect(str(serving), read_only=True)
     try:
         meta = dict(con.execute("select key, value from meta.published_run").fetchall())
-        tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        tables = {
+            r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        }
         counts = {t: con.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in tables}
     finally:
         con.close()
@@ -158,8 +166,11 @@ def lock_is_free(warehouse: Path, wait: float = 20.0) -> float | None:
 # build watermarks of fct_orders and customer_identity_map (the identity resolution each row was last
 # rebuilt under; a data dir with more runs behind it, killed ones included, has a higher number), and
 # the build marker of both (when the build that wrote the row started).
-RUN_SPECIFIC = {"clv_model_fits": ["run_id", "fit_seconds"], "fct_orders": ["identity_change_seq", "built_at"],
-                "customer_identity_map": ["identity_change_seq", "built_at"]}
+RUN_SPECIFIC = {
+    "clv_model_fits": ["run_id", "fit_seconds"],
+    "fct_orders": ["identity_change_seq", "built_at"],
+    "customer_identity_map": ["identity_change_seq", "built_at"],
+}
 
 
 def compare_marts(a: Path, b: Path) -> dict[str, int]:
@@ -168,8 +179,18 @@ def compare_marts(a: Path, b: Path) -> dict[str, int]:
     try:
         con.execute(f"attach '{a.as_posix()}' as a (read_only)")
         con.execute(f"attach '{b.as_posix()}' as b (read_only)")
-        ta = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name='a' and schema_name='marts'").fetchall()}
-        tb = {r[0] for r in con.execute("select table_name from duckdb_tables() where database_name='b' and schema_name='marts'").fetchall()}
+        ta = {
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name='a' and schema_name='marts'"
+            ).fetchall()
+        }
+        tb = {
+            r[0]
+            for r in con.execute(
+                "select table_name from duckdb_tables() where database_name='b' and schema_name='marts'"
+            ).fetchall()
+        }
         diff = {f"missing table {t}": 1 for t in ta ^ tb}
         for t in sorted(ta & tb):
             excl = RUN_SPECIFIC.get(t)
@@ -189,9 +210,13 @@ def compare_marts(a: Path, b: Path) -> dict[str, int]:
 
 def compare_tier_files(a: Path, b: Path) -> list[str]:
     """Tier list files (CSV and Parquet, not the entered/left change lists) that differ in bytes."""
+
     def files(d: Path) -> dict[str, bytes]:
-        return {p.name: p.read_bytes() for p in sorted((d / "tiers").glob("*"))
-                if not p.name.endswith((".entered.csv", ".left.csv"))}
+        return {
+            p.name: p.read_bytes()
+            for p in sorted((d / "tiers").glob("*"))
+            if not p.name.endswith((".entered.csv", ".left.csv"))
+        }
 
     fa, fb = files(a), files(b)
     return sorted(n for n in set(fa) | set(fb) if fa.get(n) != fb.get(n))
@@ -212,10 +237,22 @@ STAGE_OF_STEP = [
 STAGE_ORDER = ["startup", "ingestion", "checks", "identity", "dbt", "models", "mart checks", "publish", "finished"]
 # Upper bound of the random delay after a stage's first step starts (seconds): below the stage's
 # usual length on the demo data, so most kills land in the stage aimed at.
-STAGE_DELAY = {"ingestion": 1.0, "checks": 1.0, "identity": 1.0, "dbt": 10.0, "models": 2.0, "mart checks": 2.0,
-               "publish": 6.0}
-PUBLISH_FAULT_POINTS = ["publish:staged", "publish:committed", "publish:serving_replaced",
-                        "publish:marts_replaced", "publish:exports_replaced"]
+STAGE_DELAY = {
+    "ingestion": 1.0,
+    "checks": 1.0,
+    "identity": 1.0,
+    "dbt": 10.0,
+    "models": 2.0,
+    "mart checks": 2.0,
+    "publish": 6.0,
+}
+PUBLISH_FAULT_POINTS = [
+    "publish:staged",
+    "publish:committed",
+    "publish:serving_replaced",
+    "publish:marts_replaced",
+    "publish:exports_replaced",
+]
 
 
 def stage_of(step_key: str | None) -> str:
@@ -252,8 +289,14 @@ def children_of(pid: int) -> dict[int, str]:
 class WatchedRun:
     """`python -m dagster_project run` in a subprocess; its current step read from the Dagster event log."""
 
-    def __init__(self, data_dir: Path, as_of: str = AS_OF, env: dict | None = None, log: Path | None = None,
-                 extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        data_dir: Path,
+        as_of: str = AS_OF,
+        env: dict | None = None,
+        log: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ):
         self.data_dir = data_dir
         home = data_dir / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
@@ -270,7 +313,11 @@ class WatchedRun:
         with self.log.open("ab") as fh:
             self.proc = subprocess.Popen(
                 [PY, "-m", "dagster_project", "run", "--data-dir", str(data_dir), "--as-of", as_of, *extra_args],
-                cwd=REPO, env=full_env, stdout=fh, stderr=subprocess.STDOUT)
+                cwd=REPO,
+                env=full_env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+            )
 
     def _find_run(self) -> str | None:
         if self.run_id is None:
@@ -322,7 +369,6 @@ class WatchedRun:
             if not alive or time.monotonic() > deadline:
                 return alive
             time.sleep(0.2)
-
 
     def wait(self, timeout: float = 1800) -> int:
         return self.proc.wait(timeout=timeout)
@@ -425,8 +471,15 @@ def complete_run(data_dir: Path, reference: Path, tally: Tally, log: Path | None
     return True
 
 
-def crash_suite(reference: Path, work: Path, rounds: int, rng: random.Random, tally: Tally,
-                stages: list[str] | None = None, complete_every: int = 4) -> Path:
+def crash_suite(
+    reference: Path,
+    work: Path,
+    rounds: int,
+    rng: random.Random,
+    tally: Tally,
+    stages: list[str] | None = None,
+    complete_every: int = 4,
+) -> Path:
     """`rounds` kills (stages given, or drawn at random), a completing run after every
     `complete_every` kills and at the end; each compared with the reference run."""
     d = prepare_crash_dir(reference, work)
@@ -462,13 +515,21 @@ def publish_window_suite(reference: Path, work: Path, tally: Tally) -> None:
         m = stage / "exports" / AS_OF / "manifest.json"
         m.write_text(json.dumps({**json.loads(m.read_text()), "run_id": new_id}))
         before = published_snapshot(d)
-        code = subprocess.run([PY, "-c", textwrap.dedent(f"""
+        code = subprocess.run(
+            [
+                PY,
+                "-c",
+                textwrap.dedent(f"""
             from pathlib import Path
             from dagster_project.lib import publish
             d = Path({str(d)!r})
             publish.commit_and_swap(d / '.staging', d / '.staging' / 'run-new', {AS_OF!r},
                                     d / 'serving' / 'warehouse.duckdb', d / 'serving' / 'marts', d / 'exports')
-        """)], cwd=REPO, env={**os.environ, "PIPELINE_FAULT_POINT": point}).returncode
+        """),
+            ],
+            cwd=REPO,
+            env={**os.environ, "PIPELINE_FAULT_POINT": point},
+        ).returncode
         if code != -signal.SIGKILL:
             tally.violate(f"fault point {point} was not reached (exit {code})")
             continue
@@ -508,22 +569,61 @@ def determinism_check(reference: Path, other: Path, tally: Tally) -> dict:
 # ----------------------------------------------------------------------------------------------
 # 3. Hostile files
 
-FORMULAS = ["=cmd|' /C calc'!A0", "=HYPERLINK(\"http://evil.example\",\"x\")", "+1+1", "-2+3", "@SUM(A1:A9)",
-            "\t=1+1", "\r=1"]
+FORMULAS = [
+    "=cmd|' /C calc'!A0",
+    '=HYPERLINK("http://evil.example","x")',
+    "+1+1",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1",
+]
 HOSTILE_VALUES = [
-    "", " ", "NaN", "1e309", "-0", "-12.50", "($5.00)", "abc", "12,5", "$1,234.5x", "99999999999999999999999",
-    "9999-12-31", "0001-01-01", "2026-02-30", "1850-01-01 00:00:00 +0000", "2999-01-01 00:00:00 +0000",
-    "Zoë 東京 🙂", "\"quoted, with comma\"", "line\nbreak", "tab\there", "\x00\x01\x02", "'", "\ufeff",
+    "",
+    " ",
+    "NaN",
+    "1e309",
+    "-0",
+    "-12.50",
+    "($5.00)",
+    "abc",
+    "12,5",
+    "$1,234.5x",
+    "99999999999999999999999",
+    "9999-12-31",
+    "0001-01-01",
+    "2026-02-30",
+    "1850-01-01 00:00:00 +0000",
+    "2999-01-01 00:00:00 +0000",
+    "Zoë 東京 🙂",
+    '"quoted, with comma"',
+    "line\nbreak",
+    "tab\there",
+    "\x00\x01\x02",
+    "'",
+    "\ufeff",
     *FORMULAS,
 ]
 GOOD = {
-    "money": ["12.50", "$1,234.50", "-$3.00", "0.00"], "int": ["1", "2"], "decimal": ["1.0", "-1.0"],
-    "ts_offset": ["2026-01-24 17:34:28 -0500", "2025-06-01 09:00:00 +0000"], "date": ["2025-06-01", "06/01/2025"],
-    "bool": ["yes", "no"], "rate": ["1.1"], "text": ["abc", "#1001", "a@ex.com", "+1 415-263-0134"],
-    "lower": ["paid", "online"], "upper": ["USD"],
+    "money": ["12.50", "$1,234.50", "-$3.00", "0.00"],
+    "int": ["1", "2"],
+    "decimal": ["1.0", "-1.0"],
+    "ts_offset": ["2026-01-24 17:34:28 -0500", "2025-06-01 09:00:00 +0000"],
+    "date": ["2025-06-01", "06/01/2025"],
+    "bool": ["yes", "no"],
+    "rate": ["1.1"],
+    "text": ["abc", "#1001", "a@ex.com", "+1 415-263-0134"],
+    "lower": ["paid", "online"],
+    "upper": ["USD"],
 }
-COLUMN_GOOD = {"Time": ["12:00:00"], "Time Zone": ["Eastern Time (US & Canada)"], "Email": ["a@ex.com"],
-               "Event Type": ["Payment", "Refund"], "Financial Status": ["paid", "refunded"], "month": ["2026-01"]}
+COLUMN_GOOD = {
+    "Time": ["12:00:00"],
+    "Time Zone": ["Eastern Time (US & Canada)"],
+    "Email": ["a@ex.com"],
+    "Event Type": ["Payment", "Refund"],
+    "Financial Status": ["paid", "refunded"],
+    "month": ["2026-01"],
+}
 
 
 def _column_kinds() -> dict[str, dict[str, str]]:
@@ -533,7 +633,7 @@ def _column_kinds() -> dict[str, dict[str, str]]:
     for lay in formats.LAYOUTS:
         kinds = {}
         for f in ingest.FIELDS[lay.name]:
-            for s in (f.source if isinstance(f.source, tuple) else (f.source,)):
+            for s in f.source if isinstance(f.source, tuple) else (f.source,):
                 kinds.setdefault(s, "date" if s == "Date" else f.kind if f.kind != "local_ts" else "text")
         out[lay.name] = {c: kinds.get(c, "text") for c in lay.columns}
     return out
@@ -570,7 +670,7 @@ def make_hostile_file(rng: random.Random) -> dict:
             if rng.random() < hostility:
                 v = rng.choice(HOSTILE_VALUES)
                 if rng.random() < 0.03:
-                    v = rng.choice("x,\"\n") * rng.randint(1000, 300_000)  # huge field
+                    v = rng.choice('x,"\n') * rng.randint(1000, 300_000)  # huge field
             else:
                 kind = kinds[lay.name].get(c, "text")
                 v = rng.choice(COLUMN_GOOD.get(c) or GOOD.get(kind, GOOD["text"]))
@@ -578,13 +678,17 @@ def make_hostile_file(rng: random.Random) -> dict:
         rows.append(row)
     delimiter = rng.choice([","] * 5 + [";", "\t", "|"])
     buf = io.StringIO()
-    w = csv.writer(buf, delimiter=delimiter, lineterminator=rng.choice(["\n", "\r\n"]),
-                   quoting=rng.choice([csv.QUOTE_MINIMAL, csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+    w = csv.writer(
+        buf,
+        delimiter=delimiter,
+        lineterminator=rng.choice(["\n", "\r\n"]),
+        quoting=rng.choice([csv.QUOTE_MINIMAL, csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    )
     w.writerow(cols)
     w.writerows(rows)
     text = buf.getvalue()
     # csv.writer leaves a lone CR unquoted when the line terminator is "\n": a reader may see a line break.
-    stray_cr = any("\r" in v for row in rows for v in row) and "\r\n" not in text and "\"\r" not in text
+    stray_cr = any("\r" in v for row in rows for v in row) and "\r\n" not in text and '"\r' not in text
     encoding = rng.choice(["utf-8"] * 3 + ["utf-8-sig", "cp1252", "latin-1", "utf-16"])
     data = text.encode(encoding, errors="replace")
     mangled = None
@@ -603,14 +707,20 @@ def make_hostile_file(rng: random.Random) -> dict:
             data = data.replace(b",", b"\x00", rng.randint(1, 5))
     # Records are countable when the structure is intact: a comma file in an 8-bit encoding,
     # nothing mangled, and no value carrying characters the encoding replaced with '?'.
-    intact = (mangled is None and delimiter == "," and encoding != "utf-16" and header_change != "duplicate"
-              and not stray_cr)
+    intact = (
+        mangled is None and delimiter == "," and encoding != "utf-16" and header_change != "duplicate" and not stray_cr
+    )
     name = rng.choice(["export.csv", "=cmd.csv", "weird name ü.csv", "x.txt", "data.CSV"])
-    return {"folder": lay.folder, "layout": lay.name, "name": name, "data": data,
-            "expected_rows": len(rows) if intact else None,
-            "well_formed": intact and header_change != "drop_required",
-            "desc": f"{lay.name} header:{header_change} delim:{delimiter!r} enc:{encoding} mangled:{mangled} "
-                    f"rows:{len(rows)} hostility:{hostility}"}
+    return {
+        "folder": lay.folder,
+        "layout": lay.name,
+        "name": name,
+        "data": data,
+        "expected_rows": len(rows) if intact else None,
+        "well_formed": intact and header_change != "drop_required",
+        "desc": f"{lay.name} header:{header_change} delim:{delimiter!r} enc:{encoding} mangled:{mangled} "
+        f"rows:{len(rows)} hostility:{hostility}",
+    }
 
 
 def check_hostile_file(f: dict, tmp: Path, tally: Tally) -> None:
@@ -632,7 +742,9 @@ def check_hostile_file(f: dict, tmp: Path, tally: Tally) -> None:
         except Exception as exc:  # the promise: never an unhandled error
             tally.violate(f"unhandled {type(exc).__name__} on {f['desc']}: {str(exc)[:200]}")
             return
-        ledger = con.execute("select status, rows_read, rows_loaded, rows_quarantined, message from raw.load_ledger").fetchall()
+        ledger = con.execute(
+            "select status, rows_read, rows_loaded, rows_quarantined, message from raw.load_ledger"
+        ).fetchall()
         if len(ledger) != 1:
             tally.violate(f"{len(ledger)} ledger rows for one file ({f['desc']})")
             return
@@ -646,14 +758,18 @@ def check_hostile_file(f: dict, tmp: Path, tally: Tally) -> None:
         table = res.layout
         landed = con.execute(f"select count(*) from raw.{table}").fetchone()[0] if table else 0
         quarantine = con.execute("select count(*) from raw.quarantine").fetchone()[0]
-        bad_q = con.execute("select count(*) from raw.quarantine where reason is null or line_number is null").fetchone()[0]
+        bad_q = con.execute(
+            "select count(*) from raw.quarantine where reason is null or line_number is null"
+        ).fetchone()[0]
         lost = abs(read - (landed + quarantine)) + abs(loaded - landed) + abs(quarantined - quarantine)
         if f["expected_rows"] is not None and status in ("loaded", "empty"):
             lost += abs(f["expected_rows"] - read)
         if lost:
             tally.rows_lost += lost
-            tally.violate(f"rows: expected {f['expected_rows']}, read {read}, landed {landed}, "
-                          f"quarantined {quarantine} ({f['desc']})")
+            tally.violate(
+                f"rows: expected {f['expected_rows']}, read {read}, landed {landed}, "
+                f"quarantined {quarantine} ({f['desc']})"
+            )
         if bad_q:
             tally.violate(f"{bad_q} quarantined rows without reason or line ({f['desc']})")
     finally:
@@ -667,8 +783,14 @@ def hostile_suite(examples: int, tally: Tally, seed: int | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="hostile_"))
     failures_before = len(tally.violations)
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed is not None,
-              suppress_health_check=list(HealthCheck), print_blob=True)
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=seed is not None,
+        suppress_health_check=list(HealthCheck),
+        print_blob=True,
+    )
     @given(st.randoms(use_true_random=False))
     def prop(rng):
         n = len(tally.violations)
@@ -697,12 +819,26 @@ def plant_formula_customer(inbox: Path, as_of: str = AS_OF) -> str:
 
     email = '=hyperlink("http://evil.example")@evil.example'
     row = {c: "" for c in formats.SHOPIFY_ORDER_COLUMNS}
-    created = (date.fromisoformat(as_of).toordinal() - 30)
-    row.update({"Name": "#F9001", "Email": email, "Financial Status": "paid", "Accepts Marketing": "yes",
-                "Created at": f"{date.fromordinal(created).isoformat()} 10:00:00 +0000", "Currency": "USD",
-                "Lineitem quantity": "1", "Lineitem price": "20.00", "Discount Amount": "0.00",
-                "Refunded Amount": "0.00", "Subtotal": "20.00", "Total": "20.00", "Lineitem name": "=cmd|' /C calc'!A0",
-                "Billing Name": "@SUM(1+1)", "Note Attributes": "utm_source: -cmd"})
+    created = date.fromisoformat(as_of).toordinal() - 30
+    row.update(
+        {
+            "Name": "#F9001",
+            "Email": email,
+            "Financial Status": "paid",
+            "Accepts Marketing": "yes",
+            "Created at": f"{date.fromordinal(created).isoformat()} 10:00:00 +0000",
+            "Currency": "USD",
+            "Lineitem quantity": "1",
+            "Lineitem price": "20.00",
+            "Discount Amount": "0.00",
+            "Refunded Amount": "0.00",
+            "Subtotal": "20.00",
+            "Total": "20.00",
+            "Lineitem name": "=cmd|' /C calc'!A0",
+            "Billing Name": "@SUM(1+1)",
+            "Note Attributes": "utm_source: -cmd",
+        }
+    )
     p = inbox / "shopify" / "formula_customer.csv"
     with p.open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, formats.SHOPIFY_ORDER_COLUMNS, lineterminator="\n")
@@ -723,19 +859,49 @@ def plant_short_identifiers(inbox: Path, as_of: str = AS_OF) -> None:
 
     day = date.fromordinal(date.fromisoformat(as_of).toordinal() - 40).isoformat()
     files = {
-        ("shopify", "short_ids_orders.csv"): (formats.SHOPIFY_ORDER_COLUMNS, {
-            "Name": "#S9001", "Email": SHORT_EMAIL, "Financial Status": "paid", "Accepts Marketing": "no",
-            "Created at": f"{day} 10:00:00 +0000", "Currency": "USD", "Lineitem quantity": "1",
-            "Lineitem price": "15.00", "Discount Amount": "0.00", "Refunded Amount": "0.00", "Subtotal": "15.00",
-            "Total": "15.00", "Lineitem name": "Mug"}),
-        ("members", "short_ids_members.csv"): (formats.MEMBERS_COLUMNS, {
-            "member_id": EMAIL_AS_MEMBER_ID, "email": EMAIL_AS_MEMBER_ID, "joined_on": day, "plan": "annual",
-            "annual_fee": "30.00", "currency": "USD", "expires_on": f"{int(day[:4]) + 1}{day[4:]}",
-            "renewal_count": "0", "accepts_marketing": "no"}),
-        ("square", "short_ids_customers.csv"): (formats.SQUARE_CUSTOMERS_COLUMNS, {
-            "Square Customer ID": "SQSHORTIDS01", "Reference ID": PHONE_AS_REFERENCE_ID,
-            "Phone Number": PHONE_AS_REFERENCE_ID, "Email Address": "", "First Visit": day,
-            "Email Subscription Status": "unsubscribed"}),
+        ("shopify", "short_ids_orders.csv"): (
+            formats.SHOPIFY_ORDER_COLUMNS,
+            {
+                "Name": "#S9001",
+                "Email": SHORT_EMAIL,
+                "Financial Status": "paid",
+                "Accepts Marketing": "no",
+                "Created at": f"{day} 10:00:00 +0000",
+                "Currency": "USD",
+                "Lineitem quantity": "1",
+                "Lineitem price": "15.00",
+                "Discount Amount": "0.00",
+                "Refunded Amount": "0.00",
+                "Subtotal": "15.00",
+                "Total": "15.00",
+                "Lineitem name": "Mug",
+            },
+        ),
+        ("members", "short_ids_members.csv"): (
+            formats.MEMBERS_COLUMNS,
+            {
+                "member_id": EMAIL_AS_MEMBER_ID,
+                "email": EMAIL_AS_MEMBER_ID,
+                "joined_on": day,
+                "plan": "annual",
+                "annual_fee": "30.00",
+                "currency": "USD",
+                "expires_on": f"{int(day[:4]) + 1}{day[4:]}",
+                "renewal_count": "0",
+                "accepts_marketing": "no",
+            },
+        ),
+        ("square", "short_ids_customers.csv"): (
+            formats.SQUARE_CUSTOMERS_COLUMNS,
+            {
+                "Square Customer ID": "SQSHORTIDS01",
+                "Reference ID": PHONE_AS_REFERENCE_ID,
+                "Phone Number": PHONE_AS_REFERENCE_ID,
+                "Email Address": "",
+                "First Visit": day,
+                "Email Subscription Status": "unsubscribed",
+            },
+        ),
     }
     for (folder, name), (columns, values) in files.items():
         (inbox / folder).mkdir(parents=True, exist_ok=True)
@@ -797,8 +963,10 @@ def hostile_run(reference: Path, work: Path, rng: random.Random, files: int, tal
         if not found_planted:
             tally.notes.append("the planted formula e-mail did not reach a tier file in this hostile run")
     else:
-        tally.notes.append(f"hostile run exited {code} (a blocking check failed; nothing published): "
-                           + " | ".join(line.strip() for line in log.splitlines() if line.strip().startswith("- "))[:300])
+        tally.notes.append(
+            f"hostile run exited {code} (a blocking check failed; nothing published): "
+            + " | ".join(line.strip() for line in log.splitlines() if line.strip().startswith("- "))[:300]
+        )
     return d
 
 
@@ -912,8 +1080,9 @@ MASKED_EMAIL = re.compile(r"([^\s@*,;:\"'<>()\[\]{}|=\\/]*)\*+@([^\s@,;:\"'<>()\
 def leaks_in_text(text: str, emails: set[str], phones: set[str]) -> list[str]:
     found = [m.group(0) for m in EMAIL_TOKEN.finditer(text) if m.group(0).lower().strip() in emails]
     # a mask that shows every character of a short address gives it away (`a***@ex.com` of a@ex.com)
-    found += [m.group(0) for m in MASKED_EMAIL.finditer(text)
-              if m.group(1) and f"{m.group(1)}@{m.group(2)}".lower() in emails]
+    found += [
+        m.group(0) for m in MASKED_EMAIL.finditer(text) if m.group(1) and f"{m.group(1)}@{m.group(2)}".lower() in emails
+    ]
     for m in PHONE_TOKEN.finditer(text):
         digits = re.sub(r"\D", "", m.group(0))
         if len(digits) >= 10 and (digits in phones or digits[-10:] in phones and len(digits) <= 11):
@@ -922,8 +1091,11 @@ def leaks_in_text(text: str, emails: set[str], phones: set[str]) -> list[str]:
 
 
 def leaks_in_table(con, table: str, emails: set[str], phones: set[str]) -> list[str]:
-    cols = [r[0] for r in con.execute(f"select column_name, column_type from (describe {table})").fetchall()
-            if r[1] == "VARCHAR"]
+    cols = [
+        r[0]
+        for r in con.execute(f"select column_name, column_type from (describe {table})").fetchall()
+        if r[1] == "VARCHAR"
+    ]
     found = []
     for c in cols:
         for (v,) in con.execute(f"select distinct {c} from {table} where {c} is not null").fetchall():
@@ -943,8 +1115,11 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
     # Consented contact fields are allowed in the tier list files (not hashed/entered/left), and only there.
     wh = duckdb.connect(str(data_dir / "warehouse" / "pipeline.duckdb"), read_only=True)
     try:
-        consent = dict(wh.execute("select customer_key, coalesce(accepts_marketing, false) from "
-                                  "intermediate.int_customer_contacts").fetchall())
+        consent = dict(
+            wh.execute(
+                "select customer_key, coalesce(accepts_marketing, false) from intermediate.int_customer_contacts"
+            ).fetchall()
+        )
     except duckdb.Error:  # a run that failed before dbt built the contacts
         consent = {}
     wh.close()
@@ -957,8 +1132,11 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
                 continue
             scanned["export files"] += 1
             name = p.name
-            is_contact_list = "/tiers/" in p.as_posix() and not name.endswith(
-                (".hashed.csv", ".entered.csv", ".left.csv")) and name.endswith((".csv", ".parquet"))
+            is_contact_list = (
+                "/tiers/" in p.as_posix()
+                and not name.endswith((".hashed.csv", ".entered.csv", ".left.csv"))
+                and name.endswith((".csv", ".parquet"))
+            )
             if name.endswith(".parquet"):
                 con = duckdb.connect()
                 df_rows = con.execute(f"select * from read_parquet('{p.as_posix()}')").df()
@@ -967,8 +1145,10 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
             elif name.endswith(".csv"):
                 rows = list(csv.DictReader(io.StringIO(p.read_text(encoding="utf-8"))))
             else:
-                leaks += [f"{p.relative_to(data_dir)}: {x}" for x in
-                          leaks_in_text(p.read_text(encoding="utf-8", errors="replace"), emails, phones)]
+                leaks += [
+                    f"{p.relative_to(data_dir)}: {x}"
+                    for x in leaks_in_text(p.read_text(encoding="utf-8", errors="replace"), emails, phones)
+                ]
                 continue
             for row in rows:
                 for k, v in row.items():
@@ -984,7 +1164,8 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
             if name.endswith(".hashed.csv"):
                 for row in rows:
                     if set(row) != {"customer_key", "tier", "email_sha256", "phone_sha256"} or any(
-                            row[h] and not re.fullmatch(r"[0-9a-f]{64}", row[h]) for h in ("email_sha256", "phone_sha256")):
+                        row[h] and not re.fullmatch(r"[0-9a-f]{64}", row[h]) for h in ("email_sha256", "phone_sha256")
+                    ):
                         leaks.append(f"{p.relative_to(data_dir)}: a hashed file carries more than hashes")
                         break
                     if not consent.get(row["customer_key"]):
@@ -1021,8 +1202,11 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
                 for attr in ("metadata", "description"):
                     v = getattr(data, attr, None)
                     if v:
-                        parts.append(json.dumps({k: str(getattr(m, "value", m)) for k, m in v.items()})
-                                     if isinstance(v, dict) else str(v))
+                        parts.append(
+                            json.dumps({k: str(getattr(m, "value", m)) for k, m in v.items()})
+                            if isinstance(v, dict)
+                            else str(v)
+                        )
                 mat = getattr(data, "materialization", None)
                 if mat is not None:
                     parts.append(json.dumps({k: str(getattr(m, "value", m)) for k, m in mat.metadata.items()}))
@@ -1090,10 +1274,15 @@ def soak(cfg: Config, work: Path) -> Tally:
     print(f"  {cfg.crash_rounds} crash rounds ({time.monotonic() - t0:.0f}s)", flush=True)
     # 5. privacy, on the crash directory (many runs, killed ones included) and the reference
     for d in (ref, crash_dir):
-        privacy_scan(d, tally, {f"{d.name} run logs": "\n".join(p.read_text(errors="replace")
-                                                               for p in work.glob(f"{d.name}*.log"))})
+        privacy_scan(
+            d,
+            tally,
+            {f"{d.name} run logs": "\n".join(p.read_text(errors="replace") for p in work.glob(f"{d.name}*.log"))},
+        )
     # 4. concurrent readers while runs publish
-    as_ofs = [date.fromordinal(date.fromisoformat(AS_OF).toordinal() + i + 1).isoformat() for i in range(cfg.reader_runs)]
+    as_ofs = [
+        date.fromordinal(date.fromisoformat(AS_OF).toordinal() + i + 1).isoformat() for i in range(cfg.reader_runs)
+    ]
     readers_suite(other, cfg.readers, as_ofs, tally)
     print(f"  readers done ({time.monotonic() - t0:.0f}s)", flush=True)
     tally.notes.append(f"took {time.monotonic() - t0:.0f}s")
@@ -1109,7 +1298,9 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1118,11 +1309,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("crash_rounds", "hostile_examples", "hostile_runs", "readers", "reader_runs", "customers", "seed"):
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(cfg, name))
     ap.add_argument("--work-dir", default=None, help="keep the data directories here (default: a temporary one)")
-    ap.add_argument("--write-reliability", action="store_true",
-                    help="write the figures to docs/soak-latest.md (RELIABILITY.md links it)")
+    ap.add_argument(
+        "--write-reliability",
+        action="store_true",
+        help="write the figures to docs/soak-latest.md (RELIABILITY.md links it)",
+    )
     args = ap.parse_args(argv)
-    cfg = Config(**{k: getattr(args, k) for k in ("crash_rounds", "hostile_examples", "hostile_runs", "readers",
-                                                  "reader_runs", "customers", "seed")})
+    cfg = Config(
+        **{
+            k: getattr(args, k)
+            for k in ("crash_rounds", "hostile_examples", "hostile_runs", "readers", "reader_runs", "customers", "seed")
+        }
+    )
     work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="soak_"))
     work.mkdir(parents=True, exist_ok=True)
     tally = soak(cfg, work)
@@ -1153,11 +1351,12 @@ def write_reliability(cfg: Config, tally: Tally, table: str, path: Path = SOAK_L
         "# Latest `make soak` figures\n\n"
         "Generated by `make soak` (`python -m tests.soak --write-reliability`); the next soak replaces this "
         "file. What each figure checks: [RELIABILITY.md](../RELIABILITY.md).\n\n"
-        f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, seed {cfg.seed}; {machine()}; "
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, seed {cfg.seed}; {machine()}; "
         f"{cfg.crash_rounds} crash rounds, {cfg.hostile_examples} hostile files, {cfg.hostile_runs} hostile "
         f"runs, {cfg.readers} readers over {cfg.reader_runs} runs, {cfg.customers} demo customers. "
         f"Result: {'PASSED' if tally.ok() else 'FAILED'}.\n\n"
-        f"{table}\n\nAfter each kill:\n\n{outcomes}\n\nNotes from the run:\n\n{notes}\n")
+        f"{table}\n\nAfter each kill:\n\n{outcomes}\n\nNotes from the run:\n\n{notes}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,11 @@ from dagster_project.lib import adapters
 REPO = Path(__file__).resolve().parents[1]
 # resolving the GX members imports GX, which imports pyspark when the spark extra is installed
 pytestmark = pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning")
-RELIED_ON = [(module, dotted, recorded) for module, members in adapters.relied_on().items()
-             for dotted, recorded in members.items()]
+RELIED_ON = [
+    (module, dotted, recorded)
+    for module, members in adapters.relied_on().items()
+    for dotted, recorded in members.items()
+]
 
 
 @pytest.mark.parametrize("module,dotted,recorded", RELIED_ON, ids=[d for _, d, _ in RELIED_ON])
@@ -24,12 +27,15 @@ def test_the_private_members_an_adapter_relies_on_are_unchanged(module, dotted, 
     try:
         current = adapters.fingerprint(dotted)
     except (ImportError, AttributeError) as exc:
-        pytest.fail(f"{dotted} is gone ({exc!r}): dagster_project/lib/adapters/{module}.py relies on it; "
-                    f"the library was upgraded past the version it was written for (constraints.txt)")
+        pytest.fail(
+            f"{dotted} is gone ({exc!r}): dagster_project/lib/adapters/{module}.py relies on it; "
+            f"the library was upgraded past the version it was written for (constraints.txt)"
+        )
     assert current == recorded, (
         f"{dotted} changed (fingerprint {recorded} -> {current}): dagster_project/lib/adapters/{module}.py relies on "
         f"it. Read the new code, adapt the adapter (or remove it if upstream removed the cost), then record the "
-        f"fingerprints printed by `python -m dagster_project.lib.adapters`.")
+        f"fingerprints printed by `python -m dagster_project.lib.adapters`."
+    )
 
 
 def test_every_adapter_is_listed_and_says_what_it_relies_on():
@@ -47,15 +53,24 @@ def _private_uses(path: Path) -> list[str]:
     modules = set()
     found = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.ImportFrom) and node.module and node.module != "__future__"
-                and not node.module.startswith("dagster_project")):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module != "__future__"
+            and not node.module.startswith("dagster_project")
+        ):
             if any(part.startswith("_") for part in node.module.split(".")):
                 found.append(f"from {node.module} import ...")
         if isinstance(node, ast.Import):
             modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
-                and node.attr.startswith("_") and not node.attr.startswith("__")):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ):
             found.append(f"{node.value.id}.{node.attr}")
     return found
 

@@ -28,7 +28,7 @@ def assert_png(png: bytes, min_bytes: int = 5000):
 def rows(con, sql, params=None):
     cur = con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    return [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +68,12 @@ def test_rf_heatmap_counts_equal_the_rfm_mart(serving):
     total = serving.execute("select count(*) from marts.customer_rfm").fetchone()[0]
     assert total > 1000
     assert sum(d["customers"] for d in chart.data) == total
-    grouped = {(r, f): n for r, f, n in serving.execute(
-        "select r_score, f_score, count(*) from marts.customer_rfm group by 1, 2").fetchall()}
+    grouped = {
+        (r, f): n
+        for r, f, n in serving.execute(
+            "select r_score, f_score, count(*) from marts.customer_rfm group by 1, 2"
+        ).fetchall()
+    }
     for d in chart.data:
         assert d["customers"] == grouped.get((d["r_score"], d["f_score"]), 0)
 
@@ -77,13 +81,15 @@ def test_rf_heatmap_counts_equal_the_rfm_mart(serving):
 def test_cohort_retention_cells_equal_the_mart(serving):
     chart = charts.cohort_retention_chart(serving)
     assert_png(chart.png)
-    mart = {(r["cohort_month"].isoformat(), r["months_since_first_purchase"]): r
-            for r in rows(serving, "select * from marts.cohort_retention")}
+    mart = {
+        (r["cohort_month"].isoformat(), r["months_since_first_purchase"]): r
+        for r in rows(serving, "select * from marts.cohort_retention")
+    }
     cohorts = sorted({d["cohort_month"] for d in chart.data})
     assert 1 <= len(cohorts) <= 24
     all_cohorts = sorted({k[0] for k in mart})
     # the latest cohorts that have reached a month after their first (the newest has not)
-    assert cohorts == all_cohorts[-len(cohorts) - 1:-1]
+    assert cohorts == all_cohorts[-len(cohorts) - 1 : -1]
     plotted = {(d["cohort_month"], d["months_since_first_purchase"]): d for d in chart.data}
     for key, r in mart.items():
         if key[0] in cohorts and key[1] >= 1:
@@ -95,9 +101,11 @@ def test_cohort_retention_cells_equal_the_mart(serving):
         if key not in mart:  # reached, nobody bought: 0%
             assert d["share_retained"] == 0 and d["active_customers"] == 0
     assert any(d["share_retained"] > 0 for d in chart.data)
+
     # a cell is hatched when its calendar month is one the mart marks partial, with or without a row of its own
     def month(c, m):
         return charts._add_months(date.fromisoformat(c), m)
+
     partial_months = {month(*key) for key, r in mart.items() if r["is_partial_period"]}
     start = serving.execute("select min(order_date) from marts.fct_orders").fetchone()[0]
     # as of 2026-11-01: November 2026, and the first month when the data begins after its first day
@@ -109,16 +117,21 @@ def test_cohort_retention_cells_equal_the_mart(serving):
 def test_repeat_ladder_rates_equal_the_ladder_mart(serving):
     chart = charts.repeat_ladder_chart(serving)
     assert_png(chart.png)
-    mart = rows(serving, "select n, customers_reached_n, customers_reached_next, repeat_rate, repeat_rate_by_as_of, "
-                         "window_days from marts.repeat_purchase_ladder where dimension = 'overall' order by n")
+    mart = rows(
+        serving,
+        "select n, customers_reached_n, customers_reached_next, repeat_rate, repeat_rate_by_as_of, "
+        "window_days from marts.repeat_purchase_ladder where dimension = 'overall' order by n",
+    )
     assert len(mart) >= 2
     assert [d["n"] for d in chart.data] == [r["n"] for r in mart]
     assert f"within {mart[0]['window_days']} days" in chart.caption
-    for d, r in zip(chart.data, mart):
+    for d, r in zip(chart.data, mart, strict=False):
         assert d["repeat_rate"] == pytest.approx(r["repeat_rate"])
         assert d["repeat_rate_by_as_of"] == pytest.approx(r["repeat_rate_by_as_of"])
-        assert (d["customers_reached_n"], d["customers_reached_next"]) == (r["customers_reached_n"],
-                                                                           r["customers_reached_next"])
+        assert (d["customers_reached_n"], d["customers_reached_next"]) == (
+            r["customers_reached_n"],
+            r["customers_reached_next"],
+        )
 
 
 def test_lifecycle_counts_and_last_complete_month_transitions(serving):
@@ -131,9 +144,12 @@ def test_lifecycle_counts_and_last_complete_month_transitions(serving):
     moves = [d for d in chart.data if d["view"] == "transition"]
     # as of 2026-11-01 the last complete month is October 2026
     assert {d["month"] for d in moves} == {"2026-10-01"}
-    want = {(f, t): n for f, t, n in serving.execute(
-        "select from_state, to_state, customers from marts.lifecycle_transitions "
-        "where month = date '2026-10-01'").fetchall()}
+    want = {
+        (f, t): n
+        for f, t, n in serving.execute(
+            "select from_state, to_state, customers from marts.lifecycle_transitions where month = date '2026-10-01'"
+        ).fetchall()
+    }
     assert {(d["from_state"], d["state"]): d["customers"] for d in moves} == want
     assert len(want) > 3
 
@@ -161,8 +177,11 @@ def test_ltv_cac_per_channel_equals_channel_economics_summary(serving):
     got = {d["channel"]: d for d in chart.data}
     mart = {r["channel"]: r for r in rows(serving, "select * from marts.channel_economics_summary")}
     # every channel of channel_economics is shown, those without spend too
-    assert set(got) == set(mart) == {
-        c for (c,) in serving.execute("select distinct channel from marts.channel_economics").fetchall()}
+    assert (
+        set(got)
+        == set(mart)
+        == {c for (c,) in serving.execute("select distinct channel from marts.channel_economics").fetchall()}
+    )
     no_spend = 0
     for channel, d in got.items():
         r = mart[channel]
@@ -177,8 +196,9 @@ def test_ltv_cac_per_channel_equals_channel_economics_summary(serving):
 
 def write_manifest(folder, as_of, tiers):
     folder.mkdir(parents=True)
-    (folder / "manifest.json").write_text(json.dumps(
-        {"as_of": as_of, "tiers": {k: {"rows": v, "consented_rows": v} for k, v in tiers.items()}}))
+    (folder / "manifest.json").write_text(
+        json.dumps({"as_of": as_of, "tiers": {k: {"rows": v, "consented_rows": v} for k, v in tiers.items()}})
+    )
 
 
 def test_tier_history_reads_manifests_in_order(tmp_path):
@@ -190,23 +210,31 @@ def test_tier_history_reads_manifests_in_order(tmp_path):
     (exports / "broken" / "manifest.json").write_text("{not json")
     (exports / "no_manifest").mkdir()
     assert charts.tier_history(exports, None) == [
-        ("2026-11-01", {"champions": 10, "lapsed": 7}), ("2026-11-02", {"champions": 12, "lapsed": 5})]
+        ("2026-11-01", {"champions": 10, "lapsed": 7}),
+        ("2026-11-02", {"champions": 12, "lapsed": 5}),
+    ]
     # the run being published joins (or replaces its own as-of), and only the last `limit` are kept
     points = charts.tier_history(exports, (date(2026, 11, 3), {"champions": 13, "lapsed": 4, "new_tier": 1}))
     assert [p[0] for p in points] == ["2026-11-01", "2026-11-02", "2026-11-03"]
     assert charts.tier_history(exports, ("2026-11-02", {"champions": 99}))[-1] == ("2026-11-02", {"champions": 99})
     assert charts.tier_history(exports, ("2026-11-02", {"champions": {"rows": 98, "entered": 3}}))[-1] == (
-        "2026-11-02", {"champions": 98})
+        "2026-11-02",
+        {"champions": 98},
+    )
     assert [p[0] for p in charts.tier_history(exports, None, limit=1)] == ["2026-11-02"]
     assert charts.tier_history(tmp_path / "missing", None) == []
 
     chart = charts.tier_sizes_chart(points)
     assert_png(chart.png)
     assert chart.data == [
-        {"as_of": "2026-11-01", "tier": "champions", "rows": 10}, {"as_of": "2026-11-01", "tier": "lapsed", "rows": 7},
-        {"as_of": "2026-11-02", "tier": "champions", "rows": 12}, {"as_of": "2026-11-02", "tier": "lapsed", "rows": 5},
-        {"as_of": "2026-11-03", "tier": "champions", "rows": 13}, {"as_of": "2026-11-03", "tier": "lapsed", "rows": 4},
-        {"as_of": "2026-11-03", "tier": "new_tier", "rows": 1}]
+        {"as_of": "2026-11-01", "tier": "champions", "rows": 10},
+        {"as_of": "2026-11-01", "tier": "lapsed", "rows": 7},
+        {"as_of": "2026-11-02", "tier": "champions", "rows": 12},
+        {"as_of": "2026-11-02", "tier": "lapsed", "rows": 5},
+        {"as_of": "2026-11-03", "tier": "champions", "rows": 13},
+        {"as_of": "2026-11-03", "tier": "lapsed", "rows": 4},
+        {"as_of": "2026-11-03", "tier": "new_tier", "rows": 1},
+    ]
 
 
 def test_tier_sizes_from_the_demo_run_manifest(demo_run, serving):
@@ -214,8 +242,16 @@ def test_tier_sizes_from_the_demo_run_manifest(demo_run, serving):
     manifest = json.loads((demo_run["data_dir"] / "exports" / "latest" / "manifest.json").read_text())
     assert points == [(manifest["as_of"], {k: v["rows"] for k, v in manifest["tiers"].items()})]
     got = charts.all_charts(serving, points)
-    assert [c.name for c in got] == ["pareto", "rf_heatmap", "cohort_retention", "repeat_ladder", "lifecycle",
-                                     "tier_sizes", "membership_value", "ltv_cac"]
+    assert [c.name for c in got] == [
+        "pareto",
+        "rf_heatmap",
+        "cohort_retention",
+        "repeat_ladder",
+        "lifecycle",
+        "tier_sizes",
+        "membership_value",
+        "ltv_cac",
+    ]
     for c in got:
         assert_png(c.png)
         assert c.data, c.name
@@ -225,18 +261,22 @@ def test_tier_sizes_from_the_demo_run_manifest(demo_run, serving):
 
 
 def test_markdown_image_embeds_the_png_and_a_short_table(serving):
-    for chart in [charts.pareto_chart(serving), charts.repeat_ladder_chart(serving),
-                  charts.cohort_retention_chart(serving)]:
+    for chart in [
+        charts.pareto_chart(serving),
+        charts.repeat_ladder_chart(serving),
+        charts.cohort_retention_chart(serving),
+    ]:
         md = charts.markdown_image(chart)
         prefix = f"![{chart.title}](data:image/png;base64,"
         assert md.startswith(prefix)
-        b64 = md[len(prefix):md.index(")", len(prefix))]
+        b64 = md[len(prefix) : md.index(")", len(prefix))]
         assert base64.b64decode(b64) == chart.png
         table_lines = [line for line in md.splitlines() if line.startswith("|")]
         assert 3 <= len(table_lines) <= 14  # header, separator, at most 12 rows
     ladder_md = charts.markdown_image(charts.repeat_ladder_chart(serving))
-    first = rows(serving, "select customers_reached_n from marts.repeat_purchase_ladder "
-                          "where dimension = 'overall' and n = 1")[0]["customers_reached_n"]
+    first = rows(
+        serving, "select customers_reached_n from marts.repeat_purchase_ladder where dimension = 'overall' and n = 1"
+    )[0]["customers_reached_n"]
     assert f"| 1 | {first:,} |" in ladder_md
 
 
@@ -245,8 +285,9 @@ def test_every_chart_handles_an_empty_warehouse(demo_run, tmp_path):
     con = duckdb.connect(str(db))
     con.execute(f"attach '{demo_run['data_dir'] / 'serving' / 'warehouse.duckdb'}' as serving (read_only)")
     con.execute("create schema marts")
-    for (name,) in con.execute("select table_name from duckdb_tables() where database_name = 'serving' "
-                               "and schema_name = 'marts'").fetchall():
+    for (name,) in con.execute(
+        "select table_name from duckdb_tables() where database_name = 'serving' and schema_name = 'marts'"
+    ).fetchall():
         con.execute(f"create table marts.{name} as select * from serving.marts.{name} where false")
     con.execute("detach serving")
     con.close()
@@ -258,9 +299,15 @@ def test_every_chart_handles_an_empty_warehouse(demo_run, tmp_path):
             assert_png(c.png, min_bytes=2000)
             assert c.data == [] and c.caption == "no data yet", c.name
             assert charts.markdown_image(c).startswith(f"![{c.title}](data:image/png;base64,")
-        for fn in [charts.pareto_chart, charts.rf_heatmap_chart, charts.cohort_retention_chart,
-                   charts.repeat_ladder_chart, charts.lifecycle_chart, charts.membership_value_chart,
-                   charts.ltv_cac_chart]:
+        for fn in [
+            charts.pareto_chart,
+            charts.rf_heatmap_chart,
+            charts.cohort_retention_chart,
+            charts.repeat_ladder_chart,
+            charts.lifecycle_chart,
+            charts.membership_value_chart,
+            charts.ltv_cac_chart,
+        ]:
             assert fn(con).data == []
         assert charts.tier_sizes_chart([]).data == []
     finally:

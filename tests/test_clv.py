@@ -23,8 +23,9 @@ def _load_cdnow(shared_data) -> pd.DataFrame:
     path = shared_data / "cdnow" / "CDNOW_sample.txt"
     if not path.is_file():
         pytest.fail(f"{path} is missing from the shared reference data")
-    df = pd.read_csv(path, sep=r"\s+", header=None, names=["master_id", "customer_id", "date", "cds", "value"],
-                     dtype={"date": str})
+    df = pd.read_csv(
+        path, sep=r"\s+", header=None, names=["master_id", "customer_id", "date", "cds", "value"], dtype={"date": str}
+    )
     df["date"] = pd.to_datetime(df["date"], format="%Y%m%d")
     return df
 
@@ -58,8 +59,9 @@ def test_cdnow_reproduces_published_fits(shared_data):
     x, t_x, T, m = (summary[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
     alive = clv.p_alive(bg, x, t_x, T)
     assert ((alive > 0) & (alive <= 1)).all()
-    value = clv.predicted_clv(bg, gg, x, t_x, T, m, horizon_periods=12, discount_rate_per_period=0.01,
-                              period_length=365.25 / 12 / 7)
+    value = clv.predicted_clv(
+        bg, gg, x, t_x, T, m, horizon_periods=12, discount_rate_per_period=0.01, period_length=365.25 / 12 / 7
+    )
     assert np.isfinite(value).all() and (value >= 0).all()
 
 
@@ -186,8 +188,10 @@ def test_analytic_gradients_match_finite_differences():
     u = np.log([0.4, 6.0, 1.1, 2.5])
     _, grad = clv._bgnbd_objective(u, *args)
     eps = 1e-6
-    num = [(clv._bgnbd_objective(u + e, *args)[0] - clv._bgnbd_objective(u - e, *args)[0]) / (2 * eps)
-           for e in np.eye(4) * eps]
+    num = [
+        (clv._bgnbd_objective(u + e, *args)[0] - clv._bgnbd_objective(u - e, *args)[0]) / (2 * eps)
+        for e in np.eye(4) * eps
+    ]
     np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-8)
 
     k = x > 0
@@ -195,18 +199,29 @@ def test_analytic_gradients_match_finite_differences():
     args = (x[k], m[k], w[k], k.sum(), np.log(x[k]), np.log(m[k]), xu, xi)
     u = np.log([4.0, 2.5, 25.0])
     _, grad = clv._gg_objective(u, *args)
-    num = [(clv._gg_objective(u + e, *args)[0] - clv._gg_objective(u - e, *args)[0]) / (2 * eps)
-           for e in np.eye(3) * eps]
+    num = [
+        (clv._gg_objective(u + e, *args)[0] - clv._gg_objective(u - e, *args)[0]) / (2 * eps) for e in np.eye(3) * eps
+    ]
     np.testing.assert_allclose(grad, num, rtol=1e-5, atol=1e-8)
 
 
 def test_rfm_summary_conventions():
-    tx = pd.DataFrame({
-        "cust": ["a", "a", "a", "a", "a", "b", "c", "c"],
-        "ts": ["2024-01-01 09:00", "2024-01-01 18:00", "2024-01-08", "2024-01-15 10:00", "2024-01-15 11:00",
-               "2024-01-10", "2024-01-20", "2024-03-01"],
-        "value": [10.0, 5.0, 20.0, 7.0, 3.0, 50.0, 8.0, 99.0],
-    })
+    tx = pd.DataFrame(
+        {
+            "cust": ["a", "a", "a", "a", "a", "b", "c", "c"],
+            "ts": [
+                "2024-01-01 09:00",
+                "2024-01-01 18:00",
+                "2024-01-08",
+                "2024-01-15 10:00",
+                "2024-01-15 11:00",
+                "2024-01-10",
+                "2024-01-20",
+                "2024-03-01",
+            ],
+            "value": [10.0, 5.0, 20.0, 7.0, 3.0, 50.0, 8.0, 99.0],
+        }
+    )
     s = clv.rfm_summary_from_transactions(tx, "cust", "ts", "value", "2024-01-29", time_unit="W")
     assert list(s.index) == ["a", "b", "c"]
     a = s.loc["a"]
@@ -249,9 +264,15 @@ def test_pipeline_publishes_no_predictions_when_scores_are_not_finite(monkeypatc
     T = rng.uniform(30, 100, n)
     x, t_x = clv.simulate_bgnbd_summary(clv.BgNbdParams(1.0, 8.0, 1.5, 6.0), T, rng)
     m = clv.simulate_gamma_gamma_spend(clv.GammaGammaParams(6.0, 4.0, 15.0), x, rng)
-    summary = pd.DataFrame({"customer_key": [f"c{i}" for i in range(n)], "repeat_purchase_days": x,
-                            "btyd_recency_weeks": t_x, "btyd_age_weeks": T,
-                            "repeat_mean_purchase_value": np.where(x > 0, m, np.nan)})
+    summary = pd.DataFrame(
+        {
+            "customer_key": [f"c{i}" for i in range(n)],
+            "repeat_purchase_days": x,
+            "btyd_recency_weeks": t_x,
+            "btyd_age_weeks": T,
+            "repeat_mean_purchase_value": np.where(x > 0, m, np.nan),
+        }
+    )
     scores, _ = clv_assets.fit_and_score(summary)
     assert np.isfinite(scores.drop(columns=["customer_key"]).to_numpy(float)).all()
     monkeypatch.setattr(clv_assets.clv, "expected_purchases", lambda *a, **k: np.full(n, np.nan))
@@ -264,8 +285,7 @@ def test_pipeline_publishes_no_predictions_when_scores_are_not_finite(monkeypatc
 
 def _bgnbd_total_ll(r, alpha, a, b, x, t_x, T) -> float:
     """BG/NBD log-likelihood written out from FHL (2005) eq. 6 with scipy.special (not the module's code)."""
-    from scipy.special import betaln
-    from scipy.special import gammaln as lg
+    from scipy.special import betaln, gammaln as lg
 
     a1 = lg(r + x) - lg(r) + r * np.log(alpha)
     a2 = betaln(a, b + x) - betaln(a, b)
@@ -281,11 +301,15 @@ def _profile_max(fixed: str, value: float, start: dict, x, t_x, T) -> float:
     names = [n for n in ("r", "alpha", "a", "b") if n != fixed]
 
     def neg(u):
-        p = dict(zip(names, np.exp(u)), **{fixed: value})
+        p = dict(zip(names, np.exp(u), strict=False), **{fixed: value})
         return -_bgnbd_total_ll(p["r"], p["alpha"], p["a"], p["b"], x, t_x, T)
 
-    res = minimize(neg, np.log([start[n] for n in names]), method="Nelder-Mead",
-                   options={"xatol": 1e-6, "fatol": 1e-6, "maxiter": 4000})
+    res = minimize(
+        neg,
+        np.log([start[n] for n in names]),
+        method="Nelder-Mead",
+        options={"xatol": 1e-6, "fatol": 1e-6, "maxiter": 4000},
+    )
     return -float(res.fun)
 
 
@@ -299,8 +323,9 @@ def _uci_summary(parquet, calibration_end: str) -> pd.DataFrame:
 
 @pytest.mark.shared_data
 def test_cdnow_fits_are_judged_reliable(shared_data):
-    summary = clv.rfm_summary_from_transactions(_load_cdnow(shared_data), "customer_id", "date", "value",
-                                                "1997-09-30", time_unit="W")
+    summary = clv.rfm_summary_from_transactions(
+        _load_cdnow(shared_data), "customer_id", "date", "value", "1997-09-30", time_unit="W"
+    )
     x, t_x, T, m = (summary[c].to_numpy() for c in ("frequency", "recency", "T", "monetary_value"))
     bg = clv.fit_bgnbd(x, t_x, T)
     gg = clv.fit_gamma_gamma(x, m)
@@ -369,26 +394,53 @@ def test_diagnostics_report_a_parameter_at_the_bound_and_a_failed_optimiser():
     T = rng.uniform(26, 104, 2_000)
     x, t_x = clv.simulate_bgnbd_summary(clv.BgNbdParams(1.0, 8.0, 1.5, 6.0), T, rng)
     fit = clv.fit_bgnbd(x, t_x, T)
-    bad = clv.BgNbdFit(params=clv.BgNbdParams(fit.params.r, fit.params.alpha, float(np.exp(-25.0)), fit.params.b),
-                       log_likelihood=fit.log_likelihood, n_customers=fit.n_customers, converged=False,
-                       fit_seconds=0.0, iterations=1, message="ABNORMAL_TERMINATION_IN_LNSRCH")
+    bad = clv.BgNbdFit(
+        params=clv.BgNbdParams(fit.params.r, fit.params.alpha, float(np.exp(-25.0)), fit.params.b),
+        log_likelihood=fit.log_likelihood,
+        n_customers=fit.n_customers,
+        converged=False,
+        fit_seconds=0.0,
+        iterations=1,
+        message="ABNORMAL_TERMINATION_IN_LNSRCH",
+    )
     reasons = clv.diagnose_bgnbd(bad, x, t_x, T).reasons
     assert any("parameter a ran into the search bound" in r for r in reasons)
-    failed = clv.BgNbdFit(params=fit.params, log_likelihood=fit.log_likelihood, n_customers=fit.n_customers,
-                          converged=False, fit_seconds=0.0, iterations=1, message="ABNORMAL_TERMINATION_IN_LNSRCH")
+    failed = clv.BgNbdFit(
+        params=fit.params,
+        log_likelihood=fit.log_likelihood,
+        n_customers=fit.n_customers,
+        converged=False,
+        fit_seconds=0.0,
+        iterations=1,
+        message="ABNORMAL_TERMINATION_IN_LNSRCH",
+    )
     assert clv.diagnose_bgnbd(failed, x, t_x, T).reasons == (
-        "purchase model (BG/NBD): the optimiser did not converge (ABNORMAL_TERMINATION_IN_LNSRCH)",)
+        "purchase model (BG/NBD): the optimiser did not converge (ABNORMAL_TERMINATION_IN_LNSRCH)",
+    )
     # a point that is not the maximum is caught by its own profile
-    off = clv.BgNbdFit(params=clv.BgNbdParams(fit.params.r * 1.5, fit.params.alpha, fit.params.a, fit.params.b),
-                       log_likelihood=fit.log_likelihood, n_customers=fit.n_customers, converged=True,
-                       fit_seconds=0.0, iterations=1, message="")
+    off = clv.BgNbdFit(
+        params=clv.BgNbdParams(fit.params.r * 1.5, fit.params.alpha, fit.params.a, fit.params.b),
+        log_likelihood=fit.log_likelihood,
+        n_customers=fit.n_customers,
+        converged=True,
+        fit_seconds=0.0,
+        iterations=1,
+        message="",
+    )
     assert any("the fit is not the best one" in r for r in clv.diagnose_bgnbd(off, x, t_x, T).reasons)
     # Gamma-Gamma with q <= 1 has no finite mean spend for a new customer
     m = clv.simulate_gamma_gamma_spend(clv.GammaGammaParams(6.0, 4.0, 15.0), x, rng)
     gg = clv.fit_gamma_gamma(x, m)
-    low_q = clv.GammaGammaFit(params=clv.GammaGammaParams(gg.params.p, 0.9, gg.params.gamma),
-                              log_likelihood=gg.log_likelihood, n_customers=gg.n_customers, n_excluded=0,
-                              converged=True, fit_seconds=0.0, iterations=1, message="")
+    low_q = clv.GammaGammaFit(
+        params=clv.GammaGammaParams(gg.params.p, 0.9, gg.params.gamma),
+        log_likelihood=gg.log_likelihood,
+        n_customers=gg.n_customers,
+        n_excluded=0,
+        converged=True,
+        fit_seconds=0.0,
+        iterations=1,
+        message="",
+    )
     assert any("q = 0.9 is not above 1" in r for r in clv.diagnose_gamma_gamma(low_q, x, m).reasons)
 
 
@@ -399,17 +451,21 @@ def test_run_assessment_adds_holdout_and_revenue_reasons():
     reasons, details = clv_assets.assess(ok, 0.10, 90, None, 900.0, 1000.0, 400)
     assert reasons == [] and details["revenue_check"]["ratio"] == pytest.approx(0.9)
     reasons, _ = clv_assets.assess(ok, 0.30, 60, None, 900.0, 1000.0, 400)
-    assert reasons == ["holdout check: predicted purchases in the last 60 days miss the actual ones by 30.0% "
-                       "(limit 25%)"]
+    assert reasons == [
+        "holdout check: predicted purchases in the last 60 days miss the actual ones by 30.0% (limit 25%)"
+    ]
     reasons, _ = clv_assets.assess(ok, 0.10, 90, None, 1100.0, 1000.0, 400)
-    assert reasons == ["sanity check: the predicted revenue of the next 12 months (1,100) is 1.10 times these "
-                       "customers' net revenue of the last 12 months (1,000), above the limit of 1"]
+    assert reasons == [
+        "sanity check: the predicted revenue of the next 12 months (1,100) is 1.10 times these "
+        "customers' net revenue of the last 12 months (1,000), above the limit of 1"
+    ]
     # less than a year of history: no trailing year to compare with, so no verdict either way
     reasons, details = clv_assets.assess(ok, 0.10, 90, None, 5000.0, 1000.0, 200)
     assert reasons == [] and details["revenue_check"]["ratio"] is None
     calibration = clv.FitDiagnosis(("holdout check: the fit on all but the last 90 days: degenerate",), {"x": 1})
-    reasons, details = clv_assets.assess({"reasons": ["purchase model: flat"], "diagnostics": {"bgnbd": {}}},
-                                         None, None, calibration, 1.0, None, 0)
+    reasons, details = clv_assets.assess(
+        {"reasons": ["purchase model: flat"], "diagnostics": {"bgnbd": {}}}, None, None, calibration, 1.0, None, 0
+    )
     assert reasons == ["purchase model: flat", "holdout check: the fit on all but the last 90 days: degenerate"]
     assert details["holdout_fit"] == {"x": 1}
 
@@ -424,9 +480,12 @@ def test_uci_pipeline_publishes_an_unreliable_fit_as_such(online_retail_run):
     data_dir = online_retail_run["data_dir"]
     with duckdb.connect(str(data_dir / "serving" / "warehouse.duckdb"), read_only=True) as con:
         status, reasons, diagnostics, error = con.execute(
-            "select status, unreliable_reasons, diagnostics, holdout_relative_error from marts.clv_model_fits").fetchone()
-        per_customer = con.execute("select model_status, count(predicted_value_tier), count(*), "
-                                   "sum(predicted_clv_12m) from marts.customer_clv group by 1").fetchall()
+            "select status, unreliable_reasons, diagnostics, holdout_relative_error from marts.clv_model_fits"
+        ).fetchone()
+        per_customer = con.execute(
+            "select model_status, count(predicted_value_tier), count(*), "
+            "sum(predicted_clv_12m) from marts.customer_clv group by 1"
+        ).fetchall()
         customers = con.execute("select count(*) from marts.dim_customers where purchase_count > 0").fetchone()[0]
     assert status == "unreliable"
     assert "purchase model (BG/NBD): the data barely constrain a = " in reasons
@@ -453,7 +512,9 @@ def test_uci_pipeline_publishes_an_unreliable_fit_as_such(online_retail_run):
     # the run says so where people look: the report and the warning check in the manifest
     report = (data_dir / "exports" / "latest" / "report.html").read_text()
     assert "Unreliable: do not act on this run" in report
-    checks = {c["check"]: c for c in json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())["checks"]}
+    checks = {
+        c["check"]: c for c in json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())["checks"]
+    }
     assert checks["clv_fit_reliable"]["passed"] is False and checks["clv_fit_reliable"]["severity"] == "WARN"
 
 
@@ -464,8 +525,9 @@ def test_lifetimes_agrees_on_the_fits_and_fails_where_the_diagnostics_see_a_dege
     from lifetimes import BetaGeoFitter
     from lifetimes.utils import ConvergenceError
 
-    cdnow = clv.rfm_summary_from_transactions(_load_cdnow(shared_data), "customer_id", "date", "value",
-                                              "1997-09-30", time_unit="W")
+    cdnow = clv.rfm_summary_from_transactions(
+        _load_cdnow(shared_data), "customer_id", "date", "value", "1997-09-30", time_unit="W"
+    )
     parquet = shared_data / "online_retail" / "online_retail.parquet"
     uci = _uci_summary(parquet, "2011-12-10")
     for summary, reliable in ((cdnow, True), (uci, False)):
@@ -487,8 +549,9 @@ def test_holdout_window_is_the_one_dbt_cut_the_summary_with():
 
     # T minus the calibration T is the window for everyone who bought before the cut (60 days here); a
     # customer whose first purchase came after it has a negative calibration T and says nothing
-    summary = pd.DataFrame({"btyd_age_weeks": [100 / 7, 61 / 7, 20 / 7],
-                            "cal_btyd_age_weeks": [40 / 7, 1 / 7, -40 / 7]})
+    summary = pd.DataFrame(
+        {"btyd_age_weeks": [100 / 7, 61 / 7, 20 / 7], "cal_btyd_age_weeks": [40 / 7, 1 / 7, -40 / 7]}
+    )
     assert clv_assets.holdout_days(summary) == 60
     with pytest.raises(clv.ClvDataError, match="no customer bought before the holdout period"):
         clv_assets.holdout_days(summary.iloc[[2]])

@@ -29,17 +29,36 @@ def test_every_setting_is_one_field_and_unset_means_the_default(tmp_path, monkey
 
 
 def test_values_are_typed_and_a_bad_one_names_its_variable():
-    s = Settings.from_env({"PIPELINE_RETRY_MAX": "0", "PIPELINE_RETRY_DELAY_SECONDS": "1.5",
-                           "PIPELINE_SCHEDULE_ENABLED": "yes", "PIPELINE_DBT_DOCS": "0", "DBT_TARGET": "Spark",
-                           "PIPELINE_PARTITION_START": "2020-02-01", "PIPELINE_CLV_MAX_REVENUE_RATIO": "1.5"})
-    assert (s.retry_max, s.retry_delay_seconds, s.schedule_enabled, s.dbt_docs, s.dbt_target) == (0, 1.5, True, False,
-                                                                                                    "spark")
+    s = Settings.from_env(
+        {
+            "PIPELINE_RETRY_MAX": "0",
+            "PIPELINE_RETRY_DELAY_SECONDS": "1.5",
+            "PIPELINE_SCHEDULE_ENABLED": "yes",
+            "PIPELINE_DBT_DOCS": "0",
+            "DBT_TARGET": "Spark",
+            "PIPELINE_PARTITION_START": "2020-02-01",
+            "PIPELINE_CLV_MAX_REVENUE_RATIO": "1.5",
+        }
+    )
+    assert (s.retry_max, s.retry_delay_seconds, s.schedule_enabled, s.dbt_docs, s.dbt_target) == (
+        0,
+        1.5,
+        True,
+        False,
+        "spark",
+    )
     assert s.partition_start.isoformat() == "2020-02-01" and s.clv_max_revenue_ratio == 1.5
-    for env, bad in (("PIPELINE_RETRY_MAX", "three"), ("PIPELINE_FRESHNESS_DAYS", "-1"),
-                     ("PIPELINE_RETRY_DELAY_SECONDS", "soon"), ("PIPELINE_SCHEDULE_ENABLED", "maybe"),
-                     ("PIPELINE_TIMEZONE", "Mars/Olympus"), ("PIPELINE_PARTITION_START", "01/02/2020"),
-                     ("PIPELINE_CLV_MIN_REPEAT_CUSTOMERS", "0"), ("PIPELINE_CLV_ANNUAL_DISCOUNT_RATE", "nan"),
-                     ("DBT_TARGET", "postgres")):
+    for env, bad in (
+        ("PIPELINE_RETRY_MAX", "three"),
+        ("PIPELINE_FRESHNESS_DAYS", "-1"),
+        ("PIPELINE_RETRY_DELAY_SECONDS", "soon"),
+        ("PIPELINE_SCHEDULE_ENABLED", "maybe"),
+        ("PIPELINE_TIMEZONE", "Mars/Olympus"),
+        ("PIPELINE_PARTITION_START", "01/02/2020"),
+        ("PIPELINE_CLV_MIN_REPEAT_CUSTOMERS", "0"),
+        ("PIPELINE_CLV_ANNUAL_DISCOUNT_RATE", "nan"),
+        ("DBT_TARGET", "postgres"),
+    ):
         with pytest.raises(ValueError, match=env):
             Settings.from_env({env: bad})
     with pytest.raises(ValueError, match="PIPELINE_KEEP_EXPORTS or --keep-exports"):
@@ -65,7 +84,8 @@ def test_identity_default_is_the_one_in_the_table():
 def test_the_readme_table_is_generated_from_the_settings():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert config.readme_table() in readme, (
-        "README's configuration table differs from lib/config.py: paste `python -m dagster_project.lib.config`")
+        "README's configuration table differs from lib/config.py: paste `python -m dagster_project.lib.config`"
+    )
     # and it is the only place that gives a setting's default
     for s in SETTINGS:
         assert readme.count(f"| `{s.env}`") == 1, s.env
@@ -156,8 +176,9 @@ def test_importing_the_definitions_reads_no_data_directory_and_starts_nothing(tm
         "print(opened, started)\n"
     )
     env = dict(os.environ, PIPELINE_DATA_DIR=str(data))
-    out = subprocess.run([sys.executable, "-c", code, str(data)], env=env, capture_output=True, text=True, cwd=REPO,
-                         timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(data)], env=env, capture_output=True, text=True, cwd=REPO, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     opened, started = out.stdout.strip().splitlines()[-1].split("] [")
     assert opened == "[", opened

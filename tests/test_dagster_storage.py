@@ -1,8 +1,6 @@
 """The pooled Dagster event log (dagster_project/lib/adapters/dagster_sqlite.py) writes what Dagster's own storage
 reads, and the CLI's instance uses it without leaking DAGSTER_HOME."""
 
-import os
-
 import dagster as dg
 from dagster import DagsterInstance
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -54,7 +52,8 @@ def test_cli_instance_uses_pooled_storage_and_dagster_reads_it(tmp_path, monkeyp
     latest = default.get_latest_materialization_event(dg.AssetKey("numbers"))
     assert latest is not None and latest.run_id == second.run_id
     check = default.event_log_storage.get_latest_asset_check_execution_by_key(
-        [dg.AssetCheckKey(dg.AssetKey("numbers"), "numbers_not_empty")])
+        [dg.AssetCheckKey(dg.AssetKey("numbers"), "numbers_not_empty")]
+    )
     assert next(iter(check.values())).run_id == second.run_id
     assert {r.run_id for r in default.get_runs()} == {first.run_id, second.run_id}
 

@@ -30,6 +30,7 @@ def test_docs_key_follows_columns_and_project_files(tmp_path, monkeypatch):
     assert with_column != key
     # a changed model file changes the key (a copy of the project, so the real one is untouched)
     import shutil
+
     project = tmp_path / "dbt"
     shutil.copytree(dbt_project.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     relations = dbt_project.documented_relations()  # from the real manifest (no re-parse of the copy)

@@ -8,10 +8,19 @@ from dagster_project.definitions import defs
 def test_definitions_load_with_full_graph():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    for expected in ("raw/shopify_order_lines", "raw/square_item_lines", "raw/load_ledger", "identity/identifiers",
-                     "staging/stg_shopify__order_lines", "marts/fct_orders", "marts/dim_customers",
-                     "marts/customer_rfm", "marts/customer_lifecycle", "marts/customer_identity_map",
-                     "exports/published_run"):
+    for expected in (
+        "raw/shopify_order_lines",
+        "raw/square_item_lines",
+        "raw/load_ledger",
+        "identity/identifiers",
+        "staging/stg_shopify__order_lines",
+        "marts/fct_orders",
+        "marts/dim_customers",
+        "marts/customer_rfm",
+        "marts/customer_lifecycle",
+        "marts/customer_identity_map",
+        "exports/published_run",
+    ):
         assert expected in keys, expected
     job = defs.resolve_job_def("refresh_customer_value")
     assert job.executor_def.name == "in_process"
@@ -25,10 +34,15 @@ def test_publish_is_downstream_of_every_mart_and_blocking_checks_exist():
     assert dg.AssetKey(["raw", "load_ledger"]) in upstream
     check_names = {k.name for k in graph.asset_check_keys}
     # dbt tests surfaced as checks (the rules on marts), raw GX suites, reconciliation, ingestion checks
-    assert {"gx_shopify_order_lines", "net_revenue_reconciles_to_raw", "no_rejected_files",
-            "rows_read_equal_loaded_plus_quarantined", "unique_dim_customers_customer_key",
-            "accepted_range_fct_orders_refunds__0", "assert_dim_customers_negative_net_revenue_has_refunds"
-            } <= check_names
+    assert {
+        "gx_shopify_order_lines",
+        "net_revenue_reconciles_to_raw",
+        "no_rejected_files",
+        "rows_read_equal_loaded_plus_quarantined",
+        "unique_dim_customers_customer_key",
+        "accepted_range_fct_orders_refunds__0",
+        "assert_dim_customers_negative_net_revenue_has_refunds",
+    } <= check_names
     # Great Expectations validates raw rows only; models and marts are dbt's
     assert {k.asset_key.path[0] for k in graph.asset_check_keys if k.name.startswith("gx_")} == {"raw"}
 
@@ -38,23 +52,30 @@ def test_clv_marts_are_dbt_models_built_on_the_clv_models_raw_outputs():
     graph = defs.get_repository_def().asset_graph
     key = dg.AssetKey.from_user_string
     assert key("intermediate/int_customer_btyd_summary") in graph.get(key("clv/customer_scores")).parent_keys
-    assert graph.get(key("marts/customer_clv")).parent_keys == {key("staging/stg_clv__customer_scores"),
-                                                                 key("staging/stg_clv__model_fits")}
+    assert graph.get(key("marts/customer_clv")).parent_keys == {
+        key("staging/stg_clv__customer_scores"),
+        key("staging/stg_clv__model_fits"),
+    }
     assert key("clv/model_fits") in graph.get(key("staging/stg_clv__model_fits")).parent_keys
     assert {key("marts/customer_clv"), key("marts/clv_model_fits"), key("marts/channel_economics_summary")} <= (
-        graph.get(key("exports/published_run")).parent_keys)
+        graph.get(key("exports/published_run")).parent_keys
+    )
     from dagster_project.defs.transform.assets import dbt_clv_marts, dbt_models
 
     assert {key("marts/customer_clv"), key("marts/clv_model_fits")} <= set(dbt_clv_marts.keys)
     assert not {k for k in dbt_models.keys if k.path[-1] in ("customer_clv", "clv_model_fits")}
     checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
-    assert {("clv/model_fits", "clv_holdout_error"), ("clv/model_fits", "clv_fit_reliable"),
-            ("marts/customer_clv", "unique_customer_clv_customer_key"),
-            ("marts/dim_customers", "assert_dim_customers_negative_net_revenue_has_refunds")} <= checks
+    assert {
+        ("clv/model_fits", "clv_holdout_error"),
+        ("clv/model_fits", "clv_fit_reliable"),
+        ("marts/customer_clv", "unique_customer_clv_customer_key"),
+        ("marts/dim_customers", "assert_dim_customers_negative_net_revenue_has_refunds"),
+    } <= checks
 
 
 def test_workspace_yaml_points_at_definitions():
     import yaml
+
     from dagster_project.lib.paths import REPO_ROOT
 
     ws = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
@@ -73,8 +94,14 @@ def test_workspace_loads_like_dagster_dev(tmp_path):
     dagster = str(Path(sys.executable).parent / "dagster")
     env = dict(os.environ, DAGSTER_HOME=str(tmp_path))
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    proc = subprocess.run([dagster, "definitions", "validate", "-w", "workspace.yaml"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [dagster, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
@@ -142,12 +169,17 @@ def test_dbt_runs_through_the_guard_and_dies_with_its_parent(tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("PR_SET_PDEATHSIG is Linux-only")
     # parent -> child that called die_with_parent() and then sleeps; SIGKILL the parent.
-    child_code = ("from dagster_project.lib.dbt_guard import die_with_parent; import time; "
-                  "assert die_with_parent(); time.sleep(120)")
-    parent_code = (f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child_code!r}]); "
-                   "print(p.pid, flush=True); time.sleep(120)")
-    parent = subprocess.Popen([sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True,
-                              cwd=Path(__file__).resolve().parents[1])
+    child_code = (
+        "from dagster_project.lib.dbt_guard import die_with_parent; import time; "
+        "assert die_with_parent(); time.sleep(120)"
+    )
+    parent_code = (
+        f"import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', {child_code!r}]); "
+        "print(p.pid, flush=True); time.sleep(120)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1]
+    )
     child = int(parent.stdout.readline())
     time.sleep(1.5)  # the child's import and prctl
     assert Path(f"/proc/{child}").exists()

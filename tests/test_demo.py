@@ -44,8 +44,11 @@ PHONE_COLUMNS = ["Phone", "Billing Phone", "Shipping Phone"]
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -67,8 +70,7 @@ def _e164(text: str) -> str:
 
 
 def _square_files(root: Path) -> list[Path]:
-    return sorted((root / "inbox/square").glob("items-*.csv"),
-                  key=lambda p: int(p.stem.split("-")[1]))
+    return sorted((root / "inbox/square").glob("items-*.csv"), key=lambda p: int(p.stem.split("-")[1]))
 
 
 def _load(root: Path) -> dict[str, pd.DataFrame]:
@@ -102,19 +104,17 @@ class _UnionFind:
 
 def _shopify_orders(shopify: pd.DataFrame) -> pd.DataFrame:
     """One row per order: first-row fields, item value, net revenue and identity tokens."""
-    lines = shopify.assign(value=shopify["Lineitem quantity"].astype(int)
-                           * shopify["Lineitem price"].map(_cents))
+    lines = shopify.assign(value=shopify["Lineitem quantity"].astype(int) * shopify["Lineitem price"].map(_cents))
     items = lines.groupby("Name", sort=False)["value"].sum()
     orders = lines.drop_duplicates("Name").set_index("Name")
     orders = orders[orders["Created at"] != "not a date"].copy()
     orders["items"] = items
-    orders["net"] = (orders["items"] - orders["Discount Amount"].map(_cents)
-                     - orders["Refunded Amount"].map(_cents))
+    orders["net"] = orders["items"] - orders["Discount Amount"].map(_cents) - orders["Refunded Amount"].map(_cents)
     orders["day"] = orders["Created at"].str[:10]
     orders["tokens"] = [
-        ([f"e:{e.strip().lower()}"] if e.strip() else [])
-        + sorted({f"p:{_e164(p)}" for p in phones if p})
-        for e, *phones in orders[["Email", *PHONE_COLUMNS]].itertuples(index=False)]
+        ([f"e:{e.strip().lower()}"] if e.strip() else []) + sorted({f"p:{_e164(p)}" for p in phones if p})
+        for e, *phones in orders[["Email", *PHONE_COLUMNS]].itertuples(index=False)
+    ]
     return orders
 
 
@@ -127,9 +127,10 @@ def _square_sales(square: pd.DataFrame) -> pd.DataFrame:
     sales = pay.set_index("Transaction ID")
     sales["net"] = net
     sales["day"] = sales["Date"]
-    sales["tokens"] = [[f"s:{c}"] + ([f"m:{r}"] if r else [])
-                       for c, r in sales[["Customer ID", "Customer Reference ID"]].itertuples(
-                           index=False)]
+    sales["tokens"] = [
+        [f"s:{c}"] + ([f"m:{r}"] if r else [])
+        for c, r in sales[["Customer ID", "Customer Reference ID"]].itertuples(index=False)
+    ]
     return sales
 
 
@@ -153,12 +154,17 @@ def _resolve(data: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, _UnionFind]:
         tokens += [f"p:{_e164(row[2])}"] if row[2] else []
         uf.union(tokens)
     valid = orders[orders["Financial Status"] != "voided"]
-    purchases = pd.concat([
-        pd.DataFrame({"token": valid["tokens"].str[0], "channel": "online",
-                      "day": valid["day"], "net": valid["net"]}),
-        pd.DataFrame({"token": sales["tokens"].str[0], "channel": "store", "day": sales["day"],
-                      "net": sales["net"]}),
-    ], ignore_index=True)
+    purchases = pd.concat(
+        [
+            pd.DataFrame(
+                {"token": valid["tokens"].str[0], "channel": "online", "day": valid["day"], "net": valid["net"]}
+            ),
+            pd.DataFrame(
+                {"token": sales["tokens"].str[0], "channel": "store", "day": sales["day"], "net": sales["net"]}
+            ),
+        ],
+        ignore_index=True,
+    )
     purchases["customer"] = purchases["token"].map(uf.find)
     return purchases, uf
 
@@ -231,10 +237,12 @@ def test_headers_follow_formats(default_run):
     v2_from = headers.index(SQUARE_ITEMS_COLUMNS_V2)
     assert all(h == SQUARE_ITEMS_COLUMNS_V1 for h in headers[:v2_from])
     assert all(h == SQUARE_ITEMS_COLUMNS_V2 for h in headers[v2_from:])
-    for rel, columns in (("square/customers.csv", SQUARE_CUSTOMERS_COLUMNS),
-                         ("members/members.csv", MEMBERS_COLUMNS),
-                         ("spend/marketing_spend.csv", SPEND_COLUMNS),
-                         ("traffic/store_traffic.csv", TRAFFIC_COLUMNS)):
+    for rel, columns in (
+        ("square/customers.csv", SQUARE_CUSTOMERS_COLUMNS),
+        ("members/members.csv", MEMBERS_COLUMNS),
+        ("spend/marketing_spend.csv", SPEND_COLUMNS),
+        ("traffic/store_traffic.csv", TRAFFIC_COLUMNS),
+    ):
         assert next(csv.reader((root / "inbox" / rel).open(newline=""))) == columns
 
 
@@ -401,10 +409,8 @@ def test_square_dst_days(default_run):
 
 def test_square_history_split_by_header_version(default_run):
     root, summary, _ = default_run
-    v1 = _cat([p for p in _square_files(root)
-               if len(next(csv.reader(p.open(newline="")))) == 33])
-    v2 = _cat([p for p in _square_files(root)
-               if len(next(csv.reader(p.open(newline="")))) == 35])
+    v1 = _cat([p for p in _square_files(root) if len(next(csv.reader(p.open(newline="")))) == 33])
+    v2 = _cat([p for p in _square_files(root) if len(next(csv.reader(p.open(newline="")))) == 35])
     pay_v1 = v1.loc[(v1["Event Type"] == "Payment") & (v1["Date"].str[5:] != "02-30"), "Date"]
     pay_v2 = v2.loc[(v2["Event Type"] == "Payment") & (v2["Date"].str[5:] != "02-30"), "Date"]
     assert pay_v1.max() < pay_v2.min()
@@ -418,16 +424,23 @@ def test_square_history_split_by_header_version(default_run):
 
 def test_every_phone_is_a_valid_us_number_in_mixed_forms(default_run):
     _, _, data = default_run
-    phones = pd.concat([data["shopify"][c] for c in PHONE_COLUMNS]
-                       + [data["customers"]["Phone Number"], data["members"]["phone"]])
+    phones = pd.concat(
+        [data["shopify"][c] for c in PHONE_COLUMNS] + [data["customers"]["Phone Number"], data["members"]["phone"]]
+    )
     phones = phones[phones != ""]
     assert len(phones) > 500
     for text in phones.unique():
         number = phonenumbers.parse(text, "US")
         assert phonenumbers.is_valid_number_for_region(number, "US"), text
     shapes = {re.sub(r"\d", "9", p) for p in phones}  # the country code 1 becomes 9 too
-    assert shapes == {"+99999999999", "(999) 999-9999", "999-999-9999", "999.999.9999",
-                      "9 999 999 9999", "+9 999-999-9999"}
+    assert shapes == {
+        "+99999999999",
+        "(999) 999-9999",
+        "999-999-9999",
+        "999.999.9999",
+        "9 999 999 9999",
+        "+9 999-999-9999",
+    }
     by_number = phones.groupby(phones.map(_e164)).nunique()
     assert (by_number > 1).mean() > 0.3  # the same number written differently
 
@@ -451,8 +464,7 @@ def test_square_directory_and_roster(default_run):
         expires = date.fromisoformat(row.expires_on)
         years = int(row.renewal_count) + 1
         assert joined <= END
-        assert expires in (joined.replace(year=joined.year + years),
-                           date(joined.year + years, 2, 28))
+        assert expires in (joined.replace(year=joined.year + years), date(joined.year + years, 2, 28))
     expires = pd.to_datetime(members["expires_on"]).dt.date
     assert (expires < END).any()  # some lapsed
     assert (expires.between(END, END + timedelta(days=30))).any()  # some due for renewal
@@ -517,8 +529,8 @@ def test_repeat_ladder(big_run):
     cutoff = (END - timedelta(days=180)).isoformat()
     days = purchases.sort_values("day").groupby("customer")["day"].agg(list)
     for n, expected, tolerance in ((1, 0.27, 0.02), (2, 0.45, 0.04), (3, 0.54, 0.06)):
-        eligible = days[days.map(lambda d: len(d) >= n and d[n - 1] <= cutoff)]
-        rate = eligible.map(lambda d: len(d) > n).mean()
+        eligible = days[days.map(lambda d, n=n: len(d) >= n and d[n - 1] <= cutoff)]
+        rate = eligible.map(lambda d, n=n: len(d) > n).mean()
         assert abs(rate - expected) < tolerance, (n, rate, len(eligible))
 
 
@@ -568,8 +580,7 @@ def test_planted_rows_are_in_the_files(default_run):
     assert by_status.loc["partially_refunded", "Refunded Amount"] == "30.00"
     assert by_status.loc["voided", "Cancelled at"] != ""
     sq = data["square"]
-    refund_rows = sq[(sq["Customer ID"] == "PLANTEDREFUNDS000000000001")
-                     & (sq["Event Type"] == "Refund")]
+    refund_rows = sq[(sq["Customer ID"] == "PLANTEDREFUNDS000000000001") & (sq["Event Type"] == "Refund")]
     assert list(refund_rows["Net Sales"]) == ["-$14.85"]
     member = data["members"].set_index("member_id").loc["M000001"]
     assert member["email"] == "Noah.Member@planted.example.com"

@@ -36,8 +36,21 @@ def _anchors(path: Path) -> set[str]:
 
 
 def test_the_docs_folder_has_the_files_the_readme_promises():
-    for name in ("architecture", "exports", "identity", "marts", "queries", "clv", "tiers", "operations",
-                 "spark", "performance", "testing", "DECISIONLOG", "soak-latest"):
+    for name in (
+        "architecture",
+        "exports",
+        "identity",
+        "marts",
+        "queries",
+        "clv",
+        "tiers",
+        "operations",
+        "spark",
+        "performance",
+        "testing",
+        "DECISIONLOG",
+        "soak-latest",
+    ):
         assert (REPO / "docs" / f"{name}.md").is_file(), name
 
 
@@ -84,8 +97,9 @@ def test_soak_figures_go_to_the_generated_file_not_to_reliability_md(tmp_path):
     tally.kills_by_stage.update({"dbt": 1, "publish swap (fault point)": 2})
     tally.outcomes.update({"published outputs byte-identical": 1, "killed after the commit point, rolled forward": 2})
     tally.notes.append("took 5s")
-    cfg = soak.Config(crash_rounds=1, hostile_examples=40, hostile_runs=0, readers=1, reader_runs=1,
-                      customers=50, seed=7)
+    cfg = soak.Config(
+        crash_rounds=1, hostile_examples=40, hostile_runs=0, readers=1, reader_runs=1, customers=50, seed=7
+    )
     out = tmp_path / "soak-latest.md"
     soak.write_reliability(cfg, tally, tally.table(), path=out)
     text = out.read_text()

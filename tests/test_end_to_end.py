@@ -27,10 +27,14 @@ def test_run_succeeds_and_publishes_everything(demo_run):
     serving = d / "serving" / "warehouse.duckdb"
     assert serving.exists()
     with _con(serving) as con:
-        tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        tables = {
+            r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        }
         assert {"fct_orders", "dim_customers", "customer_identity_map", "customer_rfm", "customer_lifecycle"} <= tables
         # the serving copy holds marts, not the raw inbox
-        assert not con.execute("select count(*) from duckdb_tables() where schema_name in ('raw', 'identity')").fetchone()[0]
+        assert not con.execute(
+            "select count(*) from duckdb_tables() where schema_name in ('raw', 'identity')"
+        ).fetchone()[0]
         assert con.execute("select value from meta.published_run where key = 'as_of'").fetchone()[0] == DEMO_AS_OF
     for t in tables:
         assert (d / "serving" / "marts" / f"{t}.parquet").exists()
@@ -63,13 +67,19 @@ def test_manifest_checksums_and_counts_match_files(demo_run):
 def test_every_row_read_is_loaded_or_quarantined(demo_run):
     with _con(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb") as con:
         read, loaded, quarantined = con.execute(
-            "select sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw.load_ledger where status = 'loaded'"
+            "select sum(rows_read), sum(rows_loaded), sum(rows_quarantined) from raw.load_ledger where status = 'loaded'"  # noqa: E501 (SQL or printed text)
         ).fetchone()
         assert read == loaded + quarantined
         assert quarantined > 0, "the demo plants malformed rows; they must be quarantined"
-        assert con.execute("select count(*) from raw.quarantine where reason is null or line_number is null").fetchone()[0] == 0
-        lines = sum(v for k, v in demo_run["summary"]["files"].items() if k.endswith(".csv")) \
-            if isinstance(demo_run["summary"].get("files"), dict) else None
+        assert (
+            con.execute("select count(*) from raw.quarantine where reason is null or line_number is null").fetchone()[0]
+            == 0
+        )
+        lines = (
+            sum(v for k, v in demo_run["summary"]["files"].items() if k.endswith(".csv"))
+            if isinstance(demo_run["summary"].get("files"), dict)
+            else None
+        )
         if lines is not None:
             assert read == lines
 
@@ -79,14 +89,19 @@ def test_planted_people_are_merged_with_their_known_values(demo_run):
     with _con(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb") as con:
         for name, exp in expected.items():
             ids = exp["emails"] + exp["phones"] + exp["square_customer_ids"] + exp["member_ids"]
-            keys = {r[0] for r in con.execute(
-                "select distinct customer_key from identity.identifiers where normalised_value in (select unnest(?))",
-                [ids]).fetchall()}
+            keys = {
+                r[0]
+                for r in con.execute(
+                    "select distinct customer_key from identity.identifiers where normalised_value in (select unnest(?))",  # noqa: E501 (SQL or printed text)
+                    [ids],
+                ).fetchall()
+            }
             assert len(keys) == 1, f"{name}: identifiers {ids} resolved to {len(keys)} people"
             key = keys.pop()
             row = con.execute(
-                "select purchase_count, net_revenue, channels_used, is_member from marts.dim_customers where customer_key = ?",
-                [key]).fetchone()
+                "select purchase_count, net_revenue, channels_used, is_member from marts.dim_customers where customer_key = ?",  # noqa: E501 (SQL or printed text)
+                [key],
+            ).fetchone()
             assert row is not None, name
             purchase_count, net_revenue, channels_used, is_member = row
             assert purchase_count == exp["purchases"], name
@@ -98,23 +113,41 @@ def test_planted_people_are_merged_with_their_known_values(demo_run):
 def test_anonymous_orders_counted_in_totals_not_in_customers(demo_run):
     with _con(demo_run["data_dir"] / "serving" / "warehouse.duckdb") as con:
         anon_orders, anon_net = con.execute(
-            "select count(*), sum(net_revenue) from marts.fct_orders where is_anonymous and is_valid").fetchone()
+            "select count(*), sum(net_revenue) from marts.fct_orders where is_anonymous and is_valid"
+        ).fetchone()
         assert anon_orders > 0 and anon_net > 0
-        assert con.execute("select count(*) from marts.fct_orders where customer_key is not null "
-                           "and customer_key not in (select customer_key from marts.dim_customers)").fetchone()[0] == 0
-        assert con.execute("select count(*) from marts.customer_rfm where r_score not between 1 and 5 "
-                           "or f_score not between 1 and 5 or m_score not between 1 and 5").fetchone()[0] == 0
-        cancelled = con.execute("select count(*), coalesce(sum(net_revenue), 0) from marts.fct_orders where is_cancelled").fetchone()
+        assert (
+            con.execute(
+                "select count(*) from marts.fct_orders where customer_key is not null "
+                "and customer_key not in (select customer_key from marts.dim_customers)"
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            con.execute(
+                "select count(*) from marts.customer_rfm where r_score not between 1 and 5 "
+                "or f_score not between 1 and 5 or m_score not between 1 and 5"
+            ).fetchone()[0]
+            == 0
+        )
+        cancelled = con.execute(
+            "select count(*), coalesce(sum(net_revenue), 0) from marts.fct_orders where is_cancelled"
+        ).fetchone()
         assert cancelled[0] > 0 and cancelled[1] == 0
 
 
 def test_serving_and_tier_files_carry_no_raw_contact_of_non_consenting(demo_run):
     d = demo_run["data_dir"]
     with _con(d / "warehouse" / "pipeline.duckdb") as con:
-        contacts = dict(con.execute(
-            "select customer_key, accepts_marketing from intermediate.int_customer_contacts").fetchall())
-        emails = [r[0] for r in con.execute(
-            "select normalised_value from identity.identifiers where id_type = 'email' and normalised_value is not null").fetchall()]
+        contacts = dict(
+            con.execute("select customer_key, accepts_marketing from intermediate.int_customer_contacts").fetchall()
+        )
+        emails = [
+            r[0]
+            for r in con.execute(
+                "select normalised_value from identity.identifiers where id_type = 'email' and normalised_value is not null"  # noqa: E501 (SQL or printed text)
+            ).fetchall()
+        ]
     serving_bytes = (d / "serving" / "warehouse.duckdb").read_bytes()
     for e in emails[:200]:
         assert e.encode() not in serving_bytes, "raw e-mail found in the serving warehouse"
@@ -140,8 +173,22 @@ def test_dbt_parse_and_build_directly(demo_run, tmp_path):
     dbt = str(Path(sys.executable).parent / "dbt")
     target = str(tmp_path / "target")
     for args in (["parse"], ["build", "--vars", json.dumps({"as_of": DEMO_AS_OF})]):
-        proc = subprocess.run([dbt, *args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                               "--target-path", target], cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                dbt,
+                *args,
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                target,
+            ],
+            cwd=DBT_PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:]
         if args[0] == "build":  # the dbt unit tests run here (the pipeline's own build skips them)
             assert re.search(r"[1-9]\d* unit tests?", proc.stdout), proc.stdout[-2000:]
@@ -158,7 +205,8 @@ def test_failed_run_publishes_nothing(tmp_path):
     # too few repeat buyers for a purchase model: a clear message and no predictions, still published
     with _con(serving) as con:
         status, message, repeaters = con.execute(
-            "select status, message, repeat_customers from marts.clv_model_fits").fetchone()
+            "select status, message, repeat_customers from marts.clv_model_fits"
+        ).fetchone()
         assert repeaters < 100 and status == "insufficient_data" and "at least 100 are needed" in message
         assert con.execute("select count(*) from marts.customer_clv").fetchone()[0] == 0
     before = serving.read_bytes()
@@ -209,8 +257,11 @@ def test_rows_that_failed_a_raw_check_are_not_built_on_by_a_later_run(tmp_path):
 
     def ledger() -> list[tuple]:
         with _con(paths.warehouse) as c:
-            return c.execute("select status, gx_validated from raw.load_ledger where file_name = ? "
-                             "and status != 'duplicate' order by file_id", [bad.name]).fetchall()
+            return c.execute(
+                "select status, gx_validated from raw.load_ledger where file_name = ? "
+                "and status != 'duplicate' order by file_id",
+                [bad.name],
+            ).fetchall()
 
     def rows_of_bad_orders() -> int:
         with _con(paths.warehouse) as c:
@@ -222,8 +273,11 @@ def test_rows_that_failed_a_raw_check_are_not_built_on_by_a_later_run(tmp_path):
         assert serving.read_bytes() == before
         assert ledger() == [("failed_check", None)] * attempt and rows_of_bad_orders() == 0
         with _con(paths.warehouse) as c:
-            message = c.execute("select message from raw.load_ledger where file_name = ? and status = 'failed_check' "
-                                "order by file_id desc", [bad.name]).fetchone()[0]
+            message = c.execute(
+                "select message from raw.load_ledger where file_name = ? and status = 'failed_check' "
+                "order by file_id desc",
+                [bad.name],
+            ).fetchone()[0]
         assert "gx_shopify_order_lines" in message and "created_at" in message
 
     write_export("2026-10-30 10:00:00 -0400")  # the corrected export
@@ -245,8 +299,9 @@ def test_a_bad_mart_value_fails_every_run_until_corrected(tmp_path, capsys):
     paths = DataPaths.of(tmp_path)
     assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-01", "--quiet"]) == 0
     con = duckdb.connect(str(paths.warehouse))
-    con.execute("update marts.fct_orders set gross_revenue = -5 where order_key = (select min(order_key) "
-                "from marts.fct_orders)")
+    con.execute(
+        "update marts.fct_orders set gross_revenue = -5 where order_key = (select min(order_key) from marts.fct_orders)"
+    )
     con.close()
     capsys.readouterr()
     for as_of in ("2026-11-02", "2026-11-03"):
@@ -274,32 +329,30 @@ def test_mart_value_tests_fail_on_planted_values(demo_run, tmp_path):
     shutil.copy(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb", wh)
     plants = {
         "accepted_range_fct_orders_gross_revenue": "update marts.fct_orders set gross_revenue = -1 "
-                                                   "where order_key = (select min(order_key) from marts.fct_orders)",
+        "where order_key = (select min(order_key) from marts.fct_orders)",
         "accepted_range_fct_orders_refunds": "update marts.fct_orders set refunds = -1 "
-                                             "where order_key = (select max(order_key) from marts.fct_orders)",
+        "where order_key = (select max(order_key) from marts.fct_orders)",
         "accepted_range_dim_customers_purchase_count": "update marts.dim_customers set purchase_count = -1 "
-                                                       "where customer_key = (select min(customer_key) from marts.dim_customers)",
-        "matches_pattern_dim_customers_email_masked": "update marts.dim_customers set email_masked = 'jane@example.com' "
-                                                      "where email_masked is not null and customer_key = (select "
-                                                      "min(customer_key) from marts.dim_customers where email_masked is not null)",
+        "where customer_key = (select min(customer_key) from marts.dim_customers)",
+        "matches_pattern_dim_customers_email_masked": "update marts.dim_customers set email_masked = 'jane@example.com' "  # noqa: E501 (SQL or printed text)
+        "where email_masked is not null and customer_key = (select "
+        "min(customer_key) from marts.dim_customers where email_masked is not null)",
         "matches_pattern_dim_customers_phone_masked": "update marts.dim_customers set phone_masked = '+14155550134' "
-                                                      "where customer_key = (select max(customer_key) from marts.dim_customers)",
+        "where customer_key = (select max(customer_key) from marts.dim_customers)",
         "assert_dim_customers_negative_net_revenue_has_refunds": (
             "update marts.dim_customers set net_revenue = -10 where customer_key = (select max(customer_key) from "
             "marts.dim_customers where customer_key not in (select customer_key from marts.fct_orders "
-            "where refunds > 0 and customer_key is not null))"),
+            "where refunds > 0 and customer_key is not null))"
+        ),
         "accepted_range_customer_rfm_recency_days": "update marts.customer_rfm set recency_days = -1 "
-                                                    "where customer_key = (select min(customer_key) from marts.customer_rfm)",
+        "where customer_key = (select min(customer_key) from marts.customer_rfm)",
         "accepted_range_customer_rfm_frequency": "update marts.customer_rfm set frequency = 0 "
-                                                 "where customer_key = (select max(customer_key) from marts.customer_rfm)",
+        "where customer_key = (select max(customer_key) from marts.customer_rfm)",
         "accepted_range_repeat_purchase_ladder_n": "update marts.repeat_purchase_ladder set n = 0 where n = 2",
-        "accepted_range_cohort_retention_months_since_first_purchase":
-            "update marts.cohort_retention set months_since_first_purchase = -1 where months_since_first_purchase = 1",
-        "assert_pareto_curve_shares_between_0_and_1":
-            "update marts.pareto_curve set cumulative_customer_share = 1.5 where cumulative_revenue_share < 0.5",
+        "accepted_range_cohort_retention_months_since_first_purchase": "update marts.cohort_retention set months_since_first_purchase = -1 where months_since_first_purchase = 1",  # noqa: E501 (SQL or printed text)
+        "assert_pareto_curve_shares_between_0_and_1": "update marts.pareto_curve set cumulative_customer_share = 1.5 where cumulative_revenue_share < 0.5",  # noqa: E501 (SQL or printed text)
         "assert_membership_value_shares_between_0_and_1": "update marts.membership_value set conversion_rate = 2",
-        "assert_revenue_identification_shares_between_0_and_1":
-            "update marts.revenue_identification set anonymous_revenue_share = -0.5",
+        "assert_revenue_identification_shares_between_0_and_1": "update marts.revenue_identification set anonymous_revenue_share = -0.5",  # noqa: E501 (SQL or printed text)
     }
     con = duckdb.connect(str(wh))
     for name, sql in plants.items():
@@ -308,9 +361,26 @@ def test_mart_value_tests_fail_on_planted_values(demo_run, tmp_path):
     env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(wh))
     dbt = str(Path(sys.executable).parent / "dbt")
     target = tmp_path / "target"
-    proc = subprocess.run([dbt, "test", "--select", "path:models/marts", "--exclude-resource-type", "unit_test",
-                           "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                           "--target-path", str(target)], cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            dbt,
+            "test",
+            "--select",
+            "path:models/marts",
+            "--exclude-resource-type",
+            "unit_test",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1, proc.stdout[-3000:]
     results = json.loads((target / "run_results.json").read_text())["results"]
     failed = {r["unique_id"].split(".")[2] for r in results if r["status"] == "fail"}
@@ -344,8 +414,9 @@ def test_built_tables_store_no_128_bit_numbers(demo_run):
             order by 1
             """
         ).fetchall()
-        tables = con.execute("select count(*) from duckdb_tables() where schema_name in ('intermediate', 'marts')"
-                             ).fetchone()[0]
+        tables = con.execute(
+            "select count(*) from duckdb_tables() where schema_name in ('intermediate', 'marts')"
+        ).fetchone()[0]
     finally:
         con.close()
     assert tables >= 25
@@ -363,8 +434,8 @@ def test_dbt_parse_state_is_kept_per_data_dir(demo_run, tmp_path):
     from pathlib import Path
 
     from dagster_project.cli import main
-    from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
     from dagster_project.lib.config import Settings
+    from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
     fresh = tmp_path / "fresh"
     assert main(["prepare", "--data-dir", str(fresh)]) == 0
@@ -377,9 +448,24 @@ def test_dbt_parse_state_is_kept_per_data_dir(demo_run, tmp_path):
         target.mkdir()
         shutil.copy(state, target / "partial_parse.msgpack")
         env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(paths.warehouse))
-        proc = subprocess.run([dbt, "parse", "--target", Settings.from_env().dbt_target, "--project-dir", str(DBT_PROJECT_DIR),
-                               "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
-                              cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                dbt,
+                "parse",
+                "--target",
+                Settings.from_env().dbt_target,
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(target),
+            ],
+            cwd=DBT_PROJECT_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert proc.returncode == 0, proc.stdout[-3000:]
         assert "Unable to do partial parsing" not in proc.stdout, (data_dir, proc.stdout[-2000:])
 
@@ -391,8 +477,9 @@ def test_dbt_unit_tests_pass_on_duckdb(demo_run, tmp_path):
 
     warehouse = tmp_path / "pipeline.duckdb"
     shutil.copyfile(demo_run["data_dir"] / "warehouse" / "pipeline.duckdb", warehouse)
-    assert_dbt_unit_tests_pass(dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse)), tmp_path / "target",
-                               at_least=15)
+    assert_dbt_unit_tests_pass(
+        dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse)), tmp_path / "target", at_least=15
+    )
 
 
 def test_the_dates_parquet_marts_share_the_serving_files(demo_run):

@@ -30,8 +30,15 @@ def crashed(reference, tmp_path_factory):
     """Runs killed (SIGKILL) in each of CRASH_STAGES, then a run to completion, on the reference inputs."""
     tally = soak.Tally()
     work = tmp_path_factory.mktemp("crash")
-    d = soak.crash_suite(reference, work, len(CRASH_STAGES), random.Random(7), tally, stages=CRASH_STAGES,
-                         complete_every=len(CRASH_STAGES) + 1)
+    d = soak.crash_suite(
+        reference,
+        work,
+        len(CRASH_STAGES),
+        random.Random(7),
+        tally,
+        stages=CRASH_STAGES,
+        complete_every=len(CRASH_STAGES) + 1,
+    )
     return {"dir": d, "tally": tally, "work": work}
 
 
@@ -53,8 +60,10 @@ def test_publish_swap_killed_at_every_step_is_untouched_or_rolled_forward(refere
     soak.publish_window_suite(reference, tmp_path, t)
     assert t.violations == [], t.violations
     assert t.faults_injected == len(soak.PUBLISH_FAULT_POINTS)
-    assert t.outcomes == {"published outputs byte-identical": 1,
-                          "killed after the commit point, rolled forward": len(soak.PUBLISH_FAULT_POINTS) - 1}
+    assert t.outcomes == {
+        "published outputs byte-identical": 1,
+        "killed after the commit point, rolled forward": len(soak.PUBLISH_FAULT_POINTS) - 1,
+    }
 
 
 def test_rerun_on_the_same_inputs_gives_identical_marts_and_tier_files(reference, crashed):
@@ -94,8 +103,18 @@ def test_hostile_generator_reaches_every_kind_of_damage():
         f = soak.make_hostile_file(rng)
         seen.update(part for part in f["desc"].split() if part.split(":")[0] in ("header", "delim", "enc", "mangled"))
         seen.add("intact" if f["expected_rows"] is not None else "mangled")
-    for want in ("header:drop_required", "header:duplicate", "header:extra", "delim:';'", "enc:utf-16",
-                 "enc:cp1252", "mangled:truncate", "mangled:junk_only", "mangled:nul_bytes", "intact"):
+    for want in (
+        "header:drop_required",
+        "header:duplicate",
+        "header:extra",
+        "delim:';'",
+        "enc:utf-16",
+        "enc:cp1252",
+        "mangled:truncate",
+        "mangled:junk_only",
+        "mangled:nul_bytes",
+        "intact",
+    ):
         assert want in seen, want
 
 
@@ -114,8 +133,17 @@ def test_header_with_unnamed_columns_loads(tmp_path):
 
 
 # Contact values that start with a formula character but are data: written as they are.
-VALID_CONTACTS = ["+17733382504", "+447911123456", "+8801795326165", "-jane@example.com", "+tag@shop.co.uk",
-                  "+1 773 338 2504", "+1773", "=1+1@x.com", "+(773)3382504"]
+VALID_CONTACTS = [
+    "+17733382504",
+    "+447911123456",
+    "+8801795326165",
+    "-jane@example.com",
+    "+tag@shop.co.uk",
+    "+1 773 338 2504",
+    "+1773",
+    "=1+1@x.com",
+    "+(773)3382504",
+]
 
 
 def test_valid_phones_and_emails_are_written_as_they_are():
@@ -126,13 +154,22 @@ def test_valid_phones_and_emails_are_written_as_they_are():
     from dagster_project.lib.tiers import neutralise_formulas
 
     out = list(neutralise_formulas(pd.DataFrame({"v": pd.Series(VALID_CONTACTS, dtype=object)}))["v"])
-    assert out == ["+17733382504", "+447911123456", "+8801795326165", "-jane@example.com", "+tag@shop.co.uk",
-                   "'+1 773 338 2504", "'+1773", "'=1+1@x.com", "'+(773)3382504"]
+    assert out == [
+        "+17733382504",
+        "+447911123456",
+        "+8801795326165",
+        "-jane@example.com",
+        "+tag@shop.co.uk",
+        "'+1 773 338 2504",
+        "'+1773",
+        "'=1+1@x.com",
+        "'+(773)3382504",
+    ]
 
 
 def test_formula_cells_are_neutralised_for_any_text():
-    from hypothesis import given, settings, strategies as st
     import pandas as pd
+    from hypothesis import given, settings, strategies as st
 
     from dagster_project.lib.tiers import FORMULA_START, is_formula, neutralise_formulas
 
@@ -140,7 +177,7 @@ def test_formula_cells_are_neutralised_for_any_text():
     @given(st.lists(st.one_of(st.text(), st.sampled_from(soak.FORMULAS), st.none()), min_size=1, max_size=20))
     def prop(values):
         out = neutralise_formulas(pd.DataFrame({"name": pd.Series(values, dtype=object)}))
-        for before, after in zip(values, out["name"]):
+        for before, after in zip(values, out["name"], strict=False):
             if isinstance(before, str) and before.startswith(FORMULA_START) and is_formula(before):
                 assert after == "'" + before
             else:
@@ -152,22 +189,37 @@ def test_formula_cells_are_neutralised_for_any_text():
 def test_sql_formula_neutraliser_agrees_with_python():
     """The tier CSVs are written by DuckDB (tiers.neutralised_sql); it must neutralise exactly what the
     Python rule does, for any text."""
-    from hypothesis import given, settings, strategies as st
     import duckdb
     import pandas as pd
+    from hypothesis import given, settings, strategies as st
 
     from dagster_project.lib.tiers import neutralise_formulas, neutralised_sql
 
     con = duckdb.connect()
 
     @settings(max_examples=200, deadline=None, database=None, derandomize=True)
-    @given(st.lists(st.one_of(st.text().filter(lambda t: "\x00" not in t), st.sampled_from(soak.FORMULAS),
-                              st.sampled_from(VALID_CONTACTS), st.none()), min_size=1, max_size=20))
+    @given(
+        st.lists(
+            st.one_of(
+                st.text().filter(lambda t: "\x00" not in t),
+                st.sampled_from(soak.FORMULAS),
+                st.sampled_from(VALID_CONTACTS),
+                st.none(),
+            ),
+            min_size=1,
+            max_size=20,
+        )
+    )
     def prop(values):
         expected = list(neutralise_formulas(pd.DataFrame({"v": pd.Series(values, dtype=object)}))["v"])
-        got = [r[0] for r in con.execute(
-            f"select {neutralised_sql('v')} from (select unnest(?::varchar[]) as v, "
-            f"generate_subscripts(?::varchar[], 1) as i) order by i", [values, values]).fetchall()]
+        got = [
+            r[0]
+            for r in con.execute(
+                f"select {neutralised_sql('v')} from (select unnest(?::varchar[]) as v, "
+                f"generate_subscripts(?::varchar[], 1) as i) order by i",
+                [values, values],
+            ).fetchall()
+        ]
         assert [None if pd.isna(e) else e for e in expected] == got
 
     prop()

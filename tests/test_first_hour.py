@@ -14,12 +14,16 @@ from tests.test_ingest import shopify_rows, write_csv
 
 def test_unplaced_files_are_every_file_no_run_loads(tmp_path):
     inbox = tmp_path / "inbox"
-    placed = [write_csv(inbox / "shopify" / "a.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
-              write_csv(inbox / "generic" / "till" / "b.csv", ["x"], [{"x": "1"}])]
-    stray = [write_csv(inbox / "orders.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
-             write_csv(inbox / "orders" / "c.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
-             write_csv(inbox / "shopify" / "2026" / "d.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
-             write_csv(inbox / "generic" / "e.csv", ["x"], [{"x": "1"}])]
+    placed = [
+        write_csv(inbox / "shopify" / "a.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+        write_csv(inbox / "generic" / "till" / "b.csv", ["x"], [{"x": "1"}]),
+    ]
+    stray = [
+        write_csv(inbox / "orders.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+        write_csv(inbox / "orders" / "c.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+        write_csv(inbox / "shopify" / "2026" / "d.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows()),
+        write_csv(inbox / "generic" / "e.csv", ["x"], [{"x": "1"}]),
+    ]
     (inbox / ".DS_Store").write_text("x")
     (inbox / "shopify" / ".hidden.csv").write_text("x")
     assert [p for _, p in ingest.discover(inbox)] == sorted(placed)
@@ -56,8 +60,12 @@ def test_misplaced_files_are_reported_by_run_and_status(small_run, tmp_path, cap
     write_csv(data_dir / "inbox" / "orders" / "export.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
     assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-01", "--quiet"]) == 0
     out = capsys.readouterr().out
-    expected = ("not loaded: 2 file(s) in no source folder of " + str(data_dir / "inbox")
-                + ": orders/export.csv, shop_orders.csv (known folders: " + ingest.KNOWN_FOLDERS_TEXT)
+    expected = (
+        "not loaded: 2 file(s) in no source folder of "
+        + str(data_dir / "inbox")
+        + ": orders/export.csv, shop_orders.csv (known folders: "
+        + ingest.KNOWN_FOLDERS_TEXT
+    )
     assert "warning: check raw/load_ledger:no_files_outside_source_folders failed (WARN): " + expected in out
     assert main(["status", "--data-dir", str(data_dir)]) == 0
     status = capsys.readouterr().out
@@ -82,16 +90,21 @@ def test_failure_reason_is_the_innermost_cause_whole():
     from dagster_project.lib.status import failure_reason
 
     inner = SerializableErrorInfo(
-        "IO Error: Could not set lock on file \"/d/warehouse/pipeline.duckdb\": Conflicting lock is held in "
-        "/usr/bin/python3 (PID 4242)\n", [], "IOException")
-    outer = SerializableErrorInfo('Error occurred while executing op "raw_exports":\n', [], "DagsterExecutionStepExecutionError",
-                                  cause=inner)
+        'IO Error: Could not set lock on file "/d/warehouse/pipeline.duckdb": Conflicting lock is held in '
+        "/usr/bin/python3 (PID 4242)\n",
+        [],
+        "IOException",
+    )
+    outer = SerializableErrorInfo(
+        'Error occurred while executing op "raw_exports":\n', [], "DagsterExecutionStepExecutionError", cause=inner
+    )
     reason = failure_reason(outer)
     assert reason.startswith("IO Error: Could not set lock on file") and reason.endswith("(PID 4242)")
 
 
-@pytest.mark.parametrize("encoding,bom", [("utf-16", b""), ("utf-16-be", b"\xfe\xff"), ("utf-16-le", b""),
-                                          ("utf-32", b""), ("utf-8", b"")])
+@pytest.mark.parametrize(
+    "encoding,bom", [("utf-16", b""), ("utf-16-be", b"\xfe\xff"), ("utf-16-le", b""), ("utf-32", b""), ("utf-8", b"")]
+)
 def test_utf16_and_utf32_exports_load_like_utf8(tmp_path, encoding, bom):
     """Spreadsheet programs save 'Unicode text' as UTF-16 (with a BOM; some tools without one): the
     rows load as they do from UTF-8, and the ledger records the encoding read."""
@@ -115,8 +128,12 @@ def test_utf16_and_utf32_exports_load_like_utf8(tmp_path, encoding, bom):
         res = ingest.load_file(con, path, "shopify", "r1", display_root=tmp_path / "inbox", data_root=tmp_path)
         assert (res.status, res.rows_read, res.rows_loaded, res.rows_quarantined) == ("loaded", 4, 4, 0), res.message
         assert res.encoding.startswith(encoding[:6])
-        names = {r[0] for r in con.execute("select lineitem_name from raw.shopify_order_lines "
-                                           "where lineitem_name is not null").fetchall()}
+        names = {
+            r[0]
+            for r in con.execute(
+                "select lineitem_name from raw.shopify_order_lines where lineitem_name is not null"
+            ).fetchall()
+        }
         assert names == {"Café crème €5 — 東京"}
     finally:
         con.close()
@@ -174,8 +191,12 @@ def test_a_clean_demo_run_prints_no_warning_that_is_not_about_the_data(small_run
 
     data_dir = tmp_path / "d"
     shutil.copytree(small_run, data_dir)
-    proc = subprocess.run([sys.executable, "-m", "dagster_project", "run", "--data-dir", str(data_dir),
-                           "--as-of", "2026-11-01"], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dagster_project", "run", "--data-dir", str(data_dir), "--as-of", "2026-11-01"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout + proc.stderr
     assert not re.findall(r"\w+Warning: .*", text)
@@ -200,9 +221,17 @@ def test_a_reader_of_the_working_warehouse_is_named_as_the_cause(small_run, tmp_
     paths = DataPaths.of(data_dir)
     paths.ensure()
     warehouse.connect(paths.warehouse).close()
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
-                               f"c = duckdb.connect({str(paths.warehouse)!r}, read_only=True); "
-                               "print('open', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; "
+            f"c = duckdb.connect({str(paths.warehouse)!r}, read_only=True); "
+            "print('open', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         monkeypatch.setenv("PIPELINE_RETRY_MAX", "0")

@@ -18,8 +18,14 @@ def _between():
 
 @pytest.mark.parametrize("tz", [None, "UTC", "America/New_York"])
 def test_datetime_range_verdicts_and_samples(tz):
-    values = [FROM, UNTIL, FROM - timedelta(microseconds=1), UNTIL + timedelta(microseconds=1), None,
-              datetime(2026, 5, 17, 12, 30)]
+    values = [
+        FROM,
+        UNTIL,
+        FROM - timedelta(microseconds=1),
+        UNTIL + timedelta(microseconds=1),
+        None,
+        datetime(2026, 5, 17, 12, 30),
+    ]
     at = pd.Series(pd.to_datetime(values)).astype("datetime64[us]")
     if tz:  # the same instants, held as time-zone-aware values
         at = at.dt.tz_localize("UTC").dt.tz_convert(tz)
@@ -43,8 +49,14 @@ def test_aware_bounds_compare_as_instants():
 
 def test_suites_name_the_columns_they_read():
     suite = gx_suites.raw_suites()["members"]
-    assert gx_suites.columns_of(suite) == ["member_id", "annual_fee", "joined_on", "expires_on", "_file_id",
-                                           "_line_number"]
+    assert gx_suites.columns_of(suite) == [
+        "member_id",
+        "annual_fee",
+        "joined_on",
+        "expires_on",
+        "_file_id",
+        "_line_number",
+    ]
 
 
 def test_batches_are_not_fingerprinted(monkeypatch):
@@ -99,11 +111,13 @@ def test_former_mart_expectations_are_dbt_tests():
     assert tests[("repeat_purchase_ladder", "n")]["accepted_range"] == {"min_value": 1}
     assert tests[("cohort_retention", "months_since_first_purchase")]["accepted_range"] == {"min_value": 0}
     singular = {p.stem: p.read_text() for p in (DBT_PROJECT_DIR / "tests").glob("assert_*.sql")}
-    for mart, cols in {"pareto_curve": ["cumulative_customer_share", "cumulative_revenue_share"],
-                       "repeat_purchase_ladder": ["repeat_rate", "repeat_rate_by_as_of"],
-                       "cohort_retention": ["share_retained"],
-                       "membership_value": ["penetration", "conversion_rate", "renewal_rate"],
-                       "revenue_identification": ["anonymous_revenue_share", "anonymous_order_share"]}.items():
+    for mart, cols in {
+        "pareto_curve": ["cumulative_customer_share", "cumulative_revenue_share"],
+        "repeat_purchase_ladder": ["repeat_rate", "repeat_rate_by_as_of"],
+        "cohort_retention": ["share_retained"],
+        "membership_value": ["penetration", "conversion_rate", "renewal_rate"],
+        "revenue_identification": ["anonymous_revenue_share", "anonymous_order_share"],
+    }.items():
         sql = singular[f"assert_{mart}_shares_between_0_and_1"]
         assert all(f"{c} not between" in sql for c in cols), mart
     assert "net_revenue < 0" in singular["assert_dim_customers_negative_net_revenue_has_refunds"]
@@ -112,28 +126,55 @@ def test_former_mart_expectations_are_dbt_tests():
 def test_a_raw_suite_fails_on_out_of_range_values():
     suite = gx_suites.raw_suites()["members"]
     day = pd.Timestamp("2026-01-01")
-    good = pd.DataFrame({"member_id": ["M1", "M2"], "annual_fee": [0.0, 40.0], "joined_on": [day, day],
-                         "expires_on": [day, day + pd.Timedelta(days=365)], "_file_id": [1, 1],
-                         "_line_number": [2, 3]})
+    good = pd.DataFrame(
+        {
+            "member_id": ["M1", "M2"],
+            "annual_fee": [0.0, 40.0],
+            "joined_on": [day, day],
+            "expires_on": [day, day + pd.Timedelta(days=365)],
+            "_file_id": [1, 1],
+            "_line_number": [2, 3],
+        }
+    )
     assert gx_validation.validate("raw.members", good, suite).success
     bad = good.assign(member_id=["M1", None], annual_fee=[-1.0, 40.0], _line_number=[2, 2])
-    failed = {(r["expectation"], r["column"]): r["unexpected_count"]
-              for r in gx_validation.validate("raw.members", bad, suite).failures}
-    assert failed == {("expect_column_values_to_not_be_null", "member_id"): 1,
-                      ("expect_column_values_to_be_between", "annual_fee"): 1,
-                      ("expect_compound_columns_to_be_unique", None): 2}
+    failed = {
+        (r["expectation"], r["column"]): r["unexpected_count"]
+        for r in gx_validation.validate("raw.members", bad, suite).failures
+    }
+    assert failed == {
+        ("expect_column_values_to_not_be_null", "member_id"): 1,
+        ("expect_column_values_to_be_between", "annual_fee"): 1,
+        ("expect_compound_columns_to_be_unique", None): 2,
+    }
 
 
 def test_validation_report_shows_raw_suites_and_the_other_checks(tmp_path):
-    outcome = gx_validation.Outcome(suite="raw.members", success=False, rows=2, results=[
-        {"expectation": "expect_column_values_to_not_be_null", "column": "member_id", "success": False,
-         "unexpected_count": 1, "sample": []}])
+    outcome = gx_validation.Outcome(
+        suite="raw.members",
+        success=False,
+        rows=2,
+        results=[
+            {
+                "expectation": "expect_column_values_to_not_be_null",
+                "column": "member_id",
+                "success": False,
+                "unexpected_count": 1,
+                "sample": [],
+            }
+        ],
+    )
     gx_validation.save(outcome, tmp_path)
-    checks = [{"asset": "marts/fct_orders", "check": "accepted_range_fct_orders_refunds__0", "passed": False,
-               "severity": "ERROR"},
-              {"asset": "marts/fct_orders", "check": "net_revenue_reconciles_to_raw", "passed": True,
-               "severity": "ERROR"},
-              {"asset": "raw/members", "check": "gx_members", "passed": False, "severity": "ERROR"}]
+    checks = [
+        {
+            "asset": "marts/fct_orders",
+            "check": "accepted_range_fct_orders_refunds__0",
+            "passed": False,
+            "severity": "ERROR",
+        },
+        {"asset": "marts/fct_orders", "check": "net_revenue_reconciles_to_raw", "passed": True, "severity": "ERROR"},
+        {"asset": "raw/members", "check": "gx_members", "passed": False, "severity": "ERROR"},
+    ]
     page = gx_validation.render_html(tmp_path, "Data validation", checks)
     assert "raw.members: FAILED (2 rows)" in page and "0 of 1 suites passed" in page
     # the raw suite's own check is shown once (as its suite); dbt tests and reconciliations after it

@@ -24,12 +24,17 @@ def _shopify(con, rows, file_id=1):
     con.executemany(
         "insert into raw.shopify_order_lines (order_name, email, phone, billing_phone, _file_id, _line_number) "
         "values (?, ?, ?, ?, ?, ?)",
-        [[f"#{start + i}", e, p, b, file_id, i + 2] for i, (e, p, b) in enumerate(rows)])
+        [[f"#{start + i}", e, p, b, file_id, i + 2] for i, (e, p, b) in enumerate(rows)],
+    )
 
 
 def _keys(con) -> dict:
-    return {(s, t, r): k for s, t, r, k in con.execute(
-        "select source, id_type, raw_value, customer_key from identity.identifiers").fetchall()}
+    return {
+        (s, t, r): k
+        for s, t, r, k in con.execute(
+            "select source, id_type, raw_value, customer_key from identity.identifiers"
+        ).fetchall()
+    }
 
 
 def _issue_rows():
@@ -52,36 +57,58 @@ def test_the_issues_shop_does_not_become_one_customer():
     assert len({k for k in keys.values() if k}) == 65
     blocked = dict(con.execute("select normalised_value, reason from identity.blocked_identifiers").fetchall())
     assert blocked == {"none@none.com": "listed", "+14155550100": "shared"}
-    touched = dict(con.execute("select normalised_value, customers_touched from identity.blocked_identifiers").fetchall())
+    touched = dict(
+        con.execute("select normalised_value, customers_touched from identity.blocked_identifiers").fetchall()
+    )
     assert touched == {"none@none.com": 25, "+14155550100": 40}
     assert (stats["blocked_listed"], stats["blocked_shared"]) == (1, 1)
 
 
 def test_a_store_phone_on_the_users_list_is_blocked_below_the_limit(tmp_path):
     (tmp_path / "identity").mkdir()
-    (tmp_path / "identity" / "blocklist.yml").write_text(f"phone:\n  exact: ['{STORE_PHONE}']\n"
-                                                         "email:\n  exact: [' Orders@MyShop.com ']\n")
+    (tmp_path / "identity" / "blocklist.yml").write_text(
+        f"phone:\n  exact: ['{STORE_PHONE}']\nemail:\n  exact: [' Orders@MyShop.com ']\n"
+    )
     blocklist = identity_blocklist.load("US", tmp_path)
     con = _con()
     # three people gave the store phone and the shop's own e-mail: under the limit, but listed
-    _shopify(con, [(f"p{i}@mail.com", "415.555.0100", None) for i in range(3)] +
-             [("orders@myshop.com", f"212-555-{2000 + i}", None) for i in range(3)])
+    _shopify(
+        con,
+        [(f"p{i}@mail.com", "415.555.0100", None) for i in range(3)]
+        + [("orders@myshop.com", f"212-555-{2000 + i}", None) for i in range(3)],
+    )
     stats = identity.resolve(con, "US", blocklist=blocklist)
     assert stats["people"] == 6 and stats["blocked_listed"] == 2
     # without the user's list, the same records are two customers of three (under the limit of 5)
     assert identity.resolve(con, "US", full=True)["people"] == 2
 
 
-@pytest.mark.parametrize("value,id_type,blocked", [
-    ("none@none.com", "email", True), ("noemail@gmail.com", "email", True), ("No-Email@shop.co.uk", "email", True),
-    ("test@test.com", "email", True), ("no@email.com", "email", True), ("na@na.com", "email", True),
-    ("jane@example.com", "email", False), ("jane@shop.test", "email", True), ("x@mail.invalid", "email", True), ("null@yahoo.com", "email", True),
-    ("nonesuch@gmail.com", "email", False), ("anna@na.org", "email", False), ("testa@gmail.com", "email", False),
-    ("+1 212 555 1111", "phone", False), ("+44 7777 777777", "phone", True),  # one repeated digit
-    ("+33 6 66 66 66 66", "phone", True), ("+91 98765 43210", "phone", True),  # a run of 9876543210
-    ("+44 1234 567890", "phone", True), ("+44 20 7946 0958", "phone", False),  # a run of 1234567890
-    ("+1 212 456 7890", "phone", False), ("+49 30 1234567", "phone", False),
-])
+@pytest.mark.parametrize(
+    "value,id_type,blocked",
+    [
+        ("none@none.com", "email", True),
+        ("noemail@gmail.com", "email", True),
+        ("No-Email@shop.co.uk", "email", True),
+        ("test@test.com", "email", True),
+        ("no@email.com", "email", True),
+        ("na@na.com", "email", True),
+        ("jane@example.com", "email", False),
+        ("jane@shop.test", "email", True),
+        ("x@mail.invalid", "email", True),
+        ("null@yahoo.com", "email", True),
+        ("nonesuch@gmail.com", "email", False),
+        ("anna@na.org", "email", False),
+        ("testa@gmail.com", "email", False),
+        ("+1 212 555 1111", "phone", False),
+        ("+44 7777 777777", "phone", True),  # one repeated digit
+        ("+33 6 66 66 66 66", "phone", True),
+        ("+91 98765 43210", "phone", True),  # a run of 9876543210
+        ("+44 1234 567890", "phone", True),
+        ("+44 20 7946 0958", "phone", False),  # a run of 1234567890
+        ("+1 212 456 7890", "phone", False),
+        ("+49 30 1234567", "phone", False),
+    ],
+)
 def test_the_shipped_list(value, id_type, blocked):
     con = _con()
     if id_type == "email":
@@ -97,27 +124,41 @@ def test_placeholders_in_every_source_and_a_chain_through_one():
     con = _con()
     # Square customers, the roster and a generic export all carry the same junk e-mail (and the roster the
     # store phone); every record has its own id.
-    con.executemany("insert into raw.square_customers (square_customer_id, email, phone) values (?, ?, ?)",
-                    [[f"SQ{i}", "noemail@noemail.com", None] for i in range(4)] + [["SQ9", None, "0000000000"]])
-    con.executemany("insert into raw.members (member_id, email, phone) values (?, ?, ?)",
-                    [[f"M{i}", " NoEmail@NoEmail.com", STORE_PHONE] for i in range(7)])
-    con.executemany("insert into raw.generic_order_lines (map_name, order_id, customer_id, email) values (?, ?, ?, ?)",
-                    [["shop", f"G{i}", f"{100 + i}.0", "noemail@noemail.com"] for i in range(5)])
+    con.executemany(
+        "insert into raw.square_customers (square_customer_id, email, phone) values (?, ?, ?)",
+        [[f"SQ{i}", "noemail@noemail.com", None] for i in range(4)] + [["SQ9", None, "0000000000"]],
+    )
+    con.executemany(
+        "insert into raw.members (member_id, email, phone) values (?, ?, ?)",
+        [[f"M{i}", " NoEmail@NoEmail.com", STORE_PHONE] for i in range(7)],
+    )
+    con.executemany(
+        "insert into raw.generic_order_lines (map_name, order_id, customer_id, email) values (?, ?, ?, ?)",
+        [["shop", f"G{i}", f"{100 + i}.0", "noemail@noemail.com"] for i in range(5)],
+    )
     # the chain: six people, each linked genuinely (a Square customer with their phone, an online order
     # with that phone and their e-mail), and all six Square customers typed the same junk e-mail
-    con.executemany("insert into raw.square_customers (square_customer_id, email, phone) values (?, ?, ?)",
-                    [[f"C{i}", "none@none.com", f"(212) 555-03{i:02d}"] for i in range(6)])
+    con.executemany(
+        "insert into raw.square_customers (square_customer_id, email, phone) values (?, ?, ?)",
+        [[f"C{i}", "none@none.com", f"(212) 555-03{i:02d}"] for i in range(6)],
+    )
     _shopify(con, [(f"chain{i}@mail.com", f"212.555.03{i:02d}", None) for i in range(6)])
     stats = identity.resolve(con, "US")
     keys = _keys(con)
-    ids = [k for (s, t, r), k in keys.items() if t in ("square_customer_id", "member_id", "source_customer_id")
-           and not r.startswith("C")]
+    ids = [
+        k
+        for (s, t, r), k in keys.items()
+        if t in ("square_customer_id", "member_id", "source_customer_id") and not r.startswith("C")
+    ]
     assert len(ids) == 4 + 1 + 7 + 5 and len(set(ids)) == len(ids) and None not in ids  # nobody merged
     assert keys[("members", "phone", STORE_PHONE)] is None  # shared by 7 members
     assert keys[("square_customers", "phone", "0000000000")] is None  # not a phone number at all
     for i in range(6):  # each person is whole: their Square id, phone and e-mail share one key
-        assert keys[("square_customers", "square_customer_id", f"C{i}")] == \
-            keys[("shopify", "email", f"chain{i}@mail.com")] == keys[("shopify", "phone", f"212.555.03{i:02d}")]
+        assert (
+            keys[("square_customers", "square_customer_id", f"C{i}")]
+            == keys[("shopify", "email", f"chain{i}@mail.com")]
+            == keys[("shopify", "phone", f"212.555.03{i:02d}")]
+        )
     assert len({keys[("square_customers", "square_customer_id", f"C{i}")] for i in range(6)}) == 6
     assert stats["blocked_shared"] == 1
 
@@ -167,6 +208,7 @@ def _guard_oracle(records, region, max_shared, listed=frozenset()):
             while parent[x] != x:
                 x = parent[x]
             return x
+
         for r in recs:
             nodes = sorted(n for n in r if n not in without)
             for n in nodes:
@@ -182,8 +224,10 @@ def _guard_oracle(records, region, max_shared, listed=frozenset()):
     blocked = set(listed) | {n for n in removed if touched[n] > max_shared}
     final = components(blocked)
     records = {n: count[n] for n in blocked}
-    return ({n: identity.customer_key_for(root) for n, root in final.items()},
-            {n: (touched[n], records[n]) for n in blocked})
+    return (
+        {n: identity.customer_key_for(root) for n, root in final.items()},
+        {n: (touched[n], records[n]) for n in blocked},
+    )
 
 
 def _random_records(rng, n):
@@ -214,16 +258,24 @@ def test_full_and_incremental_resolutions_equal_a_plain_guard(seed):
         incremental = (_keys(con), _node_keys(con))
         assert identity.resolve(con, "US", full=True)["incremental"] == 0
         assert (_keys(con), _node_keys(con)) == incremental  # a full resolution of the same rows: the same keys
-        assert {n: (t, r) for n, t, r in con.execute(
-            "select node, customers_touched, records from identity.blocked_identifiers").fetchall()} == blocked
+        assert {
+            n: (t, r)
+            for n, t, r in con.execute(
+                "select node, customers_touched, records from identity.blocked_identifiers"
+            ).fetchall()
+        } == blocked
     assert "phone:+14155550100" in blocked
 
 
 def test_an_identifier_that_becomes_shared_splits_what_it_joined_and_the_history_says_so():
     con = _con()
     # day 1: three people gave the store phone (under the limit): merged into one key; two others apart
-    _shopify(con, [(f"p{i}@mail.com", STORE_PHONE, None) for i in range(3)]
-             + [("other@mail.com", "(212) 555-0177", None), ("solo@mail.com", None, None)], 1)
+    _shopify(
+        con,
+        [(f"p{i}@mail.com", STORE_PHONE, None) for i in range(3)]
+        + [("other@mail.com", "(212) 555-0177", None), ("solo@mail.com", None, None)],
+        1,
+    )
     identity.resolve(con, "US")
     before = _keys(con)
     assert len({before[("shopify", "email", f"p{i}@mail.com")] for i in range(3)}) == 1
@@ -233,22 +285,34 @@ def test_an_identifier_that_becomes_shared_splits_what_it_joined_and_the_history
     assert stats["guard_forced_full"] == 1 and stats["blocked_shared"] == 1
     after = _keys(con)
     assert after[("shopify", "phone", STORE_PHONE)] is None
-    assert len({after[("shopify", "email", f"{c}{i}@mail.com")] for c, n in (("p", 3), ("q", 4)) for i in range(n)}) == 7
-    for untouched in (("shopify", "email", "other@mail.com"), ("shopify", "phone", "(212) 555-0177"),
-                      ("shopify", "email", "solo@mail.com")):
+    assert (
+        len({after[("shopify", "email", f"{c}{i}@mail.com")] for c, n in (("p", 3), ("q", 4)) for i in range(n)}) == 7
+    )
+    for untouched in (
+        ("shopify", "email", "other@mail.com"),
+        ("shopify", "phone", "(212) 555-0177"),
+        ("shopify", "email", "solo@mail.com"),
+    ):
         assert after[untouched] == before[untouched]
-    events = con.execute("select event, customer_key, previous_keys, cause_id_type, cause_value, cause "
-                         "from identity.key_events where change_seq = 2").fetchall()
+    events = con.execute(
+        "select event, customer_key, previous_keys, cause_id_type, cause_value, cause "
+        "from identity.key_events where change_seq = 2"
+    ).fetchall()
     old_key = before[("shopify", "email", "p0@mail.com")]
     assert events and all(prev == old_key for _, _, prev, *_ in events)
     assert {(e, t, v, c) for e, _, _, t, v, c in events} <= {
-        ("split", "phone", "+14155550100", "identifier blocked"), ("dissolved", "phone", "+14155550100", "identifier blocked")}
+        ("split", "phone", "+14155550100", "identifier blocked"),
+        ("dissolved", "phone", "+14155550100", "identifier blocked"),
+    }
     # one row per key the old customer was split into (the one keeping its smallest identifier keeps its key)
     assert sorted(k for _, k, *_ in events) == sorted(after[("shopify", "email", f"p{i}@mail.com")] for i in range(3))
     assert after[("shopify", "email", "p0@mail.com")] == old_key
     # the orders to re-key: every raw value whose key changed is in the change log
-    logged = set(con.execute("select source, id_type, raw_value from identity.identifier_changes "
-                             "where change_seq = 2").fetchall())
+    logged = set(
+        con.execute(
+            "select source, id_type, raw_value from identity.identifier_changes where change_seq = 2"
+        ).fetchall()
+    )
     assert {k for k in after if after[k] != before.get(k, "new")} <= logged
 
 
@@ -259,17 +323,28 @@ def test_a_merge_is_recorded_with_the_identifier_that_caused_it():
     before = _keys(con)
     _shopify(con, [("b@mail.com", "(212) 555-0111", None)], 2)  # one order links them
     assert identity.resolve(con, "US")["incremental"] == 1
-    event, key, prev, cause = con.execute("select event, customer_key, previous_keys, cause from identity.key_events "
-                                          "where change_seq = 2").fetchone()
+    event, key, prev, cause = con.execute(
+        "select event, customer_key, previous_keys, cause from identity.key_events where change_seq = 2"
+    ).fetchone()
     assert event == "merge" and cause == "linked by new records"
-    assert set(prev.split(",")) == {before[("shopify", "email", "a@mail.com")], before[("shopify", "email", "b@mail.com")]}
+    assert set(prev.split(",")) == {
+        before[("shopify", "email", "a@mail.com")],
+        before[("shopify", "email", "b@mail.com")],
+    }
     assert key == _keys(con)[("shopify", "email", "a@mail.com")]
 
 
 def test_a_newly_listed_identifier_forces_a_full_resolution(tmp_path):
     con = _con()
-    _shopify(con, [("a@mail.com", "(212) 555-0111", None), ("b@mail.com", "(212) 555-0111", None),
-                   ("c@mail.com", "(212) 555-0133", None)], 1)
+    _shopify(
+        con,
+        [
+            ("a@mail.com", "(212) 555-0111", None),
+            ("b@mail.com", "(212) 555-0111", None),
+            ("c@mail.com", "(212) 555-0133", None),
+        ],
+        1,
+    )
     identity.resolve(con, "US", blocklist=identity_blocklist.load("US", tmp_path))
     before = _keys(con)
     (tmp_path / "identity").mkdir()
@@ -279,17 +354,22 @@ def test_a_newly_listed_identifier_forces_a_full_resolution(tmp_path):
     after = _keys(con)
     assert after[("shopify", "email", "a@mail.com")] != after[("shopify", "email", "b@mail.com")]
     assert after[("shopify", "email", "c@mail.com")] == before[("shopify", "email", "c@mail.com")]
-    assert con.execute("select count(*) from identity.key_events where change_seq = 2 and event = 'split'"
-                       ).fetchone()[0] >= 1
+    assert (
+        con.execute("select count(*) from identity.key_events where change_seq = 2 and event = 'split'").fetchone()[0]
+        >= 1
+    )
 
 
-@pytest.mark.parametrize("text,message", [
-    ("phone:\n  patterns: ['(unclosed']\n", "phone.patterns[0]"),
-    ("email:\n  exact: ['not an e-mail']\n", "email.exact[0]"),
-    ("fax:\n  exact: ['1']\n", "unknown identifier type 'fax'"),
-    ("email:\n  local_parts: [null]\n", "email.local_parts[0]"),
-    ("phone:\n  min_national_digits: many\n", "phone.min_national_digits"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("phone:\n  patterns: ['(unclosed']\n", "phone.patterns[0]"),
+        ("email:\n  exact: ['not an e-mail']\n", "email.exact[0]"),
+        ("fax:\n  exact: ['1']\n", "unknown identifier type 'fax'"),
+        ("email:\n  local_parts: [null]\n", "email.local_parts[0]"),
+        ("phone:\n  min_national_digits: many\n", "phone.min_national_digits"),
+    ],
+)
 def test_a_malformed_blocklist_names_the_file_and_the_entry(tmp_path, text, message):
     (tmp_path / "identity").mkdir()
     (tmp_path / "identity" / "blocklist.yml").write_text(text)
@@ -314,7 +394,8 @@ def test_an_identifier_no_longer_blocked_merges_again_and_the_history_says_so():
     assert identity.resolve(con, "US")["people"] == 7  # 7 > 5: the store phone links nobody
     stats = identity.resolve(con, "US", max_shared=10)  # a new limit: resolved in full
     assert stats["incremental"] == 0 and stats["people"] == 1 and stats["blocked_shared"] == 0
-    events = con.execute("select event, cause_value, cause, previous_keys from identity.key_events "
-                         "where change_seq = 2").fetchall()
+    events = con.execute(
+        "select event, cause_value, cause, previous_keys from identity.key_events where change_seq = 2"
+    ).fetchall()
     assert [(e, v, c) for e, v, c, _ in events] == [("merge", "+14155550100", "identifier no longer blocked")]
     assert len(events[0][3].split(",")) == 7

@@ -19,8 +19,10 @@ def test_nothing_is_blocked_and_every_invoice_links_its_customer(online_retail_r
     with duckdb.connect(str(online_retail_run["data_dir"] / "serving" / "warehouse.duckdb"), read_only=True) as con:
         assert con.execute("select count(*) from marts.identity_blocked_identifiers").fetchone()[0] == 0
         assert con.execute("select count(*) from marts.identity_key_history").fetchone()[0] == 0
-        links = con.execute("select record_id, customer_key, id_type, links from marts.customer_identity_links "
-                            "where record_source = 'online_retail'").df()
+        links = con.execute(
+            "select record_id, customer_key, id_type, links from marts.customer_identity_links "
+            "where record_source = 'online_retail'"
+        ).df()
         dim = con.execute("select count(*) from marts.dim_customers").fetchone()[0]
     assert sorted(links["record_id"]) == sorted(invoices)  # one row per invoice with a customer id
     assert (links["id_type"] == "source_customer_id").all() and links["links"].all()

@@ -31,11 +31,24 @@ def _write_shop(path, as_of: date, rows=None, first: int = 0) -> None:
         for i, (email, phone) in enumerate(rows, start=first):
             day = date.fromordinal(as_of.toordinal() - 20 - i % 15)
             row = {c: "" for c in formats.SHOPIFY_ORDER_COLUMNS}
-            row.update({"Name": f"#P{i:04d}", "Email": email, "Phone": phone, "Financial Status": "paid",
-                        "Accepts Marketing": "yes", "Created at": f"{day.isoformat()} 10:00:00 +0000",
-                        "Currency": "USD", "Lineitem quantity": "1", "Lineitem price": "50.00",
-                        "Discount Amount": "0.00", "Refunded Amount": "0.00", "Subtotal": "50.00", "Total": "50.00",
-                        "Lineitem name": "Mug"})
+            row.update(
+                {
+                    "Name": f"#P{i:04d}",
+                    "Email": email,
+                    "Phone": phone,
+                    "Financial Status": "paid",
+                    "Accepts Marketing": "yes",
+                    "Created at": f"{day.isoformat()} 10:00:00 +0000",
+                    "Currency": "USD",
+                    "Lineitem quantity": "1",
+                    "Lineitem price": "50.00",
+                    "Discount Amount": "0.00",
+                    "Refunded Amount": "0.00",
+                    "Subtotal": "50.00",
+                    "Total": "50.00",
+                    "Lineitem name": "Mug",
+                }
+            )
             w.writerow(row)
 
 
@@ -56,7 +69,9 @@ def placeholder_run(tmp_path_factory):
 def _orders_of(con, names):
     return con.execute(
         "select customer_key, count(*) from marts.fct_orders where source = 'shopify' and source_order_id in "
-        f"({', '.join('?' for _ in names)}) group by customer_key", names).fetchall()
+        f"({', '.join('?' for _ in names)}) group by customer_key",
+        names,
+    ).fetchall()
 
 
 def test_the_shop_stays_65_customers_and_one_anonymous_order(placeholder_run, capsys):
@@ -66,20 +81,29 @@ def test_the_shop_stays_65_customers_and_one_anonymous_order(placeholder_run, ca
         per_key = _orders_of(con, [f"#P{i:04d}" for i in range(66)])
         assert sorted(n for _, n in per_key) == [1] * 66  # 65 customers with one order each, one anonymous
         assert sum(1 for k, _ in per_key if k is None) == 1
-        blocked = dict(con.execute("select identifier_sha256, block_reason from marts.identity_blocked_identifiers"
-                                   ).fetchall())
+        blocked = dict(
+            con.execute("select identifier_sha256, block_reason from marts.identity_blocked_identifiers").fetchall()
+        )
         assert blocked[hashlib.sha256(b"none@none.com").hexdigest()] == "listed"
         assert blocked[hashlib.sha256(b"+14155550100").hexdigest()] == "shared"
-        touched = con.execute("select customers_touched, sources from marts.identity_blocked_identifiers "
-                              "where identifier_sha256 = ?", [hashlib.sha256(b"+14155550100").hexdigest()]).fetchone()
+        touched = con.execute(
+            "select customers_touched, sources from marts.identity_blocked_identifiers where identifier_sha256 = ?",
+            [hashlib.sha256(b"+14155550100").hexdigest()],
+        ).fetchone()
         assert touched == (40, "shopify")
         # the audit: the store phone is on 41 orders and linked none of them
-        assert con.execute("select count(*), count(*) filter (where links) from marts.customer_identity_links "
-                           "where identifier_sha256 = ?", [hashlib.sha256(b"+14155550100").hexdigest()]
-                           ).fetchone() == (41, 0)
-        # every order's customer is the customer of an identifier that links it
         assert con.execute(
-            "select count(*) from marts.customer_identity_links l where l.links and l.customer_key is null").fetchone()[0] == 0
+            "select count(*), count(*) filter (where links) from marts.customer_identity_links "
+            "where identifier_sha256 = ?",
+            [hashlib.sha256(b"+14155550100").hexdigest()],
+        ).fetchone() == (41, 0)
+        # every order's customer is the customer of an identifier that links it
+        assert (
+            con.execute(
+                "select count(*) from marts.customer_identity_links l where l.links and l.customer_key is null"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_no_placeholder_is_anyones_contact(placeholder_run):
@@ -92,13 +116,20 @@ def test_no_placeholder_is_anyones_contact(placeholder_run):
         assert "none@none.com" not in text and "+14155550100" not in text, p.name
         assert not any(h in text for h in hashes), p.name
     with duckdb.connect(str(d / "warehouse" / "pipeline.duckdb"), read_only=True) as con:
-        assert con.execute("select count(*) from intermediate.int_customer_contacts "
-                           "where email = 'none@none.com' or phone = '+14155550100'").fetchone()[0] == 0
+        assert (
+            con.execute(
+                "select count(*) from intermediate.int_customer_contacts "
+                "where email = 'none@none.com' or phone = '+14155550100'"
+            ).fetchone()[0]
+            == 0
+        )
 
 
 def test_the_shared_store_phone_warns_in_the_run_summary(placeholder_run):
-    assert "warning: check identity/blocked_identifiers:no_shared_identifiers failed (WARN): 1 identifier(s) " \
+    assert (
+        "warning: check identity/blocked_identifiers:no_shared_identifiers failed (WARN): 1 identifier(s) "
         "shared by more than 5" in placeholder_run["stdout"]
+    )
 
 
 def test_the_shared_store_phone_warns_in_status(placeholder_run):
@@ -142,17 +173,25 @@ def test_a_phone_that_becomes_shared_splits_its_customer_on_the_next_daily_run(t
     after = _order_keys(daily)
     assert after == _order_keys(scratch)
     assert len({after[f"#P{i:04d}"] for i in range(7)}) == 7
-    assert {k: v for k, v in after.items() if not k.startswith("#P")} == \
-        {k: v for k, v in before.items() if not k.startswith("#P")}  # untouched customers keep their keys
+    assert {k: v for k, v in after.items() if not k.startswith("#P")} == {
+        k: v for k, v in before.items() if not k.startswith("#P")
+    }  # untouched customers keep their keys
     with duckdb.connect(str(daily / "serving" / "warehouse.duckdb"), read_only=True) as con:
-        events = con.execute("select event, previous_keys, cause_id_type, cause_identifier_sha256, cause "
-                             "from marts.identity_key_history where change_seq = 2").fetchall()
+        events = con.execute(
+            "select event, previous_keys, cause_id_type, cause_identifier_sha256, cause "
+            "from marts.identity_key_history where change_seq = 2"
+        ).fetchall()
         assert sorted(e for e, *_ in events) == ["split"] * 3
         assert {(p, t, h, c) for _, p, t, h, c in events} == {
-            (before["#P0000"], "phone", hashlib.sha256(b"+14155550100").hexdigest(), "identifier blocked")}
+            (before["#P0000"], "phone", hashlib.sha256(b"+14155550100").hexdigest(), "identifier blocked")
+        }
     with duckdb.connect(str(daily / "warehouse" / "pipeline.duckdb"), read_only=True) as con:
-        assert con.execute("select count(*) from intermediate.int_customer_contacts where phone = '+14155550100'"
-                           ).fetchone()[0] == 0
+        assert (
+            con.execute(
+                "select count(*) from intermediate.int_customer_contacts where phone = '+14155550100'"
+            ).fetchone()[0]
+            == 0
+        )
     for p in (daily / "exports" / "latest" / "tiers").rglob("*.csv"):
         text = p.read_text(encoding="utf-8")
         assert "+14155550100" not in text and hashlib.sha256(b"+14155550100").hexdigest() not in text, p.name

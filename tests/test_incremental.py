@@ -28,10 +28,21 @@ pytestmark = pytest.mark.slow
 BASE_END = date(2026, 10, 24)
 BASE_AS_OF = date(2026, 10, 25)
 NEXT_AS_OF = date(2026, 11, 1)
-INCREMENTAL_MODELS = ("int_shopify__orders_rolled_up", "int_square__sales_rolled_up", "int_generic__orders_rolled_up",
-                      "int_orders_identified", "int_customer_contacts")
-WATERMARKS = ("newest_file_id", "identity_change_seq", "rates_file_id", "built_at",  # record builds: differ by design
-              "first_seen_at", "last_seen_change_seq")  # identity_blocked_identifiers: when a resolution saw it
+INCREMENTAL_MODELS = (
+    "int_shopify__orders_rolled_up",
+    "int_square__sales_rolled_up",
+    "int_generic__orders_rolled_up",
+    "int_orders_identified",
+    "int_customer_contacts",
+)
+WATERMARKS = (
+    "newest_file_id",
+    "identity_change_seq",
+    "rates_file_id",
+    "built_at",  # record builds: differ by design
+    "first_seen_at",
+    "last_seen_change_seq",
+)  # identity_blocked_identifiers: when a resolution saw it
 # the history of identity resolutions: a daily run records the merges it made, a run from scratch has none
 HISTORY_MARTS = ("identity_key_history",)
 
@@ -57,7 +68,7 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
 
     def expr(c: str) -> str:
         if c == "Name":
-            return """case when "Name" = '{r}' then "Name" else "Name" || '-N' end as "Name\"""".format(r=refunded)
+            return f"""case when "Name" = '{refunded}' then "Name" else "Name" || '-N' end as "Name\""""
         if c == "Created at":
             return f"""case when "Name" = '{refunded}' then "Created at"
                             else '2026-10-29 10:00:00 -0400' end as "Created at\""""
@@ -86,8 +97,13 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
     txn = con.sql(f"""select "Transaction ID" from {_csv(con, items)} where "Event Type" = 'Payment'
                       and "Customer ID" is not null order by "Transaction ID" limit 1""").fetchone()[0]
     sel = ", ".join(
-        """"Transaction ID" || 'N' as "Transaction ID\"""" if c == "Transaction ID"
-        else """'2026-10-30' as "Date\"""" if c == "Date" else f'"{c}"' for c in sq_cols)
+        """"Transaction ID" || 'N' as "Transaction ID\""""
+        if c == "Transaction ID"
+        else """'2026-10-30' as "Date\""""
+        if c == "Date"
+        else f'"{c}"'
+        for c in sq_cols
+    )
     con.execute(f"""copy (select {sel} from {_csv(con, items)} where "Transaction ID" = '{txn}')
                     to '{(out / "square" / "items-zz-next.csv").as_posix()}' (header)""")
     # a later Square export with only a refund line of an older sale (an export covers a date range,
@@ -97,13 +113,14 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
                          and "Transaction ID" not in (select "Transaction ID" from {_csv(con, items)}
                                                       where "Event Type" = 'Refund')
                        order by "Transaction ID" limit 1""").fetchone()
+
     def refund_col(c: str) -> str:
         if c == "Date":
             return "'2026-10-30' as \"Date\""
         if c == "Event Type":
             return "'Refund' as \"Event Type\""
         if c in ("Gross Sales", "Net Sales", "Tax", "Qty"):
-            return f"'-' || \"{c}\" as \"{c}\""
+            return f'\'-\' || "{c}" as "{c}"'
         return f'"{c}"'
 
     refund_sel = ", ".join(refund_col(c) for c in sq_cols)
@@ -148,10 +165,17 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
     con.execute(f"""copy (select {c_sel} from {_csv(con, sq_customers)} where "Reference ID" is null)
                     to '{(out / "square" / "customers-zz-next.csv").as_posix()}' (header)""")
     con.close()
-    return {"merged_email": a_email, "merged_b_order": b_order,
-            "refunded_order": refunded, "refund": refund,
-            "new_orders": [c + "-N" for c in copied], "new_sale": txn + "N",
-            "late_refund_sale": late[0], "sale_gross": sale, "sale_refund": refunded_line}
+    return {
+        "merged_email": a_email,
+        "merged_b_order": b_order,
+        "refunded_order": refunded,
+        "refund": refund,
+        "new_orders": [c + "-N" for c in copied],
+        "new_sale": txn + "N",
+        "late_refund_sale": late[0],
+        "sale_gross": sale,
+        "sale_refund": refunded_line,
+    }
 
 
 def _load_and_build(data_dir: Path, as_of: date, tag: str) -> dict:
@@ -172,10 +196,25 @@ def _load_and_build(data_dir: Path, as_of: date, tag: str) -> dict:
 def _dbt_build(data_dir: Path, tag: str, *args: str) -> None:
     env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(DataPaths.of(data_dir).warehouse))
     target = data_dir / f"dbt_target_{tag}"
-    proc = subprocess.run([str(Path(sys.executable).parent / "dbt"), "build", "--exclude-resource-type", "unit_test",
-                           "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-                           "--target-path", str(target), *args],
-                          cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dbt"),
+            "build",
+            "--exclude-resource-type",
+            "unit_test",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+            *args,
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
@@ -183,8 +222,12 @@ def _tables(db: Path, schema: str) -> dict[str, list[tuple]]:
     """Each table's rows, sorted; columns in table order."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        names = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]).fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables where table_schema = ? order by 1", [schema]
+            ).fetchall()
+        ]
         out = {}
         for n in names:
             cols = [r[0] for r in con.execute(f'describe "{schema}"."{n}"').fetchall() if r[0] not in WATERMARKS]
@@ -246,29 +289,39 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
     con = duckdb.connect(str(wh_inc), read_only=True)
     try:
         # the merge re-keyed customer B's old order (not a new order: only identity changed for it)
-        key_after = con.execute("select customer_key from marts.fct_orders where order_key = ?",
-                                ["shopify:" + planted["merged_b_order"]]).fetchone()[0]
-        merged_key = con.execute("select customer_key from marts.fct_orders where order_key = ?",
-                                 ["shopify:" + planted["merged_b_order"] + "-M"]).fetchone()[0]
+        key_after = con.execute(
+            "select customer_key from marts.fct_orders where order_key = ?", ["shopify:" + planted["merged_b_order"]]
+        ).fetchone()[0]
+        merged_key = con.execute(
+            "select customer_key from marts.fct_orders where order_key = ?",
+            ["shopify:" + planted["merged_b_order"] + "-M"],
+        ).fetchone()[0]
         assert key_before is not None and key_after == merged_key
         # and the key history says so: customer B's key merged into the key they share now
-        merges = con.execute("select previous_keys, cause from marts.identity_key_history "
-                             "where event in ('merge', 'rekey') and customer_key = ?", [merged_key]).fetchall()
+        merges = con.execute(
+            "select previous_keys, cause from marts.identity_key_history "
+            "where event in ('merge', 'rekey') and customer_key = ?",
+            [merged_key],
+        ).fetchall()
         assert len(merges) == 1 and key_before in merges[0][0].split(",") and merges[0][1] == "linked by new records"
         a_keys = con.execute(
             "select distinct o.customer_key from intermediate.int_orders_identified o where o.email_raw = ?",
-            [planted["merged_email"]]).fetchall()
+            [planted["merged_email"]],
+        ).fetchall()
         assert a_keys == [(merged_key,)]
-        changed_in_next = con.execute("select identifiers_changed from identity.resolution_runs "
-                                      "order by change_seq desc limit 1").fetchone()[0]
+        changed_in_next = con.execute(
+            "select identifiers_changed from identity.resolution_runs order by change_seq desc limit 1"
+        ).fetchone()[0]
         assert changed_in_next > 0
         status, refunds = con.execute(
             "select financial_status, refunds from marts.fct_orders where order_key = ?",
-            ["shopify:" + planted["refunded_order"]]).fetchone()
+            ["shopify:" + planted["refunded_order"]],
+        ).fetchone()
         assert status == "partially_refunded" and float(refunds) == pytest.approx(float(planted["refund"]))
         keys = ["shopify:" + k for k in planted["new_orders"]] + ["square:" + planted["new_sale"]]
-        assert con.execute(f"select count(*) from marts.fct_orders where order_key in ({', '.join('?' * len(keys))})",
-                           keys).fetchone()[0] == len(keys)
+        assert con.execute(
+            f"select count(*) from marts.fct_orders where order_key in ({', '.join('?' * len(keys))})", keys
+        ).fetchone()[0] == len(keys)
         assert con.execute("select max(as_of_date) from marts.customer_rfm").fetchone()[0] == NEXT_AS_OF
         # the Square sale refunded in a later export keeps its payment lines: gross from the payment, the refund
         # netted against it
@@ -276,7 +329,8 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
             "select gross_revenue_original, refunds_original, financial_status from ("
             "  select o.gross_revenue / o.fx_rate as gross_revenue_original, o.refunds / o.fx_rate as refunds_original,"
             "         o.financial_status from marts.fct_orders o where order_key = ?)",
-            ["square:" + planted["late_refund_sale"]]).fetchone()
+            ["square:" + planted["late_refund_sale"]],
+        ).fetchone()
         assert float(gross) == pytest.approx(float(planted["sale_gross"]))
         assert float(refunds) == pytest.approx(float(planted["sale_refund"]))
         assert status in ("partially_refunded", "refunded")
@@ -289,8 +343,9 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
     _load_and_build(inc, early, "backfill")
     con_full = duckdb.connect(str(wh_full), read_only=True)
     try:
-        want_early = con_full.execute("select order_key from marts.fct_orders where order_date <= ? order by 1",
-                                      [early]).fetchall()
+        want_early = con_full.execute(
+            "select order_key from marts.fct_orders where order_date <= ? order by 1", [early]
+        ).fetchall()
         assert 0 < len(want_early) < con_full.execute("select count(*) from marts.fct_orders").fetchone()[0]
     finally:
         con_full.close()
@@ -326,11 +381,17 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
             select a.email, a.customer_key, b.customer_key from emails a join emails b on b.email > a.email
             order by a.email, b.email limit 1""").fetchone()
         seq = con.execute("select max(change_seq) + 1 from identity.resolution_runs").fetchone()[0]
-        con.execute("insert into identity.identifier_changes select ?, source, id_type, raw_value from "
-                    "identity.identifiers where customer_key = ?", [seq, from_key])
+        con.execute(
+            "insert into identity.identifier_changes select ?, source, id_type, raw_value from "
+            "identity.identifiers where customer_key = ?",
+            [seq, from_key],
+        )
         con.execute("update identity.identifiers set customer_key = ? where customer_key = ?", [to_key, from_key])
-        con.execute("insert into identity.resolution_runs (change_seq, resolved_at, full_change, identifiers_changed, "
-                    "full_resolution) values (?, current_timestamp, false, 1, false)", [seq])
+        con.execute(
+            "insert into identity.resolution_runs (change_seq, resolved_at, full_change, identifiers_changed, "
+            "full_resolution) values (?, current_timestamp, false, 1, false)",
+            [seq],
+        )
     finally:
         con.close()
     rebuilt = tmp_path / "rebuilt"

@@ -2,11 +2,9 @@
 
 import csv
 import io
-import json
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -29,24 +27,75 @@ def shopify_rows():
     """Three orders: #1001 two lines (order fields on the first only, a note with a newline),
     #1002 partially refunded, #1003 voided."""
     return [
-        {"Name": "#1001", "Email": "a@ex.com", "Financial Status": "paid", "Created at": "2026-01-24 17:34:28 +0500",
-         "Currency": "USD", "Subtotal": "30.00", "Total": "33.00", "Discount Amount": "0.00", "Refunded Amount": "0.00",
-         "Lineitem quantity": "1", "Lineitem price": "10.00", "Notes": "leave at door,\nring twice", "Accepts Marketing": "yes"},
-        {"Name": "#1001", "Email": "a@ex.com", "Created at": "2026-01-24 17:34:28 +0500", "Currency": "USD",
-         "Lineitem quantity": "2", "Lineitem price": "10.00"},
-        {"Name": "#1002", "Email": "", "Phone": "+1 415-263-0134", "Financial Status": "partially_refunded",
-         "Created at": "2026-02-01 09:00:00 -0800", "Currency": "USD", "Subtotal": "100.00", "Total": "100.00",
-         "Discount Amount": "0.00", "Refunded Amount": "30.00", "Lineitem quantity": "1", "Lineitem price": "100.00"},
-        {"Name": "#1003", "Email": "c@ex.com", "Financial Status": "voided", "Cancelled at": "2026-02-03 10:00:00 +0000",
-         "Created at": "2026-02-02 10:00:00 +0000", "Currency": "USD", "Subtotal": "50.00", "Total": "50.00",
-         "Discount Amount": "0.00", "Refunded Amount": "0.00", "Lineitem quantity": "1", "Lineitem price": "50.00"},
+        {
+            "Name": "#1001",
+            "Email": "a@ex.com",
+            "Financial Status": "paid",
+            "Created at": "2026-01-24 17:34:28 +0500",
+            "Currency": "USD",
+            "Subtotal": "30.00",
+            "Total": "33.00",
+            "Discount Amount": "0.00",
+            "Refunded Amount": "0.00",
+            "Lineitem quantity": "1",
+            "Lineitem price": "10.00",
+            "Notes": "leave at door,\nring twice",
+            "Accepts Marketing": "yes",
+        },
+        {
+            "Name": "#1001",
+            "Email": "a@ex.com",
+            "Created at": "2026-01-24 17:34:28 +0500",
+            "Currency": "USD",
+            "Lineitem quantity": "2",
+            "Lineitem price": "10.00",
+        },
+        {
+            "Name": "#1002",
+            "Email": "",
+            "Phone": "+1 415-263-0134",
+            "Financial Status": "partially_refunded",
+            "Created at": "2026-02-01 09:00:00 -0800",
+            "Currency": "USD",
+            "Subtotal": "100.00",
+            "Total": "100.00",
+            "Discount Amount": "0.00",
+            "Refunded Amount": "30.00",
+            "Lineitem quantity": "1",
+            "Lineitem price": "100.00",
+        },
+        {
+            "Name": "#1003",
+            "Email": "c@ex.com",
+            "Financial Status": "voided",
+            "Cancelled at": "2026-02-03 10:00:00 +0000",
+            "Created at": "2026-02-02 10:00:00 +0000",
+            "Currency": "USD",
+            "Subtotal": "50.00",
+            "Total": "50.00",
+            "Discount Amount": "0.00",
+            "Refunded Amount": "0.00",
+            "Lineitem quantity": "1",
+            "Lineitem price": "50.00",
+        },
     ]
 
 
 def square_row(**kw):
-    base = {"Date": "2025-06-01", "Time": "12:00:00", "Time Zone": "Eastern Time (US & Canada)", "Qty": "1.0",
-            "Gross Sales": "$9.00", "Discounts": "$0.00", "Net Sales": "$9.00", "Tax": "$0.72",
-            "Transaction ID": "T1", "Payment ID": "P1", "Event Type": "Payment", "Location": "Brooklyn"}
+    base = {
+        "Date": "2025-06-01",
+        "Time": "12:00:00",
+        "Time Zone": "Eastern Time (US & Canada)",
+        "Qty": "1.0",
+        "Gross Sales": "$9.00",
+        "Discounts": "$0.00",
+        "Net Sales": "$9.00",
+        "Tax": "$0.72",
+        "Transaction ID": "T1",
+        "Payment ID": "P1",
+        "Event Type": "Payment",
+        "Location": "Brooklyn",
+    }
     base.update(kw)
     return base
 
@@ -67,8 +116,10 @@ def test_shopify_order_fields_offsets_statuses_and_multiline_notes(con, tmp_path
     write_csv(inbox / "shopify" / "orders_export_1.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
     res = ingest_dir(con, inbox)["shopify/orders_export_1.csv"]
     assert (res.status, res.rows_read, res.rows_loaded, res.rows_quarantined) == ("loaded", 4, 4, 0)
-    rows = con.execute("select order_name, created_at, financial_status, refunded_amount, _line_number "
-                       "from raw.shopify_order_lines order by _line_number").fetchall()
+    rows = con.execute(
+        "select order_name, created_at, financial_status, refunded_amount, _line_number "
+        "from raw.shopify_order_lines order by _line_number"
+    ).fetchall()
     # +0500 -> UTC; the second line of #1001 starts on physical line 4 (the note spans lines 2-3)
     assert rows[0][1] == datetime(2026, 1, 24, 12, 34, 28)
     assert [r[4] for r in rows] == [2, 4, 5, 6]
@@ -102,10 +153,22 @@ def _later_line(name: str, qty: str, price: str, **kw) -> dict:
 
 
 def _first_line(name: str, **kw) -> dict:
-    row = {"Name": name, "Email": f"{name[1:]}@ex.com", "Financial Status": "paid", "Currency": "BDT",
-           "Created at": "2026-03-02 14:00:00 +0600", "Subtotal": "0.00", "Total": "0.00", "Discount Amount": "0.00",
-           "Refunded Amount": "0.00", "Lineitem quantity": "1", "Lineitem price": "100.00", "Lineitem name": "item",
-           "Billing Phone": "+880 01712-345678", "Payment Method": "Cash on Delivery (COD)"}
+    row = {
+        "Name": name,
+        "Email": f"{name[1:]}@ex.com",
+        "Financial Status": "paid",
+        "Currency": "BDT",
+        "Created at": "2026-03-02 14:00:00 +0600",
+        "Subtotal": "0.00",
+        "Total": "0.00",
+        "Discount Amount": "0.00",
+        "Refunded Amount": "0.00",
+        "Lineitem quantity": "1",
+        "Lineitem price": "100.00",
+        "Lineitem name": "item",
+        "Billing Phone": "+880 01712-345678",
+        "Payment Method": "Cash on Delivery (COD)",
+    }
     row.update(kw)
     return row
 
@@ -113,17 +176,24 @@ def _first_line(name: str, **kw) -> dict:
 def test_later_rows_take_blank_order_level_fields_from_their_order(con, tmp_path):
     inbox = tmp_path / "inbox"
     rows = [
-        _first_line("#2001"), _later_line("#2001", "2", "50.00"), _later_line("#2001", "1", "25.00"),
+        _first_line("#2001"),
+        _later_line("#2001", "2", "50.00"),
+        _later_line("#2001", "1", "25.00"),
         # the order's Currency on a later row only: still the order's
-        _first_line("#2002", Currency=""), _later_line("#2002", "3", "10.00", Currency="bdt"),
+        _first_line("#2002", Currency=""),
+        _later_line("#2002", "3", "10.00", Currency="bdt"),
         _first_line("#2003"),
     ]
     write_csv(inbox / "shopify" / "orders_export_cod.csv", formats.SHOPIFY_ORDER_COLUMNS, rows)
     res = ingest_dir(con, inbox)["shopify/orders_export_cod.csv"]
     assert (res.status, res.rows_read, res.rows_loaded, res.rows_quarantined) == ("loaded", 6, 6, 0)
-    got = con.execute("select order_name, currency, created_at, email, financial_status, lineitem_quantity "
-                      "from raw.shopify_order_lines order by _line_number").fetchall()
-    assert [(r[0], r[1], r[2]) for r in got] == [(f"#200{n}", "BDT", datetime(2026, 3, 2, 8, 0)) for n in (1, 1, 1, 2, 2, 3)]
+    got = con.execute(
+        "select order_name, currency, created_at, email, financial_status, lineitem_quantity "
+        "from raw.shopify_order_lines order by _line_number"
+    ).fetchall()
+    assert [(r[0], r[1], r[2]) for r in got] == [
+        (f"#200{n}", "BDT", datetime(2026, 3, 2, 8, 0)) for n in (1, 1, 1, 2, 2, 3)
+    ]
     # optional order-level fields stay as written (the models read them per order)
     assert [r[3] for r in got[:3]] == ["2001@ex.com", None, None] and [r[4] for r in got[:3]] == ["paid", None, None]
     assert con.execute("select count(*) from raw.quarantine").fetchone()[0] == 0
@@ -132,20 +202,28 @@ def test_later_rows_take_blank_order_level_fields_from_their_order(con, tmp_path
 def test_an_order_lacking_a_required_order_level_value_on_every_row_is_quarantined_whole(con, tmp_path):
     inbox = tmp_path / "inbox"
     rows = [
-        _first_line("#3001", Currency=""), _later_line("#3001", "2", "50.00"),
-        _first_line("#3002", **{"Created at": ""}), _later_line("#3002", "1", "5.00"),
-        _first_line("#3003", Currency="BDT"), _later_line("#3003", "1", "5.00", Currency="USD"),
-        _first_line("#3004"), _later_line("#3004", "1", "5.00"),
+        _first_line("#3001", Currency=""),
+        _later_line("#3001", "2", "50.00"),
+        _first_line("#3002", **{"Created at": ""}),
+        _later_line("#3002", "1", "5.00"),
+        _first_line("#3003", Currency="BDT"),
+        _later_line("#3003", "1", "5.00", Currency="USD"),
+        _first_line("#3004"),
+        _later_line("#3004", "1", "5.00"),
     ]
     write_csv(inbox / "shopify" / "x.csv", formats.SHOPIFY_ORDER_COLUMNS, rows)
     res = ingest_dir(con, inbox)["shopify/x.csv"]
     assert (res.rows_read, res.rows_loaded, res.rows_quarantined) == (8, 2, 6)
     assert {r[0] for r in con.execute("select order_name from raw.shopify_order_lines").fetchall()} == {"#3004"}
     q = con.execute("select line_number, reason from raw.quarantine order by line_number").fetchall()
-    assert q == [(2, "order #3001 has no Currency on any row"), (3, "order #3001 has no Currency on any row"),
-                 (4, "order #3002 has no Created at on any row"), (5, "order #3002 has no Created at on any row"),
-                 (6, "order #3003 has two Currency values: BDT, USD"),
-                 (7, "order #3003 has two Currency values: BDT, USD")]
+    assert q == [
+        (2, "order #3001 has no Currency on any row"),
+        (3, "order #3001 has no Currency on any row"),
+        (4, "order #3002 has no Created at on any row"),
+        (5, "order #3002 has no Created at on any row"),
+        (6, "order #3003 has two Currency values: BDT, USD"),
+        (7, "order #3003 has two Currency values: BDT, USD"),
+    ]
 
 
 def test_a_file_given_up_after_its_read_does_not_reject_the_files_after_it(con, tmp_path):
@@ -157,8 +235,18 @@ def test_a_file_given_up_after_its_read_does_not_reject_the_files_after_it(con, 
     good = "M1,a@ex.com,,2025-01-01,annual,30.00,USD,2026-01-01,0,yes"
     (inbox / "members").mkdir(parents=True)
     (inbox / "members" / "a_broken.csv").write_bytes(
-        (header + "\n" + good + "\n" + good + ",extra,fields\n" + "M2,\r=1,,2025-01-01,annual,30.00,USD,2026-01-01,0,no\n"
-         + good.replace("M1", "M3") + ",x\n").encode())
+        (
+            header
+            + "\n"
+            + good
+            + "\n"
+            + good
+            + ",extra,fields\n"
+            + "M2,\r=1,,2025-01-01,annual,30.00,USD,2026-01-01,0,no\n"
+            + good.replace("M1", "M3")
+            + ",x\n"
+        ).encode()
+    )
     write_csv(inbox / "shopify" / "orders_export_1.csv", formats.SHOPIFY_ORDER_COLUMNS, shopify_rows())
     res = ingest_dir(con, inbox)
     assert res["members/a_broken.csv"].status == "rejected", res["members/a_broken.csv"]
@@ -168,25 +256,52 @@ def test_a_file_given_up_after_its_read_does_not_reject_the_files_after_it(con, 
 
 def test_square_both_header_versions_money_text_and_dst(con, tmp_path):
     inbox = tmp_path / "inbox"
-    write_csv(inbox / "square" / "items-old.csv", formats.SQUARE_ITEMS_COLUMNS_V1, [
-        square_row(**{"Transaction ID": "T1", "Gross Sales": "$1,234.50", "Discounts": "-$1.00", "Net Sales": "$1,233.50"}),
-        # spring forward: 02:30 does not exist in New York on 2025-03-09; 03:30 EDT = 07:30 UTC
-        square_row(**{"Transaction ID": "T2", "Date": "2025-03-09", "Time": "03:30:00"}),
-    ])
-    write_csv(inbox / "square" / "items-new.csv", formats.SQUARE_ITEMS_COLUMNS_V2, [
-        square_row(**{"Transaction ID": "T3", "Date": "2025-11-03", "Time": "09:00:00",
-                      "Time Zone": "Pacific Time (US & Canada)", "GTIN": "0001"}),
-        square_row(**{"Transaction ID": "T1", "Event Type": "Refund", "Qty": "-1.0", "Gross Sales": "-$12.00",
-                      "Net Sales": "-$12.00", "Date": "2025-06-05"}),
-    ])
+    write_csv(
+        inbox / "square" / "items-old.csv",
+        formats.SQUARE_ITEMS_COLUMNS_V1,
+        [
+            square_row(
+                **{"Transaction ID": "T1", "Gross Sales": "$1,234.50", "Discounts": "-$1.00", "Net Sales": "$1,233.50"}
+            ),
+            # spring forward: 02:30 does not exist in New York on 2025-03-09; 03:30 EDT = 07:30 UTC
+            square_row(**{"Transaction ID": "T2", "Date": "2025-03-09", "Time": "03:30:00"}),
+        ],
+    )
+    write_csv(
+        inbox / "square" / "items-new.csv",
+        formats.SQUARE_ITEMS_COLUMNS_V2,
+        [
+            square_row(
+                **{
+                    "Transaction ID": "T3",
+                    "Date": "2025-11-03",
+                    "Time": "09:00:00",
+                    "Time Zone": "Pacific Time (US & Canada)",
+                    "GTIN": "0001",
+                }
+            ),
+            square_row(
+                **{
+                    "Transaction ID": "T1",
+                    "Event Type": "Refund",
+                    "Qty": "-1.0",
+                    "Gross Sales": "-$12.00",
+                    "Net Sales": "-$12.00",
+                    "Date": "2025-06-05",
+                }
+            ),
+        ],
+    )
     res = ingest_dir(con, inbox)
     assert all(r.status == "loaded" and r.rows_quarantined == 0 for r in res.values())
     got = dict(con.execute("select transaction_id || event_type, sold_at from raw.square_item_lines").fetchall())
     assert got["T2payment"] == datetime(2025, 3, 9, 7, 30)
     assert got["T3payment"] == datetime(2025, 11, 3, 17, 0)  # PST after the change: UTC-8
     assert got["T1payment"] == datetime(2025, 6, 1, 16, 0)  # EDT: UTC-4
-    money = con.execute("select gross_sales, discounts, net_sales, qty from raw.square_item_lines "
-                        "where transaction_id = 'T1' order by event_type").fetchall()
+    money = con.execute(
+        "select gross_sales, discounts, net_sales, qty from raw.square_item_lines "
+        "where transaction_id = 'T1' order by event_type"
+    ).fetchall()
     assert [float(x) for x in money[0][:3]] == [1234.5, -1.0, 1233.5]
     assert [float(x) for x in money[1][:3]] == [-12.0, 0.0, -12.0] and float(money[1][3]) == -1.0
 
@@ -201,7 +316,12 @@ def test_bom_and_windows_1252_files_load_without_mojibake(con, tmp_path):
     res = ingest_dir(con, inbox)
     assert res["shopify/bom.csv"].status == "loaded" and res["shopify/bom.csv"].rows_loaded == 2
     assert res["shopify/legacy.csv"].encoding == "windows-1252" and res["shopify/legacy.csv"].rows_loaded == 2
-    names = {r[0] for r in con.execute("select lineitem_name from raw.shopify_order_lines where lineitem_name is not null").fetchall()}
+    names = {
+        r[0]
+        for r in con.execute(
+            "select lineitem_name from raw.shopify_order_lines where lineitem_name is not null"
+        ).fetchall()
+    }
     assert names == {"Café crème €5"}
 
 
@@ -236,8 +356,12 @@ def test_a_file_seen_before_is_not_read_again_until_it_changes(con, tmp_path, mo
     assert p.stat().st_size == len(data)
     res = ingest_dir(con, inbox, run="r3")["shopify/a.csv"]
     assert hashed == ["a.csv"] and res.status == "loaded" and res.rows_loaded > 0
-    assert con.execute("select count(distinct order_name) from raw.shopify_order_lines "
-                       "where order_name = '#1009'").fetchone()[0] == 1
+    assert (
+        con.execute(
+            "select count(distinct order_name) from raw.shopify_order_lines where order_name = '#1009'"
+        ).fetchone()[0]
+        == 1
+    )
     stats = con.execute("select file_stat from raw.load_ledger order by file_id").fetchall()
     assert len(stats) == 2 and stats[0] != stats[1]  # the untouched r2 sighting left no row
 
@@ -267,34 +391,43 @@ def test_empty_and_header_only_files_are_recorded_not_errors(con, tmp_path):
 
 def test_structurally_broken_csv_rows_are_quarantined_with_physical_line(con, tmp_path):
     inbox = tmp_path / "inbox"
-    p = write_csv(inbox / "spend" / "spend.csv", formats.SPEND_COLUMNS, [
-        {"month": "2026-01", "channel": "google", "spend": "100.00", "currency": "USD"},
-    ])
+    p = write_csv(
+        inbox / "spend" / "spend.csv",
+        formats.SPEND_COLUMNS,
+        [
+            {"month": "2026-01", "channel": "google", "spend": "100.00", "currency": "USD"},
+        ],
+    )
     with p.open("a") as fh:
-        fh.write("2026-02,meta\n")                       # too few fields (line 3)
-        fh.write("2026-03,meta,$1,200.00,USD\n")         # too many fields (unquoted comma, line 4)
-        fh.write("2026-04,tiktok,50,USD\n")              # fine (line 5)
+        fh.write("2026-02,meta\n")  # too few fields (line 3)
+        fh.write("2026-03,meta,$1,200.00,USD\n")  # too many fields (unquoted comma, line 4)
+        fh.write("2026-04,tiktok,50,USD\n")  # fine (line 5)
     res = ingest_dir(con, inbox)["spend/spend.csv"]
     assert (res.rows_read, res.rows_loaded, res.rows_quarantined) == (4, 2, 2)
     lines = [r[0] for r in con.execute("select line_number from raw.quarantine order by 1").fetchall()]
     assert lines == [3, 4]
-    assert con.execute("select list(_line_number order by _line_number) from raw.marketing_spend").fetchone()[0] == [2, 5]
+    assert con.execute("select list(_line_number order by _line_number) from raw.marketing_spend").fetchone()[0] == [
+        2,
+        5,
+    ]
 
 
 # --- generic mapped exports ----------------------------------------------------------------
 
 
 def uci_frame():
-    return pd.DataFrame({
-        "InvoiceNo": ["536365", "536365", "C536379", "536380"],
-        "StockCode": ["85123A", "71053", "D", "22"],
-        "Description": ["WHITE HANGING HEART", "LANTERN", "Discount", "X"],
-        "Quantity": [6, 6, -1, 2],
-        "InvoiceDate": ["2010-12-01 08:26:00", "2010-12-01 08:26:00", "2010-12-01 09:41:00", "2011-06-01 10:00:00"],
-        "UnitPrice": [2.55, 3.39, 27.5, 1.25],
-        "CustomerID": [17850.0, 17850.0, 14527.0, None],
-        "Country": ["United Kingdom"] * 4,
-    })
+    return pd.DataFrame(
+        {
+            "InvoiceNo": ["536365", "536365", "C536379", "536380"],
+            "StockCode": ["85123A", "71053", "D", "22"],
+            "Description": ["WHITE HANGING HEART", "LANTERN", "Discount", "X"],
+            "Quantity": [6, 6, -1, 2],
+            "InvoiceDate": ["2010-12-01 08:26:00", "2010-12-01 08:26:00", "2010-12-01 09:41:00", "2011-06-01 10:00:00"],
+            "UnitPrice": [2.55, 3.39, 27.5, 1.25],
+            "CustomerID": [17850.0, 17850.0, 14527.0, None],
+            "Country": ["United Kingdom"] * 4,
+        }
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "xlsx", "jsonl"])
@@ -314,10 +447,12 @@ def test_generic_map_reads_every_container_format(con, tmp_path, fmt):
         df.to_json(path, orient="records", lines=True)
     res = ingest_dir(con, inbox)[f"generic/online_retail/export.{fmt}"]
     assert (res.status, res.rows_read, res.rows_loaded, res.rows_quarantined) == ("loaded", 4, 4, 0), res.message
-    rows = con.execute("select order_id, ordered_at, is_cancellation, customer_id, currency, channel, _line_number "
-                       "from raw.generic_order_lines order by _line_number").fetchall()
-    assert rows[0][1] == datetime(2010, 12, 1, 8, 26)           # GMT in winter
-    assert rows[3][1] == datetime(2011, 6, 1, 9, 0)             # BST in summer -> UTC-1h
+    rows = con.execute(
+        "select order_id, ordered_at, is_cancellation, customer_id, currency, channel, _line_number "
+        "from raw.generic_order_lines order by _line_number"
+    ).fetchall()
+    assert rows[0][1] == datetime(2010, 12, 1, 8, 26)  # GMT in winter
+    assert rows[3][1] == datetime(2011, 6, 1, 9, 0)  # BST in summer -> UTC-1h
     assert [r[2] for r in rows] == [False, False, True, False]  # C prefix = cancellation
     assert rows[3][3] is None and rows[0][4] == "GBP" and rows[0][5] == "online"
     first_line = {"csv": 2, "xlsx": 2, "parquet": 1, "jsonl": 1}[fmt]
@@ -356,7 +491,10 @@ def test_generic_unknown_map_and_missing_mapped_column_are_rejected(con, tmp_pat
     (inbox / "generic" / "online_retail").mkdir(parents=True)
     uci_frame().drop(columns=["InvoiceDate"]).to_csv(inbox / "generic" / "online_retail" / "y.csv", index=False)
     res = ingest_dir(con, inbox)
-    assert res["generic/nomap/x.csv"].status == "rejected" and "no column map named 'nomap'" in res["generic/nomap/x.csv"].message
+    assert (
+        res["generic/nomap/x.csv"].status == "rejected"
+        and "no column map named 'nomap'" in res["generic/nomap/x.csv"].message
+    )
     msg = res["generic/online_retail/y.csv"].message
     assert res["generic/online_retail/y.csv"].status == "rejected" and "InvoiceDate" in msg and "y.csv" in msg
 
@@ -394,11 +532,11 @@ def test_blank_lines_and_multiline_fields_keep_physical_line_numbers(con, tmp_pa
     inbox = tmp_path / "inbox"
     (inbox / "spend").mkdir(parents=True)
     (inbox / "spend" / "s.csv").write_text(
-        'month,channel,spend,currency\n'
-        '2026-01,google,100,USD\n'
-        '\n'                                   # blank line: skipped by the reader, still a line
-        '2026-02,"meta\nads",oops,USD\n'       # lines 4-5: bad spend, quarantined with its whole text
-        '2026-03,tiktok,50,USD\n'              # line 6
+        "month,channel,spend,currency\n"
+        "2026-01,google,100,USD\n"
+        "\n"  # blank line: skipped by the reader, still a line
+        '2026-02,"meta\nads",oops,USD\n'  # lines 4-5: bad spend, quarantined with its whole text
+        "2026-03,tiktok,50,USD\n"  # line 6
     )
     res = ingest_dir(con, inbox)["spend/s.csv"]
     assert (res.rows_read, res.rows_loaded, res.rows_quarantined) == (3, 2, 1)

@@ -11,7 +11,8 @@ def _customer_keys(data_dir) -> pd.DataFrame:
     with duckdb.connect(str(data_dir / "warehouse" / "pipeline.duckdb"), read_only=True) as con:
         return con.execute(
             "select distinct raw_value, customer_key from identity.identifiers "
-            "where id_type = 'source_customer_id' and source = 'generic'").df()
+            "where id_type = 'source_customer_id' and source = 'generic'"
+        ).df()
 
 
 def test_customer_rfm_matches_an_independent_pandas_recomputation(online_retail_run):
@@ -21,17 +22,24 @@ def test_customer_rfm_matches_an_independent_pandas_recomputation(online_retail_
     df = df[df["CustomerID"].notna()].copy()
     df["amount"] = df["Quantity"] * df["UnitPrice"]
     # the export is UK local time; the marts work in UTC dates
-    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize("Europe/London", ambiguous="NaT", nonexistent="shift_forward")
+    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize(
+        "Europe/London", ambiguous="NaT", nonexistent="shift_forward"
+    )
     df["utc_date"] = local.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
-    invoices = df.groupby("InvoiceNo").agg(customer=("CustomerID", "first"), day=("utc_date", "min"),
-                                           net=("amount", "sum")).reset_index()
+    invoices = (
+        df.groupby("InvoiceNo")
+        .agg(customer=("CustomerID", "first"), day=("utc_date", "min"), net=("amount", "sum"))
+        .reset_index()
+    )
     invoices["net"] = invoices["net"].round(2)
     purchases = invoices[invoices["net"] > 0]
-    expected = pd.DataFrame({
-        "frequency": purchases.groupby("customer")["day"].nunique(),
-        "last_purchase": purchases.groupby("customer")["day"].max(),
-        "monetary": invoices.groupby("customer")["net"].sum().round(2),
-    }).dropna(subset=["frequency"])
+    expected = pd.DataFrame(
+        {
+            "frequency": purchases.groupby("customer")["day"].nunique(),
+            "last_purchase": purchases.groupby("customer")["day"].max(),
+            "monetary": invoices.groupby("customer")["net"].sum().round(2),
+        }
+    ).dropna(subset=["frequency"])
     expected["recency_days"] = (as_of - expected["last_purchase"]).dt.days
     expected.index = "online_retail:" + expected.index.astype("int64").astype(str)
 
@@ -48,7 +56,17 @@ def test_customer_rfm_matches_an_independent_pandas_recomputation(online_retail_
     assert (got["monetary"].astype(float).round(2) == want["monetary"].astype(float).round(2)).all()
     # scores are tie-safe: equal values, equal scores
     with duckdb.connect(str(online_retail_run["data_dir"] / "serving" / "warehouse.duckdb"), read_only=True) as con:
-        assert con.execute("select count(*) from (select frequency from marts.customer_rfm group by frequency "
-                           "having count(distinct f_score) > 1)").fetchone()[0] == 0
-        assert con.execute("select count(*) from (select monetary from marts.customer_rfm group by monetary "
-                           "having count(distinct m_score) > 1)").fetchone()[0] == 0
+        assert (
+            con.execute(
+                "select count(*) from (select frequency from marts.customer_rfm group by frequency "
+                "having count(distinct f_score) > 1)"
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            con.execute(
+                "select count(*) from (select monetary from marts.customer_rfm group by monetary "
+                "having count(distinct m_score) > 1)"
+            ).fetchone()[0]
+            == 0
+        )

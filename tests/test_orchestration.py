@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -13,8 +13,7 @@ import pandas as pd
 import pytest
 
 from dagster_project.cli import main
-from dagster_project.defs.ingestion import assets as ingestion_assets
-from dagster_project.defs.ingestion import checks as ingestion_checks
+from dagster_project.defs.ingestion import assets as ingestion_assets, checks as ingestion_checks
 from dagster_project.defs.ingestion.sensors import inbox_sensor
 from dagster_project.defs.schedules import daily_refresh
 from dagster_project.lib.demo import generate_demo
@@ -41,8 +40,10 @@ def test_schedule_runs_daily_as_of_the_previous_day():
     assert daily_refresh.default_status == dg.DefaultScheduleStatus.STOPPED
     from dagster_project.definitions import defs
 
-    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 11, 22, 6, 0, tzinfo=timezone.utc),
-                                    repository_def=defs.get_repository_def())
+    ctx = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 22, 6, 0, tzinfo=UTC),
+        repository_def=defs.get_repository_def(),
+    )
     request = daily_refresh.evaluate_tick(ctx).run_requests[0]
     assert request.partition_key == "2026-11-21"
     assert request.run_key == "daily-2026-11-21"
@@ -60,8 +61,12 @@ def test_schedule_time_and_timezone_are_configurable():
         "r = s.evaluate_tick(ctx).run_requests[0]\n"
         "print(s.cron_schedule, s.execution_timezone, s.default_status.value, r.partition_key, sep='|')\n"
     )
-    env = dict(os.environ, PIPELINE_SCHEDULE_CRON="30 22 * * *", PIPELINE_TIMEZONE="America/New_York",
-               PIPELINE_SCHEDULE_ENABLED="1")
+    env = dict(
+        os.environ,
+        PIPELINE_SCHEDULE_CRON="30 22 * * *",
+        PIPELINE_TIMEZONE="America/New_York",
+        PIPELINE_SCHEDULE_ENABLED="1",
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr
     # 03:30 UTC on the 22nd is 22:30 on the 21st in New York: the run is as of the 20th
@@ -70,8 +75,9 @@ def test_schedule_time_and_timezone_are_configurable():
 
 def test_bad_timezone_setting_is_named():
     env = dict(os.environ, PIPELINE_TIMEZONE="Mars/Olympus")
-    out = subprocess.run([sys.executable, "-c", "import dagster_project.definitions"], env=env,
-                         capture_output=True, text=True, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", "import dagster_project.definitions"], env=env, capture_output=True, text=True, cwd=REPO
+    )
     assert out.returncode != 0 and "PIPELINE_TIMEZONE='Mars/Olympus'" in out.stderr
 
 
@@ -114,14 +120,25 @@ def test_locked_warehouse_is_retried_with_backoff_then_succeeds(small_demo, tmp_
     warehouse = data_dir / "warehouse" / "pipeline.duckdb"
     warehouse.parent.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(2.5)",
-         str(warehouse)], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(2.5)",
+            str(warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "locked"
     monkeypatch.setenv("PIPELINE_RETRY_DELAY_SECONDS", "1")
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([ingestion_assets.raw_exports], partition_key="2026-11-01", instance=instance,
-                            resources={"pipeline": PipelineConfig(data_dir=str(data_dir))}, raise_on_error=False)
+    result = dg.materialize(
+        [ingestion_assets.raw_exports],
+        partition_key="2026-11-01",
+        instance=instance,
+        resources={"pipeline": PipelineConfig(data_dir=str(data_dir))},
+        raise_on_error=False,
+    )
     holder.wait(timeout=30)
     assert result.success
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
@@ -191,9 +208,12 @@ def test_two_day_backfill_publishes_each_as_of_date_and_status_reports_it(small_
     raw_check = {}
     for day, m in (("2026-10-30", m30), ("2026-10-31", m31)):
         raw_check[day] = next(
-            e.dagster_event.event_specific_data for e in instance.all_logs(m["run_id"])
-            if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
-            and e.dagster_event.event_specific_data.check_name == "gx_shopify_order_lines")
+            e.dagster_event.event_specific_data
+            for e in instance.all_logs(m["run_id"])
+            if e.dagster_event
+            and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+            and e.dagster_event.event_specific_data.check_name == "gx_shopify_order_lines"
+        )
     assert raw_check["2026-10-30"].passed and raw_check["2026-10-30"].metadata["rows"].value > 100
     assert raw_check["2026-10-30"].metadata["expectations"].value > 3
     assert raw_check["2026-10-31"].passed and raw_check["2026-10-31"].metadata["rows"].value == 0
@@ -212,7 +232,9 @@ def test_two_day_backfill_publishes_each_as_of_date_and_status_reports_it(small_
     both = recency30.index.intersection(recency31.index)
     assert len(both) > 100
     # a customer who did not buy on the 31st is one day further from their last purchase
-    same_last = both[(recency30.loc[both, "last_purchase_date"] == recency31.loc[both, "last_purchase_date"]).to_numpy()]
+    same_last = both[
+        (recency30.loc[both, "last_purchase_date"] == recency31.loc[both, "last_purchase_date"]).to_numpy()
+    ]
     assert ((recency31.loc[same_last, "recency_days"] - recency30.loc[same_last, "recency_days"]) == 1).all()
 
     # a later backfill of an older date does not move serving or `latest` back

@@ -15,8 +15,9 @@ from tests import uci as uci_export
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
-WARM_UP_DAYS = yaml.safe_load((Path(__file__).parents[1] / "dbt" / "dbt_project.yml").read_text())[
-    "vars"]["new_customer_warm_up_days"]
+WARM_UP_DAYS = yaml.safe_load((Path(__file__).parents[1] / "dbt" / "dbt_project.yml").read_text())["vars"][
+    "new_customer_warm_up_days"
+]
 
 
 def _serving(run):
@@ -34,14 +35,23 @@ def uci(online_retail_run):
     first = buys.groupby("customer")["day"].min()
     censored = first < data_start + pd.Timedelta(days=WARM_UP_DAYS)
     keys = _customer_keys(online_retail_run["data_dir"])
-    return {"invoices": inv, "buys": buys, "first": first, "censored": censored, "data_start": data_start, "keys": keys,
-            "as_of": pd.Timestamp(online_retail_run["as_of"])}
+    return {
+        "invoices": inv,
+        "buys": buys,
+        "first": first,
+        "censored": censored,
+        "data_start": data_start,
+        "keys": keys,
+        "as_of": pd.Timestamp(online_retail_run["as_of"]),
+    }
 
 
 def _customer_keys(data_dir) -> dict:
     with duckdb.connect(str(data_dir / "warehouse" / "pipeline.duckdb"), read_only=True) as con:
-        pairs = con.execute("select distinct raw_value, customer_key from identity.identifiers "
-                            "where id_type = 'source_customer_id' and source = 'generic'").fetchall()
+        pairs = con.execute(
+            "select distinct raw_value, customer_key from identity.identifiers "
+            "where id_type = 'source_customer_id' and source = 'generic'"
+        ).fetchall()
     return {float(raw.rsplit(":", 1)[-1]): key for raw, key in pairs}  # online_retail:12347.0
 
 
@@ -74,19 +84,25 @@ def test_december_2011_is_the_one_partial_month(online_retail_run, uci):
     want = _partial_months(uci, months)
     assert want == {date(2011, 12, 1)}
     with _serving(online_retail_run) as con:
-        lifecycle = con.execute("select month, bool_and(is_partial_period), bool_or(is_partial_period) "
-                                "from marts.lifecycle_transitions group by 1").fetchall()
-        cohorts = con.execute("select cohort_month, months_since_first_purchase as m, is_partial_period "
-                              "from marts.cohort_retention").df()
+        lifecycle = con.execute(
+            "select month, bool_and(is_partial_period), bool_or(is_partial_period) "
+            "from marts.lifecycle_transitions group by 1"
+        ).fetchall()
+        cohorts = con.execute(
+            "select cohort_month, months_since_first_purchase as m, is_partial_period from marts.cohort_retention"
+        ).df()
         economics = con.execute("select acquisition_month, is_partial_period from marts.channel_economics").df()
-        daily = con.execute("select count(*), count(case when is_partial_period then 1 end) "
-                            "from marts.daily_kpis").fetchone()
+        daily = con.execute(
+            "select count(*), count(case when is_partial_period then 1 end) from marts.daily_kpis"
+        ).fetchone()
         yearly = con.execute("select bool_or(is_partial_period) from marts.membership_value").fetchone()[0]
     assert all(every == some for _, every, some in lifecycle)  # one value per month
     assert {m for m, partial, _ in lifecycle if partial} == want and len(lifecycle) == 13
-    calendar = [(pd.Timestamp(c) + pd.DateOffset(months=int(m))).date()
-                for c, m in zip(cohorts["cohort_month"], cohorts["m"])]
-    assert {month for month, partial in zip(calendar, cohorts["is_partial_period"]) if partial} == want
+    calendar = [
+        (pd.Timestamp(c) + pd.DateOffset(months=int(m))).date()
+        for c, m in zip(cohorts["cohort_month"], cohorts["m"], strict=False)
+    ]
+    assert {month for month, partial in zip(calendar, cohorts["is_partial_period"], strict=False) if partial} == want
     assert not cohorts.loc[~cohorts["is_partial_period"]].empty
     assert {pd.Timestamp(m).date() for m in economics.loc[economics["is_partial_period"], "acquisition_month"]} == want
     # every day up to the as-of date is complete, and the 12 months before it lie inside the data
@@ -114,12 +130,16 @@ def test_cohorts_and_new_customers_leave_out_left_censored_customers(online_reta
     want_new_days = new.value_counts()
     want_censored_days = first[censored].value_counts()
     with _serving(online_retail_run) as con:
-        sizes = dict(con.execute("select cohort_month, max(cohort_customers) from marts.cohort_retention "
-                                 "group by 1").fetchall())
-        cells = con.execute("select cohort_month, months_since_first_purchase as m, active_customers, net_revenue "
-                            "from marts.cohort_retention").fetchall()
-        kpis = con.execute("select order_date, new_customers, left_censored_customers from marts.daily_kpis "
-                           "where channel = 'all'").df()
+        sizes = dict(
+            con.execute("select cohort_month, max(cohort_customers) from marts.cohort_retention group by 1").fetchall()
+        )
+        cells = con.execute(
+            "select cohort_month, months_since_first_purchase as m, active_customers, net_revenue "
+            "from marts.cohort_retention"
+        ).fetchall()
+        kpis = con.execute(
+            "select order_date, new_customers, left_censored_customers from marts.daily_kpis where channel = 'all'"
+        ).df()
         acquired = con.execute("select sum(new_customers) from marts.channel_economics").fetchone()[0]
     assert sizes == want_sizes.to_dict()
     assert min(sizes) >= date(2011, 3, 1)  # the 90-day warm-up covers December 2010 to February 2011
@@ -141,7 +161,8 @@ def test_ladder_first_step_counts_only_customers_really_new(online_retail_run, u
     with _serving(online_retail_run) as con:
         got, got_next, window = con.execute(
             "select customers_reached_n, customers_reached_next, window_days from marts.repeat_purchase_ladder "
-            "where dimension = 'overall' and n = 1").fetchone()
+            "where dimension = 'overall' and n = 1"
+        ).fetchone()
     first = uci["first"][~uci["censored"]]
     observed = first[first <= uci["as_of"] - pd.Timedelta(days=int(window))]
     assert got == len(observed) > 0
@@ -155,8 +176,11 @@ def test_cohort_chart_hatches_december_2011(online_retail_run):
     with _serving(online_retail_run) as con:
         chart = charts.cohort_retention_chart(con)
     partial = {(d["cohort_month"], d["months_since_first_purchase"]) for d in chart.data if d["is_partial_period"]}
-    want = {(d["cohort_month"], d["months_since_first_purchase"]) for d in chart.data
-            if (pd.Timestamp(d["cohort_month"]) + pd.DateOffset(months=d["months_since_first_purchase"])).date()
-            == date(2011, 12, 1)}
+    want = {
+        (d["cohort_month"], d["months_since_first_purchase"])
+        for d in chart.data
+        if (pd.Timestamp(d["cohort_month"]) + pd.DateOffset(months=d["months_since_first_purchase"])).date()
+        == date(2011, 12, 1)
+    }
     assert partial == want and want
     assert "Hatched" in chart.caption

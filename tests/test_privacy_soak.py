@@ -47,12 +47,17 @@ def test_short_identifiers_are_masked_so_that_none_is_given_away(hostile):
     displays follow the masking rule (docs/identity.md, "Privacy: how identifiers are shown")."""
     serving = hostile["dir"] / "serving" / "warehouse.duckdb"
     with duckdb.connect(str(serving), read_only=True) as con:
-        shown = dict(con.execute(
-            "select id_type || ' ' || identifier_sha256, identifier_display from marts.customer_identity_map "
-            "where identifier_sha256 in (?, ?, ?)",
-            [_sha(soak.SHORT_EMAIL), _sha(soak.EMAIL_AS_MEMBER_ID), _sha(soak.PHONE_AS_REFERENCE_ID)]).fetchall())
-        masked = con.execute("select email_masked from marts.dim_customers where email_masked like '%@ex.com' "
-                             "and email_masked not like '%=%'").fetchall()
+        shown = dict(
+            con.execute(
+                "select id_type || ' ' || identifier_sha256, identifier_display from marts.customer_identity_map "
+                "where identifier_sha256 in (?, ?, ?)",
+                [_sha(soak.SHORT_EMAIL), _sha(soak.EMAIL_AS_MEMBER_ID), _sha(soak.PHONE_AS_REFERENCE_ID)],
+            ).fetchall()
+        )
+        masked = con.execute(
+            "select email_masked from marts.dim_customers where email_masked like '%@ex.com' "
+            "and email_masked not like '%=%'"
+        ).fetchall()
     assert shown == {
         f"email {_sha(soak.SHORT_EMAIL)}": "***@ex.com",  # one-letter mailbox: nothing before @ shown
         f"email {_sha(soak.EMAIL_AS_MEMBER_ID)}": "***@ex.com",

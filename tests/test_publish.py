@@ -14,7 +14,7 @@ import pytest
 from dagster_project.cli import main
 from dagster_project.lib import formats, publish
 from dagster_project.lib.demo import generate_demo
-from tests.soak import neutralised, plant_formula_customer, readers_suite, Tally
+from tests.soak import Tally, neutralised, plant_formula_customer, readers_suite
 from tests.test_ingest import square_row, write_csv
 
 pytestmark = pytest.mark.slow
@@ -44,11 +44,22 @@ def test_planted_bad_mart_value_blocks_publishing(published, tmp_path, capsys):
     shutil.copytree(published, data_dir, symlinks=True)
     before = _snapshot(data_dir)
     # a Square refund row with a positive amount makes fct_orders.refunds negative: a bad mart value
-    write_csv(data_dir / "inbox" / "square" / "bad_refund.csv", formats.SQUARE_ITEMS_COLUMNS_V2, [
-        square_row(**{"Transaction ID": "BAD1", "Date": "2026-10-20"}),
-        square_row(**{"Transaction ID": "BAD1", "Event Type": "Refund", "Date": "2026-10-21",
-                      "Gross Sales": "$50.00", "Net Sales": "$50.00"}),
-    ])
+    write_csv(
+        data_dir / "inbox" / "square" / "bad_refund.csv",
+        formats.SQUARE_ITEMS_COLUMNS_V2,
+        [
+            square_row(**{"Transaction ID": "BAD1", "Date": "2026-10-20"}),
+            square_row(
+                **{
+                    "Transaction ID": "BAD1",
+                    "Event Type": "Refund",
+                    "Date": "2026-10-21",
+                    "Gross Sales": "$50.00",
+                    "Net Sales": "$50.00",
+                }
+            ),
+        ],
+    )
     assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-02", "--quiet"]) == 1
     err = capsys.readouterr().err
     # names the check (the dbt test on fct_orders.refunds) and shows the failing value
@@ -75,7 +86,9 @@ def test_readers_keep_reading_during_runs_and_see_new_data_after_reopening(publi
 
 def test_consent_and_hashes(published):
     wh = duckdb.connect(str(published / "warehouse" / "pipeline.duckdb"), read_only=True)
-    contacts = wh.execute("select customer_key, email, phone, accepts_marketing from intermediate.int_customer_contacts").df()
+    contacts = wh.execute(
+        "select customer_key, email, phone, accepts_marketing from intermediate.int_customer_contacts"
+    ).df()
     wh.close()
     contacts = contacts.set_index("customer_key")
     tiers_dir = published / "exports" / "latest" / "tiers"
@@ -106,8 +119,10 @@ def test_entered_and_left_lists_across_two_runs(published, tmp_path):
 
     data_dir = tmp_path / "d"
     shutil.copytree(published, data_dir, symlinks=True)
-    first = {p.stem: set(pd.read_parquet(p)["customer_key"])
-             for p in (data_dir / "exports" / "2026-11-01" / "tiers").glob("*.parquet")}
+    first = {
+        p.stem: set(pd.read_parquet(p)["customer_key"])
+        for p in (data_dir / "exports" / "2026-11-01" / "tiers").glob("*.parquet")
+    }
     assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-21", "--quiet"]) == 0
     folder = data_dir / "exports" / "2026-11-21" / "tiers"
     changed = 0
@@ -129,15 +144,26 @@ def test_entered_and_left_lists_across_two_runs(published, tmp_path):
     for key in ("customers", "orders"):
         diff = manifest["headline"][key] - before[key]
         change = re.search(rf'data-metric="{key}">.*?<div class="change [a-z]+">([^<]*)</div>', page).group(1)
-        assert change == ("no change" if diff == 0 else f"{diff:+,}".replace("-", "−") + f" ({diff / before[key]:+.1%})")
+        assert change == (
+            "no change" if diff == 0 else f"{diff:+,}".replace("-", "−") + f" ({diff / before[key]:+.1%})"
+        )
 
 
 def test_tier_columns_are_chosen_in_yaml_and_validated(published, tmp_path):
     from dagster_project.lib import tiers
 
     one_time = pd.read_parquet(published / "exports" / "latest" / "tiers" / "one_time_buyers.parquet")
-    assert list(one_time.columns) == ["customer_key", "tier", "reason", "days_since_last_purchase", "net_revenue",
-                                      "acquisition_channel", "accepts_marketing", "email", "phone"]
+    assert list(one_time.columns) == [
+        "customer_key",
+        "tier",
+        "reason",
+        "days_since_last_purchase",
+        "net_revenue",
+        "acquisition_channel",
+        "accepts_marketing",
+        "email",
+        "phone",
+    ]
     bad = tmp_path / "tiers.yml"
     bad.write_text("tiers:\n  - {name: x, where: 'true', reason: \"'r'\", columns: [email_sha256]}\n")
     with pytest.raises(ValueError, match="unknown columns"):
@@ -149,9 +175,14 @@ def test_exported_csvs_neutralise_formula_injection(published):
     as text, never as a formula, and no CSV cell anywhere in the exports starts like a formula."""
     texts = {p.name: p.read_text(encoding="utf-8") for p in (published / "exports" / "latest").rglob("*.csv")}
     assert not [c for t in texts.values() for c in neutralised(t)]
-    cells = {c for n, t in texts.items() if n.startswith("one_time_buyers.") and not n.endswith(
-        (".hashed.csv", ".entered.csv", ".left.csv")) for row in csv.reader(t.splitlines()) for c in row}
-    assert "'=hyperlink(\"http://evil.example\")@evil.example" in cells  # the e-mail, as text
+    cells = {
+        c
+        for n, t in texts.items()
+        if n.startswith("one_time_buyers.") and not n.endswith((".hashed.csv", ".entered.csv", ".left.csv"))
+        for row in csv.reader(t.splitlines())
+        for c in row
+    }
+    assert '\'=hyperlink("http://evil.example")@evil.example' in cells  # the e-mail, as text
     assert "'-cmd" in cells  # the acquisition channel, as text
 
 
@@ -162,8 +193,12 @@ def test_exported_phones_are_e164_and_contacts_unaltered(published):
 
     con = duckdb.connect(str(published / "warehouse" / "pipeline.duckdb"), read_only=True)
     try:
-        stored = {k: (e, p) for k, e, p in con.execute(
-            "select customer_key, email, phone from intermediate.int_customer_contacts").fetchall()}
+        stored = {
+            k: (e, p)
+            for k, e, p in con.execute(
+                "select customer_key, email, phone from intermediate.int_customer_contacts"
+            ).fetchall()
+        }
     finally:
         con.close()
     phones = emails = 0
@@ -179,8 +214,9 @@ def test_exported_phones_are_e164_and_contacts_unaltered(published):
     assert phones > 50 and emails > 50  # the demo's consenting customers reach the tier files
 
 
-@pytest.mark.parametrize("reason", ["'bought ' || purchase_count || ' times'",
-                                    "'line one' || chr(10) || 'line two, ' || purchase_count"])
+@pytest.mark.parametrize(
+    "reason", ["'bought ' || purchase_count || ' times'", "'line one' || chr(10) || 'line two, ' || purchase_count"]
+)
 def test_capped_tier_files_split_the_whole_list(published, tmp_path, reason):
     """A tier with max_rows_per_file is written as parts of at most that many rows, each with the header,
     together the same CSV records in the same order as the tier's one-file list; also when a value holds a
@@ -244,9 +280,15 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
                 for a, b in (("marts", "w.marts"), ("w.marts", "marts")):
                     if t == "kept" and not written.get("marts.kept"):
                         continue
-                    assert c.execute(f"select count(*) from (select * from {a}.{t} except all "
-                                     f"select * from {b}.{t})").fetchone()[0] == 0, (name, t)
-            tables = {r[0] for r in c.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+                    assert (
+                        c.execute(
+                            f"select count(*) from (select * from {a}.{t} except all select * from {b}.{t})"
+                        ).fetchone()[0]
+                        == 0
+                    ), (name, t)
+            tables = {
+                r[0] for r in c.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+            }
             assert c.execute("select value from meta.published_run where key = 'run_id'").fetchone() == (name,)
         return {"written": written, "tables": tables}
 
@@ -271,8 +313,10 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
     assert second["tables"] == {"fct_orders", "kept", "customer_identity_map"}
 
     # a row rebuilt with an older marker than the published build's: the sum differs, so a whole copy
-    change("update marts.fct_orders set net_revenue_original = 1, built_at = timestamp '2026-10-30 06:00:00' "
-           "where order_key = 'o0010'")
+    change(
+        "update marts.fct_orders set net_revenue_original = 1, built_at = timestamp '2026-10-30 06:00:00' "
+        "where order_key = 'o0010'"
+    )
     third = publish_from(tmp_path / "second.duckdb", "third.duckdb")
     assert third["written"]["marts.fct_orders"] == 100
 
@@ -281,8 +325,10 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
     fourth = publish_from(tmp_path / "third.duckdb", "fourth.duckdb")
     assert fourth["written"]["marts.fct_orders"] == 100
     # the next daily build after it is a delta again
-    change("update marts.fct_orders set net_revenue_original = 5, built_at = timestamp '2026-11-04 06:00:00' "
-           "where order_key = 'o0001'")
+    change(
+        "update marts.fct_orders set net_revenue_original = 5, built_at = timestamp '2026-11-04 06:00:00' "
+        "where order_key = 'o0001'"
+    )
     assert publish_from(tmp_path / "fourth.duckdb", "fifth.duckdb")["written"]["marts.fct_orders"] == 1
 
     # the tables copied whole replace their old copies in place: the file does not grow run after run
@@ -329,13 +375,15 @@ def test_parquet_marts_written_side_by_side_equal_one_at_a_time(tmp_path):
     con = duckdb.connect(str(db))
     con.execute("create schema marts")
     for i, rows in enumerate((300_000, 5, 120_000, 0, 70_000)):
-        con.execute(f"create table marts.m{i} as select (range * 7919) % 100003 as k, 'v' || cast(range as varchar) as v "
-                    f"from range({rows})")
+        con.execute(
+            f"create table marts.m{i} as select (range * 7919) % 100003 as k, 'v' || cast(range as varchar) as v "
+            f"from range({rows})"
+        )
     con.close()
     one = publish.write_parquet_marts(db, tmp_path / "one", writers=1)
     two = publish.write_parquet_marts(db, tmp_path / "two", writers=2)
     assert [p.name for p in one] == [p.name for p in two] == [f"m{i}.parquet" for i in range(5)]
-    for a, b in zip(one, two):
+    for a, b in zip(one, two, strict=False):
         assert a.read_bytes() == b.read_bytes(), a.name
     assert pd.read_parquet(two[0])["k"].tolist()[:3] == [0, 7919, 15838]  # the table's order
 

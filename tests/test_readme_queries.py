@@ -12,8 +12,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text(encoding="utf-8")
-SECTION = README[README.index("## Opening the marts"):]
-SECTION = SECTION[:SECTION.index("\n## ", 5)]
+SECTION = README[README.index("## Opening the marts") :]
+SECTION = SECTION[: SECTION.index("\n## ", 5)]
 QUERIES_DOC = (REPO / "docs" / "queries.md").read_text(encoding="utf-8")
 
 
@@ -22,7 +22,7 @@ def _blocks(text: str, lang: str) -> list[str]:
 
 
 def _marked_queries(text: str) -> list[str]:
-    body = text[text.index("<!-- analyst-queries:start -->"):text.index("<!-- analyst-queries:end -->")]
+    body = text[text.index("<!-- analyst-queries:start -->") : text.index("<!-- analyst-queries:end -->")]
     return _blocks(body, "sql")
 
 
@@ -80,8 +80,11 @@ def test_dbt_docs_are_published_with_every_mart_column_described(demo_run):
     assert len(index) > 100_000 and "customer_rfm" in index  # the static page embeds manifest and catalog
     manifest = json.loads((docs / "manifest.json").read_text())
     catalog = json.loads((docs / "catalog.json").read_text())
-    marts = {n["name"]: n for n in manifest["nodes"].values()
-             if n["resource_type"] == "model" and n["config"].get("schema") == "marts"}
+    marts = {
+        n["name"]: n
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"].get("schema") == "marts"
+    }
     assert len(marts) >= 18
     in_catalog = {n["metadata"]["name"] for n in catalog["nodes"].values()}
     undocumented = []
@@ -99,7 +102,7 @@ def _engine_line() -> str:
     """The README's SQLAlchemy engine, as written (the statement that starts with `engine =`)."""
     code = next(b for b in _blocks(SECTION, "python") if "sqlalchemy" in b)
     start = code.index("engine = ")
-    return code[start:code.index("\n\n", start) if "\n\n" in code[start:] else None].split("\nwith ")[0]
+    return code[start : code.index("\n\n", start) if "\n\n" in code[start:] else None].split("\nwith ")[0]
 
 
 def test_every_reader_recipe_sees_the_newest_run_after_reconnecting(workdir, tmp_path, monkeypatch):
@@ -152,8 +155,11 @@ def test_the_lifecycle_query_reads_the_last_complete_month(workdir):
     con = duckdb.connect(str(workdir / "data" / "serving" / "warehouse.duckdb"), read_only=True)
     try:
         months = {r[0] for r in con.execute(sql).fetchall()}
-        flags = dict(con.execute("select month, bool_or(is_partial_period) from marts.lifecycle_transitions "
-                                 "group by month").fetchall())
+        flags = dict(
+            con.execute(
+                "select month, bool_or(is_partial_period) from marts.lifecycle_transitions group by month"
+            ).fetchall()
+        )
     finally:
         con.close()
     assert len(months) == 1

@@ -21,8 +21,14 @@ def test_every_revenue_check_ran_and_passed(demo_run):
     manifest = json.loads((demo_run["data_dir"] / "exports" / DEMO_AS_OF / "manifest.json").read_text())
     ran = {c["check"]: (c["passed"], c["severity"]) for c in manifest["checks"]}
     assert set(checks.REVENUE_RECONCILIATIONS) >= {
-        "dim_customers", "customer_rfm", "customer_ltv", "cohort_retention", "channel_economics",
-        "omnichannel_value", "customer_value_summary"}
+        "dim_customers",
+        "customer_rfm",
+        "customer_ltv",
+        "cohort_retention",
+        "channel_economics",
+        "omnichannel_value",
+        "customer_value_summary",
+    }
     for table in checks.REVENUE_RECONCILIATIONS:
         assert ran[f"{table}_revenue_reconciles_to_fct_orders"] == (True, "ERROR"), table
 
@@ -53,7 +59,8 @@ def test_a_cancellation_the_marts_do_not_carry_fails_every_check(warehouse_copy)
     before = {t: checks.revenue_reconciliation(warehouse_copy, t, AS_OF) for t in checks.REVENUE_RECONCILIATIONS}
     customer, day = warehouse_copy.execute(
         "select customer_key, first_purchase_date from marts.dim_customers where purchase_count > 1 "
-        "and net_revenue > 100 and not is_left_censored order by customer_key limit 1").fetchone()
+        "and net_revenue > 100 and not is_left_censored order by customer_key limit 1"
+    ).fetchone()
     _add_credit_note(warehouse_copy, customer, day)
     for table in checks.REVENUE_RECONCILIATIONS:
         units, differing, mart_total, fct_total = checks.revenue_reconciliation(warehouse_copy, table, AS_OF)
@@ -66,7 +73,9 @@ def _add_credit_note(con, customer: str, day) -> None:
     con.execute(
         "insert into marts.fct_orders by name select * replace ('credit-note-test' as order_key, "
         "-7.00 as net_revenue, false as is_purchase) from marts.fct_orders "
-        "where customer_key = ? and order_date = ? and is_valid limit 1", [customer, day])
+        "where customer_key = ? and order_date = ? and is_valid limit 1",
+        [customer, day],
+    )
 
 
 def test_cohort_and_channel_checks_compare_over_customers_not_left_censored(warehouse_copy):
@@ -75,7 +84,8 @@ def test_cohort_and_channel_checks_compare_over_customers_not_left_censored(ware
     before = {t: checks.revenue_reconciliation(warehouse_copy, t, AS_OF) for t in checks.REVENUE_RECONCILIATIONS}
     censored = warehouse_copy.execute(
         "select customer_key, first_purchase_date from marts.dim_customers where net_revenue > 100 "
-        "and is_left_censored order by customer_key limit 1").fetchone()
+        "and is_left_censored order by customer_key limit 1"
+    ).fetchone()
     assert censored is not None, "the demo data has customers first seen in the warm-up"
     _add_credit_note(warehouse_copy, *censored)
     for table in checks.REVENUE_RECONCILIATIONS:
@@ -86,19 +96,34 @@ def test_cohort_and_channel_checks_compare_over_customers_not_left_censored(ware
             assert after[1] >= 1 and after[3] == pytest.approx(before[table][3] - 7.00, abs=0.005), table
 
 
-@pytest.mark.parametrize("table, update", [
-    ("cohort_retention", "update marts.cohort_retention set net_revenue = net_revenue + 0.01 "
-                         "where months_since_first_purchase = 0 and cohort_month = (select min(cohort_month) "
-                         "from marts.cohort_retention)"),
-    # the earliest months with spend may have no new customer: left-censored customers are not new
-    ("channel_economics", "update marts.channel_economics set ltv_12m = ltv_12m + 0.01 where new_customers > 0 "
-                          "and acquisition_month = (select min(acquisition_month) from marts.channel_economics "
-                          "where new_customers > 0)"),
-    ("dim_customers", "update marts.dim_customers set net_revenue = net_revenue + 0.01 where customer_key = "
-                      "(select min(customer_key) from marts.dim_customers where purchase_count > 0)"),
-    ("customer_rfm", "update marts.customer_rfm set monetary = monetary - 0.01 where customer_key = "
-                     "(select min(customer_key) from marts.customer_rfm)"),
-])
+@pytest.mark.parametrize(
+    "table, update",
+    [
+        (
+            "cohort_retention",
+            "update marts.cohort_retention set net_revenue = net_revenue + 0.01 "
+            "where months_since_first_purchase = 0 and cohort_month = (select min(cohort_month) "
+            "from marts.cohort_retention)",
+        ),
+        # the earliest months with spend may have no new customer: left-censored customers are not new
+        (
+            "channel_economics",
+            "update marts.channel_economics set ltv_12m = ltv_12m + 0.01 where new_customers > 0 "
+            "and acquisition_month = (select min(acquisition_month) from marts.channel_economics "
+            "where new_customers > 0)",
+        ),
+        (
+            "dim_customers",
+            "update marts.dim_customers set net_revenue = net_revenue + 0.01 where customer_key = "
+            "(select min(customer_key) from marts.dim_customers where purchase_count > 0)",
+        ),
+        (
+            "customer_rfm",
+            "update marts.customer_rfm set monetary = monetary - 0.01 where customer_key = "
+            "(select min(customer_key) from marts.customer_rfm)",
+        ),
+    ],
+)
 def test_a_mart_a_cent_off_fails_its_check(warehouse_copy, table, update):
     assert warehouse_copy.execute(update).fetchone()[0] >= 1  # rows changed
     _, differing, _, _ = checks.revenue_reconciliation(warehouse_copy, table, AS_OF)
@@ -112,11 +137,30 @@ def _dbt_test(warehouse: Path, target: Path, select: str) -> dict:
 
     env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse))
     proc = subprocess.run(
-        [dbt_executable(), "test", "--select", select, "--target", "duckdb", "--project-dir", str(DBT_PROJECT_DIR),
-         "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target)],
-        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
-    [result] = [r for r in json.loads((target / "run_results.json").read_text())["results"]
-                if r["unique_id"].startswith("test.")]
+        [
+            dbt_executable(),
+            "test",
+            "--select",
+            select,
+            "--target",
+            "duckdb",
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    [result] = [
+        r
+        for r in json.loads((target / "run_results.json").read_text())["results"]
+        if r["unique_id"].startswith("test.")
+    ]
     return {"status": result["status"], "failures": result["failures"], "output": proc.stdout[-2000:]}
 
 
@@ -131,7 +175,8 @@ def test_negative_net_revenue_without_a_refund_fails_the_dbt_test(demo_run, tmp_
         changed = con.execute(
             "update marts.dim_customers set net_revenue = -5 where customer_key = (select min(customer_key) "
             "from marts.dim_customers d where purchase_count > 0 and not exists (select 1 from marts.fct_orders o "
-            "where o.customer_key = d.customer_key and o.refunds > 0))").fetchone()[0]
+            "where o.customer_key = d.customer_key and o.refunds > 0))"
+        ).fetchone()[0]
     assert changed == 1
     result = _dbt_test(warehouse, tmp_path / "fail", name)
     assert (result["status"], result["failures"]) == ("fail", 1), result["output"]

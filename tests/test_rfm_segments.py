@@ -17,11 +17,11 @@ def _purchase_days(parquet) -> pd.Series:
     df = pd.read_parquet(parquet, columns=["InvoiceNo", "InvoiceDate", "CustomerID", "Quantity", "UnitPrice"])
     df = df[df["CustomerID"].notna()].copy()
     df["amount"] = df["Quantity"] * df["UnitPrice"]
-    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize("Europe/London", ambiguous="NaT",
-                                                              nonexistent="shift_forward")
+    local = pd.to_datetime(df["InvoiceDate"]).dt.tz_localize(
+        "Europe/London", ambiguous="NaT", nonexistent="shift_forward"
+    )
     df["day"] = local.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
-    invoices = df.groupby("InvoiceNo").agg(customer=("CustomerID", "first"), day=("day", "min"),
-                                           net=("amount", "sum"))
+    invoices = df.groupby("InvoiceNo").agg(customer=("CustomerID", "first"), day=("day", "min"), net=("amount", "sum"))
     purchases = invoices[invoices["net"].round(2) > 0]
     days = purchases.groupby("customer")["day"].nunique()
     days.index = "online_retail:" + days.index.astype("int64").astype(str)
@@ -33,12 +33,16 @@ def test_no_one_time_buyer_is_in_a_repeat_behaviour_segment_on_uci(online_retail
     data_dir = online_retail_run["data_dir"]
     seed = pd.read_csv(DBT_PROJECT_DIR / "seeds" / "rfm_segments.csv")
     one_time_names = set(seed.loc[seed["buyers"] == "one-time", "segment"])
-    assert not one_time_names & REPEAT_BEHAVIOUR and REPEAT_BEHAVIOUR <= set(seed.loc[seed["buyers"] == "repeat", "segment"])
+    assert not one_time_names & REPEAT_BEHAVIOUR and REPEAT_BEHAVIOUR <= set(
+        seed.loc[seed["buyers"] == "repeat", "segment"]
+    )
 
     days = _purchase_days(online_retail_run["parquet"])
     with duckdb.connect(str(data_dir / "warehouse" / "pipeline.duckdb"), read_only=True) as con:
-        keys = con.execute("select distinct raw_value, customer_key from identity.identifiers "
-                           "where id_type = 'source_customer_id' and source = 'generic'").df()
+        keys = con.execute(
+            "select distinct raw_value, customer_key from identity.identifiers "
+            "where id_type = 'source_customer_id' and source = 'generic'"
+        ).df()
     keys["raw_value"] = keys["raw_value"].str.replace(r"\.0+$", "", regex=True)
     with duckdb.connect(str(data_dir / "serving" / "warehouse.duckdb"), read_only=True) as con:
         rfm = con.execute("select customer_key, r_score, fm_score, segment from marts.customer_rfm").df()
@@ -56,5 +60,6 @@ def test_no_one_time_buyer_is_in_a_repeat_behaviour_segment_on_uci(online_retail
     # loyalist), 200 of them on UCI as of 2011-12-10
     in_repeat_cells = (one_time["fm_score"] >= 3) | ((one_time["fm_score"] == 2) & (one_time["r_score"] >= 4))
     assert in_repeat_cells.sum() > 150
-    assert (one_time["segment"] == "One-time, high value").sum() == ((one_time["fm_score"] >= 3)
-                                                                       & (one_time["r_score"] >= 3)).sum()
+    assert (one_time["segment"] == "One-time, high value").sum() == (
+        (one_time["fm_score"] >= 3) & (one_time["r_score"] >= 3)
+    ).sum()

@@ -10,8 +10,16 @@ import pytest
 
 from dagster_project.lib import charts
 
-CHART_NAMES = ["pareto", "rf_heatmap", "cohort_retention", "repeat_ladder", "lifecycle", "tier_sizes",
-               "membership_value", "ltv_cac"]
+CHART_NAMES = [
+    "pareto",
+    "rf_heatmap",
+    "cohort_retention",
+    "repeat_ladder",
+    "lifecycle",
+    "tier_sizes",
+    "membership_value",
+    "ltv_cac",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +36,12 @@ def test_report_contains_every_chart_and_the_clv_holdout(published):
     for name in CHART_NAMES:
         png = (published["exports"] / "charts" / f"{name}.png").read_bytes()
         assert png in embedded, f"{name}.png is not the chart embedded in report.html"
-    for heading in ("Revenue concentration (Pareto curve)", "Repeat-purchase ladder", "LTV:CAC by acquisition channel",
-                    "Predicted CLV: calibration vs holdout"):
+    for heading in (
+        "Revenue concentration (Pareto curve)",
+        "Repeat-purchase ladder",
+        "LTV:CAC by acquisition channel",
+        "Predicted CLV: calibration vs holdout",
+    ):
         assert heading in html
 
 
@@ -40,11 +52,17 @@ def test_published_charts_are_drawn_from_the_published_marts(published):
     try:
         ladder = charts.repeat_ladder_chart(con)
         assert ladder.png == (published["exports"] / "charts" / "repeat_ladder.png").read_bytes()
-        mart = con.execute("select n, repeat_rate from marts.repeat_purchase_ladder where dimension = 'overall' "
-                           "and customers_reached_n > 0 order by n").fetchall()
+        mart = con.execute(
+            "select n, repeat_rate from marts.repeat_purchase_ladder where dimension = 'overall' "
+            "and customers_reached_n > 0 order by n"
+        ).fetchall()
         assert [(d["n"], round(d["repeat_rate"], 12)) for d in ladder.data] == [(n, round(r, 12)) for n, r in mart]
-        for fn, name in [(charts.pareto_chart, "pareto"), (charts.rf_heatmap_chart, "rf_heatmap"),
-                         (charts.ltv_cac_chart, "ltv_cac"), (charts.membership_value_chart, "membership_value")]:
+        for fn, name in [
+            (charts.pareto_chart, "pareto"),
+            (charts.rf_heatmap_chart, "rf_heatmap"),
+            (charts.ltv_cac_chart, "ltv_cac"),
+            (charts.membership_value_chart, "membership_value"),
+        ]:
             assert fn(con).png == (published["exports"] / "charts" / f"{name}.png").read_bytes(), name
     finally:
         con.close()
@@ -71,9 +89,14 @@ def test_marts_carry_row_counts_previews_and_charts_in_dagster(published):
 
 def _cards(page: str) -> dict:
     """{metric: (value, change)} of the report's headline cards."""
-    return {m: (v, c) for m, v, c in re.findall(
-        r'data-metric="([a-z_]+)"><div class="label">[^<]*</div><div class="value">([^<]*)</div>'
-        r'<div class="change [a-z]+">([^<]*)</div>', page)}
+    return {
+        m: (v, c)
+        for m, v, c in re.findall(
+            r'data-metric="([a-z_]+)"><div class="label">[^<]*</div><div class="value">([^<]*)</div>'
+            r'<div class="change [a-z]+">([^<]*)</div>',
+            page,
+        )
+    }
 
 
 def _tables(page: str) -> list[list[list[str]]]:
@@ -89,7 +112,7 @@ def _tables(page: str) -> list[list[list[str]]]:
 
 def _section(page: str, heading: str) -> str:
     start = page.index(f"<h2>{heading}</h2>")
-    return page[start:page.index("</section>", start)]
+    return page[start : page.index("</section>", start)]
 
 
 def test_the_report_opens_with_the_headline_from_the_marts(published):
@@ -97,8 +120,15 @@ def test_the_report_opens_with_the_headline_from_the_marts(published):
     assert "<title>Customer value report, as of 1 November 2026</title>" in page
     assert page.index('class="cards"') < page.index("<h2>")  # the headline comes first
     cards = _cards(page)
-    assert list(cards) == ["net_revenue", "customers", "orders", "average_order_value", "value_per_customer",
-                           "repeat_customer_rate", "super_user_share"]
+    assert list(cards) == [
+        "net_revenue",
+        "customers",
+        "orders",
+        "average_order_value",
+        "value_per_customer",
+        "repeat_customer_rate",
+        "super_user_share",
+    ]
     con = duckdb.connect(str(published["serving"]), read_only=True)
     try:
         s = con.execute("select * from marts.customer_value_summary").df().iloc[0]
@@ -172,9 +202,12 @@ def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path):
 
     bad = base64.b64encode(b"\x89PNG\r\n\x1a\n not really a png").decode()
     page = tmp_path / "bad.html"
-    page.write_text(f'<!doctype html><html><head><title>t</title></head><body><img alt="chart" '
-                    f'src="data:image/png;base64,{bad}"><script>console.error("boom");'
-                    'throw new Error("kaput")</script></body></html>', encoding="utf-8")
+    page.write_text(
+        f'<!doctype html><html><head><title>t</title></head><body><img alt="chart" '
+        f'src="data:image/png;base64,{bad}"><script>console.error("boom");'
+        'throw new Error("kaput")</script></body></html>',
+        encoding="utf-8",
+    )
     got = open_page(page)
     assert got.broken_images and "chart" in got.broken_images[0]
     assert any("boom" in m for m in got.console_errors)
@@ -184,13 +217,35 @@ def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path):
 def test_headline_changes_are_against_the_previous_run():
     from dagster_project.lib import report
 
-    now = {"net_revenue": 1100.0, "customers": 110, "orders": 200, "average_order_value": 5.5,
-           "value_per_customer": 10.0, "repeat_customer_rate": 0.25, "super_user_share": 0.3,
-           "super_user_revenue_share": 0.81, "target_revenue_share": 0.8, "currency": "GBP"}
-    before = {**now, "net_revenue": 1000.0, "customers": 100, "orders": 200, "average_order_value": 5.75,
-              "repeat_customer_rate": 0.2}
-    page = report.render(as_of="2026-11-21", run_id="r", published_at="t", code_version="c", figures=now,
-                         previous={"as_of": "2026-11-01", "figures": before}, sections=[])
+    now = {
+        "net_revenue": 1100.0,
+        "customers": 110,
+        "orders": 200,
+        "average_order_value": 5.5,
+        "value_per_customer": 10.0,
+        "repeat_customer_rate": 0.25,
+        "super_user_share": 0.3,
+        "super_user_revenue_share": 0.81,
+        "target_revenue_share": 0.8,
+        "currency": "GBP",
+    }
+    before = {
+        **now,
+        "net_revenue": 1000.0,
+        "customers": 100,
+        "orders": 200,
+        "average_order_value": 5.75,
+        "repeat_customer_rate": 0.2,
+    }
+    page = report.render(
+        as_of="2026-11-21",
+        run_id="r",
+        published_at="t",
+        code_version="c",
+        figures=now,
+        previous={"as_of": "2026-11-01", "figures": before},
+        sections=[],
+    )
     cards = _cards(page)
     assert cards["net_revenue"] == ("1,100 GBP", "+100 GBP (+10.0%)")
     assert cards["customers"] == ("110", "+10 (+10.0%)")

@@ -30,15 +30,16 @@ def test_a_new_warehouse_records_the_version_and_another_version_is_refused(tmp_
     con = warehouse.connect(path)
     try:
         warehouse.check_schema_version(con, path, tmp_path)
-        assert con.execute(f"select version from {warehouse.VERSION_TABLE}").fetchall() == [
-            (warehouse.SCHEMA_VERSION,)]
+        assert con.execute(f"select version from {warehouse.VERSION_TABLE}").fetchall() == [(warehouse.SCHEMA_VERSION,)]
         warehouse.check_schema_version(con, path, tmp_path)  # the same version: the run goes on
         con.execute("create table raw.load_ledger (file_id bigint)")
         for stored in (warehouse.SCHEMA_VERSION - 1, warehouse.SCHEMA_VERSION + 1):
             con.execute(f"update {warehouse.VERSION_TABLE} set version = ?", [stored])
             msg = _version_error(con, path)
-            assert (f"the working warehouse {path} has schema version {stored}; this release of the pipeline "
-                    f"needs schema version {warehouse.SCHEMA_VERSION}") in msg
+            assert (
+                f"the working warehouse {path} has schema version {stored}; this release of the pipeline "
+                f"needs schema version {warehouse.SCHEMA_VERSION}"
+            ) in msg
             assert f"python -m dagster_project run --full-refresh --data-dir {tmp_path}" in msg
         # made by a release from before versions were recorded: tables, no version
         con.execute(f"drop table {warehouse.VERSION_TABLE}")
@@ -54,9 +55,17 @@ def test_set_aside_moves_the_warehouse_and_refuses_while_it_is_held(tmp_path):
     assert warehouse.set_aside(path) is None
     with duckdb.connect(str(path)) as con:
         con.execute("create table t as select 1 as x")
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, time; "
-                               f"c = duckdb.connect({str(path)!r}, read_only=True); "
-                               "print('open', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, time; "
+            f"c = duckdb.connect({str(path)!r}, read_only=True); "
+            "print('open', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "open"
         with pytest.raises(ValueError, match=f"cannot set the working warehouse .* aside: .*PID {holder.pid}"):
@@ -78,13 +87,18 @@ LAYOUT_FILE = Path(__file__).with_name("warehouse_layout.txt")
 def _kept_tables_layout(db: Path) -> str:
     """The columns (in order, with types) of the tables a run keeps and builds on: every raw and identity
     table, and the models that are incremental on DuckDB (the rest are rebuilt whole by every run)."""
-    incremental = sorted(p.stem for p in (DBT_PROJECT_DIR / "models").rglob("*.sql")
-                         if "materialized=incremental_if_supported()" in p.read_text(encoding="utf-8"))
+    incremental = sorted(
+        p.stem
+        for p in (DBT_PROJECT_DIR / "models").rglob("*.sql")
+        if "materialized=incremental_if_supported()" in p.read_text(encoding="utf-8")
+    )
     with duckdb.connect(str(db), read_only=True) as c:
         rows = c.execute(
             "select schema_name, table_name, string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
             "from duckdb_columns() where schema_name in ('raw', 'identity') or table_name in "
-            f"({', '.join('?' for _ in incremental)}) group by all order by 1, 2", incremental).fetchall()
+            f"({', '.join('?' for _ in incremental)}) group by all order by 1, 2",
+            incremental,
+        ).fetchall()
     return "".join(f"{s}.{t}: {cols}\n" for s, t, cols in rows)
 
 
@@ -102,11 +116,13 @@ def test_the_kept_tables_have_the_layout_recorded_for_this_schema_version(demo_r
     recorded = LAYOUT_FILE.read_text(encoding="utf-8")
     assert recorded.startswith(header), (
         f"SCHEMA_VERSION is {warehouse.SCHEMA_VERSION} but {LAYOUT_FILE.name} records the layout of another "
-        "version: rewrite it with UPDATE_WAREHOUSE_LAYOUT=1")
+        "version: rewrite it with UPDATE_WAREHOUSE_LAYOUT=1"
+    )
     assert recorded == header + layout, (
         f"the tables a run keeps changed, and {LAYOUT_FILE.name} records version {warehouse.SCHEMA_VERSION} "
         "with the old layout: raise SCHEMA_VERSION (dagster_project/lib/warehouse.py) when a release has shipped "
-        "with it, then rewrite the file with UPDATE_WAREHOUSE_LAYOUT=1")
+        "with it, then rewrite the file with UPDATE_WAREHOUSE_LAYOUT=1"
+    )
 
 
 @pytest.mark.slow
@@ -153,8 +169,11 @@ def test_a_warehouse_of_another_version_fails_the_run_and_a_full_refresh_rebuild
     out = capsys.readouterr().out
     aside = paths.warehouse.with_name("pipeline.duckdb.before-full-refresh")
     assert f"the working warehouse is set aside as {aside}" in out and aside.exists()
-    assert re.search(r"warning: 1 file\(s\) the old warehouse had loaded are no longer in the inbox, .*: "
-                     rf"traffic/{re.escape(gone.name)} \(put them back", out), out
+    assert re.search(
+        r"warning: 1 file\(s\) the old warehouse had loaded are no longer in the inbox, .*: "
+        rf"traffic/{re.escape(gone.name)} \(put them back",
+        out,
+    ), out
     assert (paths.exports / "2026-11-02" / "manifest.json").exists()
     with duckdb.connect(str(paths.warehouse), read_only=True) as c:
         assert c.execute(f"select version from {warehouse.VERSION_TABLE}").fetchall() == [(warehouse.SCHEMA_VERSION,)]

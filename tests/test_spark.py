@@ -102,9 +102,12 @@ def test_pipeline_runs_on_spark_and_publishes(runs):
     base = spark_interop.spark_warehouse_dir(runs["spark"])
     built = {f"{p.parent.name[:-3]}.{p.name}" for p in base.glob("*.db/*") if list(p.glob("*.parquet"))}
     with duckdb.connect(str(runs["duckdb"] / "warehouse" / "pipeline.duckdb"), read_only=True) as c:
-        duck_tables = {f"{s}.{t}" for s, t in c.execute(
-            "select schema_name, table_name from duckdb_tables() where schema_name in ('intermediate', 'marts')"
-        ).fetchall()}
+        duck_tables = {
+            f"{s}.{t}"
+            for s, t in c.execute(
+                "select schema_name, table_name from duckdb_tables() where schema_name in ('intermediate', 'marts')"
+            ).fetchall()
+        }
     # every one is a dbt model, the CLV marts too (built from the CLV model's raw outputs)
     assert {"marts.customer_clv", "marts.clv_model_fits", "marts.channel_economics_summary"} <= duck_tables
     assert len(duck_tables) >= 25 and duck_tables <= built, sorted(duck_tables - built)
@@ -126,8 +129,11 @@ def test_fct_orders_totals_and_rows_are_identical(runs, con):
     assert spark_totals == duck_totals
     # identity_change_seq is a build watermark (the Spark run is the data directory's second resolution),
     # built_at the time of the build
-    only_duck, only_spark = _compare(con, "select * exclude (identity_change_seq, built_at) from duck.marts.fct_orders",
-                                     f"select * exclude (identity_change_seq, built_at) from {spark}")
+    only_duck, only_spark = _compare(
+        con,
+        "select * exclude (identity_change_seq, built_at) from duck.marts.fct_orders",
+        f"select * exclude (identity_change_seq, built_at) from {spark}",
+    )
     assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
 
 
@@ -154,8 +160,9 @@ def test_btyd_summary_for_the_clv_model_is_identical(runs, con):
     """The per-customer summary the CLV model is fitted on (day counts in weeks, mean repeat value)."""
     spark = _spark_table(runs["spark"], "intermediate", "int_customer_btyd_summary")
     assert con.execute("select count(*) from duck.intermediate.int_customer_btyd_summary").fetchone()[0] > 100
-    only_duck, only_spark = _compare(con, "select * from duck.intermediate.int_customer_btyd_summary",
-                                     f"select * from {spark}")
+    only_duck, only_spark = _compare(
+        con, "select * from duck.intermediate.int_customer_btyd_summary", f"select * from {spark}"
+    )
     assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
 
 
@@ -188,20 +195,26 @@ def test_channel_economics_summary_sums_the_same_months(runs, con):
         select channel, sum(coalesce(ltv_12m, 0) * new_customers) as revenue,
                cast(sum(coalesce(ltv_12m, 0) * new_customers) as double) / nullif(sum(new_customers), 0) as ltv
         from {economics} where ltv_12m_complete group by channel order by channel""").fetchall()
-    got = con.execute(f"select channel, revenue_12m, ltv_12m, ltv_to_cac, ltv_12m / cac from {spark} "
-                      "order by channel").fetchall()
+    got = con.execute(
+        f"select channel, revenue_12m, ltv_12m, ltv_to_cac, ltv_12m / cac from {spark} order by channel"
+    ).fetchall()
     assert [(c, r) for c, r, *_ in got] == [(c, r) for c, r, _ in want]
-    for (channel, _, ltv, ratio, ltv_over_cac), (_, _, want_ltv) in zip(got, want):
+    for (channel, _, ltv, ratio, ltv_over_cac), (_, _, want_ltv) in zip(got, want, strict=False):
         assert ltv == pytest.approx(want_ltv, rel=1e-12), channel
         assert (ratio is None) == (ltv_over_cac is None) and (ratio is None or ratio == pytest.approx(ltv_over_cac))
 
 
 def test_every_mart_has_the_same_rows_after_publishing(runs):
     """Spark's tables read back into DuckDB publish the same marts."""
+
     def counts(d):
         with duckdb.connect(str(d / "serving" / "warehouse.duckdb"), read_only=True) as c:
-            names = [r[0] for r in c.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()]
+            names = [
+                r[0]
+                for r in c.execute(
+                    "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+                ).fetchall()
+            ]
             return {t: c.execute(f"select count(*) from marts.{t}").fetchone()[0] for t in names}
 
     duck, spark = counts(runs["duckdb"]), counts(runs["spark"])

@@ -42,8 +42,10 @@ def _left_censored(inv: pd.DataFrame) -> pd.Series:
 
 def _keys(run) -> pd.Series:
     with duckdb.connect(str(run["data_dir"] / "warehouse" / "pipeline.duckdb"), read_only=True) as con:
-        keys = con.execute("select distinct raw_value, customer_key from identity.identifiers "
-                           "where id_type = 'source_customer_id' and source = 'generic'").df()
+        keys = con.execute(
+            "select distinct raw_value, customer_key from identity.identifiers "
+            "where id_type = 'source_customer_id' and source = 'generic'"
+        ).df()
     keys["raw_value"] = keys["raw_value"].str.replace(r"\.0+$", "", regex=True)
     return keys.set_index("customer_key")["raw_value"]
 
@@ -70,22 +72,33 @@ def test_every_revenue_column_is_net_of_cancellations(online_retail_run):
     assert total == pytest.approx(8_310_477.05, abs=0.005)
     assert round(buyers.loc[buyers["net"] > 0, "net"].sum(), 2) == pytest.approx(8_911_407.90, abs=0.005)
     assert float(_mart(run, "select sum(net_revenue) from marts.dim_customers").iloc[0, 0]) == pytest.approx(
-        round(inv["net"].sum(), 2), abs=0.005)
+        round(inv["net"].sum(), 2), abs=0.005
+    )
 
     # customer-level marts: each customer's net revenue
     keys = _keys(run)
-    for table, column in [("dim_customers", "net_revenue"), ("customer_rfm", "monetary"),
-                          ("customer_ltv", "historical_ltv")]:
-        got = _mart(run, f"select customer_key, {column} as net from marts.{table}"
-                         + (" where purchase_count > 0" if table == "dim_customers" else ""))
+    for table, column in [
+        ("dim_customers", "net_revenue"),
+        ("customer_rfm", "monetary"),
+        ("customer_ltv", "historical_ltv"),
+    ]:
+        got = _mart(
+            run,
+            f"select customer_key, {column} as net from marts.{table}"
+            + (" where purchase_count > 0" if table == "dim_customers" else ""),
+        )
         got["customer"] = got["customer_key"].map(keys)
         got = got.set_index("customer")["net"].astype(float).sort_index()
         assert got.index.equals(per_customer.sort_index().index), table
         assert (got.round(2) == per_customer.sort_index().round(2)).all(), table
 
     # totals over purchasing customers
-    assert float(_mart(run, "select sum(net_revenue) from marts.omnichannel_value").iloc[0, 0]) == pytest.approx(total, abs=0.005)
-    assert float(_mart(run, "select net_revenue from marts.customer_value_summary").iloc[0, 0]) == pytest.approx(total, abs=0.005)
+    assert float(_mart(run, "select sum(net_revenue) from marts.omnichannel_value").iloc[0, 0]) == pytest.approx(
+        total, abs=0.005
+    )
+    assert float(_mart(run, "select net_revenue from marts.customer_value_summary").iloc[0, 0]) == pytest.approx(
+        total, abs=0.005
+    )
 
     # cohort_retention: net revenue of the customers who are not left-censored (those belong to no cohort),
     # every document in the month of its own date, months before the first purchase in month 0
@@ -95,7 +108,9 @@ def test_every_revenue_column_is_net_of_cancellations(online_retail_run):
     new["cohort"] = new["first_day"].dt.to_period("M")
     new["months"] = (new["day"].dt.to_period("M") - new["cohort"]).apply(lambda d: d.n).clip(lower=0)
     want = new.groupby(["cohort", "months"])["net"].sum().round(2)
-    got = _mart(run, "select cohort_month, months_since_first_purchase as months, net_revenue from marts.cohort_retention")
+    got = _mart(
+        run, "select cohort_month, months_since_first_purchase as months, net_revenue from marts.cohort_retention"
+    )
     got["cohort"] = pd.to_datetime(got["cohort_month"]).dt.to_period("M")
     got = got.set_index(["cohort", "months"])["net_revenue"].astype(float).sort_index()
     assert got.index.equals(want.sort_index().index)
@@ -109,8 +124,11 @@ def test_every_revenue_column_is_net_of_cancellations(online_retail_run):
     # customers who are not left-censored (UCI has no utm_source: every customer is 'unattributed')
     in_year = new[(new["day"] >= new["first_day"]) & ((new["day"] - new["first_day"]).dt.days < 365)]
     by_month = in_year.groupby("cohort").agg(net=("net", "sum"), customers=("customer", "nunique"))
-    got = _mart(run, "select acquisition_month, new_customers, ltv_12m, ltv_12m_complete from marts.channel_economics "
-                     "where channel = 'unattributed'")
+    got = _mart(
+        run,
+        "select acquisition_month, new_customers, ltv_12m, ltv_12m_complete from marts.channel_economics "
+        "where channel = 'unattributed'",
+    )
     got["cohort"] = pd.to_datetime(got["acquisition_month"]).dt.to_period("M")
     got = got.set_index("cohort").sort_index()
     assert got.index.equals(by_month.index)
@@ -125,8 +143,12 @@ def test_every_revenue_column_is_net_of_cancellations(online_retail_run):
     new_customers = int(complete["customers"].sum())
     # each month's LTV rounded half up to the cent, as the mart's decimal(18,2) is, from the exact net in cents
     cents = Decimal("0.01")
-    revenue = float(sum((Decimal(f"{net:.2f}") / int(n)).quantize(cents, ROUND_HALF_UP) * int(n)
-                        for net, n in zip(complete["net"], complete["customers"])))
+    revenue = float(
+        sum(
+            (Decimal(f"{net:.2f}") / int(n)).quantize(cents, ROUND_HALF_UP) * int(n)
+            for net, n in zip(complete["net"], complete["customers"], strict=False)
+        )
+    )
     summary = _mart(run, "select * from marts.channel_economics_summary")
     assert summary["channel"].tolist() == ["unattributed"]
     row = summary.iloc[0]
@@ -139,8 +161,16 @@ def test_every_revenue_column_is_net_of_cancellations(online_retail_run):
     # the blocking reconciliation checks ran and passed
     manifest = json.loads((run["data_dir"] / "exports" / run["as_of"] / "manifest.json").read_text())
     ran = {c["check"]: c["passed"] for c in manifest["checks"]}
-    for table in ["dim_customers", "customer_rfm", "customer_ltv", "pareto_curve", "cohort_retention",
-                  "channel_economics", "omnichannel_value", "customer_value_summary"]:
+    for table in [
+        "dim_customers",
+        "customer_rfm",
+        "customer_ltv",
+        "pareto_curve",
+        "cohort_retention",
+        "channel_economics",
+        "omnichannel_value",
+        "customer_value_summary",
+    ]:
         assert ran.get(f"{table}_revenue_reconciles_to_fct_orders") is True, table
 
 
@@ -179,11 +209,14 @@ def test_repeat_ladder_has_one_window_and_counts_purchase_days(online_retail_run
     days = all_days[~all_days["customer"].map(censored)]
     steps = _ladder(days, as_of)
     steps["cohort"] = steps["customer"].map(days.groupby("customer")["day"].min()).dt.strftime("%Y-%m-01")
-    want_overall = steps.groupby("n").agg(reached_n=("within", "size"), reached_next=("within", "sum"),
-                                          by_as_of=("ever", "sum"))
+    want_overall = steps.groupby("n").agg(
+        reached_n=("within", "size"), reached_next=("within", "sum"), by_as_of=("ever", "sum")
+    )
     # the warm-up leaves customers out of step 1
     assert want_overall.loc[1, "reached_n"] < (_ladder(all_days, as_of)["n"] == 1).sum()
-    median = steps[steps["within"]].assign(gap=lambda d: (d["next_day"] - d["day"]).dt.days).groupby("n")["gap"].median()
+    median = (
+        steps[steps["within"]].assign(gap=lambda d: (d["next_day"] - d["day"]).dt.days).groupby("n")["gap"].median()
+    )
 
     ladder = _mart(run, "select * from marts.repeat_purchase_ladder")
     assert (ladder["window_days"] == WINDOW).all()

@@ -14,5 +14,5 @@ refresh_customer_value = dg.define_asset_job(
     partitions_def=AS_OF_PARTITIONS,
     tags=WRITER_TAG,
     description="Ingest the inbox, build the marts with dbt as of the partition's date, run every check, "
-                "publish tier lists and the serving warehouse. One partition per as-of date.",
+    "publish tier lists and the serving warehouse. One partition per as-of date.",
 )

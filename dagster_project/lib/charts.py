@@ -38,9 +38,18 @@ DPI = 110
 ACTIVITY_STATES = ["new", "active", "reactivated", "at_risk", "lapsed", "churned", "prospect"]
 VALUE_STAGES = ["prospect", "first_time", "repeat", "loyal", "member"]
 STATE_LABELS = {
-    "none": "(first purchase)", "new": "new", "active": "active", "reactivated": "reactivated",
-    "at_risk": "at risk", "lapsed": "lapsed", "churned": "churned", "prospect": "prospect (never bought)",
-    "first_time": "first-time buyer", "repeat": "repeat (2 purchases)", "loyal": "loyal (3+)", "member": "member",
+    "none": "(first purchase)",
+    "new": "new",
+    "active": "active",
+    "reactivated": "reactivated",
+    "at_risk": "at risk",
+    "lapsed": "lapsed",
+    "churned": "churned",
+    "prospect": "prospect (never bought)",
+    "first_time": "first-time buyer",
+    "repeat": "repeat (2 purchases)",
+    "loyal": "loyal (3+)",
+    "member": "member",
 }
 LTV_CAC_TARGET = 3.0
 
@@ -83,13 +92,15 @@ class Chart:
 def _rows(con, sql: str, params: list | None = None) -> list[dict]:
     cur = con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    return [dict(zip(cols, r, strict=False)) for r in cur.fetchall()]
 
 
 def _has_table(con, name: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = ?", [name]
-    ).fetchone()[0])
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = ?", [name]
+        ).fetchone()[0]
+    )
 
 
 def _has_rows(con, name: str) -> bool:
@@ -109,7 +120,8 @@ def reporting_currency(con) -> str:
         return ""
     row = con.execute(
         "select currency from marts.fct_orders where is_valid and currency is not null "
-        "group by currency order by count(*) desc, currency limit 1").fetchone()
+        "group by currency order by count(*) desc, currency limit 1"
+    ).fetchone()
     return row[0] if row else ""
 
 
@@ -159,17 +171,35 @@ def pareto_chart(con) -> Chart:
     summary = _rows(con, "select * from marts.pareto_summary")[0]
     customers = int(summary["customers"])
     ranks = sorted({max(1, math.ceil(p * customers / 100)) for p in range(1, 101)})
-    curve = _rows(con, (
-        "select revenue_rank, cumulative_customer_share, cumulative_revenue_share "
-        "from marts.pareto_curve where revenue_rank in (select unnest(?)) order by revenue_rank"), [ranks])
+    curve = _rows(
+        con,
+        (
+            "select revenue_rank, cumulative_customer_share, cumulative_revenue_share "
+            "from marts.pareto_curve where revenue_rank in (select unnest(?)) order by revenue_rank"
+        ),
+        [ranks],
+    )
     target = float(summary["target_revenue_share"])
     cross_x, cross_y = float(summary["super_user_customer_share"]), float(summary["super_user_revenue_share"])
-    data = [{"point": "line crossed", "customers": int(summary["super_users"]),
-             "customer_share": cross_x, "revenue_share": cross_y, "target_revenue_share": target}]
-    data += [{"point": "curve", "customers": int(r["revenue_rank"]),
-              "customer_share": float(r["cumulative_customer_share"]),
-              "revenue_share": float(r["cumulative_revenue_share"]), "target_revenue_share": target}
-             for r in curve]
+    data = [
+        {
+            "point": "line crossed",
+            "customers": int(summary["super_users"]),
+            "customer_share": cross_x,
+            "revenue_share": cross_y,
+            "target_revenue_share": target,
+        }
+    ]
+    data += [
+        {
+            "point": "curve",
+            "customers": int(r["revenue_rank"]),
+            "customer_share": float(r["cumulative_customer_share"]),
+            "revenue_share": float(r["cumulative_revenue_share"]),
+            "target_revenue_share": target,
+        }
+        for r in curve
+    ]
 
     xs = [0.0] + [d["customer_share"] for d in data[1:]]
     ys = [0.0] + [d["revenue_share"] for d in data[1:]]
@@ -181,11 +211,15 @@ def pareto_chart(con) -> Chart:
     ax.scatter([cross_x], [cross_y], color=RED, zorder=5, s=40)
     ax.annotate(
         f"{_pct(cross_x, 1)} of customers ({data[0]['customers']:,})\ngive {_pct(cross_y, 1)} of revenue",
-        (cross_x, cross_y), textcoords="data",
+        (cross_x, cross_y),
+        textcoords="data",
         # below right of a steep curve; top left (empty there) when the curve is nearly flat
         xytext=(max(cross_x + 0.08, 0.3), target - 0.25) if cross_x <= 0.55 else (0.04, min(target + 0.08, 0.9)),
-        fontsize=10, arrowprops={"arrowstyle": "->", "color": RED}, color="black",
-        bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": RED})
+        fontsize=10,
+        arrowprops={"arrowstyle": "->", "color": RED},
+        color="black",
+        bbox={"boxstyle": "round,pad=0.3", "fc": "white", "ec": RED},
+    )
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
@@ -195,14 +229,21 @@ def pareto_chart(con) -> Chart:
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=9)
-    caption = (f"{summary['headline']}; the top 20% of customers give "
-               f"{_pct(float(summary['top_20pct_revenue_share']), 1)} of revenue.")
+    caption = (
+        f"{summary['headline']}; the top 20% of customers give "
+        f"{_pct(float(summary['top_20pct_revenue_share']), 1)} of revenue."
+    )
     decile_ranks = {max(1, math.ceil(p * customers / 100)) for p in range(10, 101, 10)}
     deciles = [d for d in data[1:] if d["customers"] in decile_ranks]
-    table = [{"highest spenders": f"top {_pct(d['customer_share'], 1).replace('.0%', '%')}"
-              + (" (super users)" if i == 0 else ""),
-              "customers": f"{d['customers']:,}", "their share of net revenue": _pct(d["revenue_share"], 1)}
-             for i, d in enumerate([data[0]] + deciles)]
+    table = [
+        {
+            "highest spenders": f"top {_pct(d['customer_share'], 1).replace('.0%', '%')}"
+            + (" (super users)" if i == 0 else ""),
+            "customers": f"{d['customers']:,}",
+            "their share of net revenue": _pct(d["revenue_share"], 1),
+        }
+        for i, d in enumerate([data[0]] + deciles)
+    ]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -218,14 +259,26 @@ def rf_heatmap_chart(con) -> Chart:
     name, title = "rf_heatmap", "Customers by recency and frequency score"
     if not _has_rows(con, "customer_rfm"):
         return _no_data(name, title)
-    counts = {(r["r_score"], r["f_score"]): int(r["customers"]) for r in _rows(
-        con, "select r_score, f_score, count(*) as customers from marts.customer_rfm group by 1, 2")}
-    data = [{"r_score": r, "f_score": f, "customers": counts.get((r, f), 0)}
-            for r in range(5, 0, -1) for f in range(1, 6)]
-    r_range = {r["s"]: (r["lo"], r["hi"]) for r in _rows(
-        con, "select r_score as s, min(recency_days) as lo, max(recency_days) as hi from marts.customer_rfm group by 1")}
-    f_range = {r["s"]: (r["lo"], r["hi"]) for r in _rows(
-        con, "select f_score as s, min(frequency) as lo, max(frequency) as hi from marts.customer_rfm group by 1")}
+    counts = {
+        (r["r_score"], r["f_score"]): int(r["customers"])
+        for r in _rows(con, "select r_score, f_score, count(*) as customers from marts.customer_rfm group by 1, 2")
+    }
+    data = [
+        {"r_score": r, "f_score": f, "customers": counts.get((r, f), 0)} for r in range(5, 0, -1) for f in range(1, 6)
+    ]
+    r_range = {
+        r["s"]: (r["lo"], r["hi"])
+        for r in _rows(
+            con,
+            "select r_score as s, min(recency_days) as lo, max(recency_days) as hi from marts.customer_rfm group by 1",
+        )
+    }
+    f_range = {
+        r["s"]: (r["lo"], r["hi"])
+        for r in _rows(
+            con, "select f_score as s, min(frequency) as lo, max(frequency) as hi from marts.customer_rfm group by 1"
+        )
+    }
     rs = [r for r in range(5, 0, -1) if r in r_range]
     fs = [f for f in range(1, 6) if f in f_range]
     grid = [[counts.get((r, f), 0) for f in fs] for r in rs]
@@ -241,8 +294,15 @@ def rf_heatmap_chart(con) -> Chart:
     im = ax.imshow(grid, cmap="Blues", vmin=0, vmax=vmax, aspect="auto")
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
-            ax.text(j, i, f"{v:,}\n{_pct(v / total, 1)}" if v else "0", ha="center", va="center", fontsize=9,
-                    color="white" if v > 0.55 * vmax else "black")
+            ax.text(
+                j,
+                i,
+                f"{v:,}\n{_pct(v / total, 1)}" if v else "0",
+                ha="center",
+                va="center",
+                fontsize=9,
+                color="white" if v > 0.55 * vmax else "black",
+            )
     ax.set_xticks(range(len(fs)), [f_labels[f].replace(" · ", "\n") for f in fs], fontsize=9)
     ax.set_yticks(range(len(rs)), [r_labels[r].replace(" · ", "\n") for r in rs], fontsize=9)
     ax.set_xlabel("frequency score: distinct purchase days (higher = more)")
@@ -252,15 +312,21 @@ def rf_heatmap_chart(con) -> Chart:
     cb.set_label("customers")
     empty = [f"F{f}" for f in range(1, 6) if f not in f_range] + [f"R{r}" for r in range(5, 0, -1) if r not in r_range]
     one_day = sum(n for (_, f), n in counts.items() if f_range.get(f) == (1, 1))
-    caption = (f"{total:,} customers with a purchase; cells show customers and their share. Recent frequent buyers "
-               "sit top right, frequent buyers who stopped bottom right.")
+    caption = (
+        f"{total:,} customers with a purchase; cells show customers and their share. Recent frequent buyers "
+        "sit top right, frequent buyers who stopped bottom right."
+    )
     if empty:
-        caption += (f" {' and '.join([', '.join(empty[:-1]), empty[-1]] if len(empty) > 1 else empty)} "
-                    f"{'have' if len(empty) > 1 else 'has'} no customers and {'are' if len(empty) > 1 else 'is'} "
-                    "not drawn: customers with equal values share one score"
-                    + (f", and {_pct(one_day / total, 1)} of customers bought on one day only." if one_day else "."))
-    table = [{"recency score ↓ · frequency score →": r_labels[r], **{f_labels[f]: f"{counts.get((r, f), 0):,}" for f in fs}}
-             for r in rs]
+        caption += (
+            f" {' and '.join([', '.join(empty[:-1]), empty[-1]] if len(empty) > 1 else empty)} "
+            f"{'have' if len(empty) > 1 else 'has'} no customers and {'are' if len(empty) > 1 else 'is'} "
+            "not drawn: customers with equal values share one score"
+            + (f", and {_pct(one_day / total, 1)} of customers bought on one day only." if one_day else ".")
+        )
+    table = [
+        {"recency score ↓ · frequency score →": r_labels[r], **{f_labels[f]: f"{counts.get((r, f), 0):,}" for f in fs}}
+        for r in rs
+    ]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -282,20 +348,30 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
     if not _has_rows(con, "cohort_retention"):
         return _no_data(name, title)
     last_month = con.execute(
-        "select max(cohort_month + to_months(cast(months_since_first_purchase as integer))) "
-        "from marts.cohort_retention").fetchone()[0]
+        "select max(cohort_month + to_months(cast(months_since_first_purchase as integer))) from marts.cohort_retention"
+    ).fetchone()[0]
     last_month = last_month.date() if isinstance(last_month, datetime) else last_month
     # the last cohorts that have reached at least one month after their first
-    cohorts = [r["cohort_month"] for r in _rows(
-        con, "select distinct cohort_month from marts.cohort_retention where cohort_month < ? "
-             "order by 1 desc limit ?", [date(last_month.year, last_month.month, 1), max_cohorts])]
+    cohorts = [
+        r["cohort_month"]
+        for r in _rows(
+            con,
+            "select distinct cohort_month from marts.cohort_retention where cohort_month < ? order by 1 desc limit ?",
+            [date(last_month.year, last_month.month, 1), max_cohorts],
+        )
+    ]
     cohorts.sort()
     if not cohorts:
         return _no_data(name, title, "no cohort has a month after its first one yet")
-    rows = _rows(con, (
-        "select cohort_month, months_since_first_purchase as months, cohort_customers, active_customers, "
-        "share_retained, is_partial_period from marts.cohort_retention where cohort_month in (select unnest(?)) "
-        "order by cohort_month, months"), [cohorts])
+    rows = _rows(
+        con,
+        (
+            "select cohort_month, months_since_first_purchase as months, cohort_customers, active_customers, "
+            "share_retained, is_partial_period from marts.cohort_retention where cohort_month in (select unnest(?)) "
+            "order by cohort_month, months"
+        ),
+        [cohorts],
+    )
     # calendar months the mart marks partial (a cell with no purchase that month has no row of its own)
     partial_months = {_add_months(r["cohort_month"], int(r["months"])) for r in rows if r["is_partial_period"]}
     sizes = {r["cohort_month"]: int(r["cohort_customers"]) for r in rows}
@@ -313,9 +389,16 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
             r = cells.get((c, m))
             share = float(r["share_retained"]) if r else 0.0
             active = int(r["active_customers"]) if r else 0
-            data.append({"cohort_month": _iso(c), "months_since_first_purchase": m, "cohort_customers": sizes[c],
-                         "active_customers": active, "share_retained": share,
-                         "is_partial_period": _add_months(c, m) in partial_months})
+            data.append(
+                {
+                    "cohort_month": _iso(c),
+                    "months_since_first_purchase": m,
+                    "cohort_customers": sizes[c],
+                    "active_customers": active,
+                    "share_retained": share,
+                    "is_partial_period": _add_months(c, m) in partial_months,
+                }
+            )
             line.append(share)
         grid.append(line)
 
@@ -331,16 +414,26 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
         for i, line in enumerate(grid):
             for j, v in enumerate(line):
                 if not math.isnan(v) and v > 0:
-                    ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=fs,
-                            color="white" if v > 0.6 * vmax else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{100 * v:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=fs,
+                        color="white" if v > 0.6 * vmax else "black",
+                    )
     for d in data:
         if d["is_partial_period"]:
             i, j = cohorts.index(date.fromisoformat(d["cohort_month"])), d["months_since_first_purchase"] - 1
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///", edgecolor=GREY, lw=0))
     if any(d["is_partial_period"] for d in data):
-        ax.legend(handles=[Patch(facecolor="white", edgecolor=GREY, hatch="///",
-                                 label="partial month: not comparable")],
-                  loc="lower right", fontsize=8, framealpha=0.9)  # the not-yet-reached corner
+        ax.legend(
+            handles=[Patch(facecolor="white", edgecolor=GREY, hatch="///", label="partial month: not comparable")],
+            loc="lower right",
+            fontsize=8,
+            framealpha=0.9,
+        )  # the not-yet-reached corner
     ax.set_xticks(range(n_cols), [str(m) for m in range(1, n_cols + 1)], fontsize=8)
     ax.set_yticks(range(n_rows), [f"{_month_label(c)} ({sizes[c]:,})" for c in cohorts], fontsize=8)
     ax.set_xlabel("months since the first purchase")
@@ -348,16 +441,23 @@ def cohort_retention_chart(con, max_cohorts: int = 24) -> Chart:
     ax.set_title(title)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, format=PercentFormatter(1.0, decimals=0))
     cb.set_label("share of the cohort buying that month")
-    all_cohorts = con.execute("select count(distinct cohort_month) from marts.cohort_retention "
-                              "where cohort_month < ?", [date(last_month.year, last_month.month, 1)]).fetchone()[0]
-    shown = (f"All {n_rows} monthly cohorts" if n_rows == all_cohorts
-             else f"The last {n_rows} of {all_cohorts} monthly cohorts (all are in the mart)")
-    caption = (f"{shown} that have a month after their first; cell numbers are percentages of the cohort that bought in that "
-               "month (unlabelled pale cells: 0%; white: not reached yet). Hatched: a month the data does not "
-               "wholly cover (it runs past the as-of date, or began before the data), so its share is not "
-               "comparable with complete months. "
-               f"{_left_censored_customers(con):,} customers first seen in their source's warm-up "
-               "(left-censored: they may have bought before the data begins) are in no cohort.")
+    all_cohorts = con.execute(
+        "select count(distinct cohort_month) from marts.cohort_retention where cohort_month < ?",
+        [date(last_month.year, last_month.month, 1)],
+    ).fetchone()[0]
+    shown = (
+        f"All {n_rows} monthly cohorts"
+        if n_rows == all_cohorts
+        else f"The last {n_rows} of {all_cohorts} monthly cohorts (all are in the mart)"
+    )
+    caption = (
+        f"{shown} that have a month after their first; cell numbers are percentages of the cohort that bought in that "
+        "month (unlabelled pale cells: 0%; white: not reached yet). Hatched: a month the data does not "
+        "wholly cover (it runs past the as-of date, or began before the data), so its share is not "
+        "comparable with complete months. "
+        f"{_left_censored_customers(con):,} customers first seen in their source's warm-up "
+        "(left-censored: they may have bought before the data begins) are in no cohort."
+    )
     return Chart(name, title, caption, _png(fig), data, _cohort_table(data))
 
 
@@ -377,10 +477,17 @@ def _cohort_table(data: list[dict]) -> list[dict]:
     for d in data:
         by.setdefault(d["cohort_month"], {"cohort": d["cohort_month"][:7], "customers": f"{d['cohort_customers']:,}"})
         if d["months_since_first_purchase"] in (1, 3, 6, 12):
-            by[d["cohort_month"]][f"month {d['months_since_first_purchase']}"] = (
-                _pct(d["share_retained"], 1) + (" (partial)" if d["is_partial_period"] else ""))
-    cols = {"cohort": "first purchase in", "customers": "new customers", "month 1": "buying in month 1",
-            "month 3": "in month 3", "month 6": "in month 6", "month 12": "in month 12"}
+            by[d["cohort_month"]][f"month {d['months_since_first_purchase']}"] = _pct(d["share_retained"], 1) + (
+                " (partial)" if d["is_partial_period"] else ""
+            )
+    cols = {
+        "cohort": "first purchase in",
+        "customers": "new customers",
+        "month 1": "buying in month 1",
+        "month 3": "in month 3",
+        "month 6": "in month 6",
+        "month 12": "in month 12",
+    }
     return [{label: r.get(c, "not yet") for c, label in cols.items()} for r in by.values()]
 
 
@@ -391,16 +498,30 @@ def _cohort_table(data: list[dict]) -> list[dict]:
 def repeat_ladder_chart(con) -> Chart:
     """P(n+1 | n) for n = 1..N (repeat_purchase_ladder, dimension 'overall')."""
     name, title = "repeat_ladder", "Repeat-purchase ladder: chance of buying once more"
-    rows = _rows(con, (
-        "select n, customers_reached_n, customers_reached_next, repeat_rate, median_days_to_next, "
-        "repeat_rate_by_as_of, window_days from marts.repeat_purchase_ladder where dimension = 'overall' order by n")
-    ) if _has_table(con, "repeat_purchase_ladder") else []
+    rows = (
+        _rows(
+            con,
+            (
+                "select n, customers_reached_n, customers_reached_next, repeat_rate, median_days_to_next, "
+                "repeat_rate_by_as_of, window_days from marts.repeat_purchase_ladder where dimension = 'overall' order by n"  # noqa: E501 (SQL or printed text)
+            ),
+        )
+        if _has_table(con, "repeat_purchase_ladder")
+        else []
+    )
     if not rows:
         return _no_data(name, title)
-    data = [{"n": int(r["n"]), "customers_reached_n": int(r["customers_reached_n"]),
-             "customers_reached_next": int(r["customers_reached_next"]), "repeat_rate": float(r["repeat_rate"]),
-             "median_days_to_next": _num(r["median_days_to_next"]),
-             "repeat_rate_by_as_of": float(r["repeat_rate_by_as_of"])} for r in rows]
+    data = [
+        {
+            "n": int(r["n"]),
+            "customers_reached_n": int(r["customers_reached_n"]),
+            "customers_reached_next": int(r["customers_reached_next"]),
+            "repeat_rate": float(r["repeat_rate"]),
+            "median_days_to_next": _num(r["median_days_to_next"]),
+            "repeat_rate_by_as_of": float(r["repeat_rate_by_as_of"]),
+        }
+        for r in rows
+    ]
     window = rows[0]["window_days"]
 
     fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(data) + 2), 4.8))
@@ -409,10 +530,17 @@ def repeat_ladder_chart(con) -> Chart:
     small = [d["customers_reached_n"] < SMALL_SAMPLE for d in data]
     ax.bar(xs, rates, color=[LIGHT_BLUE if s else BLUE for s in small], width=0.65)
     top = max(rates + [0.01])
-    for x, d in zip(xs, data):
+    for x, d in zip(xs, data, strict=False):
         label = f"{_pct(d['repeat_rate'], 1)}\n{d['customers_reached_next']:,} of {d['customers_reached_n']:,}"
-        ax.annotate(label, (x, d["repeat_rate"]), xytext=(0, 3), textcoords="offset points",
-                    ha="center", va="bottom", fontsize=8.5)
+        ax.annotate(
+            label,
+            (x, d["repeat_rate"]),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=8.5,
+        )
     ax.set_xticks(xs, [f"{d['n']} → {d['n'] + 1}" for d in data])
     pad = 0.6 + max(0, 3 - len(data)) / 2  # a lone bar keeps a bar's width
     ax.set_xlim(-pad, len(data) - 1 + pad)
@@ -423,18 +551,30 @@ def repeat_ladder_chart(con) -> Chart:
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     if any(small):
-        ax.legend([plt.Rectangle((0, 0), 1, 1, color=BLUE), plt.Rectangle((0, 0), 1, 1, color=LIGHT_BLUE)],
-                  ["rate", f"fewer than {SMALL_SAMPLE} customers: read with care"], loc="upper left", fontsize=8.5)
-    caption = (f"Of customers who made n purchases, the share who made another within {window} days. A customer "
-               f"counts for step n once their n-th purchase is at least {window} days old, so everyone has had the "
-               f"same {window} days to come back. Purchases on one day count as one, as in RFM frequency.")
-    table = [{"purchase days so far": f"{d['n']:,}",
-              "customers": f"{d['customers_reached_n']:,}",
-              f"bought again within {window} days": f"{d['customers_reached_next']:,}",
-              "repeat rate": _pct(d["repeat_rate"], 1),
-              "median days to the next purchase": (f"{d['median_days_to_next']:,.0f}"
-                                                   if d["median_days_to_next"] is not None else "none came back"),
-              "bought again by the as-of date": _pct(d["repeat_rate_by_as_of"], 1)} for d in data]
+        ax.legend(
+            [plt.Rectangle((0, 0), 1, 1, color=BLUE), plt.Rectangle((0, 0), 1, 1, color=LIGHT_BLUE)],
+            ["rate", f"fewer than {SMALL_SAMPLE} customers: read with care"],
+            loc="upper left",
+            fontsize=8.5,
+        )
+    caption = (
+        f"Of customers who made n purchases, the share who made another within {window} days. A customer "
+        f"counts for step n once their n-th purchase is at least {window} days old, so everyone has had the "
+        f"same {window} days to come back. Purchases on one day count as one, as in RFM frequency."
+    )
+    table = [
+        {
+            "purchase days so far": f"{d['n']:,}",
+            "customers": f"{d['customers_reached_n']:,}",
+            f"bought again within {window} days": f"{d['customers_reached_next']:,}",
+            "repeat rate": _pct(d["repeat_rate"], 1),
+            "median days to the next purchase": (
+                f"{d['median_days_to_next']:,.0f}" if d["median_days_to_next"] is not None else "none came back"
+            ),
+            "bought again by the as-of date": _pct(d["repeat_rate_by_as_of"], 1),
+        }
+        for d in data
+    ]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -449,35 +589,61 @@ def lifecycle_chart(con) -> Chart:
     name, title = "lifecycle", "Customer lifecycle: where customers are and how they moved"
     if not _has_rows(con, "customer_lifecycle"):
         return _no_data(name, title)
-    states = {r["k"]: int(r["customers"]) for r in _rows(
-        con, "select activity_state as k, count(*) as customers from marts.customer_lifecycle group by 1")}
-    stages = {r["k"]: int(r["customers"]) for r in _rows(
-        con, "select value_stage as k, count(*) as customers from marts.customer_lifecycle group by 1")}
+    states = {
+        r["k"]: int(r["customers"])
+        for r in _rows(
+            con, "select activity_state as k, count(*) as customers from marts.customer_lifecycle group by 1"
+        )
+    }
+    stages = {
+        r["k"]: int(r["customers"])
+        for r in _rows(con, "select value_stage as k, count(*) as customers from marts.customer_lifecycle group by 1")
+    }
     as_of = con.execute("select max(as_of_date) from marts.customer_lifecycle").fetchone()[0]
     state_order = [s for s in ACTIVITY_STATES if s in states] + sorted(set(states) - set(ACTIVITY_STATES))
     stage_order = [s for s in VALUE_STAGES if s in stages] + sorted(set(stages) - set(VALUE_STAGES))
-    data = [{"view": "activity state", "month": "", "from_state": "", "state": s, "customers": states[s]}
-            for s in state_order]
-    data += [{"view": "value stage", "month": "", "from_state": "", "state": s, "customers": stages[s]}
-             for s in stage_order]
+    data = [
+        {"view": "activity state", "month": "", "from_state": "", "state": s, "customers": states[s]}
+        for s in state_order
+    ]
+    data += [
+        {"view": "value stage", "month": "", "from_state": "", "state": s, "customers": stages[s]} for s in stage_order
+    ]
 
     month, moves = _transition_month(con)
-    data += [{"view": "transition", "month": _iso(month), "from_state": r["from_state"], "state": r["to_state"],
-              "customers": int(r["customers"])} for r in moves]
+    data += [
+        {
+            "view": "transition",
+            "month": _iso(month),
+            "from_state": r["from_state"],
+            "state": r["to_state"],
+            "customers": int(r["customers"]),
+        }
+        for r in moves
+    ]
 
     fig = plt.figure(figsize=(14, 5.2))
     gs = fig.add_gridspec(1, 3, width_ratios=[1, 1, 1.5], wspace=0.75)
-    for k, (label, order, counts, colour) in enumerate([
+    for k, (label, order, counts, colour) in enumerate(
+        [
             ("activity state (days since last purchase)", state_order, states, BLUE),
-            ("value stage (purchases, membership)", stage_order, stages, GREEN)]):
+            ("value stage (purchases, membership)", stage_order, stages, GREEN),
+        ]
+    ):
         ax = fig.add_subplot(gs[0, k])
         ys = list(range(len(order)))[::-1]
         vals = [counts[s] for s in order]
         ax.barh(ys, vals, color=colour)
         total = sum(vals) or 1
-        for y, v in zip(ys, vals):
-            ax.annotate(f"{v:,} ({_pct(v / total)})", (v, y), xytext=(3, 0), textcoords="offset points",
-                        va="center", fontsize=8.5)
+        for y, v in zip(ys, vals, strict=False):
+            ax.annotate(
+                f"{v:,} ({_pct(v / total)})",
+                (v, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8.5,
+            )
         ax.set_yticks(ys, [STATE_LABELS.get(s, s) for s in order], fontsize=9)
         ax.set_xlim(0, max(vals) * 1.7)
         ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
@@ -496,8 +662,15 @@ def lifecycle_chart(con) -> Chart:
         for i, line in enumerate(grid):
             for j, v in enumerate(line):
                 if v:
-                    ax.text(j, i, f"{v:,}", ha="center", va="center", fontsize=8.5,
-                            color="white" if v > 0.55 * vmax else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{v:,}",
+                        ha="center",
+                        va="center",
+                        fontsize=8.5,
+                        color="white" if v > 0.55 * vmax else "black",
+                    )
         ax.set_xticks(range(len(tos)), [STATE_LABELS.get(s, s) for s in tos], rotation=35, ha="right", fontsize=9)
         ax.set_yticks(range(len(froms)), [STATE_LABELS.get(s, s) for s in froms], fontsize=9)
         ax.set_xlabel("state at the end of the month")
@@ -507,12 +680,22 @@ def lifecycle_chart(con) -> Chart:
         ax.set_axis_off()
         ax.text(0.5, 0.5, "no transitions yet", ha="center", va="center", color=GREY, transform=ax.transAxes)
     fig.suptitle(title, fontsize=12)
-    caption = (f"As of {_iso(as_of)}: customers per activity state and value stage; on the right, customers' "
-               f"moves between activity states during {_month_label(month) if month else 'the last month'} "
-               "(the diagonal is customers who stayed).")
+    caption = (
+        f"As of {_iso(as_of)}: customers per activity state and value stage; on the right, customers' "
+        f"moves between activity states during {_month_label(month) if month else 'the last month'} "
+        "(the diagonal is customers who stayed)."
+    )
     totals = {"activity state": sum(states.values()) or 1, "value stage": sum(stages.values()) or 1}
-    table = [{"view": d["view"], "state": STATE_LABELS.get(d["state"], d["state"]), "customers": f"{d['customers']:,}",
-              "share": _pct(d["customers"] / totals[d["view"]], 1)} for d in data if d["view"] != "transition"]
+    table = [
+        {
+            "view": d["view"],
+            "state": STATE_LABELS.get(d["state"], d["state"]),
+            "customers": f"{d['customers']:,}",
+            "share": _pct(d["customers"] / totals[d["view"]], 1),
+        }
+        for d in data
+        if d["view"] != "transition"
+    ]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -520,12 +703,19 @@ def _transition_month(con) -> tuple:
     """The last complete month of lifecycle_transitions (not is_partial_period), else its latest month."""
     if not _has_rows(con, "lifecycle_transitions"):
         return None, []
-    months = _rows(con, "select month, bool_and(is_partial_period) as partial from marts.lifecycle_transitions "
-                        "group by month order by 1")
+    months = _rows(
+        con,
+        "select month, bool_and(is_partial_period) as partial from marts.lifecycle_transitions "
+        "group by month order by 1",
+    )
     complete = [r["month"] for r in months if not r["partial"]]
     month = complete[-1] if complete else months[-1]["month"]
-    moves = _rows(con, "select from_state, to_state, customers from marts.lifecycle_transitions where month = ? "
-                       "order by from_state, to_state", [month])
+    moves = _rows(
+        con,
+        "select from_state, to_state, customers from marts.lifecycle_transitions where month = ? "
+        "order by from_state, to_state",
+        [month],
+    )
     return month, moves
 
 
@@ -574,11 +764,18 @@ def tier_sizes_chart(points: list[tuple]) -> Chart:
     xs = list(range(len(dates)))
     cmap = matplotlib.colormaps["tab10"]
     for i, k in enumerate(tiers):
-        pts = [(x, t[k]) for x, (_, t) in zip(xs, points) if k in t]
+        pts = [(x, t[k]) for x, (_, t) in zip(xs, points, strict=False) if k in t]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, color=cmap(i % 10), label=k)
         last_x, last_y = pts[-1]
-        ax.annotate(f"{last_y:,}", (last_x, last_y), xytext=(5, 0), textcoords="offset points", va="center",
-                    fontsize=8, color=cmap(i % 10))
+        ax.annotate(
+            f"{last_y:,}",
+            (last_x, last_y),
+            xytext=(5, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+            color=cmap(i % 10),
+        )
     step = max(1, math.ceil(len(dates) / 12))
     ax.set_xticks(xs[::step], dates[::step], rotation=30, ha="right", fontsize=8.5)
     ax.set_xlim(-0.5, len(dates) - 0.5 + 0.6)
@@ -593,8 +790,10 @@ def tier_sizes_chart(points: list[tuple]) -> Chart:
     caption = f"Rows in each tier list over the last {len(dates)} run(s), {dates[0]} to {dates[-1]}."
     if len(points) > 4:
         caption += " The table shows the last 4 runs."
-    table = [{"tier list": k, **{f"as of {a}": (f"{t[k]:,}" if k in t else "not listed") for a, t in points[-4:]}}
-             for k in tiers]
+    table = [
+        {"tier list": k, **{f"as of {a}": (f"{t[k]:,}" if k in t else "not listed") for a, t in points[-4:]}}
+        for k in tiers
+    ]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -611,33 +810,57 @@ def membership_value_chart(con) -> Chart:
     order = "case channel when 'all' then 0 when 'online' then 1 when 'store' then 2 else 3 end, channel"
     rows = _rows(con, f"select * from marts.membership_value order by {order}")
     cur = reporting_currency(con)
-    data = [{"channel": r["channel"], "active_customers": int(r["active_customers"]),
-             "active_members": int(r["active_members"]), "penetration": float(r["penetration"]),
-             "value_per_member": _num(r["value_per_member"]), "value_per_non_member": _num(r["value_per_non_member"]),
-             "member_spend_multiple": _num(r["member_spend_multiple"])} for r in rows]
+    data = [
+        {
+            "channel": r["channel"],
+            "active_customers": int(r["active_customers"]),
+            "active_members": int(r["active_members"]),
+            "penetration": float(r["penetration"]),
+            "value_per_member": _num(r["value_per_member"]),
+            "value_per_non_member": _num(r["value_per_non_member"]),
+            "member_spend_multiple": _num(r["member_spend_multiple"]),
+        }
+        for r in rows
+    ]
 
     fig, ax = plt.subplots(figsize=(max(7.0, 2.4 * len(data) + 2), 5))
     xs = list(range(len(data)))
     w = 0.38
     top = max([d["value_per_member"] or 0 for d in data] + [d["value_per_non_member"] or 0 for d in data] + [1])
-    for off, key, colour, label in [(-w / 2, "value_per_member", ORANGE, "members"),
-                                    (w / 2, "value_per_non_member", BLUE, "non-members")]:
-        for x, d in zip(xs, data):
+    for off, key, colour, label in [
+        (-w / 2, "value_per_member", ORANGE, "members"),
+        (w / 2, "value_per_non_member", BLUE, "non-members"),
+    ]:
+        for x, d in zip(xs, data, strict=False):
             v = d[key]
             if v is None:
                 ax.text(x + off, top * 0.02, "none", ha="center", va="bottom", fontsize=8, color=GREY, rotation=90)
                 continue
-            ax.bar(x + off, v, width=w, color=colour, label=label if x == 0 or label not in
-                   [h.get_label() for h in ax.patches] else None)
-            ax.annotate(_money(v, ""), (x + off, v), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=8.5)
+            ax.bar(
+                x + off,
+                v,
+                width=w,
+                color=colour,
+                label=label if x == 0 or label not in [h.get_label() for h in ax.patches] else None,
+            )
+            ax.annotate(
+                _money(v, ""),
+                (x + off, v),
+                xytext=(0, 2),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize=8.5,
+            )
     handles = [plt.Rectangle((0, 0), 1, 1, color=ORANGE), plt.Rectangle((0, 0), 1, 1, color=BLUE)]
     ax.legend(handles, ["members", "non-members"], loc="upper right", fontsize=9)
     labels = []
     for d in data:
         mult = d["member_spend_multiple"]
-        labels.append(f"{d['channel']}\n{'×' + format(mult, '.2f') if mult is not None else 'no multiple'}"
-                      f" · {_pct(d['penetration'], 1)} members")
+        labels.append(
+            f"{d['channel']}\n{'×' + format(mult, '.2f') if mult is not None else 'no multiple'}"
+            f" · {_pct(d['penetration'], 1)} members"
+        )
     ax.set_xticks(xs, labels, fontsize=9)
     ax.set_ylim(0, top * 1.25)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -646,16 +869,26 @@ def membership_value_chart(con) -> Chart:
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     overall = next((d for d in data if d["channel"] == "all"), data[0])
-    caption = ("Active = bought in the 12 months before the as-of date. "
-               + (f"Members spend {overall['member_spend_multiple']:.2f}× what non-members do (all channels)."
-                  if overall["member_spend_multiple"] is not None else "No multiple: one of the groups is empty."))
-    table = [{"channel": d["channel"], "active customers": f"{d['active_customers']:,}",
-              "of them members": f"{d['active_members']:,} ({_pct(d['penetration'], 1)})",
-              "spend per member": _money(d["value_per_member"], cur, 2) if d["value_per_member"] is not None else "none",
-              "spend per non-member": (_money(d["value_per_non_member"], cur, 2)
-                                       if d["value_per_non_member"] is not None else "none"),
-              "members spend": (f"×{d['member_spend_multiple']:.2f}" if d["member_spend_multiple"] is not None
-                                else "no multiple")} for d in data]
+    caption = "Active = bought in the 12 months before the as-of date. " + (
+        f"Members spend {overall['member_spend_multiple']:.2f}× what non-members do (all channels)."
+        if overall["member_spend_multiple"] is not None
+        else "No multiple: one of the groups is empty."
+    )
+    table = [
+        {
+            "channel": d["channel"],
+            "active customers": f"{d['active_customers']:,}",
+            "of them members": f"{d['active_members']:,} ({_pct(d['penetration'], 1)})",
+            "spend per member": _money(d["value_per_member"], cur, 2) if d["value_per_member"] is not None else "none",
+            "spend per non-member": (
+                _money(d["value_per_non_member"], cur, 2) if d["value_per_non_member"] is not None else "none"
+            ),
+            "members spend": (
+                f"×{d['member_spend_multiple']:.2f}" if d["member_spend_multiple"] is not None else "no multiple"
+            ),
+        }
+        for d in data
+    ]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -669,13 +902,25 @@ def channel_ltv_cac(con) -> list[dict]:
     none is): new customers, spend, CAC, 12-month LTV, LTV:CAC (None without spend)."""
     if not _has_rows(con, "channel_economics_summary"):
         return []
-    rows = _rows(con, """
+    rows = _rows(
+        con,
+        """
         select channel, new_customers, marketing_spend, cac, ltv_12m, ltv_to_cac, has_spend, ltv_12m_complete
-        from marts.channel_economics_summary order by channel""")
-    return [{"channel": r["channel"], "new_customers": int(r["new_customers"]),
-             "marketing_spend": float(r["marketing_spend"]), "cac": r["cac"], "ltv_12m": r["ltv_12m"],
-             "ltv_to_cac": r["ltv_to_cac"], "has_spend": bool(r["has_spend"]),
-             "ltv_12m_complete": bool(r["ltv_12m_complete"])} for r in rows]
+        from marts.channel_economics_summary order by channel""",
+    )
+    return [
+        {
+            "channel": r["channel"],
+            "new_customers": int(r["new_customers"]),
+            "marketing_spend": float(r["marketing_spend"]),
+            "cac": r["cac"],
+            "ltv_12m": r["ltv_12m"],
+            "ltv_to_cac": r["ltv_to_cac"],
+            "has_spend": bool(r["has_spend"]),
+            "ltv_12m_complete": bool(r["ltv_12m_complete"]),
+        }
+        for r in rows
+    ]
 
 
 def ltv_cac_chart(con) -> Chart:
@@ -690,20 +935,43 @@ def ltv_cac_chart(con) -> Chart:
     fig, ax = plt.subplots(figsize=(8.5, max(3.5, 0.6 * len(data) + 1.8)))
     ys = list(range(len(data)))[::-1]
     top = max([d["ltv_to_cac"] or 0 for d in data] + [LTV_CAC_TARGET])
-    for y, d in zip(ys, data):
+    for y, d in zip(ys, data, strict=False):
         ltv = _money(d["ltv_12m"], cur) if d["ltv_12m"] is not None else "n/a"
         if d["ltv_to_cac"] is not None:
             colour = GREEN if d["ltv_to_cac"] >= LTV_CAC_TARGET else (ORANGE if d["ltv_to_cac"] >= 1 else RED)
             ax.barh(y, d["ltv_to_cac"], color=colour, height=0.6)
-            ax.annotate(f"{d['ltv_to_cac']:.1f}:1  (LTV {ltv} / CAC {_money(d['cac'], cur)})",
-                        (d["ltv_to_cac"], y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=8.5)
+            ax.annotate(
+                f"{d['ltv_to_cac']:.1f}:1  (LTV {ltv} / CAC {_money(d['cac'], cur)})",
+                (d["ltv_to_cac"], y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8.5,
+            )
         else:
             why = "no spend" if not d["has_spend"] else "no new customers"
-            ax.annotate(f"{why}  (LTV {ltv}, {d['new_customers']:,} new customers)", (0, y), xytext=(4, 0),
-                        textcoords="offset points", va="center", fontsize=8.5, color=GREY, style="italic")
+            ax.annotate(
+                f"{why}  (LTV {ltv}, {d['new_customers']:,} new customers)",
+                (0, y),
+                xytext=(4, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8.5,
+                color=GREY,
+                style="italic",
+            )
     ax.axvline(LTV_CAC_TARGET, color=RED, ls="--", lw=1.2)
-    ax.annotate("3:1 target", (LTV_CAC_TARGET, 1.0), xycoords=("data", "axes fraction"), xytext=(0, 2),
-                textcoords="offset points", color=RED, fontsize=9, ha="center", va="bottom")
+    ax.annotate(
+        "3:1 target",
+        (LTV_CAC_TARGET, 1.0),
+        xycoords=("data", "axes fraction"),
+        xytext=(0, 2),
+        textcoords="offset points",
+        color=RED,
+        fontsize=9,
+        ha="center",
+        va="bottom",
+    )
     ax.set_yticks(ys, [d["channel"] for d in data])
     ax.set_ylim(-0.6, len(data) - 0.4)
     ax.set_xlim(0, top * 1.9)
@@ -712,16 +980,28 @@ def ltv_cac_chart(con) -> Chart:
     ax.set_ylabel("acquisition channel")
     ax.set_title(title, pad=16)
     ax.grid(axis="x", alpha=0.3)
-    which = ("acquisition months whose first 12 months are complete" if data[0]["ltv_12m_complete"]
-             else "all acquisition months (12-month values still accruing)")
-    caption = (f"Over {which}; LTV = first-year net revenue (after cancellations and returns) per new customer, "
-               f"CAC = marketing spend per new customer{f' ({cur})' if cur else ''}. Channels without spend have no CAC.")
-    table = [{"acquisition channel": d["channel"], "new customers": f"{d['new_customers']:,}",
-              "marketing spend": _money(d["marketing_spend"], cur),
-              "cost per new customer (CAC)": _money(d["cac"], cur, 2) if d["cac"] is not None else "no spend",
-              "12-month value (LTV)": _money(d["ltv_12m"], cur, 2) if d["ltv_12m"] is not None else "n/a",
-              "LTV:CAC": f"{d['ltv_to_cac']:.1f}:1" if d["ltv_to_cac"] is not None else
-              ("no spend" if not d["has_spend"] else "no new customers")} for d in data]
+    which = (
+        "acquisition months whose first 12 months are complete"
+        if data[0]["ltv_12m_complete"]
+        else "all acquisition months (12-month values still accruing)"
+    )
+    caption = (
+        f"Over {which}; LTV = first-year net revenue (after cancellations and returns) per new customer, "
+        f"CAC = marketing spend per new customer{f' ({cur})' if cur else ''}. Channels without spend have no CAC."
+    )
+    table = [
+        {
+            "acquisition channel": d["channel"],
+            "new customers": f"{d['new_customers']:,}",
+            "marketing spend": _money(d["marketing_spend"], cur),
+            "cost per new customer (CAC)": _money(d["cac"], cur, 2) if d["cac"] is not None else "no spend",
+            "12-month value (LTV)": _money(d["ltv_12m"], cur, 2) if d["ltv_12m"] is not None else "n/a",
+            "LTV:CAC": f"{d['ltv_to_cac']:.1f}:1"
+            if d["ltv_to_cac"] is not None
+            else ("no spend" if not d["has_spend"] else "no new customers"),
+        }
+        for d in data
+    ]
     return Chart(name, title, caption, _png(fig), data, table)
 
 
@@ -732,18 +1012,27 @@ def ltv_cac_chart(con) -> Chart:
 def all_charts(con, tier_points: list[tuple]) -> list[Chart]:
     """The report's charts in order: Pareto, R×F, cohorts, ladder, lifecycle, tier sizes, membership,
     LTV:CAC."""
-    return [pareto_chart(con), rf_heatmap_chart(con), cohort_retention_chart(con), repeat_ladder_chart(con),
-            lifecycle_chart(con), tier_sizes_chart(tier_points), membership_value_chart(con), ltv_cac_chart(con)]
+    return [
+        pareto_chart(con),
+        rf_heatmap_chart(con),
+        cohort_retention_chart(con),
+        repeat_ladder_chart(con),
+        lifecycle_chart(con),
+        tier_sizes_chart(tier_points),
+        membership_value_chart(con),
+        ltv_cac_chart(con),
+    ]
 
 
 def markdown_table(columns: list[str], rows, cell) -> str:
     """A Markdown table: header, separator, one line per row; `cell(value, column)` renders a value
     (pipes in it are escaped, line breaks flattened)."""
+
     def safe(v, c) -> str:
         return cell(v, c).replace("|", "\\|").replace("\n", " ")
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(safe(v, c) for v, c in zip(row, columns)) + " |" for row in rows]
+    lines += ["| " + " | ".join(safe(v, c) for v, c in zip(row, columns, strict=False)) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -78,7 +78,7 @@ better conditioned for heavy buyers).  That bracket depends on (x, T, t) only, s
 it is evaluated once per distinct (x, T) and gathered (day-grained summaries repeat a lot; CLV over
 12 monthly steps needs 12 evaluations).  The closed forms divide by (a - 1); at a == 1 exactly a is
 nudged by 1e-7 (the limit is continuous).
-"""
+"""  # noqa: E501 (SQL or printed text)
 
 from __future__ import annotations
 
@@ -323,8 +323,15 @@ def _bgnbd_terms(r, alpha, a, b, x, t_x, T, xu=None, xi=None):
     rep_u = xu > 0
     bx1_u = np.where(rep_u, b + xu - 1.0, 1.0)
     # ln G(r+x) - ln G(r) + r ln alpha + ln B(a, b+x) - ln B(a, b)
-    c_u = (gammaln(r + xu) - gammaln(r) + r * math.log(alpha)
-           + gammaln(b + xu) - gammaln(a + b + xu) - gammaln(b) + gammaln(a + b))
+    c_u = (
+        gammaln(r + xu)
+        - gammaln(r)
+        + r * math.log(alpha)
+        + gammaln(b + xu)
+        - gammaln(a + b + xu)
+        - gammaln(b)
+        + gammaln(a + b)
+    )
     k_u = np.where(rep_u, math.log(a) - np.log(bx1_u), -np.inf)  # ln(a / (b+x-1)), -inf when x = 0
     rx = r + x
     l_T = np.log(alpha + T)
@@ -359,12 +366,10 @@ def _bgnbd_objective(u, x, t_x, T, w, wsum, xu, xi):
     ws_u = np.bincount(xi, weights=w * s, minlength=nx)
     psi_ab = digamma(a + b)
     psi_abx = digamma(a + b + xu)
-    d_r = (w_u @ (digamma(r + xu) - digamma(r) + math.log(alpha))
-           - w @ (s1 * l_T + s * l_tx))
+    d_r = w_u @ (digamma(r + xu) - digamma(r) + math.log(alpha)) - w @ (s1 * l_T + s * l_tx)
     d_alpha = wsum * r / alpha - w @ (rx * (s1 * inv_T + s * inv_tx))
     d_a = w_u @ (psi_ab - psi_abx) + ws_u.sum() / a
-    d_b = (w_u @ (digamma(b + xu) - psi_abx - digamma(b) + psi_ab)
-           - ws_u @ np.where(rep_u, 1.0 / bx1_u, 0.0))
+    d_b = w_u @ (digamma(b + xu) - psi_abx - digamma(b) + psi_ab) - ws_u @ np.where(rep_u, 1.0 / bx1_u, 0.0)
     grad = np.array([d_r, d_alpha, d_a, d_b]) * np.array([r, alpha, a, b])
     return f, -grad / wsum
 
@@ -405,12 +410,24 @@ def _compress(*cols: np.ndarray, weights: np.ndarray):
 
 def _minimise(fun, u0, args, maxiter=2000):
     bounds = [(-_LOG_BOUND, _LOG_BOUND)] * len(u0)
-    res = minimize(fun, u0, args=args, jac=True, method="L-BFGS-B", bounds=bounds,
-                   options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9})
+    res = minimize(
+        fun,
+        u0,
+        args=args,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=bounds,
+        options={"maxiter": maxiter, "ftol": 1e-14, "gtol": 1e-9},
+    )
     nit = int(res.nit)
     if not res.success:
-        res2 = minimize(lambda u, *a: fun(u, *a)[0], res.x, args=args, method="Nelder-Mead",
-                        options={"maxiter": 4000, "xatol": 1e-9, "fatol": 1e-13})
+        res2 = minimize(
+            lambda u, *a: fun(u, *a)[0],
+            res.x,
+            args=args,
+            method="Nelder-Mead",
+            options={"maxiter": 4000, "xatol": 1e-9, "fatol": 1e-13},
+        )
         nit += int(res2.nit)
         if res2.fun <= res.fun:
             res2.x = np.clip(res2.x, -_LOG_BOUND, _LOG_BOUND)
@@ -561,8 +578,15 @@ def gamma_gamma_log_likelihood(params, x, m_x) -> np.ndarray:
     g = _gg(params)
     x, m = _arr(x), _arr(m_x)
     px = g.p * x
-    return (gammaln(px + g.q) - gammaln(px) - gammaln(g.q) + g.q * math.log(g.gamma)
-            + (px - 1.0) * np.log(m) + px * np.log(x) - (px + g.q) * np.log(g.gamma + m * x))
+    return (
+        gammaln(px + g.q)
+        - gammaln(px)
+        - gammaln(g.q)
+        + g.q * math.log(g.gamma)
+        + (px - 1.0) * np.log(m)
+        + px * np.log(x)
+        - (px + g.q) * np.log(g.gamma + m * x)
+    )
 
 
 def _gg_objective(u, x, m, w, wsum, lx, lm, xu, xi):
@@ -695,8 +719,9 @@ class FitDiagnosis:
         return not self.reasons
 
 
-def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, ...],
-                   factor: float = PROFILE_FACTOR) -> tuple[dict[str, dict], float | None]:
+def _profile_drops(
+    objective, u_hat: np.ndarray, args: tuple, names: tuple[str, ...], factor: float = PROFILE_FACTOR
+) -> tuple[dict[str, dict], float | None]:
     """For each parameter: the total log-likelihood lost when it is fixed at value / factor ("down") and
     value * factor ("up") and the other parameters re-fitted (warm-started from the fit); negative: the
     fit was not the maximum.  "by" says whether it was re-fitted or read off the curvature (see below).
@@ -725,8 +750,14 @@ def _profile_drops(objective, u_hat: np.ndarray, args: tuple, names: tuple[str, 
                 val, grad = objective(np.insert(v, i, fixed), *args)
                 return val, np.delete(grad, i)
 
-            res = minimize(f, np.delete(u_hat, i), jac=True, method="L-BFGS-B", bounds=bounds,
-                           options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8})
+            res = minimize(
+                f,
+                np.delete(u_hat, i),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": 500, "ftol": 1e-12, "gtol": 1e-8},
+            )
             drops.append(round(float((res.fun - f_hat) * wsum), 4))
         out[name] = {"down": drops[0], "up": drops[1], "by": "refit"}
     return out, gain
@@ -758,22 +789,25 @@ def _quadratic_profile_drops(objective, u_hat, g_hat, args, wsum, step) -> tuple
     return step * step / (2 * inv_diag), float(g @ inv @ g / 2)
 
 
-def _common_reasons(label: str, fit, names: tuple[str, ...], profile: dict[str, dict],
-                    newton_gain: float | None) -> list[str]:
+def _common_reasons(
+    label: str, fit, names: tuple[str, ...], profile: dict[str, dict], newton_gain: float | None
+) -> list[str]:
     reasons = []
     values = fit.params.as_dict()
     at_bound = [n for n in names if abs(math.log(values[n])) >= _LOG_BOUND - 1e-6]
     for n in at_bound:
-        reasons.append(f"{label}: parameter {n} ran into the search bound ({values[n]:.3g}), "
-                       "so the data do not determine it")
+        reasons.append(
+            f"{label}: parameter {n} ran into the search bound ({values[n]:.3g}), so the data do not determine it"
+        )
     if not fit.converged and not at_bound:
         reasons.append(f"{label}: the optimiser did not converge ({fit.message})")
     better = [n for n in names if min(profile[n]["down"], profile[n]["up"]) < -0.01]
     if better:
         reasons.append(f"{label}: the fit is not the best one (fixing {', '.join(better)} found a higher likelihood)")
     elif newton_gain is not None and newton_gain > 0.01:
-        reasons.append(f"{label}: the fit is not the best one (a Newton step from it gains {newton_gain:.2f} "
-                       "log-likelihood)")
+        reasons.append(
+            f"{label}: the fit is not the best one (a Newton step from it gains {newton_gain:.2f} log-likelihood)"
+        )
     for n in names:
         if n in at_bound:
             continue
@@ -782,12 +816,14 @@ def _common_reasons(label: str, fit, names: tuple[str, ...], profile: dict[str, 
             reasons.append(
                 f"{label}: the data barely constrain {n} = {values[n]:.3g}: fixing it at a {PROFILE_FACTOR:g}th or "
                 f"{PROFILE_FACTOR:g} times that value lowers the log-likelihood by at most {max(lo, hi, 0.0):.2f} "
-                f"(under {PROFILE_LL_DROP}, so both lie in its 95% interval), so its estimate is noise")
+                f"(under {PROFILE_LL_DROP}, so both lie in its 95% interval), so its estimate is noise"
+            )
     return reasons
 
 
-def diagnose_bgnbd(fit: BgNbdFit, frequency, recency, T, *, weights=None, compress: bool = True,
-                   label: str = "purchase model (BG/NBD)") -> FitDiagnosis:
+def diagnose_bgnbd(
+    fit: BgNbdFit, frequency, recency, T, *, weights=None, compress: bool = True, label: str = "purchase model (BG/NBD)"
+) -> FitDiagnosis:
     """Reasons not to trust a BG/NBD fit: non-convergence, a parameter at the search bound, a parameter the
     likelihood hardly depends on (see PROFILE_FACTOR), or a drop-out probability so small that the model
     says nobody ever leaves (MIN_MEAN_DROPOUT).  ``frequency``, ``recency``, ``T`` are the fit's inputs."""
@@ -801,14 +837,23 @@ def diagnose_bgnbd(fit: BgNbdFit, frequency, recency, T, *, weights=None, compre
     reasons = _common_reasons(label, fit, names, profile, gain)
     mean_dropout = p.a / (p.a + p.b)
     if mean_dropout < MIN_MEAN_DROPOUT:
-        reasons.append(f"{label}: the mean drop-out probability per repeat purchase is {mean_dropout:.3%} "
-                       f"(a = {p.a:.3g}, b = {p.b:.3g}), so the model assumes customers practically never "
-                       "stop buying")
+        reasons.append(
+            f"{label}: the mean drop-out probability per repeat purchase is {mean_dropout:.3%} "
+            f"(a = {p.a:.3g}, b = {p.b:.3g}), so the model assumes customers practically never "
+            "stop buying"
+        )
     return FitDiagnosis(tuple(reasons), {"profile": profile, "newton_gain": gain, "mean_dropout": mean_dropout})
 
 
-def diagnose_gamma_gamma(fit: GammaGammaFit, frequency, monetary_value, *, weights=None, compress: bool = True,
-                         label: str = "spend model (Gamma-Gamma)") -> FitDiagnosis:
+def diagnose_gamma_gamma(
+    fit: GammaGammaFit,
+    frequency,
+    monetary_value,
+    *,
+    weights=None,
+    compress: bool = True,
+    label: str = "spend model (Gamma-Gamma)",
+) -> FitDiagnosis:
     """Reasons not to trust a Gamma-Gamma fit: as :func:`diagnose_bgnbd`'s first three, and q <= 1 (the mean
     spend of a customer without repeat purchases, p gamma / (q - 1), is then infinite)."""
     x, m = _arr(frequency), _arr(monetary_value)
@@ -821,8 +866,10 @@ def diagnose_gamma_gamma(fit: GammaGammaFit, frequency, monetary_value, *, weigh
         profile, gain = _profile_drops(_gg_objective, u_hat, _gg_args(x, m, w, compress), names)
     reasons = _common_reasons(label, fit, names, profile, gain)
     if g.q <= 1.0:
-        reasons.append(f"{label}: q = {g.q:.3g} is not above 1, so the expected spend of a customer "
-                       "without repeat purchases is infinite")
+        reasons.append(
+            f"{label}: q = {g.q:.3g} is not above 1, so the expected spend of a customer "
+            "without repeat purchases is infinite"
+        )
     return FitDiagnosis(tuple(reasons), {"profile": profile, "newton_gain": gain})
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-
 DEFAULT_KEEP_EXPORTS = 30
 DEFAULT_MEMORY_LIMIT = "3GB"
 DEFAULT_MAX_SHARED = 5  # lib/identity.py's DEFAULT_MAX_SHARED (tests/test_config.py checks they agree)
@@ -56,6 +55,7 @@ def _whole(minimum: int) -> Callable[[str, str], int]:
         if n < minimum:
             raise ValueError(f"{name}={value!r}: expected a whole number, {minimum} or more")
         return n
+
     return parse
 
 
@@ -69,7 +69,7 @@ def _number(value: str, name: str) -> float:
     return x
 
 
-def keep_exports_setting(value: "str | int | None") -> int:
+def keep_exports_setting(value: str | int | None) -> int:
     """PIPELINE_KEEP_EXPORTS / --keep-exports: a whole number of dated export folders, 0 for all."""
     if value is None or value == "":
         return DEFAULT_KEEP_EXPORTS
@@ -78,8 +78,10 @@ def keep_exports_setting(value: "str | int | None") -> int:
     except (TypeError, ValueError):
         n = -1
     if n < 0:
-        raise ValueError(f"keep-exports setting {value!r} (PIPELINE_KEEP_EXPORTS or --keep-exports): expected a "
-                         f"whole number of dated export folders to keep, 0 to keep every one")
+        raise ValueError(
+            f"keep-exports setting {value!r} (PIPELINE_KEEP_EXPORTS or --keep-exports): expected a "
+            f"whole number of dated export folders to keep, 0 to keep every one"
+        )
     return n
 
 
@@ -115,8 +117,9 @@ def _date(value: str, name: str) -> date:
 def _dbt_target(value: str, name: str) -> str:
     target = value.strip().lower()
     if target not in DBT_TARGETS:
-        raise ValueError(f"dbt target {target!r} is not one of {', '.join(DBT_TARGETS)} "
-                         f"(pipeline config dbt_target / {name})")
+        raise ValueError(
+            f"dbt target {target!r} is not one of {', '.join(DBT_TARGETS)} (pipeline config dbt_target / {name})"
+        )
     return target
 
 
@@ -140,67 +143,190 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("PIPELINE_DATA_DIR", "data_dir", "data", _data_dir, "the data directory (relative to the current "
-            "directory); the sensor watches its inbox", option="--data-dir", shown_default="`./data`"),
-    Setting("PIPELINE_TIMEZONE", "timezone", "UTC", _timezone, "the business day: as-of dates, partitions and the "
-            "schedule follow it", read="definitions load"),
-    Setting("PIPELINE_PARTITION_START", "partition_start", "2000-01-01", _date, "the first as-of date a backfill "
-            "can ask for", read="definitions load"),
-    Setting("PIPELINE_SCHEDULE_CRON", "schedule_cron", "0 6 * * *", _text, "when the daily schedule runs (cron, in "
-            "`PIPELINE_TIMEZONE`)", read="definitions load"),
-    Setting("PIPELINE_SCHEDULE_ENABLED", "schedule_enabled", "", _flag, "`1`: the daily schedule starts switched "
-            "on (otherwise switch it on in the UI)", read="definitions load", shown_default="off"),
-    Setting("PIPELINE_INBOX_SENSOR_INTERVAL", "sensor_interval_seconds", "60", _whole(1), "seconds between two "
-            "looks of `inbox_sensor` at the inbox", read="definitions load"),
-    Setting("PIPELINE_RETRY_MAX", "retry_max", "3", _whole(0), "retries of a step that met a transient error "
-            "(the warehouse locked, a busy file system); data errors are never retried"),
-    Setting("PIPELINE_RETRY_DELAY_SECONDS", "retry_delay_seconds", "5", _number, "wait before the first retry; "
-            "each further one waits twice as long (5, 10, 20 s)"),
-    Setting("PIPELINE_FRESHNESS_DAYS", "freshness_days", "2", _whole(0), "warn when a source that sent exports "
-            "before has sent no new file for longer"),
-    Setting("PIPELINE_DBT_DOCS", "dbt_docs", "1", _flag, "publish the dbt docs site with each run (`0` to skip, "
-            "saves a few seconds)", shown_default="on"),
-    Setting("PIPELINE_PHONE_REGION", "phone_region", "US", _text, "region for phone numbers written without a "
-            "country code"),
-    Setting("PIPELINE_IDENTITY_MAX_SHARED", "identity_max_shared", str(DEFAULT_MAX_SHARED),
-            lambda v, n: max_shared_setting(v),
-            "the most otherwise separate customers one e-mail, phone or id may join; an identifier joining more "
-            "(a store phone, a placeholder e-mail) links nobody, is listed in `identity_blocked_identifiers` and "
-            "raises the warning `no_shared_identifiers` (see \"Placeholders never link people\")"),
-    Setting("PIPELINE_DUCKDB_MEMORY_LIMIT", "duckdb_memory_limit", DEFAULT_MEMORY_LIMIT, _text, "DuckDB memory "
-            "limit per process, the pipeline's and dbt's (it spills to `warehouse/tmp` beyond it); a run's peak "
-            "is about twice this plus Python's own"),
-    Setting("PIPELINE_KEEP_EXPORTS", "keep_exports", str(DEFAULT_KEEP_EXPORTS), lambda v, n: keep_exports_setting(v),
-            "dated folders kept "
-            "in `exports/`: after a run that moves `exports/latest`, the folders of all but the newest N as-of "
-            "dates are removed (each whole: renamed away first, then deleted); `exports/latest`'s folder always "
-            "stays; `0` keeps every one. At 10M order lines a dated folder is ~1.2 GB (the identity map alone "
-            "430 MB), so a year of daily runs would fill a disk. A backfill of dates older than the published "
-            "one removes nothing until the next run that moves `latest`", option="--keep-exports N"),
-    Setting("PIPELINE_ALLOW_REJECTED_FILES", "allow_rejected_files", "", _flag, "publish even when an inbox file "
-            "was rejected (reported as a warning)", option="--allow-rejected-files", shown_default="off"),
-    Setting("DBT_TARGET", "dbt_target", "duckdb", _dbt_target, "engine the dbt models build on: `duckdb` or "
-            "`spark` (see \"Running on Spark\")", option="--dbt-target"),
-    Setting("PIPELINE_CLV_MIN_REPEAT_CUSTOMERS", "clv_min_repeat_customers", "100", _whole(1), "CLV: fewer repeat "
-            "buyers than this publishes no predictions (`insufficient_data`)"),
-    Setting("PIPELINE_CLV_MIN_HISTORY_WEEKS", "clv_min_history_weeks", "26", _number, "CLV: less order history "
-            "than this publishes no predictions (`insufficient_data`)"),
-    Setting("PIPELINE_CLV_ANNUAL_DISCOUNT_RATE", "clv_annual_discount_rate", "0.10", _number, "CLV: the annual "
-            "rate the 12-month CLV is discounted at"),
-    Setting("PIPELINE_CLV_MAX_HOLDOUT_ERROR", "clv_max_holdout_error", "0.25", _number, "CLV: a fit whose "
-            "predicted holdout purchases miss the actual ones by more than this share is `unreliable`"),
-    Setting("PIPELINE_CLV_MAX_REVENUE_RATIO", "clv_max_revenue_ratio", "1.0", _number, "CLV: a fit predicting "
-            "more than this multiple of the customers' net revenue of the last 365 days is `unreliable` (the last "
-            "year also holds every first purchase, which no prediction repeats; a fast-growing base may raise it)"),
+    Setting(
+        "PIPELINE_DATA_DIR",
+        "data_dir",
+        "data",
+        _data_dir,
+        "the data directory (relative to the current directory); the sensor watches its inbox",
+        option="--data-dir",
+        shown_default="`./data`",
+    ),
+    Setting(
+        "PIPELINE_TIMEZONE",
+        "timezone",
+        "UTC",
+        _timezone,
+        "the business day: as-of dates, partitions and the schedule follow it",
+        read="definitions load",
+    ),
+    Setting(
+        "PIPELINE_PARTITION_START",
+        "partition_start",
+        "2000-01-01",
+        _date,
+        "the first as-of date a backfill can ask for",
+        read="definitions load",
+    ),
+    Setting(
+        "PIPELINE_SCHEDULE_CRON",
+        "schedule_cron",
+        "0 6 * * *",
+        _text,
+        "when the daily schedule runs (cron, in `PIPELINE_TIMEZONE`)",
+        read="definitions load",
+    ),
+    Setting(
+        "PIPELINE_SCHEDULE_ENABLED",
+        "schedule_enabled",
+        "",
+        _flag,
+        "`1`: the daily schedule starts switched on (otherwise switch it on in the UI)",
+        read="definitions load",
+        shown_default="off",
+    ),
+    Setting(
+        "PIPELINE_INBOX_SENSOR_INTERVAL",
+        "sensor_interval_seconds",
+        "60",
+        _whole(1),
+        "seconds between two looks of `inbox_sensor` at the inbox",
+        read="definitions load",
+    ),
+    Setting(
+        "PIPELINE_RETRY_MAX",
+        "retry_max",
+        "3",
+        _whole(0),
+        "retries of a step that met a transient error "
+        "(the warehouse locked, a busy file system); data errors are never retried",
+    ),
+    Setting(
+        "PIPELINE_RETRY_DELAY_SECONDS",
+        "retry_delay_seconds",
+        "5",
+        _number,
+        "wait before the first retry; each further one waits twice as long (5, 10, 20 s)",
+    ),
+    Setting(
+        "PIPELINE_FRESHNESS_DAYS",
+        "freshness_days",
+        "2",
+        _whole(0),
+        "warn when a source that sent exports before has sent no new file for longer",
+    ),
+    Setting(
+        "PIPELINE_DBT_DOCS",
+        "dbt_docs",
+        "1",
+        _flag,
+        "publish the dbt docs site with each run (`0` to skip, saves a few seconds)",
+        shown_default="on",
+    ),
+    Setting(
+        "PIPELINE_PHONE_REGION", "phone_region", "US", _text, "region for phone numbers written without a country code"
+    ),
+    Setting(
+        "PIPELINE_IDENTITY_MAX_SHARED",
+        "identity_max_shared",
+        str(DEFAULT_MAX_SHARED),
+        lambda v, n: max_shared_setting(v),
+        "the most otherwise separate customers one e-mail, phone or id may join; an identifier joining more "
+        "(a store phone, a placeholder e-mail) links nobody, is listed in `identity_blocked_identifiers` and "
+        'raises the warning `no_shared_identifiers` (see "Placeholders never link people")',
+    ),
+    Setting(
+        "PIPELINE_DUCKDB_MEMORY_LIMIT",
+        "duckdb_memory_limit",
+        DEFAULT_MEMORY_LIMIT,
+        _text,
+        "DuckDB memory "
+        "limit per process, the pipeline's and dbt's (it spills to `warehouse/tmp` beyond it); a run's peak "
+        "is about twice this plus Python's own",
+    ),
+    Setting(
+        "PIPELINE_KEEP_EXPORTS",
+        "keep_exports",
+        str(DEFAULT_KEEP_EXPORTS),
+        lambda v, n: keep_exports_setting(v),
+        "dated folders kept "
+        "in `exports/`: after a run that moves `exports/latest`, the folders of all but the newest N as-of "
+        "dates are removed (each whole: renamed away first, then deleted); `exports/latest`'s folder always "
+        "stays; `0` keeps every one. At 10M order lines a dated folder is ~1.2 GB (the identity map alone "
+        "430 MB), so a year of daily runs would fill a disk. A backfill of dates older than the published "
+        "one removes nothing until the next run that moves `latest`",
+        option="--keep-exports N",
+    ),
+    Setting(
+        "PIPELINE_ALLOW_REJECTED_FILES",
+        "allow_rejected_files",
+        "",
+        _flag,
+        "publish even when an inbox file was rejected (reported as a warning)",
+        option="--allow-rejected-files",
+        shown_default="off",
+    ),
+    Setting(
+        "DBT_TARGET",
+        "dbt_target",
+        "duckdb",
+        _dbt_target,
+        'engine the dbt models build on: `duckdb` or `spark` (see "Running on Spark")',
+        option="--dbt-target",
+    ),
+    Setting(
+        "PIPELINE_CLV_MIN_REPEAT_CUSTOMERS",
+        "clv_min_repeat_customers",
+        "100",
+        _whole(1),
+        "CLV: fewer repeat buyers than this publishes no predictions (`insufficient_data`)",
+    ),
+    Setting(
+        "PIPELINE_CLV_MIN_HISTORY_WEEKS",
+        "clv_min_history_weeks",
+        "26",
+        _number,
+        "CLV: less order history than this publishes no predictions (`insufficient_data`)",
+    ),
+    Setting(
+        "PIPELINE_CLV_ANNUAL_DISCOUNT_RATE",
+        "clv_annual_discount_rate",
+        "0.10",
+        _number,
+        "CLV: the annual rate the 12-month CLV is discounted at",
+    ),
+    Setting(
+        "PIPELINE_CLV_MAX_HOLDOUT_ERROR",
+        "clv_max_holdout_error",
+        "0.25",
+        _number,
+        "CLV: a fit whose predicted holdout purchases miss the actual ones by more than this share is `unreliable`",
+    ),
+    Setting(
+        "PIPELINE_CLV_MAX_REVENUE_RATIO",
+        "clv_max_revenue_ratio",
+        "1.0",
+        _number,
+        "CLV: a fit predicting "
+        "more than this multiple of the customers' net revenue of the last 365 days is `unreliable` (the last "
+        "year also holds every first purchase, which no prediction repeats; a fast-growing base may raise it)",
+    ),
 )
 
 # Read by the tools themselves, listed in the same table: the pipeline passes them through.
 TOOL_SETTINGS: tuple[tuple[str, str, str], ...] = (
-    ("DAGSTER_HOME", "`<data dir>/dagster_home`", "the Dagster instance (run history) the command line, "
-     "`dagster dev` and its daemon share"),
-    ("DBT_LOG_LEVEL_FILE", "`info`", "level of the `dbt.log` a failed build leaves in `dbt/target/dbt_models-*/` "
-     "(a successful build removes its folder; of the failed ones the newest 5 stay, older ones are removed once "
-     "a day old); `debug` logs every SQL statement (~20% slower builds on demo data)"),
+    (
+        "DAGSTER_HOME",
+        "`<data dir>/dagster_home`",
+        "the Dagster instance (run history) the command line, `dagster dev` and its daemon share",
+    ),
+    (
+        "DBT_LOG_LEVEL_FILE",
+        "`info`",
+        "level of the `dbt.log` a failed build leaves in `dbt/target/dbt_models-*/` "
+        "(a successful build removes its folder; of the failed ones the newest 5 stay, older ones are removed once "
+        "a day old); `debug` logs every SQL statement (~20% slower builds on demo data)",
+    ),
 )
 
 
@@ -231,13 +357,13 @@ class Settings:
     clv_max_revenue_ratio: float = 1.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """The settings in `environ` (default: this process's environment); an unset or empty variable
         takes its default. A value that does not parse raises ValueError naming the variable."""
         env = os.environ if environ is None else environ
         return cls(**{s.field: s.parse(env.get(s.env) or s.default, s.env) for s in SETTINGS})
 
-    def with_overrides(self, **values: Any) -> "Settings":
+    def with_overrides(self, **values: Any) -> Settings:
         """These settings with the given fields replaced (a command-line option, the run's config);
         a value of None or "" keeps the setting as it is. Values are parsed like the environment's."""
         by_field = {s.field: s for s in SETTINGS}

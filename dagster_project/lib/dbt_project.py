@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import shutil
+import subprocess
 import sys
 import time
 import uuid
@@ -65,8 +65,10 @@ def manifest_for_definitions() -> Path:
     starts no dbt: a missing or outdated manifest is an error that says how to make it."""
     if not manifest_is_current():
         state = "is missing" if not MANIFEST_PATH.exists() else "is older than the dbt project's files"
-        raise RuntimeError(f"the dbt manifest {MANIFEST_PATH} {state}: run `python -m dagster_project prepare "
-                           f"[--data-dir DIR]` (`make install` does) to parse the dbt project")
+        raise RuntimeError(
+            f"the dbt manifest {MANIFEST_PATH} {state}: run `python -m dagster_project prepare "
+            f"[--data-dir DIR]` (`make install` does) to parse the dbt project"
+        )
     return MANIFEST_PATH
 
 
@@ -84,9 +86,21 @@ def prepare(paths: DataPaths, settings: Settings) -> Path:
     step; `make install` runs it, so the first `make run` does not parse the whole project). Parsed
     with the runs' profile and `--target`: dbt re-parses everything when either differs."""
     proc = subprocess.run(
-        [dbt_executable(), "parse", "--quiet", "--target", settings.dbt_target, "--project-dir",
-         str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        cwd=DBT_PROJECT_DIR, env=dbt_env(settings, paths), capture_output=True, text=True,
+        [
+            dbt_executable(),
+            "parse",
+            "--quiet",
+            "--target",
+            settings.dbt_target,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env=dbt_env(settings, paths),
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0 or not MANIFEST_PATH.exists():
         raise RuntimeError(f"`dbt parse` failed in {DBT_PROJECT_DIR}:\n{proc.stdout}\n{proc.stderr}")
@@ -216,11 +230,13 @@ KEEP_FAILED_TARGETS = 5
 FAILED_TARGET_MIN_AGE_S = 24 * 3600
 
 
-def prune_failed_targets(target_dir: Path, keep: int = KEEP_FAILED_TARGETS,
-                         min_age_s: float = FAILED_TARGET_MIN_AGE_S) -> list[str]:
+def prune_failed_targets(
+    target_dir: Path, keep: int = KEEP_FAILED_TARGETS, min_age_s: float = FAILED_TARGET_MIN_AGE_S
+) -> list[str]:
     """Remove `dbt_models-*` folders beyond the newest `keep` that are older than `min_age_s`."""
-    folders = sorted((p for p in Path(target_dir).glob("dbt_models-*") if p.is_dir()),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
+    folders = sorted(
+        (p for p in Path(target_dir).glob("dbt_models-*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
     removed = []
     for p in folders[keep:]:
         if time.time() - p.stat().st_mtime > min_age_s:
@@ -259,15 +275,31 @@ def generate_docs(target_path: Path, target: str) -> Path:
     from dagster_project.lib.adapters.dbt_duckdb import release_process_database
 
     try:
-        result = dbtRunner().invoke([
-            "docs", "generate", "--static", "--no-compile", "--quiet", "--target", target,
-            "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR),
-            "--target-path", str(target_path), "--log-path", str(target_path),
-        ])
+        result = dbtRunner().invoke(
+            [
+                "docs",
+                "generate",
+                "--static",
+                "--no-compile",
+                "--quiet",
+                "--target",
+                target,
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--target-path",
+                str(target_path),
+                "--log-path",
+                str(target_path),
+            ]
+        )
     finally:
         release_process_database()  # the checks and publishing open the warehouse read-only next
     if not result.success:
-        raise RuntimeError(f"`dbt docs generate` failed: {result.exception or 'see the dbt log in ' + str(target_path)}")
+        raise RuntimeError(
+            f"`dbt docs generate` failed: {result.exception or 'see the dbt log in ' + str(target_path)}"
+        )
     return Path(target_path) / "static_index.html"
 
 

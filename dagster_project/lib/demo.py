@@ -53,12 +53,13 @@ import csv
 import math
 import random
 import string
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import cache
 from operator import itemgetter
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from dagster_project.lib.formats import (
@@ -72,8 +73,16 @@ from dagster_project.lib.formats import (
     TRAFFIC_COLUMNS,
 )
 
-__all__ = ["CATALOGUE", "PLANTED", "PlantedLine", "PlantedOrder", "PlantedPerson", "PlantedSale",
-           "generate_demo", "planted_expectations"]
+__all__ = [
+    "CATALOGUE",
+    "PLANTED",
+    "PlantedLine",
+    "PlantedOrder",
+    "PlantedPerson",
+    "PlantedSale",
+    "generate_demo",
+    "planted_expectations",
+]
 
 # --------------------------------------------------------------------------------------------
 # Planted behaviour (the knobs)
@@ -99,11 +108,16 @@ NOTE_RATE, MULTILINE_NOTE_RATE = 0.015, 0.0025
 MALFORMED_ORDER_RATE, MALFORMED_SALE_RATE = 0.0015, 0.0025
 # Financial statuses of real orders.  Voided orders are extra (a duplicate the customer placed by
 # mistake), so voiding never changes the purchase ladder.
-ORDER_STATUSES = (("paid", 0.895), ("refunded", 0.03), ("partially_refunded", 0.04),
-                  ("pending", 0.01), ("authorized", 0.005), ("partially_paid", 0.005))
+ORDER_STATUSES = (
+    ("paid", 0.895),
+    ("refunded", 0.03),
+    ("partially_refunded", 0.04),
+    ("pending", 0.01),
+    ("authorized", 0.005),
+    ("partially_paid", 0.005),
+)
 VOIDED_RATE = 0.015
-ACQUISITION_CHANNELS = (("google", 0.30), ("meta", 0.25), ("tiktok", 0.10), ("email", 0.10),
-                        ("organic", 0.25))
+ACQUISITION_CHANNELS = (("google", 0.30), ("meta", 0.25), ("tiktok", 0.10), ("email", 0.10), ("organic", 0.25))
 CAC_DOLLARS = {"google": 62.0, "meta": 45.0, "tiktok": 28.0, "email": 21.0}  # organic: no spend
 CHUNK_CUSTOMERS = 10_000
 PILOT_CUSTOMERS = 5_000  # sample used to turn target_lines into a number of customers
@@ -123,8 +137,7 @@ STORES = (
 )
 assert all(store.time_zone in SQUARE_TIME_ZONES for store in STORES)
 STORE_OPEN_S, STORE_CLOSE_S = 8 * 3600, 21 * 3600
-ONLINE_ZONES = (("America/New_York", 0.45), ("America/Los_Angeles", 0.35), ("UTC", 0.12),
-                ("Asia/Kolkata", 0.08))
+ONLINE_ZONES = (("America/New_York", 0.45), ("America/Los_Angeles", 0.35), ("UTC", 0.12), ("Asia/Kolkata", 0.08))
 _US_ZONES = (True, True, False, False)  # which ONLINE_ZONES observe US DST
 SHOPIFY_TAX_RATE = 8000  # in 1/100000
 FREE_SHIPPING_FROM_CENTS, SHIPPING_CENTS = 7500, 695
@@ -134,61 +147,203 @@ ORDER_NUMBER_START, ORDER_ID_BASE = 1001, 5_100_000_000_000
 # Reference lists
 # --------------------------------------------------------------------------------------------
 AREA_CODES = {  # area code -> (city, province code, province name, zip prefix)
-    "212": ("New York", "NY", "New York", "100"), "718": ("Brooklyn", "NY", "New York", "112"),
+    "212": ("New York", "NY", "New York", "100"),
+    "718": ("Brooklyn", "NY", "New York", "112"),
     "310": ("Los Angeles", "CA", "California", "900"),
     "415": ("San Francisco", "CA", "California", "941"),
-    "617": ("Boston", "MA", "Massachusetts", "021"), "773": ("Chicago", "IL", "Illinois", "606"),
-    "312": ("Chicago", "IL", "Illinois", "606"), "206": ("Seattle", "WA", "Washington", "981"),
-    "503": ("Portland", "OR", "Oregon", "972"), "512": ("Austin", "TX", "Texas", "787"),
+    "617": ("Boston", "MA", "Massachusetts", "021"),
+    "773": ("Chicago", "IL", "Illinois", "606"),
+    "312": ("Chicago", "IL", "Illinois", "606"),
+    "206": ("Seattle", "WA", "Washington", "981"),
+    "503": ("Portland", "OR", "Oregon", "972"),
+    "512": ("Austin", "TX", "Texas", "787"),
 }
 _AREAS = tuple(AREA_CODES)
 _PROVINCE_NAMES = {code: name for _, code, name, _ in AREA_CODES.values()}
 _EXCHANGES = tuple(e for e in range(200, 1000) if e % 100 != 11 and e != 555)
 _PHONE_SPACE = len(_AREAS) * len(_EXCHANGES) * 10_000
 _PHONE_MULT = 48271  # coprime with _PHONE_SPACE: customer index -> number is a bijection
-PHONE_FORMATS = ("+1{a}{e}{l}", "({a}) {e}-{l}", "{a}-{e}-{l}", "{a}.{e}.{l}", "1 {a} {e} {l}",
-                 "+1 {a}-{e}-{l}")
+PHONE_FORMATS = ("+1{a}{e}{l}", "({a}) {e}-{l}", "{a}-{e}-{l}", "{a}.{e}.{l}", "1 {a} {e} {l}", "+1 {a}-{e}-{l}")
 EMAIL_DOMAINS = ("example.com", "example.org", "example.net", "mail.example.com")
-FIRST_NAMES = ("James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda",
-               "David", "Elizabeth", "William", "Barbara", "Richard", "Susan", "Joseph", "Jessica",
-               "Thomas", "Sarah", "Carlos", "Karen", "Daniel", "Lisa", "Matthew", "Nancy",
-               "Anthony", "Sofia", "Wei", "Priya", "Kevin", "Aisha", "Jason", "Emily", "Luis",
-               "Grace", "Omar", "Chloe", "Ryan", "Mei", "Diego", "Hannah")
-LAST_NAMES = ("Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis",
-              "Rodriguez", "Martinez", "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson",
-              "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee", "Perez", "Thompson", "White",
-              "Harris", "Sanchez", "Clark", "Ramirez", "Lewis", "Robinson", "Walker", "Young",
-              "Allen", "King", "Wright", "Scott", "Nguyen", "Chen", "Patel", "Kim")
-STREETS = ("Main St", "Oak Ave", "Maple St", "Cedar Rd", "Pine St", "Elm St", "Washington Ave",
-           "Lake St", "Hill Rd", "Park Ave", "2nd St", "Sunset Blvd")
+FIRST_NAMES = (
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sofia",
+    "Wei",
+    "Priya",
+    "Kevin",
+    "Aisha",
+    "Jason",
+    "Emily",
+    "Luis",
+    "Grace",
+    "Omar",
+    "Chloe",
+    "Ryan",
+    "Mei",
+    "Diego",
+    "Hannah",
+)
+LAST_NAMES = (
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Nguyen",
+    "Chen",
+    "Patel",
+    "Kim",
+)
+STREETS = (
+    "Main St",
+    "Oak Ave",
+    "Maple St",
+    "Cedar Rd",
+    "Pine St",
+    "Elm St",
+    "Washington Ave",
+    "Lake St",
+    "Hill Rd",
+    "Park Ave",
+    "2nd St",
+    "Sunset Blvd",
+)
 EMPLOYEES = ("Alex R.", "Jordan P.", "Sam K.", "Taylor M.", "Casey L.", "Riley D.")
-SIMPLE_NOTES = ("Gift wrap please", "Leave with doorman", "Please ring the bell",
-                "Birthday present - no invoice in the box")
+SIMPLE_NOTES = (
+    "Gift wrap please",
+    "Leave with doorman",
+    "Please ring the bell",
+    "Birthday present - no invoice in the box",
+)
 MULTILINE_NOTES = (  # quoted in the CSV: commas, embedded newlines, doubled quotes
     "Please leave at the side door, not the front.\nBuzzer is broken, call on arrival, thanks!",
     'Gift for my mom, please include a card saying "Happy birthday, love you"\nNo prices, please.',
-    "Deliver after 5pm, weekdays only.\nIf nobody answers, leave it with the neighbour at #4B, "
-    "she knows.",
+    "Deliver after 5pm, weekdays only.\nIf nobody answers, leave it with the neighbour at #4B, she knows.",
 )
 _CATALOGUE_NAMES = {  # cheapest first within each category
-    "Coffee": ("Drip Sachets x5", "House Blend Beans 250g", "Espresso Roast 250g",
-               "Decaf Colombia 250g", "Single Origin Ethiopia", "Cold Brew Pack",
-               "Reserve Geisha 100g", "Coffee Sampler Box", "Subscription Starter Kit",
-               "Barista Bundle"),
-    "Tea": ("Green Sencha Sachets", "Earl Grey Tin", "Chamomile Blend", "Chai Spice Mix",
-            "Jasmine Pearls", "Oolong Reserve", "Matcha Ceremonial", "Herbal Sampler",
-            "Iron Teapot", "Tea Gift Chest"),
-    "Drinkware": ("Paper Filters x100", "Enamel Mug", "Glass Tumbler", "Espresso Cups x4",
-                  "Travel Cup", "Double-Wall Glass Set", "Ceramic Pour-Over", "French Press",
-                  "Thermos 1L", "Gooseneck Kettle"),
-    "Home": ("Cork Coasters", "Scented Candle", "Linen Napkins", "Tea Towel Set",
-             "Stoneware Bowl", "Serving Tray", "Table Runner", "Oak Cutting Board",
-             "Burr Grinder", "Wool Throw"),
-    "Apparel": ("Logo Socks", "Canvas Tote", "Cap", "Beanie", "Crew T-Shirt", "Long-Sleeve Tee",
-                "Barista Apron", "Hoodie", "Wool Sweater", "Rain Jacket"),
+    "Coffee": (
+        "Drip Sachets x5",
+        "House Blend Beans 250g",
+        "Espresso Roast 250g",
+        "Decaf Colombia 250g",
+        "Single Origin Ethiopia",
+        "Cold Brew Pack",
+        "Reserve Geisha 100g",
+        "Coffee Sampler Box",
+        "Subscription Starter Kit",
+        "Barista Bundle",
+    ),
+    "Tea": (
+        "Green Sencha Sachets",
+        "Earl Grey Tin",
+        "Chamomile Blend",
+        "Chai Spice Mix",
+        "Jasmine Pearls",
+        "Oolong Reserve",
+        "Matcha Ceremonial",
+        "Herbal Sampler",
+        "Iron Teapot",
+        "Tea Gift Chest",
+    ),
+    "Drinkware": (
+        "Paper Filters x100",
+        "Enamel Mug",
+        "Glass Tumbler",
+        "Espresso Cups x4",
+        "Travel Cup",
+        "Double-Wall Glass Set",
+        "Ceramic Pour-Over",
+        "French Press",
+        "Thermos 1L",
+        "Gooseneck Kettle",
+    ),
+    "Home": (
+        "Cork Coasters",
+        "Scented Candle",
+        "Linen Napkins",
+        "Tea Towel Set",
+        "Stoneware Bowl",
+        "Serving Tray",
+        "Table Runner",
+        "Oak Cutting Board",
+        "Burr Grinder",
+        "Wool Throw",
+    ),
+    "Apparel": (
+        "Logo Socks",
+        "Canvas Tote",
+        "Cap",
+        "Beanie",
+        "Crew T-Shirt",
+        "Long-Sleeve Tee",
+        "Barista Apron",
+        "Hoodie",
+        "Wool Sweater",
+        "Rain Jacket",
+    ),
 }
-_VENDORS = {"Coffee": "Northside Roasters", "Tea": "Leaf & Kettle", "Drinkware": "Kiln Works",
-            "Home": "Hearth Goods", "Apparel": "Common Thread"}
+_VENDORS = {
+    "Coffee": "Northside Roasters",
+    "Tea": "Leaf & Kettle",
+    "Drinkware": "Kiln Works",
+    "Home": "Hearth Goods",
+    "Apparel": "Common Thread",
+}
 # byte -> character tables for random ids (a slight, harmless bias towards the first letters)
 _ALNUM_TABLE = bytes(ord((string.ascii_letters + string.digits)[i % 62]) for i in range(256))
 _UPPER_TABLE = bytes(ord((string.ascii_uppercase + string.digits)[i % 36]) for i in range(256))
@@ -213,8 +368,16 @@ def _build_catalogue() -> tuple[Product, ...]:
     for i in range(50):
         cat = cats[i % len(cats)]
         cents = int(round(500 * 30 ** (i / 49) / 50)) * 50
-        products.append(Product(f"{cat[:3].upper()}-{i + 1:03d}", _CATALOGUE_NAMES[cat][i // 5],
-                                cat, _VENDORS[cat], f"0{850000000000 + i * 7:011d}", cents))
+        products.append(
+            Product(
+                f"{cat[:3].upper()}-{i + 1:03d}",
+                _CATALOGUE_NAMES[cat][i // 5],
+                cat,
+                _VENDORS[cat],
+                f"0{850000000000 + i * 7:011d}",
+                cents,
+            )
+        )
     return tuple(products)
 
 
@@ -244,8 +407,10 @@ def _dec(cents: int) -> str:
     if 0 <= cents < _DEC_TABLE_SIZE:
         return _dec_table()[cents]
     if cents < 0:
-        return "-%d.%02d" % divmod(-cents, 100)
-    return "%d.%02d" % divmod(cents, 100)
+        units, rest = divmod(-cents, 100)
+        return f"-{units}.{rest:02d}"
+    units, rest = divmod(cents, 100)
+    return f"{units}.{rest:02d}"
 
 
 _DEC_TABLE_SIZE = 100_000
@@ -254,7 +419,7 @@ _DEC_TABLE_SIZE = 100_000
 @cache
 def _dec_table() -> tuple[str, ...]:
     """``_dec`` of 0.00 .. 999.99, precomputed (most amounts are in that range)."""
-    return tuple("%d.%02d" % divmod(c, 100) for c in range(_DEC_TABLE_SIZE))
+    return tuple(f"{c // 100}.{c % 100:02d}" for c in range(_DEC_TABLE_SIZE))
 
 
 def _usd(cents: int) -> str:
@@ -377,8 +542,7 @@ class _Calendar:
         tz = ZoneInfo(zone)
 
         def text(day: date, hour: int) -> str:
-            minutes = int(datetime(day.year, day.month, day.day, hour, tzinfo=tz)
-                          .utcoffset().total_seconds()) // 60
+            minutes = int(datetime(day.year, day.month, day.day, hour, tzinfo=tz).utcoffset().total_seconds()) // 60
             sign = "-" if minutes < 0 else "+"
             return f"{sign}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"
 
@@ -444,44 +608,121 @@ class _RowPattern:
 # What the generator repeats on every Shopify line-item row (many shops' exports do; some leave Email,
 # Created at and Currency blank after the first row, which ingestion accepts too).
 SHOPIFY_LINE_FIELDS = [
-    "Name", "Email", "Created at", "Currency", "Lineitem quantity", "Lineitem name",
-    "Lineitem price", "Lineitem sku", "Lineitem discount",
+    "Name",
+    "Email",
+    "Created at",
+    "Currency",
+    "Lineitem quantity",
+    "Lineitem name",
+    "Lineitem price",
+    "Lineitem sku",
+    "Lineitem discount",
 ]
 # Filled only on the first row of an order (blank on its other rows).
 SHOPIFY_ORDER_FIELDS = [c for c in SHOPIFY_ORDER_COLUMNS if c not in SHOPIFY_LINE_FIELDS]
 
 # Shopify: the first row of an order carries every field; later rows only SHOPIFY_LINE_FIELDS.
-_SHOP_FIRST = _RowPattern(SHOPIFY_ORDER_COLUMNS, [
-    "Name", "Email", "Financial Status", "Paid at", "Fulfillment Status", "Fulfilled at",
-    "Accepts Marketing", "Subtotal", "Shipping", ("Taxes", "Tax 1 Value"), "Total",
-    "Discount Code", "Discount Amount", "Shipping Method", "Created at", "Lineitem quantity",
-    "Lineitem name", "Lineitem price", "Lineitem sku", "Lineitem fulfillment status",
-    ("Billing Name", "Shipping Name"),
-    ("Billing Street", "Billing Address1", "Shipping Street", "Shipping Address1"),
-    ("Billing City", "Shipping City"), ("Billing Zip", "Shipping Zip"),
-    ("Billing Province", "Shipping Province"),
-    ("Billing Province Name", "Shipping Province Name"), "Billing Phone", "Shipping Phone",
-    "Phone", "Notes", "Note Attributes", "Cancelled at", "Payment Method",
-    ("Payment Reference", "Payment References"), "Refunded Amount", "Vendor", "Id", "Tags",
-], {"Currency": "USD", "Lineitem requires shipping": "true", "Lineitem taxable": "true",
-    "Lineitem discount": "0.00", "Billing Country": "US", "Shipping Country": "US",
-    "Risk Level": "Low", "Source": "web", "Tax 1 Name": "Sales Tax 8%"})
-_SHOP_LATER_VARIABLES = ["Name", "Email", "Created at", "Lineitem quantity", "Lineitem name",
-                         "Lineitem price", "Lineitem sku"]
-_SHOP_LATER = _RowPattern(SHOPIFY_ORDER_COLUMNS, _SHOP_LATER_VARIABLES,
-                          {"Currency": "USD", "Lineitem discount": "0.00"})
+_SHOP_FIRST = _RowPattern(
+    SHOPIFY_ORDER_COLUMNS,
+    [
+        "Name",
+        "Email",
+        "Financial Status",
+        "Paid at",
+        "Fulfillment Status",
+        "Fulfilled at",
+        "Accepts Marketing",
+        "Subtotal",
+        "Shipping",
+        ("Taxes", "Tax 1 Value"),
+        "Total",
+        "Discount Code",
+        "Discount Amount",
+        "Shipping Method",
+        "Created at",
+        "Lineitem quantity",
+        "Lineitem name",
+        "Lineitem price",
+        "Lineitem sku",
+        "Lineitem fulfillment status",
+        ("Billing Name", "Shipping Name"),
+        ("Billing Street", "Billing Address1", "Shipping Street", "Shipping Address1"),
+        ("Billing City", "Shipping City"),
+        ("Billing Zip", "Shipping Zip"),
+        ("Billing Province", "Shipping Province"),
+        ("Billing Province Name", "Shipping Province Name"),
+        "Billing Phone",
+        "Shipping Phone",
+        "Phone",
+        "Notes",
+        "Note Attributes",
+        "Cancelled at",
+        "Payment Method",
+        ("Payment Reference", "Payment References"),
+        "Refunded Amount",
+        "Vendor",
+        "Id",
+        "Tags",
+    ],
+    {
+        "Currency": "USD",
+        "Lineitem requires shipping": "true",
+        "Lineitem taxable": "true",
+        "Lineitem discount": "0.00",
+        "Billing Country": "US",
+        "Shipping Country": "US",
+        "Risk Level": "Low",
+        "Source": "web",
+        "Tax 1 Name": "Sales Tax 8%",
+    },
+)
+_SHOP_LATER_VARIABLES = [
+    "Name",
+    "Email",
+    "Created at",
+    "Lineitem quantity",
+    "Lineitem name",
+    "Lineitem price",
+    "Lineitem sku",
+]
+_SHOP_LATER = _RowPattern(
+    SHOPIFY_ORDER_COLUMNS, _SHOP_LATER_VARIABLES, {"Currency": "USD", "Lineitem discount": "0.00"}
+)
 assert set(_SHOP_LATER_VARIABLES) | {"Currency", "Lineitem discount"} == set(SHOPIFY_LINE_FIELDS)
 
 # Square rows are assembled from three segments; check that they tile the two layouts.
 _SQ_HEAD = ["Date", "Time", "Time Zone"]
-_SQ_ITEM = ["Category", "Item", "Qty", "Price Point Name", "SKU", "Modifiers Applied",
-            "Gross Sales", "Discounts", "Net Sales", "Tax"]
-_SQ_TXN = SQUARE_ITEMS_COLUMNS_V1[len(_SQ_HEAD) + len(_SQ_ITEM):]
-_SQ_TXN_SEGMENT = _RowPattern(_SQ_TXN, [
-    "Transaction ID", "Payment ID", "Device Name", "Event Type", ("Location", "Channel"),
-    "Customer ID", "Customer Name", "Customer Reference ID", "Card Brand", "PAN Suffix",
-    "Employee"], {"Itemization Type": "Physical Item"})
-assert _SQ_HEAD + _SQ_ITEM == SQUARE_ITEMS_COLUMNS_V1[:len(_SQ_HEAD) + len(_SQ_ITEM)]
+_SQ_ITEM = [
+    "Category",
+    "Item",
+    "Qty",
+    "Price Point Name",
+    "SKU",
+    "Modifiers Applied",
+    "Gross Sales",
+    "Discounts",
+    "Net Sales",
+    "Tax",
+]
+_SQ_TXN = SQUARE_ITEMS_COLUMNS_V1[len(_SQ_HEAD) + len(_SQ_ITEM) :]
+_SQ_TXN_SEGMENT = _RowPattern(
+    _SQ_TXN,
+    [
+        "Transaction ID",
+        "Payment ID",
+        "Device Name",
+        "Event Type",
+        ("Location", "Channel"),
+        "Customer ID",
+        "Customer Name",
+        "Customer Reference ID",
+        "Card Brand",
+        "PAN Suffix",
+        "Employee",
+    ],
+    {"Itemization Type": "Physical Item"},
+)
+assert _SQ_HEAD + _SQ_ITEM == SQUARE_ITEMS_COLUMNS_V1[: len(_SQ_HEAD) + len(_SQ_ITEM)]
 assert SQUARE_ITEMS_COLUMNS_V2 == SQUARE_ITEMS_COLUMNS_V1 + ["GTIN", "Vendor Name"]
 
 # --------------------------------------------------------------------------------------------
@@ -647,84 +888,161 @@ class PlantedPerson:
 _L = PlantedLine
 PLANTED: list[PlantedPerson] = [
     PlantedPerson(
-        "omni_phone", "Olivia", "Phone",
+        "omni_phone",
+        "Olivia",
+        "Phone",
         orders=(
-            PlantedOrder(200, "10:15:00", "America/New_York",
-                         (_L("COF-011", 2, 1000), _L("DRI-018", 1, 1650)),
-                         phone="(646) 263-0134", utm_source="meta"),
-            PlantedOrder(90, "19:42:10", "America/New_York", (_L("TEA-022", 1, 2150),),
-                         phone="646.263.0134"),
+            PlantedOrder(
+                200,
+                "10:15:00",
+                "America/New_York",
+                (_L("COF-011", 2, 1000), _L("DRI-018", 1, 1650)),
+                phone="(646) 263-0134",
+                utm_source="meta",
+            ),
+            PlantedOrder(90, "19:42:10", "America/New_York", (_L("TEA-022", 1, 2150),), phone="646.263.0134"),
         ),
         sales=(
             PlantedSale(150, "12:30:00", "Brooklyn Flagship", (_L("HOM-034", 1, 4950),)),
-            PlantedSale(30, "17:05:00", "Brooklyn Flagship",
-                        (_L("APP-040", 1, 7500, 750), _L("COF-006", 1, 700))),
+            PlantedSale(30, "17:05:00", "Brooklyn Flagship", (_L("APP-040", 1, 7500, 750), _L("COF-006", 1, 700))),
         ),
-        square_id="PLANTEDOMNIPHONE0000000001", square_phone="+1 646-263-0134",
-        description="phone-only online shopper; Square directory has the phone (other form), "
-                    "no e-mail"),
+        square_id="PLANTEDOMNIPHONE0000000001",
+        square_phone="+1 646-263-0134",
+        description="phone-only online shopper; Square directory has the phone (other form), no e-mail",
+    ),
     PlantedPerson(
-        "omni_email", "Ava", "Email",
-        orders=(PlantedOrder(160, "08:05:33", "America/Los_Angeles",
-                             (_L("DRI-038", 1, 6500), _L("TEA-017", 2, 1500)),
-                             email="ava.omni@planted.example.com", utm_source="google"),),
+        "omni_email",
+        "Ava",
+        "Email",
+        orders=(
+            PlantedOrder(
+                160,
+                "08:05:33",
+                "America/Los_Angeles",
+                (_L("DRI-038", 1, 6500), _L("TEA-017", 2, 1500)),
+                email="ava.omni@planted.example.com",
+                utm_source="google",
+            ),
+        ),
         sales=(
             PlantedSale(120, "11:11:11", "SF Mission", (_L("COF-016", 1, 1400),)),
             PlantedSale(45, "15:45:00", "SF Mission", (_L("HOM-009", 3, 850),)),
         ),
-        square_id="PLANTEDOMNIEMAIL0000000001", square_email=" AVA.Omni@Planted.Example.com ",
-        description="e-mail-only match: Square directory e-mail in other case, with spaces"),
+        square_id="PLANTEDOMNIEMAIL0000000001",
+        square_email=" AVA.Omni@Planted.Example.com ",
+        description="e-mail-only match: Square directory e-mail in other case, with spaces",
+    ),
     PlantedPerson(
-        "member_bridge", "Noah", "Member",
+        "member_bridge",
+        "Noah",
+        "Member",
         orders=(
-            PlantedOrder(320, "21:00:00", "America/New_York", (_L("APP-035", 1, 5300),),
-                         email="noah.member@planted.example.com", utm_source="email"),
-            PlantedOrder(20, "07:30:45", "America/New_York",
-                         (_L("APP-045", 1, 10600), _L("COF-021", 2, 2000)),
-                         email="noah.member@planted.example.com"),
+            PlantedOrder(
+                320,
+                "21:00:00",
+                "America/New_York",
+                (_L("APP-035", 1, 5300),),
+                email="noah.member@planted.example.com",
+                utm_source="email",
+            ),
+            PlantedOrder(
+                20,
+                "07:30:45",
+                "America/New_York",
+                (_L("APP-045", 1, 10600), _L("COF-021", 2, 2000)),
+                email="noah.member@planted.example.com",
+            ),
         ),
         sales=(
             PlantedSale(200, "13:00:00", "Chicago Loop", (_L("DRI-028", 1, 3250),)),
             PlantedSale(60, "18:20:00", "Chicago Loop", (_L("HOM-024", 2, 2450, 490),)),
         ),
-        square_id="PLANTEDMEMBERBRIDGE0000001", square_email="noah.till@planted.example.com",
-        member_id="M000001", member_email="Noah.Member@planted.example.com",
+        square_id="PLANTEDMEMBERBRIDGE0000001",
+        square_email="noah.till@planted.example.com",
+        member_id="M000001",
+        member_email="Noah.Member@planted.example.com",
         member_joined_days_before_end=350,
         description="Square sales carry the member id; the roster e-mail is the Shopify e-mail; "
-                    "the Square directory e-mail appears nowhere else; renewal due in 15 days"),
+        "the Square directory e-mail appears nowhere else; renewal due in 15 days",
+    ),
     PlantedPerson(
-        "transitive", "Liam", "Transitive",
+        "transitive",
+        "Liam",
+        "Transitive",
         orders=(
-            PlantedOrder(250, "12:00:00", "America/Los_Angeles", (_L("TEA-027", 1, 3050),),
-                         email="liam.a@planted.example.com", phone="+16282630177",
-                         utm_source="tiktok"),
-            PlantedOrder(100, "16:40:00", "America/Los_Angeles", (_L("COF-021", 2, 2000),),
-                         email="liam.b@planted.example.com", phone="628-263-0177"),
+            PlantedOrder(
+                250,
+                "12:00:00",
+                "America/Los_Angeles",
+                (_L("TEA-027", 1, 3050),),
+                email="liam.a@planted.example.com",
+                phone="+16282630177",
+                utm_source="tiktok",
+            ),
+            PlantedOrder(
+                100,
+                "16:40:00",
+                "America/Los_Angeles",
+                (_L("COF-021", 2, 2000),),
+                email="liam.b@planted.example.com",
+                phone="628-263-0177",
+            ),
         ),
         sales=(
             PlantedSale(80, "09:30:00", "SF Mission", (_L("DRI-033", 1, 4600),)),
             PlantedSale(10, "20:15:00", "SF Mission", (_L("TEA-017", 1, 1500),)),
         ),
-        square_id="PLANTEDTRANSITIVE000000001", square_email=" Liam.B@planted.example.com",
+        square_id="PLANTEDTRANSITIVE000000001",
+        square_email=" Liam.B@planted.example.com",
         description="order A (e-mail x, phone p), order B (phone p other form, e-mail y), "
-                    "Square directory e-mail y: one person"),
+        "Square directory e-mail y: one person",
+    ),
     PlantedPerson(
-        "refunds", "Emma", "Refunds",
+        "refunds",
+        "Emma",
+        "Refunds",
         orders=(
-            PlantedOrder(280, "14:00:00", "UTC", (_L("HOM-039", 1, 7000), _L("COF-021", 1, 2000)),
-                         email="emma.refunds@planted.example.com", utm_source="organic"),
-            PlantedOrder(140, "10:00:00", "UTC", (_L("APP-040", 1, 7500), _L("COF-001", 5, 500)),
-                         email="emma.refunds@planted.example.com", status="partially_refunded",
-                         refunded_cents=3000),
-            PlantedOrder(70, "18:30:00", "UTC", (_L("HOM-029", 1, 3500),),
-                         email="emma.refunds@planted.example.com", status="voided"),
+            PlantedOrder(
+                280,
+                "14:00:00",
+                "UTC",
+                (_L("HOM-039", 1, 7000), _L("COF-021", 1, 2000)),
+                email="emma.refunds@planted.example.com",
+                utm_source="organic",
+            ),
+            PlantedOrder(
+                140,
+                "10:00:00",
+                "UTC",
+                (_L("APP-040", 1, 7500), _L("COF-001", 5, 500)),
+                email="emma.refunds@planted.example.com",
+                status="partially_refunded",
+                refunded_cents=3000,
+            ),
+            PlantedOrder(
+                70,
+                "18:30:00",
+                "UTC",
+                (_L("HOM-029", 1, 3500),),
+                email="emma.refunds@planted.example.com",
+                status="voided",
+            ),
         ),
-        sales=(PlantedSale(40, "14:10:00", "SF Mission",
-                           (_L("COF-031", 1, 4000), _L("DRI-018", 1, 1650, 165)),
-                           refund_after_days=5, refund_lines=(1,)),),
-        square_id="PLANTEDREFUNDS000000000001", square_email="EMMA.REFUNDS@PLANTED.EXAMPLE.COM",
+        sales=(
+            PlantedSale(
+                40,
+                "14:10:00",
+                "SF Mission",
+                (_L("COF-031", 1, 4000), _L("DRI-018", 1, 1650, 165)),
+                refund_after_days=5,
+                refund_lines=(1,),
+            ),
+        ),
+        square_id="PLANTEDREFUNDS000000000001",
+        square_email="EMMA.REFUNDS@PLANTED.EXAMPLE.COM",
         description="paid order (90.00), partially refunded order (Subtotal 100.00, Refunded "
-                    "30.00), voided order (excluded); store sale with a later refund of a line"),
+        "30.00), voided order (excluded); store sale with a later refund of a line",
+    ),
 ]
 del _L
 
@@ -743,8 +1061,9 @@ def planted_expectations() -> dict[str, dict]:
     result: dict[str, dict] = {}
     for p in PLANTED:
         valid = [o for o in p.orders if o.status != "voided"]
-        online = sum(sum(ln.qty * ln.price_cents for ln in o.lines) - o.discount_cents
-                     - o.refunded_cents for o in valid)
+        online = sum(
+            sum(ln.qty * ln.price_cents for ln in o.lines) - o.discount_cents - o.refunded_cents for o in valid
+        )
         store = 0
         for s in p.sales:
             nets = [ln.qty * ln.price_cents - ln.discount_cents for ln in s.lines]
@@ -807,7 +1126,7 @@ class _Generator:
         return self.rng.randbytes(k).translate(table).decode("ascii")
 
     def _multiplier(self) -> float:
-        return self.rng.lognormvariate(-VALUE_SIGMA ** 2 / 2, VALUE_SIGMA)
+        return self.rng.lognormvariate(-(VALUE_SIGMA**2) / 2, VALUE_SIGMA)
 
     # -- random customers ------------------------------------------------------------------
 
@@ -819,13 +1138,13 @@ class _Generator:
         self._maybe_join(p, times)
         if p.kind == "both":
             self._choose_link(p)
-        store_days = [t // 86400 for t, s in zip(times, in_store) if s]
+        store_days = [t // 86400 for t, s in zip(times, in_store, strict=False) if s]
         if store_days:
             self._directory_row(p, store_days)
         if p.member_id:
             self._member_row(p)
         first_online = True
-        for t, store in zip(times, in_store):
+        for t, store in zip(times, in_store, strict=False):
             if store:
                 self._customer_sale(p, t)
             else:
@@ -842,12 +1161,21 @@ class _Generator:
         cod = kind != "store" and self.rng.random() < COD_RATE
         email = f"{first}.{last}{idx}@{self._choice(EMAIL_DOMAINS)}".lower()
         city, prov, _, zip3 = AREA_CODES[area]
-        address = (f"{self._int(1, 9999)} {self._choice(STREETS)}", city,
-                   f"{zip3}{self._int(0, 99):02d}", prov)
-        return _Person(idx, kind, first, last, "" if cod else email, phone,
-                       zone=self._pick(_ZONES), store=self._pick(_STORE_PICK),
-                       mult=self._multiplier(), accepts_marketing=self.rng.random() < 0.55,
-                       address=address, cod=cod)
+        address = (f"{self._int(1, 9999)} {self._choice(STREETS)}", city, f"{zip3}{self._int(0, 99):02d}", prov)
+        return _Person(
+            idx,
+            kind,
+            first,
+            last,
+            "" if cod else email,
+            phone,
+            zone=self._pick(_ZONES),
+            store=self._pick(_STORE_PICK),
+            mult=self._multiplier(),
+            accepts_marketing=self.rng.random() < 0.55,
+            address=address,
+            cod=cod,
+        )
 
     def _schedule(self) -> list[int]:
         """Purchase times following the ladder; those after the end of history are dropped."""
@@ -909,13 +1237,20 @@ class _Generator:
             email = _email_text(rng, p.email, force_variant=True)
         else:  # member: a till e-mail that appears nowhere else
             email = f"{p.first}{p.last}.{p.idx}@till.example.net".lower()
-        self.chunk.square_customers.append({
-            "Reference ID": p.till_reference, "First Name": p.first, "Last Name": p.last,
-            "Email Address": email, "Phone Number": phone, "Square Customer ID": p.square_id,
-            "Creation Source": "Instant Profile" if rng.random() < 0.7 else "Directory",
-            "First Visit": self.cal.iso[store_days[0]], "Last Visit": self.cal.iso[store_days[-1]],
-            "Email Subscription Status": "subscribed" if email and p.accepts_marketing else "unsubscribed",
-        })
+        self.chunk.square_customers.append(
+            {
+                "Reference ID": p.till_reference,
+                "First Name": p.first,
+                "Last Name": p.last,
+                "Email Address": email,
+                "Phone Number": phone,
+                "Square Customer ID": p.square_id,
+                "Creation Source": "Instant Profile" if rng.random() < 0.7 else "Directory",
+                "First Visit": self.cal.iso[store_days[0]],
+                "Last Visit": self.cal.iso[store_days[-1]],
+                "Email Subscription Status": "subscribed" if email and p.accepts_marketing else "unsubscribed",
+            }
+        )
 
     def _member_row(self, p: _Person) -> None:
         """Roster row, with the identity the member gave online (store-only: at the till)."""
@@ -930,10 +1265,20 @@ class _Generator:
         if not email or rng.random() < 0.4:
             styles = [s for s in range(len(PHONE_FORMATS)) if s != p.directory_phone_style]
             phone = _phone_text(p.phone, self._choice(styles))
-        self.chunk.members.append({
-            "member_id": p.member_id, "email": email, "phone": phone, "joined_on": cal.iso[p.member_from_day],
-            "plan": "annual", "annual_fee": MEMBER_FEE, "currency": "USD", "expires_on": expires.isoformat(),
-            "renewal_count": renewals, "accepts_marketing": "yes" if p.accepts_marketing else "no"})
+        self.chunk.members.append(
+            {
+                "member_id": p.member_id,
+                "email": email,
+                "phone": phone,
+                "joined_on": cal.iso[p.member_from_day],
+                "plan": "annual",
+                "annual_fee": MEMBER_FEE,
+                "currency": "USD",
+                "expires_on": expires.isoformat(),
+                "renewal_count": renewals,
+                "accepts_marketing": "yes" if p.accepts_marketing else "no",
+            }
+        )
 
     # -- baskets ---------------------------------------------------------------------------
 
@@ -966,10 +1311,16 @@ class _Generator:
         rng, cal = self.rng, self.cal
         t = cal.online_time(p.zone, t)
         day = t // 86400
-        order = _Order(t, p.zone, self._basket(self._target(p, ONLINE_BASKET_CENTS, day)),
-                       accepts_marketing=p.accepts_marketing, billing_name=f"{p.first} {p.last}",
-                       address=p.address, cod=p.cod,
-                       email=_email_text(rng, p.email) if p.email else "")
+        order = _Order(
+            t,
+            p.zone,
+            self._basket(self._target(p, ONLINE_BASKET_CENTS, day)),
+            accepts_marketing=p.accepts_marketing,
+            billing_name=f"{p.first} {p.last}",
+            address=p.address,
+            cod=p.cod,
+            email=_email_text(rng, p.email) if p.email else "",
+        )
         if p.cod or p.link == "phone" or rng.random() < ORDER_PHONE_RATE:
             self._set_phones(order, p)
         if first_online:
@@ -1028,11 +1379,23 @@ class _Generator:
         t = order.t + self._int(120, 1800)
         if t >= self.cal.horizon:
             return
-        self._format_order(_Order(
-            t, order.zone, order.lines, status="voided", email=order.email, phone=order.phone,
-            billing_phone=order.billing_phone, shipping_phone=order.shipping_phone,
-            accepts_marketing=order.accepts_marketing, billing_name=order.billing_name,
-            address=order.address, tags=order.tags, cod=order.cod))
+        self._format_order(
+            _Order(
+                t,
+                order.zone,
+                order.lines,
+                status="voided",
+                email=order.email,
+                phone=order.phone,
+                billing_phone=order.billing_phone,
+                shipping_phone=order.shipping_phone,
+                accepts_marketing=order.accepts_marketing,
+                billing_name=order.billing_name,
+                address=order.address,
+                tags=order.tags,
+                cod=order.cod,
+            )
+        )
 
     def _guest_order(self, bad_date: bool) -> None:
         """An anonymous order (no e-mail, no phone); ``bad_date``: Created at 'not a date'."""
@@ -1041,11 +1404,14 @@ class _Generator:
         t = cal.online_time(zone, int(self.rng.random() * cal.horizon))
         area = self._choice(_AREAS)
         city, prov, _, zip3 = AREA_CODES[area]
-        order = _Order(t, zone, self._basket(ONLINE_BASKET_CENTS * self._multiplier()),
-                       billing_name=f"{self._choice(FIRST_NAMES)} {self._choice(LAST_NAMES)}",
-                       address=(f"{self._int(1, 9999)} {self._choice(STREETS)}", city,
-                                f"{zip3}{self._int(0, 99):02d}", prov),
-                       bad_date=bad_date)
+        order = _Order(
+            t,
+            zone,
+            self._basket(ONLINE_BASKET_CENTS * self._multiplier()),
+            billing_name=f"{self._choice(FIRST_NAMES)} {self._choice(LAST_NAMES)}",
+            address=(f"{self._int(1, 9999)} {self._choice(STREETS)}", city, f"{zip3}{self._int(0, 99):02d}", prov),
+            bad_date=bad_date,
+        )
         self._finish_order(order)
 
     def _format_order(self, o: _Order) -> None:
@@ -1069,20 +1435,54 @@ class _Generator:
         name, email = "#" + _NUMBER_MARK, _q(o.email)
         street, city, zip_code, prov = o.address
         product, qty, price = o.lines[0]
-        rows = [_SHOP_FIRST.render((
-            name, email, o.status, paid_at, "fulfilled" if fulfilled_at else "unfulfilled",
-            fulfilled_at, "yes" if o.accepts_marketing else "no", _dec(subtotal), _dec(shipping),
-            _dec(taxes), _dec(subtotal + shipping + taxes), o.discount_code,
-            _dec(o.discount_cents), "Free Shipping" if shipping == 0 else "Standard Shipping",
-            created, str(qty), _q(product.name), _dec(price), product.sku,
-            "fulfilled" if fulfilled_at else "pending", o.billing_name, street, city, zip_code,
-            prov, _PROVINCE_NAMES.get(prov, ""), o.billing_phone, o.shipping_phone, o.phone,
-            _q(o.note), o.note_attributes, cancelled_at,
-            "Cash on Delivery (COD)" if o.cod else "Shopify Payments", f"c{_ID_MARK}.1",
-            _dec(o.refunded_cents), _q(product.vendor), _ID_MARK, o.tags))]
+        rows = [
+            _SHOP_FIRST.render(
+                (
+                    name,
+                    email,
+                    o.status,
+                    paid_at,
+                    "fulfilled" if fulfilled_at else "unfulfilled",
+                    fulfilled_at,
+                    "yes" if o.accepts_marketing else "no",
+                    _dec(subtotal),
+                    _dec(shipping),
+                    _dec(taxes),
+                    _dec(subtotal + shipping + taxes),
+                    o.discount_code,
+                    _dec(o.discount_cents),
+                    "Free Shipping" if shipping == 0 else "Standard Shipping",
+                    created,
+                    str(qty),
+                    _q(product.name),
+                    _dec(price),
+                    product.sku,
+                    "fulfilled" if fulfilled_at else "pending",
+                    o.billing_name,
+                    street,
+                    city,
+                    zip_code,
+                    prov,
+                    _PROVINCE_NAMES.get(prov, ""),
+                    o.billing_phone,
+                    o.shipping_phone,
+                    o.phone,
+                    _q(o.note),
+                    o.note_attributes,
+                    cancelled_at,
+                    "Cash on Delivery (COD)" if o.cod else "Shopify Payments",
+                    f"c{_ID_MARK}.1",
+                    _dec(o.refunded_cents),
+                    _q(product.vendor),
+                    _ID_MARK,
+                    o.tags,
+                )
+            )
+        ]
         for product, qty, price in o.lines[1:]:
-            rows.append(_SHOP_LATER.render((name, email, created, str(qty), _q(product.name),
-                                            _dec(price), product.sku)))
+            rows.append(
+                _SHOP_LATER.render((name, email, created, str(qty), _q(product.name), _dec(price), product.sku))
+            )
         self.chunk.shopify.append(("\n".join(rows) + "\n", len(rows)))
 
     # -- Square ----------------------------------------------------------------------------
@@ -1092,9 +1492,15 @@ class _Generator:
         day = t // 86400
         store = p.store if rnd() < 0.85 else self._pick(_STORE_PICK)
         basket = self._basket(self._target(p, STORE_BASKET_CENTS, day))
-        sale = _Sale(day, STORE_OPEN_S + int(rnd() * (STORE_CLOSE_S - STORE_OPEN_S)), store,
-                     self._discounted(basket), customer_id=p.square_id,
-                     customer_name=f"{p.first} {p.last}", reference_id=p.till_reference)
+        sale = _Sale(
+            day,
+            STORE_OPEN_S + int(rnd() * (STORE_CLOSE_S - STORE_OPEN_S)),
+            store,
+            self._discounted(basket),
+            customer_id=p.square_id,
+            customer_name=f"{p.first} {p.last}",
+            reference_id=p.till_reference,
+        )
         self._maybe_refund(sale)
         self._format_sale(sale)
         for _ in range(int(ANON_SALES_PER_KNOWN) + (rnd() < ANON_SALES_PER_KNOWN % 1)):
@@ -1102,12 +1508,10 @@ class _Generator:
         if rnd() < MALFORMED_SALE_RATE:
             self._walk_in(malformed=1 if rnd() < 0.5 else 2)
 
-    def _discounted(self, basket: list[tuple[Product, int, int]]
-                    ) -> list[tuple[Product, int, int, int]]:
+    def _discounted(self, basket: list[tuple[Product, int, int]]) -> list[tuple[Product, int, int, int]]:
         """Square lines (product, quantity, unit price, discount); ~10% get 10% off."""
         rnd = self.rng.random
-        return [(pr, q, price, (q * price + 5) // 10 if rnd() < 0.10 else 0)
-                for pr, q, price in basket]
+        return [(pr, q, price, (q * price + 5) // 10 if rnd() < 0.10 else 0) for pr, q, price in basket]
 
     def _maybe_refund(self, sale: _Sale) -> None:
         """~3% of sales get Refund rows 1-14 days later (if still inside the history)."""
@@ -1120,8 +1524,9 @@ class _Generator:
             sale.refund_day, sale.refund_sec = day, STORE_OPEN_S + self._int(0, 12 * 3600 - 1)
             sale.refund_lines = tuple(range(n)) if rnd() < 0.4 else (self._int(0, n - 1),)
 
-    def _walk_in(self, malformed: int = 0, day: int | None = None, sec: int | None = None,
-                 store: int | None = None) -> None:
+    def _walk_in(
+        self, malformed: int = 0, day: int | None = None, sec: int | None = None, store: int | None = None
+    ) -> None:
         """An anonymous store sale (no customer fields)."""
         rnd = self.rng.random
         if day is None:
@@ -1156,8 +1561,9 @@ class _Generator:
         store = STORES[s.store]
         txn, payment = self._random_id(_ALNUM_TABLE, 22), self._random_id(_ALNUM_TABLE, 22)
         r = rng.random()
-        brand = ("Visa" if r < 0.45 else "MasterCard" if r < 0.70
-                 else "American Express" if r < 0.80 else "")  # "" = cash
+        brand = (
+            "Visa" if r < 0.45 else "MasterCard" if r < 0.70 else "American Express" if r < 0.80 else ""
+        )  # "" = cash
         pan = f"{int(rng.random() * 10000):04d}" if brand else ""
         device = "Counter 1" if r * 10 % 2 < 1 else "Counter 2"
         employee = EMPLOYEES[int(r * 1000) % len(EMPLOYEES)]
@@ -1166,14 +1572,27 @@ class _Generator:
         cache = self._item_cache
         rows = []
         for event, day, sec, sign, idxs in (
-                ("Payment", s.day, s.sec, 1, range(len(s.lines))),
-                ("Refund", s.refund_day, s.refund_sec, -1, s.refund_lines)):
+            ("Payment", s.day, s.sec, 1, range(len(s.lines))),
+            ("Refund", s.refund_day, s.refund_sec, -1, s.refund_lines),
+        ):
             if day < 0:
                 continue
             head = f"{sale_date if sign > 0 else cal.iso[day]},{cal.hms[sec]},{store.time_zone}"
-            tail = _SQ_TXN_SEGMENT.render((txn, payment, device, event, store.name,
-                                           s.customer_id, _q(s.customer_name), s.reference_id,
-                                           brand, pan, employee))
+            tail = _SQ_TXN_SEGMENT.render(
+                (
+                    txn,
+                    payment,
+                    device,
+                    event,
+                    store.name,
+                    s.customer_id,
+                    _q(s.customer_name),
+                    s.reference_id,
+                    brand,
+                    pan,
+                    employee,
+                )
+            )
             for i in idxs:
                 product, qty, price, disc = s.lines[i]
                 corrupt = s.malformed == 1 and sign > 0 and i == 0  # "$12.30" -> "$12.3x"
@@ -1190,9 +1609,20 @@ class _Generator:
         gross_text = _usd(sign * gross)
         if corrupt:
             gross_text = gross_text[:-1] + "x"
-        seg = ",".join([_q(product.category), _q(product.name), f"{sign * qty}.0", "Regular",
-                        product.sku, "", _q(gross_text), _q(_usd(-sign * disc)),
-                        _q(_usd(sign * net)), _q(_usd(sign * _pct(net, STORES[store].tax_rate)))])
+        seg = ",".join(
+            [
+                _q(product.category),
+                _q(product.name),
+                f"{sign * qty}.0",
+                "Regular",
+                product.sku,
+                "",
+                _q(gross_text),
+                _q(_usd(-sign * disc)),
+                _q(_usd(sign * net)),
+                _q(_usd(sign * _pct(net, STORES[store].tax_rate))),
+            ]
+        )
         self._item_cache[key] = seg
         return seg
 
@@ -1205,19 +1635,36 @@ class _Generator:
             sales = [s for s in p.sales if self.cal.day_of(s.days_before_end) >= 0]
             if p.square_id and sales:
                 days = [self.cal.day_of(s.days_before_end) for s in sales]
-                self.chunk.square_customers.append({
-                    "Reference ID": p.member_id, "First Name": p.first, "Last Name": p.last,
-                    "Email Address": p.square_email, "Phone Number": p.square_phone,
-                    "Square Customer ID": p.square_id, "Creation Source": "Directory",
-                    "First Visit": self.cal.iso[min(days)], "Last Visit": self.cal.iso[max(days)],
-                    "Email Subscription Status": "subscribed" if p.square_email else "unsubscribed"})
+                self.chunk.square_customers.append(
+                    {
+                        "Reference ID": p.member_id,
+                        "First Name": p.first,
+                        "Last Name": p.last,
+                        "Email Address": p.square_email,
+                        "Phone Number": p.square_phone,
+                        "Square Customer ID": p.square_id,
+                        "Creation Source": "Directory",
+                        "First Visit": self.cal.iso[min(days)],
+                        "Last Visit": self.cal.iso[max(days)],
+                        "Email Subscription Status": "subscribed" if p.square_email else "unsubscribed",
+                    }
+                )
             if p.member_id:
                 joined = self.cal.end - timedelta(days=p.member_joined_days_before_end)
-                self.chunk.members.append({
-                    "member_id": p.member_id, "email": p.member_email, "phone": p.member_phone,
-                    "joined_on": joined.isoformat(), "plan": "annual", "annual_fee": MEMBER_FEE, "currency": "USD",
-                    "expires_on": _add_years(joined, 1).isoformat(), "renewal_count": 0,
-                    "accepts_marketing": "yes"})
+                self.chunk.members.append(
+                    {
+                        "member_id": p.member_id,
+                        "email": p.member_email,
+                        "phone": p.member_phone,
+                        "joined_on": joined.isoformat(),
+                        "plan": "annual",
+                        "annual_fee": MEMBER_FEE,
+                        "currency": "USD",
+                        "expires_on": _add_years(joined, 1).isoformat(),
+                        "renewal_count": 0,
+                        "accepts_marketing": "yes",
+                    }
+                )
             for o in p.orders:
                 self._planted_order(p, o)
             for s in sales:
@@ -1229,25 +1676,41 @@ class _Generator:
             return
         h, m, s = map(int, o.time.split(":"))
         zone = [z for z, _ in ONLINE_ZONES].index(o.zone)
-        self._format_order(_Order(
-            day * 86400 + h * 3600 + m * 60 + s, zone,
-            [(_BY_SKU[ln.sku], ln.qty, ln.price_cents) for ln in o.lines], status=o.status,
-            discount_cents=o.discount_cents, refunded_cents=o.refunded_cents, email=o.email,
-            phone=o.phone, billing_phone=o.phone, accepts_marketing=True,
-            billing_name=f"{p.first} {p.last}",
-            note_attributes=f"utm_source: {o.utm_source}" if o.utm_source else "",
-            address=("1 Planted Way", "New York", "10001", "NY")))
+        self._format_order(
+            _Order(
+                day * 86400 + h * 3600 + m * 60 + s,
+                zone,
+                [(_BY_SKU[ln.sku], ln.qty, ln.price_cents) for ln in o.lines],
+                status=o.status,
+                discount_cents=o.discount_cents,
+                refunded_cents=o.refunded_cents,
+                email=o.email,
+                phone=o.phone,
+                billing_phone=o.phone,
+                accepts_marketing=True,
+                billing_name=f"{p.first} {p.last}",
+                note_attributes=f"utm_source: {o.utm_source}" if o.utm_source else "",
+                address=("1 Planted Way", "New York", "10001", "NY"),
+            )
+        )
 
     def _planted_sale(self, p: PlantedPerson, sale: PlantedSale) -> None:
         day = self.cal.day_of(sale.days_before_end)
         h, m, s = map(int, sale.time.split(":"))
-        self._format_sale(_Sale(
-            day, h * 3600 + m * 60 + s, [st.name for st in STORES].index(sale.store),
-            [(_BY_SKU[ln.sku], ln.qty, ln.price_cents, ln.discount_cents) for ln in sale.lines],
-            customer_id=p.square_id, customer_name=f"{p.first} {p.last}",
-            reference_id=p.member_id,
-            refund_day=day + sale.refund_after_days if sale.refund_after_days else -1,
-            refund_sec=15 * 3600, refund_lines=sale.refund_lines))
+        self._format_sale(
+            _Sale(
+                day,
+                h * 3600 + m * 60 + s,
+                [st.name for st in STORES].index(sale.store),
+                [(_BY_SKU[ln.sku], ln.qty, ln.price_cents, ln.discount_cents) for ln in sale.lines],
+                customer_id=p.square_id,
+                customer_name=f"{p.first} {p.last}",
+                reference_id=p.member_id,
+                refund_day=day + sale.refund_after_days if sale.refund_after_days else -1,
+                refund_sec=15 * 3600,
+                refund_lines=sale.refund_lines,
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1289,22 +1752,22 @@ class _Writer:
 
     def __init__(self, root: Path, max_rows: int):
         self.root = root
-        self.dirs = {k: root / "inbox" / k
-                     for k in ("shopify", "square", "members", "spend", "traffic")}
+        self.dirs = {k: root / "inbox" / k for k in ("shopify", "square", "members", "spend", "traffic")}
         for folder in self.dirs.values():
             folder.mkdir(parents=True, exist_ok=True)
-        for folder, pattern in ((self.dirs["shopify"], "orders_export_*.csv"),
-                                (self.dirs["square"], "items-*.csv"),
-                                (self.dirs["square"], ".items-v*.partial")):
+        for folder, pattern in (
+            (self.dirs["shopify"], "orders_export_*.csv"),
+            (self.dirs["square"], "items-*.csv"),
+            (self.dirs["square"], ".items-v*.partial"),
+        ):
             for stale in sorted(folder.glob(pattern)):  # parts of an earlier, larger run
                 stale.unlink()
-        self.shopify = _SplitCsv(self.dirs["shopify"], "orders_export_{n}.csv",
-                                 SHOPIFY_ORDER_COLUMNS, max_rows)
+        self.shopify = _SplitCsv(self.dirs["shopify"], "orders_export_{n}.csv", SHOPIFY_ORDER_COLUMNS, max_rows)
         # Square parts get their final numbers (v1 first) once all are written.
-        self.square = {False: _SplitCsv(self.dirs["square"], ".items-v1-{n}.partial",
-                                        SQUARE_ITEMS_COLUMNS_V1, max_rows),
-                       True: _SplitCsv(self.dirs["square"], ".items-v2-{n}.partial",
-                                       SQUARE_ITEMS_COLUMNS_V2, max_rows)}
+        self.square = {
+            False: _SplitCsv(self.dirs["square"], ".items-v1-{n}.partial", SQUARE_ITEMS_COLUMNS_V1, max_rows),
+            True: _SplitCsv(self.dirs["square"], ".items-v2-{n}.partial", SQUARE_ITEMS_COLUMNS_V2, max_rows),
+        }
         self.tables: dict[str, int] = {}
         self._customers = self._open_table("square", "customers.csv", SQUARE_CUSTOMERS_COLUMNS)
         self._members = self._open_table("members", "members.csv", MEMBERS_COLUMNS)
@@ -1327,13 +1790,13 @@ class _Writer:
         for text, rows in chunk.shopify:
             number = self.next_order
             self.next_order += 1
-            self.shopify.write(text.replace(_NUMBER_MARK, str(number))
-                               .replace(_ID_MARK, str(ORDER_ID_BASE + 37 * number)), rows)
+            self.shopify.write(
+                text.replace(_NUMBER_MARK, str(number)).replace(_ID_MARK, str(ORDER_ID_BASE + 37 * number)), rows
+            )
         for v2, text, rows in chunk.square:
             self.square[v2].write(text, rows)
         self.transactions += len(chunk.square)
-        for (_, table, rel), rows in ((self._customers, chunk.square_customers),
-                                      (self._members, chunk.members)):
+        for (_, table, rel), rows in ((self._customers, chunk.square_customers), (self._members, chunk.members)):
             table.writerows(rows)
             self.tables[rel] += len(rows)
         self.members += len(chunk.members)
@@ -1341,7 +1804,7 @@ class _Writer:
             self.acquisitions[key] = self.acquisitions.get(key, 0) + n
         if self.store_day_tx is None:
             self.store_day_tx = [[0] * chunk.ndays for _ in STORES]
-        for totals, counts in zip(self.store_day_tx, chunk.store_day_tx):
+        for totals, counts in zip(self.store_day_tx, chunk.store_day_tx, strict=False):
             for day, n in enumerate(counts):
                 if n:
                     totals[day] += n
@@ -1389,7 +1852,7 @@ def _write_spend_and_traffic(writer: _Writer, cal: _Calendar, seed: int) -> None
     traffic = []
     store_day_tx = writer.store_day_tx or [[0] * cal.ndays for _ in STORES]
     for day in range(cal.ndays):
-        for store, counts in zip(STORES, store_day_tx):
+        for store, counts in zip(STORES, store_day_tx, strict=False):
             tx = counts[day]
             entries = math.ceil(tx / (0.22 + 0.23 * rng.random())) + int(rng.random() * 4)
             visitors = entries + int(entries * (0.8 + 1.7 * rng.random())) + int(rng.random() * 21)
@@ -1435,9 +1898,15 @@ def _customers_for_lines(cal: _Calendar, seed: int, target_lines: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
-                  end_date: date | None = None, years: float = 2.0,
-                  target_lines: int | None = None, max_lines_per_file: int = 1_000_000) -> dict:
+def generate_demo(
+    data_dir: Path,
+    customers: int = 3000,
+    seed: int = 7,
+    end_date: date | None = None,
+    years: float = 2.0,
+    target_lines: int | None = None,
+    max_lines_per_file: int = 1_000_000,
+) -> dict:
     """Write a deterministic demo set of retailer exports under ``data_dir/inbox``.
 
     ``customers`` identifiable customers (when ``target_lines`` is given, the count is derived
@@ -1452,7 +1921,7 @@ def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
     """
     data_dir = Path(data_dir)
     if end_date is None:
-        end_date = datetime.now(timezone.utc).date() - timedelta(days=1)
+        end_date = datetime.now(UTC).date() - timedelta(days=1)
     cal = _calendar(end_date, float(years))
     if target_lines is not None:
         customers = _customers_for_lines(cal, seed, target_lines)
@@ -1475,8 +1944,6 @@ def generate_demo(data_dir: Path, customers: int = 3000, seed: int = 7,
         "customers": customers,
         "planted_customers": len(PLANTED),
         "members": writer.members,
-        "orders": {"shopify": writer.next_order - ORDER_NUMBER_START,
-                   "square": writer.transactions},
-        "lines": {"shopify": shopify_rows, "square": square_rows,
-                  "total": shopify_rows + square_rows},
+        "orders": {"shopify": writer.next_order - ORDER_NUMBER_START, "square": writer.transactions},
+        "lines": {"shopify": shopify_rows, "square": square_rows, "total": shopify_rows + square_rows},
     }

@@ -118,8 +118,16 @@ def _field(path: Path, name: str, spec, header: list[str], timestamp: dict) -> t
                 raise MapError(f"{path}: timestamp.timezones: {zone!r} is not an IANA time zone") from exc
     elif len(sources) != 1:
         raise MapError(f"{path}: columns.{name} reads several columns; only type local_ts does")
-    field = Field(name, tuple(sources) if len(sources) > 1 else sources[0], kind, required=required is True,
-                  values=values, formats=formats, zones=zones, order_level=bool(spec.get("order_level")))
+    field = Field(
+        name,
+        tuple(sources) if len(sources) > 1 else sources[0],
+        kind,
+        required=required is True,
+        values=values,
+        formats=formats,
+        zones=zones,
+        order_level=bool(spec.get("order_level")),
+    )
     return field, required
 
 
@@ -153,15 +161,28 @@ def load_layout(path: Path) -> Layout:
             raise MapError(f"{path}: header_versions.{version}.without must list optional header columns")
         versions.append((str(version), tuple(c for c in header if c not in without)))
     return Layout(
-        name=str(doc["table"]), folder=str(doc["folder"]), columns=header,
-        required=[c for c in header if c in required_sources], signature=str(doc["signature"]),
-        fields=tuple(fields), description=str(doc.get("description") or ""), path=path, versions=tuple(versions),
+        name=str(doc["table"]),
+        folder=str(doc["folder"]),
+        columns=header,
+        required=[c for c in header if c in required_sources],
+        signature=str(doc["signature"]),
+        fields=tuple(fields),
+        description=str(doc.get("description") or ""),
+        path=path,
+        versions=tuple(versions),
     )
 
 
 # Load order: header checks name a folder's layouts in this order.
-BUILTIN = ("shopify_order_lines", "square_item_lines", "square_customers", "members", "marketing_spend",
-           "store_traffic", "exchange_rates")
+BUILTIN = (
+    "shopify_order_lines",
+    "square_item_lines",
+    "square_customers",
+    "members",
+    "marketing_spend",
+    "store_traffic",
+    "exchange_rates",
+)
 LAYOUTS: list[Layout] = [load_layout(BUILTIN_MAPS_DIR / f"{name}.yml") for name in BUILTIN]
 _BY_NAME = {lay.name: lay for lay in LAYOUTS}
 
@@ -181,4 +202,5 @@ TRAFFIC_COLUMNS: list[str] = layout("store_traffic").header()
 RATES_COLUMNS: list[str] = layout("exchange_rates").header()
 # Square's time-zone display names (Rails / ActiveSupport names) -> IANA zones.
 SQUARE_TIME_ZONES: dict[str, str] = dict(
-    next(f.zones for f in layout("square_item_lines").fields if f.kind == "local_ts"))
+    next(f.zones for f in layout("square_item_lines").fields if f.kind == "local_ts")
+)

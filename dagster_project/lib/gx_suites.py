@@ -5,13 +5,13 @@ Timestamps must fall in a plausible window: not before 2000 and not after tomorr
 the as-of date, so backfills of old dates still pass).
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 PLAUSIBLE_FROM = datetime(2000, 1, 1)
 
 
 def plausible_until() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1)
+    return datetime.now(UTC).replace(tzinfo=None) + timedelta(days=1)
 
 
 def columns_of(suite: list) -> list[str]:
@@ -37,8 +37,18 @@ def raw_suites() -> dict[str, list]:
     return {
         "shopify_order_lines": [
             E.ExpectColumnValuesToNotBeNull(column="order_name"),
-            E.ExpectColumnValuesToBeInSet(column="financial_status", value_set=[
-                "paid", "pending", "authorized", "partially_paid", "refunded", "partially_refunded", "voided"]),
+            E.ExpectColumnValuesToBeInSet(
+                column="financial_status",
+                value_set=[
+                    "paid",
+                    "pending",
+                    "authorized",
+                    "partially_paid",
+                    "refunded",
+                    "partially_refunded",
+                    "voided",
+                ],
+            ),
             E.ExpectColumnValuesToBeBetween(column="created_at", min_value=PLAUSIBLE_FROM, max_value=until),
             E.ExpectColumnValuesToBeBetween(column="lineitem_quantity", min_value=0, max_value=100_000),
             E.ExpectColumnValuesToBeBetween(column="lineitem_price", min_value=0),
@@ -73,8 +83,9 @@ def raw_suites() -> dict[str, list]:
         "store_traffic": [
             E.ExpectColumnValuesToBeBetween(column="visitors", min_value=0),
             E.ExpectColumnValuesToBeBetween(column="entries", min_value=0),
-            E.ExpectColumnPairValuesAToBeGreaterThanB(column_A="visitors", column_B="entries", or_equal=True,
-                                                      ignore_row_if="either_value_is_missing"),
+            E.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="visitors", column_B="entries", or_equal=True, ignore_row_if="either_value_is_missing"
+            ),
             lineage_unique,
         ],
         "generic_order_lines": [
@@ -88,4 +99,3 @@ def raw_suites() -> dict[str, list]:
             lineage_unique,
         ],
     }
-

@@ -12,7 +12,7 @@ import logging
 import threading
 import warnings
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ def _datetimes_as_numbers(df: pd.DataFrame, expectations: list) -> tuple[pd.Data
 
 def _epoch_us(value: datetime) -> float:
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return float((value - datetime(1970, 1, 1)) // timedelta(microseconds=1))
 
 
@@ -131,16 +131,23 @@ def validate(name: str, df: pd.DataFrame, expectations: list) -> Outcome:
         cfg = r.expectation_config
         exc = getattr(r, "exception_info", None) or {}
         error = exc.get("exception_message") if isinstance(exc, dict) and exc.get("raised_exception") else None
-        results.append({
-            "expectation": cfg.type,
-            "error": error,
-            "column": cfg.kwargs.get("column"),
-            "success": bool(r.success),
-            "unexpected_count": r.result.get("unexpected_count"),
-            "sample": [(_mask(str(v)) if cfg.kwargs.get("column") in SENSITIVE_COLUMNS
-                        else _show(v, cfg.kwargs.get("column") in datetime_columns))
-                       for v in (r.result.get("partial_unexpected_list") or [])[:5]],
-        })
+        results.append(
+            {
+                "expectation": cfg.type,
+                "error": error,
+                "column": cfg.kwargs.get("column"),
+                "success": bool(r.success),
+                "unexpected_count": r.result.get("unexpected_count"),
+                "sample": [
+                    (
+                        _mask(str(v))
+                        if cfg.kwargs.get("column") in SENSITIVE_COLUMNS
+                        else _show(v, cfg.kwargs.get("column") in datetime_columns)
+                    )
+                    for v in (r.result.get("partial_unexpected_list") or [])[:5]
+                ],
+            }
+        )
     return Outcome(suite=name, success=bool(res.success), rows=len(df), results=results)
 
 
@@ -161,24 +168,30 @@ def render_html(folder: Path, title: str, checks: list[dict] | None = None) -> s
     for o in outcomes:
         status = "passed" if o["success"] else "FAILED"
         rows.append(f"<h2 class='{status.lower()}'>{html.escape(o['suite'])}: {status} ({o['rows']} rows)</h2>")
-        rows.append("<table><tr><th>expectation</th><th>column</th><th>result</th><th>unexpected</th><th>sample</th></tr>")
+        rows.append(
+            "<table><tr><th>expectation</th><th>column</th><th>result</th><th>unexpected</th><th>sample</th></tr>"
+        )
         for r in o["results"]:
             rows.append(
                 f"<tr class='{'ok' if r['success'] else 'bad'}'><td>{html.escape(r['expectation'])}</td>"
                 f"<td>{html.escape(str(r.get('column') or ''))}</td><td>{'ok' if r['success'] else 'failed'}</td>"
-                f"<td>{r.get('unexpected_count') or 0}</td><td>{html.escape(', '.join(r.get('sample') or []))}</td></tr>"
+                f"<td>{r.get('unexpected_count') or 0}</td><td>{html.escape(', '.join(r.get('sample') or []))}</td></tr>"  # noqa: E501 (SQL or printed text)
             )
         rows.append("</table>")
     others = [c for c in checks or [] if not c["check"].startswith("gx_")]
     if others:
         failed = sum(1 for c in others if not c["passed"])
-        rows.append(f"<h2 class='{'failed' if failed else 'passed'}'>dbt tests and reconciliation checks: "
-                    f"{len(others) - failed} of {len(others)} passed</h2>")
+        rows.append(
+            f"<h2 class='{'failed' if failed else 'passed'}'>dbt tests and reconciliation checks: "
+            f"{len(others) - failed} of {len(others)} passed</h2>"
+        )
         rows.append("<table><tr><th>asset</th><th>check</th><th>result</th><th>severity</th></tr>")
         for c in others:
-            rows.append(f"<tr class='{'ok' if c['passed'] else 'bad'}'><td>{html.escape(c['asset'])}</td>"
-                        f"<td>{html.escape(c['check'])}</td><td>{'ok' if c['passed'] else 'failed'}</td>"
-                        f"<td>{html.escape(str(c.get('severity') or ''))}</td></tr>")
+            rows.append(
+                f"<tr class='{'ok' if c['passed'] else 'bad'}'><td>{html.escape(c['asset'])}</td>"
+                f"<td>{html.escape(c['check'])}</td><td>{'ok' if c['passed'] else 'failed'}</td>"
+                f"<td>{html.escape(str(c.get('severity') or ''))}</td></tr>"
+            )
         rows.append("</table>")
     passed = sum(1 for o in outcomes if o["success"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -186,8 +199,8 @@ def render_html(folder: Path, title: str, checks: list[dict] | None = None) -> s
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}} .bad td{{background:#fdd}} h2.failed{{color:#b00}}</style>
 </head><body><h1>{html.escape(title)}</h1><p>{passed} of {len(outcomes)} suites passed
 (Great Expectations {gx_version()}, validated through pandas batches read from DuckDB).</p>
-{''.join(rows)}</body></html>
-"""
+{"".join(rows)}</body></html>
+"""  # noqa: E501 (SQL or printed text)
 
 
 def gx_version() -> str:

@@ -63,7 +63,7 @@ def normalise_phone(raw: str | None, default_region: str = "US") -> str | None:
     return None
 
 
-def _without_trunk_prefix(num: "phonenumbers.PhoneNumber") -> "phonenumbers.PhoneNumber | None":
+def _without_trunk_prefix(num: phonenumbers.PhoneNumber) -> phonenumbers.PhoneNumber | None:
     """An invalid number whose national part starts with its country's trunk prefix (`0` in most
     countries, `8` in some): the valid number without it, else None.  phonenumbers strips the prefix
     itself for most countries; this covers the rest (e.g. `+57 0321…`), and only ever turns an
@@ -74,7 +74,7 @@ def _without_trunk_prefix(num: "phonenumbers.PhoneNumber") -> "phonenumbers.Phon
         prefix = meta.national_prefix if meta is not None else None
         if prefix and national.startswith(prefix) and len(national) > len(prefix):
             try:
-                bare = phonenumbers.parse(f"+{num.country_code}{national[len(prefix):]}", None)
+                bare = phonenumbers.parse(f"+{num.country_code}{national[len(prefix) :]}", None)
             except phonenumbers.NumberParseException:
                 continue
             if phonenumbers.is_valid_number(bare):
@@ -100,7 +100,7 @@ class SourceQuery:
     columns: tuple[tuple[str, str], ...]
     where: str = ""
 
-    def sql(self, file_ids: "tuple[int, int] | None" = None) -> str:
+    def sql(self, file_ids: tuple[int, int] | None = None) -> str:
         """Distinct identifier combinations of the table's rows; with file_ids (after, upto) only the rows
         loaded from files after `after` up to `upto` (an incremental resolution)."""
         conds = [self.where] if self.where else []
@@ -124,12 +124,16 @@ def identifier_registry() -> dict:
         for entry in registry["sources"]:
             unknown = {i["id_type"] for i in entry["identifiers"]} - set(registry["kinds"])
             if unknown:
-                raise ValueError(f"identifier_registry in dbt_project.yml: source {entry['source']} carries "
-                                 f"{sorted(unknown)}, not among the kinds {sorted(registry['kinds'])}")
+                raise ValueError(
+                    f"identifier_registry in dbt_project.yml: source {entry['source']} carries "
+                    f"{sorted(unknown)}, not among the kinds {sorted(registry['kinds'])}"
+                )
         unknown = set(registry["kinds"].values()) - set(_NORMALISERS)
         if unknown:
-            raise ValueError(f"identifier_registry in dbt_project.yml: no normaliser {sorted(unknown)} "
-                             f"(known: {sorted(_NORMALISERS)})")
+            raise ValueError(
+                f"identifier_registry in dbt_project.yml: no normaliser {sorted(unknown)} "
+                f"(known: {sorted(_NORMALISERS)})"
+            )
         _REGISTRY = registry
     return _REGISTRY
 
@@ -141,8 +145,11 @@ def source_queries(con: duckdb.DuckDBPyConnection) -> list[SourceQuery]:
     """Distinct identifier combinations per source record, from the raw tables present."""
     queries = [
         SourceQuery(
-            entry["source"], entry["raw_table"], ", ".join(i["raw"] for i in entry["identifiers"]),
-            tuple((i["id_type"], i["column"]) for i in entry["identifiers"]), where=entry.get("raw_where") or "",
+            entry["source"],
+            entry["raw_table"],
+            ", ".join(i["raw"] for i in entry["identifiers"]),
+            tuple((i["id_type"], i["column"]) for i in entry["identifiers"]),
+            where=entry.get("raw_where") or "",
         )
         for entry in identifier_registry()["sources"]
     ]
@@ -210,7 +217,7 @@ def _normalise_phones(signatures: list[str], default_region: str, pool=None) -> 
     if pool is None or len(signatures) < _PARALLEL_FROM:
         return _normalise_phone_chunk(signatures, default_region)
     chunk = -(-len(signatures) // (pool._max_workers * 4))
-    parts = [signatures[i:i + chunk] for i in range(0, len(signatures), chunk)]
+    parts = [signatures[i : i + chunk] for i in range(0, len(signatures), chunk)]
     done = pool.map(_normalise_phone_chunk, parts, [default_region] * len(parts))
     return [v for part in done for v in part]
 
@@ -247,20 +254,27 @@ def _normalise_new_values(con: duckdb.DuckDBPyConnection, default_region: str) -
         [default_region, NORMALISER_VERSION],
     )
     total, phones = con.execute(
-        "select count(*), count(*) filter (where id_type = 'phone') from _identity_new").fetchone()
+        "select count(*), count(*) filter (where id_type = 'phone') from _identity_new"
+    ).fetchone()
     with _phone_pool(phones) as pool:
         for start in range(1, total + 1, _BATCH):
-            new = con.execute("select id_type, raw_value from _identity_new where n between ? and ?",
-                              [start, start + _BATCH - 1]).fetchall()
+            new = con.execute(
+                "select id_type, raw_value from _identity_new where n between ? and ?", [start, start + _BATCH - 1]
+            ).fetchall()
             signature_of = {raw: phone_signature(raw) for id_type, raw in new if id_type == "phone"}
             signatures = sorted(set(signature_of.values()))
-            by_signature = dict(zip(signatures, _normalise_phones(signatures, default_region, pool)))
+            by_signature = dict(zip(signatures, _normalise_phones(signatures, default_region, pool), strict=False))
             values = [
                 by_signature[signature_of[raw]] if id_type == "phone" else normalise(id_type, raw, default_region)
                 for id_type, raw in new
             ]
-            tbl = pa.table({"id_type": [t for t, _ in new], "raw_value": [r for _, r in new],
-                            "normalised_value": pa.array(values, type=pa.string())})
+            tbl = pa.table(
+                {
+                    "id_type": [t for t, _ in new],
+                    "raw_value": [r for _, r in new],
+                    "normalised_value": pa.array(values, type=pa.string()),
+                }
+            )
             con.register("_new_values", tbl)
             try:
                 con.execute(
@@ -325,8 +339,9 @@ def _roots(con: duckdb.DuckDBPyConnection, create: str) -> None:
 STATE_TABLE = "resolution_state"
 
 
-def _resolved_state(con: duckdb.DuckDBPyConnection, default_region: str,
-                    rules: str) -> "dict[str, tuple[int, int]] | None":
+def _resolved_state(
+    con: duckdb.DuckDBPyConnection, default_region: str, rules: str
+) -> dict[str, tuple[int, int]] | None:
     """Per raw table, (newest file id, rows) the last resolution read, when it can be continued: its
     state tables exist and it used this phone region, normaliser version and blocking rules (the
     blocklist and the shared-identifier limit); else None."""
@@ -335,14 +350,14 @@ def _resolved_state(con: duckdb.DuckDBPyConnection, default_region: str,
     rows = con.execute(
         f"select raw_table, file_id, row_count, phone_region, normaliser_version, rules from identity.{STATE_TABLE}"
     ).fetchall()
-    if any(region != default_region or version != NORMALISER_VERSION or r != rules
-           for *_, region, version, r in rows):
+    if any(region != default_region or version != NORMALISER_VERSION or r != rules for *_, region, version, r in rows):
         return None
     return {t: (int(f), int(r)) for t, f, r, *_ in rows}
 
 
-def _raw_snapshot(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery],
-                  state: "dict[str, tuple[int, int]] | None") -> dict[str, tuple[int, int, int, int]]:
+def _raw_snapshot(
+    con: duckdb.DuckDBPyConnection, queries: list[SourceQuery], state: dict[str, tuple[int, int]] | None
+) -> dict[str, tuple[int, int, int, int]]:
     """Per raw table, in one pass: (newest file id, rows, rows without a file id, rows from files up to
     the one the last resolution read)."""
     out = {}
@@ -350,13 +365,14 @@ def _raw_snapshot(con: duckdb.DuckDBPyConnection, queries: list[SourceQuery],
         resolved_upto = (state or {}).get(sq.table, (0, 0))[0]
         newest, rows, no_file, upto = con.execute(
             f"select coalesce(max(_file_id), 0), count(*), count(*) - count(_file_id), "
-            f"count(*) filter (where _file_id <= ?) from raw.{sq.table}", [resolved_upto]
+            f"count(*) filter (where _file_id <= ?) from raw.{sq.table}",
+            [resolved_upto],
         ).fetchone()
         out[sq.table] = (int(newest), int(rows), int(no_file), int(upto))
     return out
 
 
-def _incremental_from(state: "dict[str, tuple[int, int]] | None", snapshot: dict) -> "dict[str, int] | None":
+def _incremental_from(state: dict[str, tuple[int, int]] | None, snapshot: dict) -> dict[str, int] | None:
     """Per raw table, the newest file id already resolved, when an incremental resolution gives what a
     full one would; else None (resolve everything)."""
     if state is None:
@@ -375,10 +391,14 @@ def _incremental_from(state: "dict[str, tuple[int, int]] | None", snapshot: dict
 
 
 def _save_state(con: duckdb.DuckDBPyConnection, snapshot: dict, default_region: str, rules: str) -> None:
-    con.execute(f"create or replace table identity.{STATE_TABLE} (raw_table VARCHAR, file_id BIGINT, "
-                f"row_count BIGINT, phone_region VARCHAR, normaliser_version INTEGER, rules VARCHAR)")
-    con.executemany(f"insert into identity.{STATE_TABLE} values (?, ?, ?, ?, ?, ?)",
-                    [[t, f, r, default_region, NORMALISER_VERSION, rules] for t, (f, r, *_) in snapshot.items()])
+    con.execute(
+        f"create or replace table identity.{STATE_TABLE} (raw_table VARCHAR, file_id BIGINT, "
+        f"row_count BIGINT, phone_region VARCHAR, normaliser_version INTEGER, rules VARCHAR)"
+    )
+    con.executemany(
+        f"insert into identity.{STATE_TABLE} values (?, ?, ?, ?, ?, ?)",
+        [[t, f, r, default_region, NORMALISER_VERSION, rules] for t, (f, r, *_) in snapshot.items()],
+    )
 
 
 # Identifiers that never link (identity.blocked_identifiers): the listed ones (lib/identity_blocklist.yml
@@ -394,20 +414,29 @@ GUARD_TABLES = ("blocked_identifiers", "record_hashes", "node_records", "blocked
 
 
 def _create_guard_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create table if not exists identity.blocked_identifiers (node VARCHAR, id_type VARCHAR, "
-                "normalised_value VARCHAR, reason VARCHAR, customers_touched BIGINT, records BIGINT, sources VARCHAR, "
-                "first_seen_seq BIGINT, first_seen_at TIMESTAMP, last_seen_seq BIGINT)")
-    con.execute("create table if not exists identity.key_events (change_seq BIGINT, resolved_at TIMESTAMP, "
-                "event VARCHAR, customer_key VARCHAR, previous_keys VARCHAR, cause_id_type VARCHAR, "
-                "cause_value VARCHAR, cause VARCHAR)")
+    con.execute(
+        "create table if not exists identity.blocked_identifiers (node VARCHAR, id_type VARCHAR, "
+        "normalised_value VARCHAR, reason VARCHAR, customers_touched BIGINT, records BIGINT, sources VARCHAR, "
+        "first_seen_seq BIGINT, first_seen_at TIMESTAMP, last_seen_seq BIGINT)"
+    )
+    con.execute(
+        "create table if not exists identity.key_events (change_seq BIGINT, resolved_at TIMESTAMP, "
+        "event VARCHAR, customer_key VARCHAR, previous_keys VARCHAR, cause_id_type VARCHAR, "
+        "cause_value VARCHAR, cause VARCHAR)"
+    )
 
 
 def _rules(blocklist, max_shared: int) -> str:
     return f"{blocklist.fingerprint()}/{int(max_shared)}"
 
 
-def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bool = False,
-            blocklist=None, max_shared: int = DEFAULT_MAX_SHARED) -> dict[str, int]:
+def resolve(
+    con: duckdb.DuckDBPyConnection,
+    default_region: str = "US",
+    full: bool = False,
+    blocklist=None,
+    max_shared: int = DEFAULT_MAX_SHARED,
+) -> dict[str, int]:
     """Build `identity.identifiers`: every raw identifier value with its normalised form and key.
 
     Set-based in DuckDB: the identifiers of each distinct source record (one row per record and
@@ -481,8 +510,11 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bo
         con.execute("rollback")
         _drop_temp(con)
         stats = resolve(con, default_region, full=True, blocklist=blocklist, max_shared=max_shared)
-        return {**stats, "newly_normalised_values": stats["newly_normalised_values"] + new_values,
-                "guard_forced_full": 1}
+        return {
+            **stats,
+            "newly_normalised_values": stats["newly_normalised_values"] + new_values,
+            "guard_forced_full": 1,
+        }
     stats = con.execute(
         """
         select
@@ -495,18 +527,47 @@ def resolve(con: duckdb.DuckDBPyConnection, default_region: str = "US", full: bo
         """
     ).fetchone()
     _drop_temp(con)
-    return {"records_linked": stats[0], "identifiers": stats[1], "people": stats[2], "invalid_values": stats[3],
-            "blocked_listed": stats[4], "blocked_shared": stats[5],
-            "newly_normalised_values": new_values, "identifiers_changed": changed,
-            "incremental": int(after is not None), "guard_forced_full": 0}
+    return {
+        "records_linked": stats[0],
+        "identifiers": stats[1],
+        "people": stats[2],
+        "invalid_values": stats[3],
+        "blocked_listed": stats[4],
+        "blocked_shared": stats[5],
+        "newly_normalised_values": new_values,
+        "identifiers_changed": changed,
+        "incremental": int(after is not None),
+        "guard_forced_full": 0,
+    }
 
 
 def _drop_temp(con: duckdb.DuckDBPyConnection) -> None:
-    for table in ("_identity_raw", "_identity_linked", "_identity_nodes", "_identity_edges", "_identity_roots",
-                  "_identity_result", "_inc_nodes", "_inc_roots", "_inc_remap", "_inc_rekeyed", "_inc_new_ids",
-                  "_identity_rec_nodes", "_removed_sources", "_identity_node_values", "_identity_listed",
-                  "_identity_removed", "_guard_roots", "_identity_blocked", "_new_roots", "_kv", "_new_rec_nodes",
-                  "_identity_new_recs", "_inc_node_records", "_prev_blocked"):
+    for table in (
+        "_identity_raw",
+        "_identity_linked",
+        "_identity_nodes",
+        "_identity_edges",
+        "_identity_roots",
+        "_identity_result",
+        "_inc_nodes",
+        "_inc_roots",
+        "_inc_remap",
+        "_inc_rekeyed",
+        "_inc_new_ids",
+        "_identity_rec_nodes",
+        "_removed_sources",
+        "_identity_node_values",
+        "_identity_listed",
+        "_identity_removed",
+        "_guard_roots",
+        "_identity_blocked",
+        "_new_roots",
+        "_kv",
+        "_new_rec_nodes",
+        "_identity_new_recs",
+        "_inc_node_records",
+        "_prev_blocked",
+    ):
         con.execute(f"drop table if exists {table}")
 
 
@@ -522,10 +583,12 @@ def _record_nodes(con: duckdb.DuckDBPyConnection, blocklist) -> None:
         from (select distinct q, rec, node from _identity_linked where node is not null)
         """
     )
-    con.execute("create or replace temp table _identity_node_values as "
-                "select node, split_part(node, ':', 1) as id_type, "
-                "substr(node, length(split_part(node, ':', 1)) + 2) as normalised_value "
-                "from (select distinct node from _identity_rec_nodes)")
+    con.execute(
+        "create or replace temp table _identity_node_values as "
+        "select node, split_part(node, ':', 1) as id_type, "
+        "substr(node, length(split_part(node, ':', 1)) + 2) as normalised_value "
+        "from (select distinct node from _identity_rec_nodes)"
+    )
     blocklist.listed(con, "_identity_node_values", "_identity_listed")
 
 
@@ -574,8 +637,10 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
     con.execute("create or replace temp table _prev_blocked as select node from identity.blocked_identifiers")
     if not table_exists(con, "identity", "node_roots"):
         con.execute("create table identity.node_roots (node VARCHAR, root VARCHAR)")
-    con.execute("create or replace table identity.node_records as "
-                "select node, count(distinct h) as records from _identity_rec_nodes group by node")
+    con.execute(
+        "create or replace table identity.node_records as "
+        "select node, count(distinct h) as records from _identity_rec_nodes group by node"
+    )
     con.execute(
         """
         create or replace temp table _identity_removed as
@@ -585,11 +650,14 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
         """,
         [max_shared],
     )
-    candidates = con.execute("select count(*) from _identity_removed where node not in "
-                             "(select node from _identity_listed)").fetchone()[0]
+    candidates = con.execute(
+        "select count(*) from _identity_removed where node not in (select node from _identity_listed)"
+    ).fetchone()[0]
     if candidates:
         _link_graph(con, "_identity_removed", "create or replace temp table _guard_roots")
-        con.execute(f"create or replace temp table _identity_blocked as {_touched_sql('_identity_removed', '_guard_roots')}")
+        con.execute(
+            f"create or replace temp table _identity_blocked as {_touched_sql('_identity_removed', '_guard_roots')}"
+        )
         con.execute(
             """
             create or replace temp table _identity_removed as
@@ -601,15 +669,18 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
         )
     _link_graph(con, "_identity_removed", "create or replace temp table _new_roots")
     if not candidates:
-        con.execute(f"create or replace temp table _identity_blocked as "
-                    f"{_touched_sql('_identity_removed', '_new_roots')}")
+        con.execute(
+            f"create or replace temp table _identity_blocked as {_touched_sql('_identity_removed', '_new_roots')}"
+        )
     _removed_sources(con, "_identity_removed")
     _save_blocked(con, seq, "_identity_removed", replace=True)
     con.execute("update _identity_linked set node = null where node in (select node from _identity_removed)")
-    con.execute("create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes "
-                "where h not in (select h from identity.record_hashes)"
-                if table_exists(con, "identity", "record_hashes") else
-                "create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes")
+    con.execute(
+        "create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes "
+        "where h not in (select h from identity.record_hashes)"
+        if table_exists(con, "identity", "record_hashes")
+        else "create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes"
+    )
     con.execute("create or replace table identity.record_hashes as select distinct h from _identity_rec_nodes")
     con.execute(
         """
@@ -622,7 +693,7 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
         f"""
         create or replace temp table _identity_result as
         select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
-               {_customer_key_sql('k.root')} as customer_key
+               {_customer_key_sql("k.root")} as customer_key
         from _identity_linked l left join _new_roots k on k.node = l.node
         order by l.source, l.id_type, l.raw_value
         """
@@ -649,9 +720,11 @@ def _resolve_all(con: duckdb.DuckDBPyConnection, max_shared: int) -> int:
 
 def _removed_sources(con: duckdb.DuckDBPyConnection, removed: str) -> None:
     """The sources each node of `removed` was seen in (before `_identity_linked` drops them)."""
-    con.execute(f"create or replace temp table _removed_sources as "
-                f"select node, list(distinct source order by source) as sources from _identity_linked "
-                f"where node in (select node from {removed}) group by node")
+    con.execute(
+        f"create or replace temp table _removed_sources as "
+        f"select node, list(distinct source order by source) as sources from _identity_linked "
+        f"where node in (select node from {removed}) group by node"
+    )
 
 
 def _save_blocked(con: duckdb.DuckDBPyConnection, seq: int, removed: str, replace: bool) -> None:
@@ -672,7 +745,7 @@ def _save_blocked(con: duckdb.DuckDBPyConnection, seq: int, removed: str, replac
         left join _removed_sources rs on rs.node = b.node
         left join identity.blocked_identifiers o on o.node = b.node
         where b.node in (select node from {removed})
-        """,
+        """,  # noqa: E501 (SQL or printed text)
         [seq, seq],
     )
     if replace:
@@ -726,17 +799,17 @@ def _key_events(con: duckdb.DuckDBPyConnection, seq: int) -> None:
             from per_old where n_new = 0
         )
         select ?, current_timestamp, e.event,
-               case when e.new_root is not null then {key('e.new_root')} end,
-               array_to_string(list_transform(e.prev, x -> {key('x')}), ','),
+               case when e.new_root is not null then {key("e.new_root")} end,
+               array_to_string(list_transform(e.prev, x -> {key("x")}), ','),
                split_part(e.cause_node, ':', 1), substr(e.cause_node, length(split_part(e.cause_node, ':', 1)) + 2),
                e.cause
         from events e
-        """,
+        """,  # noqa: E501 (SQL or printed text)
         [seq],
     )
 
 
-def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None":
+def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> int | None:
     """The new records' identifiers (`_identity_linked`) merged into identity.node_roots and
     identity.identifiers: their nodes and the roots those nodes had form a small graph; each of its
     components takes the smallest node as root, and every known node under a root that lost to a
@@ -746,10 +819,14 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
     seq = _next_change_seq(con)
     con.execute("create or replace temp table _prev_blocked as select node from identity.blocked_identifiers")
     # records not resolved before, and the per-node record counts they raise
-    con.execute("create or replace temp table _identity_new_recs as "
-                "select distinct h from _identity_rec_nodes anti join identity.record_hashes using (h)")
-    con.execute("create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes "
-                "where h in (select h from _identity_new_recs)")
+    con.execute(
+        "create or replace temp table _identity_new_recs as "
+        "select distinct h from _identity_rec_nodes anti join identity.record_hashes using (h)"
+    )
+    con.execute(
+        "create or replace temp table _new_rec_nodes as select distinct node from _identity_rec_nodes "
+        "where h in (select h from _identity_new_recs)"
+    )
     con.execute(
         """
         create or replace temp table _identity_removed as
@@ -769,11 +846,13 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
     ).fetchone()[0]
     if over:
         return None
-    con.execute("create or replace temp table _inc_node_records as "
-                "select a.node, coalesce(r.records, 0) + a.n as records from ("
-                "select node, count(distinct h) as n from _identity_rec_nodes "
-                "where h in (select h from _identity_new_recs) group by node"
-                ") a left join identity.node_records r using (node)")
+    con.execute(
+        "create or replace temp table _inc_node_records as "
+        "select a.node, coalesce(r.records, 0) + a.n as records from ("
+        "select node, count(distinct h) as n from _identity_rec_nodes "
+        "where h in (select h from _identity_new_recs) group by node"
+        ") a left join identity.node_records r using (node)"
+    )
     con.execute("delete from identity.node_records where node in (select node from _inc_node_records)")
     con.execute("insert into identity.node_records select * from _inc_node_records")
     con.execute("insert into identity.record_hashes select h from _identity_new_recs")
@@ -830,7 +909,7 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
     con.execute(
         f"""
         create or replace temp table _inc_rekeyed as
-        select nr.node, {_customer_key_sql('m.new_root')} as customer_key
+        select nr.node, {_customer_key_sql("m.new_root")} as customer_key
         from identity.node_roots nr join _inc_remap m on m.old_root = nr.root
         """
     )
@@ -847,10 +926,13 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
         """
     )
     _key_events(con, seq)
-    con.execute("update identity.node_roots set root = m.new_root from _inc_remap m "
-                "where identity.node_roots.root = m.old_root")
-    con.execute("insert into identity.node_roots select i.node, r.root from _inc_nodes i "
-                "join _inc_roots r on r.node = i.node where i.old_root is null")
+    con.execute(
+        "update identity.node_roots set root = m.new_root from _inc_remap m where identity.node_roots.root = m.old_root"
+    )
+    con.execute(
+        "insert into identity.node_roots select i.node, r.root from _inc_nodes i "
+        "join _inc_roots r on r.node = i.node where i.old_root is null"
+    )
     # the blocked nodes of the new records: customers they touch, recounted over their kept records
     con.execute(
         """
@@ -870,7 +952,7 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
         f"""
         create or replace temp table _inc_new_ids as
         select distinct l.source, l.id_type, l.raw_value, l.normalised_value,
-               {_customer_key_sql('nr.root')} as customer_key
+               {_customer_key_sql("nr.root")} as customer_key
         from _identity_linked l
         left join identity.node_roots nr on nr.node = l.node
         where not exists (
@@ -893,8 +975,9 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
         where k.node = identity.identifiers.id_type || ':' || identity.identifiers.normalised_value
         """
     )
-    added = con.execute("insert into identity.identifier_changes select ?, source, id_type, raw_value "
-                        "from _inc_new_ids", [seq]).fetchone()[0]
+    added = con.execute(
+        "insert into identity.identifier_changes select ?, source, id_type, raw_value from _inc_new_ids", [seq]
+    ).fetchone()[0]
     con.execute("insert into identity.identifiers select * from _inc_new_ids")
     return _record_resolution(con, seq, False, int(rekeyed) + int(added), full_resolution=False)
 
@@ -907,16 +990,22 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> "int | None
 # (not incremental) resolution, which may also have changed normalised values (a new phone region or
 # normaliser version), so customer_identity_map and int_customer_contacts rebuild after one. Changes
 # are kept until every consumer has consumed them.
-CONSUMERS = (("intermediate", "int_orders_identified", "identity_change_seq"),
-             ("intermediate", "int_customer_contacts", "identity_change_seq"),
-             ("marts", "customer_identity_map", "identity_change_seq"))
+CONSUMERS = (
+    ("intermediate", "int_orders_identified", "identity_change_seq"),
+    ("intermediate", "int_customer_contacts", "identity_change_seq"),
+    ("marts", "customer_identity_map", "identity_change_seq"),
+)
 
 
 def _create_change_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("create table if not exists identity.resolution_runs (change_seq BIGINT, resolved_at TIMESTAMP, "
-                "full_change BOOLEAN, identifiers_changed BIGINT, full_resolution BOOLEAN)")
-    con.execute("create table if not exists identity.identifier_changes (change_seq BIGINT, source VARCHAR, "
-                "id_type VARCHAR, raw_value VARCHAR)")
+    con.execute(
+        "create table if not exists identity.resolution_runs (change_seq BIGINT, resolved_at TIMESTAMP, "
+        "full_change BOOLEAN, identifiers_changed BIGINT, full_resolution BOOLEAN)"
+    )
+    con.execute(
+        "create table if not exists identity.identifier_changes (change_seq BIGINT, source VARCHAR, "
+        "id_type VARCHAR, raw_value VARCHAR)"
+    )
 
 
 def _next_change_seq(con: duckdb.DuckDBPyConnection) -> int:
@@ -944,14 +1033,21 @@ def _log_changes(con: duckdb.DuckDBPyConnection) -> int:
     return _record_resolution(con, seq, not had_previous, int(changed), full_resolution=True)
 
 
-def _record_resolution(con: duckdb.DuckDBPyConnection, seq: int, full_change: bool, changed: int,
-                       full_resolution: bool) -> int:
-    con.execute("insert into identity.resolution_runs (change_seq, resolved_at, full_change, identifiers_changed, "
-                "full_resolution) values (?, current_timestamp, ?, ?, ?)", [seq, full_change, changed, full_resolution])
+def _record_resolution(
+    con: duckdb.DuckDBPyConnection, seq: int, full_change: bool, changed: int, full_resolution: bool
+) -> int:
+    con.execute(
+        "insert into identity.resolution_runs (change_seq, resolved_at, full_change, identifiers_changed, "
+        "full_resolution) values (?, current_timestamp, ?, ?, ?)",
+        [seq, full_change, changed, full_resolution],
+    )
     # Trim to what the slowest consumer has seen. A consumer not built yet starts with a full build (no
     # log needed).
-    seen = [con.execute(f"select coalesce(max({column}), 0) from {schema}.{table}").fetchone()[0]
-            for schema, table, column in CONSUMERS if table_exists(con, schema, table)]
+    seen = [
+        con.execute(f"select coalesce(max({column}), 0) from {schema}.{table}").fetchone()[0]
+        for schema, table, column in CONSUMERS
+        if table_exists(con, schema, table)
+    ]
     if seen and min(seen) > 0:
         con.execute("delete from identity.identifier_changes where change_seq <= ?", [min(seen)])
     return changed

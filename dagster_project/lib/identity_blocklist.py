@@ -17,8 +17,10 @@ import yaml
 
 SHIPPED = Path(__file__).with_name("identity_blocklist.yml")
 ID_TYPES = ("email", "phone", "square_customer_id", "member_id", "source_customer_id")
-_KEYS = {"email": {"exact", "local_parts", "domains", "patterns"},
-         "phone": {"exact", "patterns", "min_national_digits", "repeated_digit", "sequences"}}
+_KEYS = {
+    "email": {"exact", "local_parts", "domains", "patterns"},
+    "phone": {"exact", "patterns", "min_national_digits", "repeated_digit", "sequences"},
+}
 
 
 def user_blocklist_path(data_dir: str | Path) -> Path:
@@ -38,8 +40,17 @@ class Blocklist:
 
     def fingerprint(self) -> str:
         """Changes whenever the rules do (a changed list makes the next resolution a full one)."""
-        body = json.dumps([sorted(self.exact), sorted(self.local_parts), sorted(self.domains), sorted(self.patterns),
-                           self.min_national_digits, self.repeated_digit, self.sequences])
+        body = json.dumps(
+            [
+                sorted(self.exact),
+                sorted(self.local_parts),
+                sorted(self.domains),
+                sorted(self.patterns),
+                self.min_national_digits,
+                self.repeated_digit,
+                self.sequences,
+            ]
+        )
         return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
 
     def listed(self, con: duckdb.DuckDBPyConnection, nodes: str, into: str) -> None:
@@ -47,8 +58,15 @@ class Blocklist:
         the list blocks, as a temp table."""
         import pyarrow as pa
 
-        con.register("_bl_exact", pa.table({"id_type": [t for t, _ in self.exact] or pa.array([], pa.string()),
-                                            "value": [v for _, v in self.exact] or pa.array([], pa.string())}))
+        con.register(
+            "_bl_exact",
+            pa.table(
+                {
+                    "id_type": [t for t, _ in self.exact] or pa.array([], pa.string()),
+                    "value": [v for _, v in self.exact] or pa.array([], pa.string()),
+                }
+            ),
+        )
         con.register("_bl_local", pa.table({"value": pa.array(list(self.local_parts), pa.string())}))
         con.register("_bl_domain", pa.table({"value": pa.array(list(self.domains), pa.string())}))
         con.register("_bl_cc", pa.table({"cc": pa.array(_country_codes(), pa.string())}))
@@ -56,15 +74,21 @@ class Blocklist:
         by_type: dict[str, list[str]] = {}
         for id_type, pattern in self.patterns:
             by_type.setdefault(id_type, []).append(f"(?:{pattern})")
-        patterns = " or ".join(
-            f"(id_type = '{t}' and regexp_full_match(v, {_sql_text('|'.join(ps))}))" for t, ps in sorted(by_type.items())
-        ) or "false"
+        patterns = (
+            " or ".join(
+                f"(id_type = '{t}' and regexp_full_match(v, {_sql_text('|'.join(ps))}))"
+                for t, ps in sorted(by_type.items())
+            )
+            or "false"
+        )
         digit_rules = [f"length(nat) < {int(self.min_national_digits)}"]
         if self.repeated_digit:
             digit_rules.append("replace(nat, left(nat, 1), '') = ''")
         if self.sequences:
-            digit_rules.append("(length(nat) >= 6 and (contains('01234567890123456789', nat) "
-                               "or contains('98765432109876543210', nat)))")
+            digit_rules.append(
+                "(length(nat) >= 6 and (contains('01234567890123456789', nat) "
+                "or contains('98765432109876543210', nat)))"
+            )
         try:
             con.execute(
                 f"""
@@ -90,10 +114,10 @@ class Blocklist:
                     union
                     select node from n where {patterns}
                     union
-                    select node from phones where {' or '.join(digit_rules)}
+                    select node from phones where {" or ".join(digit_rules)}
                 )
                 select n.node, n.id_type, n.normalised_value from {nodes} n where n.node in (select node from hit)
-                """
+                """  # noqa: E501 (SQL or printed text)
             )
         finally:
             for name in ("_bl_exact", "_bl_local", "_bl_domain", "_bl_cc"):
@@ -133,20 +157,25 @@ def load(default_region: str, data_dir: str | Path | None = None) -> Blocklist:
             rules = rules or {}
             allowed = _KEYS.get(id_type, {"exact", "patterns"})
             if not isinstance(rules, dict) or set(rules) - allowed:
-                raise ValueError(f"{path}: {id_type}: expected the keys {', '.join(sorted(allowed))}, "
-                                 f"got {rules if not isinstance(rules, dict) else ', '.join(sorted(set(rules) - allowed))}")
+                raise ValueError(
+                    f"{path}: {id_type}: expected the keys {', '.join(sorted(allowed))}, "
+                    f"got {rules if not isinstance(rules, dict) else ', '.join(sorted(set(rules) - allowed))}"
+                )
             for i, raw in enumerate(_strings(path, id_type, "exact", rules)):
                 value = _normalised(id_type, raw, default_region)
                 if value is None:
-                    raise ValueError(f"{path}: {id_type}.exact[{i}] {raw!r} is not a valid {id_type} "
-                                     f"(phones are read in region {default_region})")
+                    raise ValueError(
+                        f"{path}: {id_type}.exact[{i}] {raw!r} is not a valid {id_type} "
+                        f"(phones are read in region {default_region})"
+                    )
                 exact.add((id_type, value))
             for i, pattern in enumerate(_strings(path, id_type, "patterns", rules)):
                 try:
                     check.execute("select regexp_full_match('', ?)", [pattern])
                 except duckdb.Error as exc:
-                    raise ValueError(f"{path}: {id_type}.patterns[{i}] {pattern!r} is not a valid RE2 regular "
-                                     f"expression: {exc}") from exc
+                    raise ValueError(
+                        f"{path}: {id_type}.patterns[{i}] {pattern!r} is not a valid RE2 regular expression: {exc}"
+                    ) from exc
                 patterns.add((id_type, pattern))
             local |= {v.strip().lower() for v in _strings(path, id_type, "local_parts", rules)}
             domains |= {v.strip().lower() for v in _strings(path, id_type, "domains", rules)}
@@ -161,8 +190,16 @@ def load(default_region: str, data_dir: str | Path | None = None) -> Blocklist:
             repeated = rules.get("repeated_digit", repeated) if id_type == "phone" else repeated
             sequences = rules.get("sequences", sequences) if id_type == "phone" else sequences
     check.close()
-    return Blocklist(tuple(sorted(exact)), tuple(sorted(local)), tuple(sorted(domains)), tuple(sorted(patterns)),
-                     min_digits, repeated, sequences, tuple(str(p) for p in files))
+    return Blocklist(
+        tuple(sorted(exact)),
+        tuple(sorted(local)),
+        tuple(sorted(domains)),
+        tuple(sorted(patterns)),
+        min_digits,
+        repeated,
+        sequences,
+        tuple(str(p) for p in files),
+    )
 
 
 def _strings(path: Path, id_type: str, key: str, rules: dict) -> list[str]:
@@ -171,8 +208,10 @@ def _strings(path: Path, id_type: str, key: str, rules: dict) -> list[str]:
         raise ValueError(f"{path}: {id_type}.{key}: expected a list of values")
     for i, v in enumerate(values):
         if not isinstance(v, (str, int)) or isinstance(v, bool):
-            raise ValueError(f"{path}: {id_type}.{key}[{i}] {v!r}: expected text (quote values YAML reads as "
-                             f"something else, such as 'null', 'no' or 'yes')")
+            raise ValueError(
+                f"{path}: {id_type}.{key}[{i}] {v!r}: expected text (quote values YAML reads as "
+                f"something else, such as 'null', 'no' or 'yes')"
+            )
     return [str(v) for v in values]
 
 

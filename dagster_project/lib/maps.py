@@ -32,8 +32,16 @@ TARGETS = {
     "country": (False, "country"),
     "status": (False, "order status (see cancellations.status_values)"),
 }
-FORMATS = {".csv": "csv", ".txt": "csv", ".tsv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-           ".json": "jsonl", ".parquet": "parquet", ".xlsx": "xlsx"}
+FORMATS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+    ".xlsx": "xlsx",
+}
 
 
 class MapError(ValueError):
@@ -108,8 +116,12 @@ def load_map(name: str, data_root: Path | None = None) -> ColumnMap:
     cancels = doc.get("cancellations") or {}
     returns = doc.get("returns") or {}
     return ColumnMap(
-        name=name, path=path, columns={k: str(v) for k, v in cols.items() if v},
-        ts_formats=tuple(formats), timezone=zone, defaults=defaults,
+        name=name,
+        path=path,
+        columns={k: str(v) for k, v in cols.items() if v},
+        ts_formats=tuple(formats),
+        timezone=zone,
+        defaults=defaults,
         cancel_prefix=cancels.get("order_id_prefix"),
         cancel_status_values=tuple(str(v).lower() for v in cancels.get("status_values") or ()),
         negative_quantity_is_return=bool(returns.get("negative_quantity", True)),

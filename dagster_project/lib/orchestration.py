@@ -56,11 +56,15 @@ ONE_RUN_PER_DATE = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 def check_as_of_in_range(as_of: date) -> None:
     """The as-of date is a partition: not before the first one, not after today."""
     if as_of < partition_start():
-        raise ValueError(f"as-of date {as_of} is before the first partition {partition_start()} "
-                         f"(set PIPELINE_PARTITION_START to backfill further back)")
+        raise ValueError(
+            f"as-of date {as_of} is before the first partition {partition_start()} "
+            f"(set PIPELINE_PARTITION_START to backfill further back)"
+        )
     if as_of > business_today():
-        raise ValueError(f"as-of date {as_of} is in the future (today is {business_today()} in "
-                         f"{business_timezone()}, PIPELINE_TIMEZONE)")
+        raise ValueError(
+            f"as-of date {as_of} is in the future (today is {business_today()} in "
+            f"{business_timezone()}, PIPELINE_TIMEZONE)"
+        )
 
 
 # --- retries -------------------------------------------------------------------------------------------
@@ -95,8 +99,10 @@ def retry_transient(context, settings: Settings) -> Iterator[None]:
     except Exception as exc:
         attempt = context.retry_number  # 0 on the first try
         if is_transient(exc) and attempt < settings.retry_max:
-            wait = settings.retry_delay_seconds * (2 ** attempt)
-            context.log.warning(f"transient error, retry {attempt + 1} of {settings.retry_max} in {wait:.0f}s: "
-                                f"{str(exc).splitlines()[0][:300]}")
+            wait = settings.retry_delay_seconds * (2**attempt)
+            context.log.warning(
+                f"transient error, retry {attempt + 1} of {settings.retry_max} in {wait:.0f}s: "
+                f"{str(exc).splitlines()[0][:300]}"
+            )
             raise dg.RetryRequested(max_retries=settings.retry_max, seconds_to_wait=wait) from exc
         raise

@@ -38,7 +38,7 @@ class DataPaths:
     root: Path
 
     @classmethod
-    def of(cls, data_dir: str | Path | None = None) -> "DataPaths":
+    def of(cls, data_dir: str | Path | None = None) -> DataPaths:
         return cls(Path(data_dir).resolve() if data_dir else default_data_dir())
 
     @property

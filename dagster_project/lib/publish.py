@@ -47,7 +47,7 @@ BUILD_MARKER = warehouse.BUILD_MARKER
 DELTA_MAX_SHARE = 0.25  # more rows rebuilt than this (a full refresh): copying the table is cheaper
 
 
-def build_serving_copy(working: Path, target: Path, run_info: dict, previous: "Path | None" = None) -> dict[str, int]:
+def build_serving_copy(working: Path, target: Path, run_info: dict, previous: Path | None = None) -> dict[str, int]:
     """A new DuckDB file with the published schemas of the working warehouse (no raw inbox data).
 
     With `previous` (the serving file now published), the new file starts as a copy of it: tables in
@@ -75,22 +75,28 @@ def _fill_serving_copy(working: Path, target: Path, run_info: dict, start_from_p
         con.execute("drop schema if exists meta cascade")
         for schema in PUBLISHED_SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
-            names = [r[0] for r in con.execute(
-                "select table_name from duckdb_tables() where database_name = 'src' and schema_name = ? order by 1",
-                [schema]).fetchall()]
+            names = [
+                r[0]
+                for r in con.execute(
+                    "select table_name from duckdb_tables() where database_name = 'src' and schema_name = ? order by 1",
+                    [schema],
+                ).fetchall()
+            ]
             # every table but the ones kept up to date by delta is dropped first, so the copies below reuse
             # the blocks it frees (the file would otherwise grow by the size of everything replaced)
             for (old,) in con.execute(
-                    "select table_name from duckdb_tables() where database_name = current_database() "
-                    "and schema_name = ?", [schema]).fetchall():
+                "select table_name from duckdb_tables() where database_name = current_database() and schema_name = ?",
+                [schema],
+            ).fetchall():
                 if old not in names or old not in DELTA_TABLES:
                     con.execute(f"drop table {schema}.{old}")
             con.execute("checkpoint")
             for name in names:
                 written = _apply_delta(con, schema, name) if start_from_previous and name in DELTA_TABLES else None
                 if written is None:
-                    written = con.execute(f"create or replace table {schema}.{name} as "
-                                          f"select * from src.{schema}.{name}").fetchone()[0]
+                    written = con.execute(
+                        f"create or replace table {schema}.{name} as select * from src.{schema}.{name}"
+                    ).fetchone()[0]
                 tables[f"{schema}.{name}"] = int(written)
         con.execute("create schema meta")
         con.execute("create table meta.published_run (key varchar, value varchar)")
@@ -103,11 +109,14 @@ def _fill_serving_copy(working: Path, target: Path, run_info: dict, start_from_p
 
 
 def _columns(con: duckdb.DuckDBPyConnection, database: str, schema: str, table: str) -> list[tuple]:
-    return con.execute("select column_name, data_type from duckdb_columns() where database_name = ? "
-                       "and schema_name = ? and table_name = ? order by column_index", [database, schema, table]).fetchall()
+    return con.execute(
+        "select column_name, data_type from duckdb_columns() where database_name = ? "
+        "and schema_name = ? and table_name = ? order by column_index",
+        [database, schema, table],
+    ).fetchall()
 
 
-def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int | None":
+def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> int | None:
     """Bring a table copied from the previous serving file up to date by its build marker; returns the rows
     inserted, or None when it cannot be (no such table or other columns there, nothing built before, too
     much rebuilt, or the result does not add up), and the caller copies the table whole."""
@@ -122,15 +131,19 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
     # rows written by a build after the published one are new or rebuilt; the others (no marker: written
     # before the column existed, and never since) are in both files as they are
     newer = f"{BUILD_MARKER} > ?"
-    total, changed = con.execute(f"select count(*), count(case when {newer} then 1 end) from src.{schema}.{name}",
-                                 [published]).fetchone()
+    total, changed = con.execute(
+        f"select count(*), count(case when {newer} then 1 end) from src.{schema}.{name}", [published]
+    ).fetchone()
     if changed > DELTA_MAX_SHARE * total:
         return None
     con.execute("begin")
     # replace the rows rebuilt since (a semi-join on the few changed keys) ...
     same_key = " and ".join(f"work.{k} = old.{k}" for k in keys)
-    con.execute(f"delete from {schema}.{name} as old where exists (select 1 from src.{schema}.{name} as work "
-                f"where {same_key} and work.{newer})", [published])
+    con.execute(
+        f"delete from {schema}.{name} as old where exists (select 1 from src.{schema}.{name} as work "
+        f"where {same_key} and work.{newer})",
+        [published],
+    )
     con.execute(f"insert into {schema}.{name} select * from src.{schema}.{name} where {newer}", [published])
     check = f"select count(*), sum({summed}) from {{}}.{schema}.{name}"
     here_now, there = con.execute(check.format(here)).fetchone(), con.execute(check.format("src")).fetchone()
@@ -138,8 +151,10 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> "int
         # ... and, when rows are left over, drop the keys the working table no longer has (an anti-join of the
         # whole table: only when needed). Every unchanged working row is in the published file, so equal
         # counts mean the same rows; the sum then guards against a row rebuilt with an older marker.
-        con.execute(f"delete from {schema}.{name} as old where not exists (select 1 from src.{schema}.{name} as work "
-                    f"where {same_key})")
+        con.execute(
+            f"delete from {schema}.{name} as old where not exists (select 1 from src.{schema}.{name} as work "
+            f"where {same_key})"
+        )
         here_now = con.execute(check.format(here)).fetchone()
     if here_now != there:
         con.execute("rollback")
@@ -160,7 +175,8 @@ def write_parquet_marts(serving_db: Path, out_dir: Path, writers: int = PARQUET_
     try:
         tables = con.execute(
             "select schema_name, table_name from duckdb_tables() where schema_name in ('marts') "
-            "order by estimated_size desc, table_name").fetchall()
+            "order by estimated_size desc, table_name"
+        ).fetchall()
 
         def write(table: tuple[str, str]) -> None:
             schema, name = table
@@ -244,8 +260,15 @@ def write_manifest(folder: Path, info: dict) -> Path:
     return path
 
 
-def commit_and_swap(staging: Path, stage: Path, as_of: str, serving_warehouse: Path, serving_marts: Path,
-                    exports: Path, update_serving: bool = True) -> None:
+def commit_and_swap(
+    staging: Path,
+    stage: Path,
+    as_of: str,
+    serving_warehouse: Path,
+    serving_marts: Path,
+    exports: Path,
+    update_serving: bool = True,
+) -> None:
     """Commit a fully staged run (journal written atomically), then swap it into place.
 
     update_serving=False (a backfill of an older as-of date) publishes exports/<as-of>/ only: the serving
@@ -254,9 +277,17 @@ def commit_and_swap(staging: Path, stage: Path, as_of: str, serving_warehouse: P
     journal = staging / JOURNAL_NAME
     tmp = staging / f".{JOURNAL_NAME}.tmp"
     with tmp.open("w", encoding="utf-8") as fh:
-        json.dump({"stage": stage.name, "as_of": as_of, "serving_warehouse": str(serving_warehouse),
-                   "serving_marts": str(serving_marts), "exports": str(exports),
-                   "update_serving": update_serving}, fh)
+        json.dump(
+            {
+                "stage": stage.name,
+                "as_of": as_of,
+                "serving_warehouse": str(serving_warehouse),
+                "serving_marts": str(serving_marts),
+                "exports": str(exports),
+                "update_serving": update_serving,
+            },
+            fh,
+        )
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, journal)
@@ -304,8 +335,9 @@ def prune_exports(exports: Path, staging: Path, keep: int) -> list[str]:
         return []
     latest = exports / "latest"
     current = os.readlink(latest) if latest.is_symlink() else None
-    dates = sorted(p.name for p in exports.iterdir()
-                   if AS_OF_FOLDER.match(p.name) and p.is_dir() and not p.is_symlink())
+    dates = sorted(
+        p.name for p in exports.iterdir() if AS_OF_FOLDER.match(p.name) and p.is_dir() and not p.is_symlink()
+    )
     removed = []
     for name in dates[:-keep]:
         if name == current:

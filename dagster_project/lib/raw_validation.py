@@ -19,8 +19,16 @@ import duckdb
 from dagster_project.lib import gx_suites, gx_validation, ingest
 
 # Raw tables with a suite, in the order they are validated (and reported).
-RAW_GX_TABLES = ["shopify_order_lines", "square_item_lines", "square_customers", "members", "marketing_spend",
-                 "store_traffic", "generic_order_lines", "exchange_rates"]
+RAW_GX_TABLES = [
+    "shopify_order_lines",
+    "square_item_lines",
+    "square_customers",
+    "members",
+    "marketing_spend",
+    "store_traffic",
+    "generic_order_lines",
+    "exchange_rates",
+]
 
 
 @dataclass
@@ -37,21 +45,33 @@ class RawValidation:
     def description(self) -> str:
         failures = self.outcome.failures
         if failures:
-            return (describe_failures(failures) + f". Not kept: {', '.join(self.unloaded)} (unloaded; fix the "
-                    "export and the next run loads it again)")
+            return (
+                describe_failures(failures) + f". Not kept: {', '.join(self.unloaded)} (unloaded; fix the "
+                "export and the next run loads it again)"
+            )
         return "no new rows this run" if not self.files else "all expectations met"
 
     def as_dict(self) -> dict:
-        return {"table": self.table, "success": self.outcome.success, "rows": self.outcome.rows,
-                "expectations": len(self.outcome.results), "results": self.outcome.results,
-                "files": self.files, "unloaded": self.unloaded, "description": self.description}
+        return {
+            "table": self.table,
+            "success": self.outcome.success,
+            "rows": self.outcome.rows,
+            "expectations": len(self.outcome.results),
+            "results": self.outcome.results,
+            "files": self.files,
+            "unloaded": self.unloaded,
+            "description": self.description,
+        }
 
 
 def describe_failures(failures: list[dict]) -> str:
     return "; ".join(
         f"{f['expectation']}({f.get('column') or ''}): "
-        + (f"could not be evaluated: {f['error']}" if f.get("error")
-           else f"{f['unexpected_count']} rows, e.g. {f.get('sample', [])}")
+        + (
+            f"could not be evaluated: {f['error']}"
+            if f.get("error")
+            else f"{f['unexpected_count']} rows, e.g. {f.get('sample', [])}"
+        )
         for f in failures
     )
 
@@ -63,9 +83,12 @@ def suite_name(table: str) -> str:
 def validate_new_rows(con: duckdb.DuckDBPyConnection, table: str) -> RawValidation:
     """Validate the table's rows of files not validated before; unload the files if they fail, else mark
     them validated."""
-    files = [r[0] for r in con.execute(
-        f"select distinct _file_id from raw.{table} where _file_id in ({ingest.UNVALIDATED_FILES}) order by 1"
-    ).fetchall()]
+    files = [
+        r[0]
+        for r in con.execute(
+            f"select distinct _file_id from raw.{table} where _file_id in ({ingest.UNVALIDATED_FILES}) order by 1"
+        ).fetchall()
+    ]
     if not files:
         # no new rows: no suite, nor the GX import (~5 s, which then finishes in the background)
         outcome = gx_validation.Outcome(suite=suite_name(table), success=True, rows=0, results=[])
@@ -79,8 +102,12 @@ def validate_new_rows(con: duckdb.DuckDBPyConnection, table: str) -> RawValidati
     del df
     unloaded: list[str] = []
     if outcome.failures:
-        unloaded = [r[0] for r in con.execute(
-            f"select file_name from raw.load_ledger where file_id in ({ids}) order by file_id").fetchall()]
+        unloaded = [
+            r[0]
+            for r in con.execute(
+                f"select file_name from raw.load_ledger where file_id in ({ids}) order by file_id"
+            ).fetchall()
+        ]
         ingest.unload_files(con, table, files, f"failed gx_{table}: {describe_failures(outcome.failures)}")
     else:
         ingest.mark_validated(con, files)

@@ -28,8 +28,12 @@ MAX_TABLE_ROWS = 40
 
 # (key in headline(), label, kind, what it is): the order of the headline cards
 HEADLINE = [
-    ("net_revenue", "Net revenue", "money",
-     "valid orders up to the as-of date, after cancellations, refunds and returns"),
+    (
+        "net_revenue",
+        "Net revenue",
+        "money",
+        "valid orders up to the as-of date, after cancellations, refunds and returns",
+    ),
     ("customers", "Customers", "count", "people with at least one purchase"),
     ("orders", "Orders", "count", "their purchases"),
     ("average_order_value", "Average order value", "money2", "net revenue ÷ orders"),
@@ -47,8 +51,14 @@ def headline(con) -> dict:
     out.update(currency=charts.reporting_currency(con), super_user_revenue_share=None, target_revenue_share=None)
     row = _one_row(con, "customer_value_summary")
     if row:
-        for key in ("net_revenue", "customers", "orders", "average_order_value", "value_per_customer",
-                    "repeat_customer_rate"):
+        for key in (
+            "net_revenue",
+            "customers",
+            "orders",
+            "average_order_value",
+            "value_per_customer",
+            "repeat_customer_rate",
+        ):
             out[key] = _number(row.get(key))
     row = _one_row(con, "pareto_summary")
     if row:
@@ -59,13 +69,14 @@ def headline(con) -> dict:
 
 
 def _one_row(con, mart: str) -> "dict | None":
-    exists = con.execute("select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = ?",
-                         [mart]).fetchone()[0]
+    exists = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = ?", [mart]
+    ).fetchone()[0]
     if not exists:
         return None
     cur = con.execute(f"select * from marts.{mart} limit 1")
     row = cur.fetchone()
-    return dict(zip([d[0] for d in cur.description], row)) if row else None
+    return dict(zip([d[0] for d in cur.description], row, strict=False)) if row else None
 
 
 def _number(v):
@@ -83,7 +94,7 @@ def holdout_chart(groups: list[dict], title: str) -> bytes:
     xs = range(len(labels))
     ax.bar([x - 0.2 for x in xs], actual, width=0.4, label="actual", color="#4c72b0")
     ax.bar([x + 0.2 for x in xs], predicted, width=0.4, label="predicted (BG/NBD)", color="#dd8452")
-    for x, a, p in zip(xs, actual, predicted):
+    for x, a, p in zip(xs, actual, predicted, strict=False):
         ax.annotate(f"{a:.0f}", (x - 0.2, a), ha="center", va="bottom", fontsize=8)
         ax.annotate(f"{p:.1f}", (x + 0.2, p), ha="center", va="bottom", fontsize=8)
     ax.set_xticks(list(xs), labels)
@@ -103,9 +114,15 @@ def holdout_table(groups: list[dict]) -> list[dict]:
     rows = []
     for g in groups:
         predicted, actual = float(g["predicted"]), int(g["actual"])
-        rows.append({"repeat purchases before": g["group"], "customers": f"{int(g['customers']):,}",
-                     "predicted purchases": f"{predicted:,.1f}", "actual purchases": f"{actual:,}",
-                     "error": _relative(predicted, actual)})
+        rows.append(
+            {
+                "repeat purchases before": g["group"],
+                "customers": f"{int(g['customers']):,}",
+                "predicted purchases": f"{predicted:,.1f}",
+                "actual purchases": f"{actual:,}",
+                "error": _relative(predicted, actual),
+            }
+        )
     return rows
 
 
@@ -114,18 +131,24 @@ def holdout_summary(groups: list[dict], total_error: "float | None") -> str:
     if not groups:
         return ""
     largest = max(groups, key=lambda g: int(g["customers"]))
-    parts = [f"In the largest group ({largest['group']} repeat purchases before, {int(largest['customers']):,} "
-             f"customers) the model predicted {float(largest['predicted']):,.0f} purchases and "
-             f"{int(largest['actual']):,} happened ({_relative(float(largest['predicted']), int(largest['actual']))})."]
+    parts = [
+        f"In the largest group ({largest['group']} repeat purchases before, {int(largest['customers']):,} "
+        f"customers) the model predicted {float(largest['predicted']):,.0f} purchases and "
+        f"{int(largest['actual']):,} happened ({_relative(float(largest['predicted']), int(largest['actual']))})."
+    ]
     judged = [g for g in groups if int(g["actual"]) > 0]
     if judged:
         worst = max(judged, key=lambda g: abs(float(g["predicted"]) - int(g["actual"])) / int(g["actual"]))
         if worst is not largest:
-            parts.append(f"The largest error is in the group with {worst['group']} repeat purchases "
-                         f"({_relative(float(worst['predicted']), int(worst['actual']))}).")
+            parts.append(
+                f"The largest error is in the group with {worst['group']} repeat purchases "
+                f"({_relative(float(worst['predicted']), int(worst['actual']))})."
+            )
     if total_error is not None:
-        parts.append(f"Over all groups the error is {total_error:.1%}: over- and under-predictions of "
-                     "different groups cancel out in that total, so read the groups.")
+        parts.append(
+            f"Over all groups the error is {total_error:.1%}: over- and under-predictions of "
+            "different groups cancel out in that total, so read the groups."
+        )
     return " ".join(parts)
 
 
@@ -144,8 +167,16 @@ UNRELIABLE_CLV = (
 )
 
 
-def render(*, as_of: str, run_id: str, published_at: str, code_version: str, figures: dict,
-           previous: "dict | None", sections: list[dict]) -> str:
+def render(
+    *,
+    as_of: str,
+    run_id: str,
+    published_at: str,
+    code_version: str,
+    figures: dict,
+    previous: "dict | None",
+    sections: list[dict],
+) -> str:
     """The page.  ``figures``: headline() of this run; ``previous``: {"as_of", "figures"} of the run it is
     compared with (None for the first run); sections: {"heading", "text", "png" (bytes, optional),
     "table" (list of dicts, optional), "more" (where the rows left out are, optional), "note"}."""
@@ -153,25 +184,30 @@ def render(*, as_of: str, run_id: str, published_at: str, code_version: str, fig
     title = f"Customer value report, as of {day:%-d %B %Y}"
     cur = figures.get("currency") or ""
     if previous:
-        compared = (f"Changes are since the previous run as of {_day(previous['as_of'])}"
-                    if previous["as_of"] != as_of else "Changes are since the earlier run of the same date")
+        compared = (
+            f"Changes are since the previous run as of {_day(previous['as_of'])}"
+            if previous["as_of"] != as_of
+            else "Changes are since the earlier run of the same date"
+        )
     else:
         compared = "No earlier run to compare with"
     parts = [
         f"<header><h1>{_e(title)}</h1>",
-        f"<p class=\"sub\">All purchases up to {_e(f'{day:%A %-d %B %Y}')}"
-        + (f"; amounts in {_e(cur)}" if cur else "") + f". {_e(compared)}.</p></header>",
+        f'<p class="sub">All purchases up to {_e(f"{day:%A %-d %B %Y}")}'
+        + (f"; amounts in {_e(cur)}" if cur else "")
+        + f". {_e(compared)}.</p></header>",
         _headline_html(figures, (previous or {}).get("figures"), cur),
         "<nav><strong>On this page:</strong> "
-        + " · ".join(f"<a href=\"#{_anchor(s['heading'])}\">{_e(s['heading'])}</a>" for s in sections) + "</nav>",
+        + " · ".join(f'<a href="#{_anchor(s["heading"])}">{_e(s["heading"])}</a>' for s in sections)
+        + "</nav>",
     ]
     for s in sections:
-        parts.append(f"<section id=\"{_anchor(s['heading'])}\"><h2>{_e(s['heading'])}</h2>")
+        parts.append(f'<section id="{_anchor(s["heading"])}"><h2>{_e(s["heading"])}</h2>')
         if s.get("text"):
             parts.append(f"<p>{_e(s['text'])}</p>")
         if s.get("png"):
             data = base64.b64encode(s["png"]).decode("ascii")
-            parts.append(f"<img alt=\"{_e(s['heading'])}\" src=\"data:image/png;base64,{data}\">")
+            parts.append(f'<img alt="{_e(s["heading"])}" src="data:image/png;base64,{data}">')
         rows = s.get("table") or []
         if rows:
             shown = rows[:MAX_TABLE_ROWS]
@@ -181,18 +217,23 @@ def render(*, as_of: str, run_id: str, published_at: str, code_version: str, fig
                 parts.append("<tr>" + "".join(f"<td>{_e(_fmt(r.get(c)))}</td>" for c in cols) + "</tr>")
             parts.append("</tbody></table>")
             if len(rows) > len(shown):
-                parts.append(f"<p class=\"more\">The first {len(shown)} of {len(rows):,} rows; all of them are in "
-                             f"{_e(s.get('more') or 'the mart')}.</p>")
+                parts.append(
+                    f'<p class="more">The first {len(shown)} of {len(rows):,} rows; all of them are in '
+                    f"{_e(s.get('more') or 'the mart')}.</p>"
+                )
         if s.get("note"):
             parts.append(f"<p><small>{_e(s['note'])}</small></p>")
         parts.append("</section>")
     parts.append(
         f"<footer>Run {_e(run_id)}, published {_e(published_at)}, code {_e(code_version)}. "
-        "Beside this page: <a href=\"manifest.json\">manifest.json</a> (tier files, checks, row counts) and "
-        "<a href=\"validation_report.html\">the data validation report</a>.</footer>")
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>" + "".join(parts) + "</body></html>\n")
+        'Beside this page: <a href="manifest.json">manifest.json</a> (tier files, checks, row counts) and '
+        '<a href="validation_report.html">the data validation report</a>.</footer>'
+    )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>" + "".join(parts) + "</body></html>\n"
+    )
 
 
 _CSS = (
@@ -222,10 +263,11 @@ def _headline_html(figures: dict, before: "dict | None", cur: str) -> str:
             what = f"{_share(value)} of customers give {_share(figures['super_user_revenue_share'])} of net revenue"
         change = _change(kind, value, (before or {}).get(key), cur) if before is not None else ("", "same")
         cards.append(
-            f"<div class=\"card\" data-metric=\"{key}\"><div class=\"label\">{_e(label)}</div>"
-            f"<div class=\"value\">{_e(_value(kind, value, cur))}</div>"
-            f"<div class=\"change {change[1]}\">{_e(change[0])}</div><div class=\"what\">{_e(what)}</div></div>")
-    return "<div class=\"cards\">" + "".join(cards) + "</div>"
+            f'<div class="card" data-metric="{key}"><div class="label">{_e(label)}</div>'
+            f'<div class="value">{_e(_value(kind, value, cur))}</div>'
+            f'<div class="change {change[1]}">{_e(change[0])}</div><div class="what">{_e(what)}</div></div>'
+        )
+    return '<div class="cards">' + "".join(cards) + "</div>"
 
 
 def _value(kind: str, v, cur: str) -> str:
@@ -293,34 +335,57 @@ def _fmt(v) -> str:
 # the page of a run
 
 
-def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit,
-               chart_list: "list[charts.Chart]") -> str:
+def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit, chart_list: "list[charts.Chart]") -> str:
     """html of the run (self-contained: charts embedded as PNG).  ``figures``: the headline of this
     run (headline); ``previous``: {"as_of", "figures"} of the run it is compared with, or None."""
-    sections = [{"heading": c.title, "text": c.caption, "png": c.png, "table": c.rows,
-                 "more": ".".join(charts.CHART_ASSETS[c.name]) if charts.CHART_ASSETS[c.name][0] == "marts"
-                 else "the manifests of earlier runs"}
-                for c in chart_list]
+    sections = [
+        {
+            "heading": c.title,
+            "text": c.caption,
+            "png": c.png,
+            "table": c.rows,
+            "more": ".".join(charts.CHART_ASSETS[c.name])
+            if charts.CHART_ASSETS[c.name][0] == "marts"
+            else "the manifests of earlier runs",
+        }
+        for c in chart_list
+    ]
     heading = "Predicted CLV: calibration vs holdout"
     if clv_fit is None or clv_fit[0] not in ("fitted", "unreliable"):
-        sections.append({"heading": heading,
-                         "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run")})
+        sections.append(
+            {
+                "heading": heading,
+                "text": "No predictions this run: " + (clv_fit[1] if clv_fit else "the model did not run"),
+            }
+        )
     else:
         status, _, groups_json, error, reasons, diagnostics = clv_fit
         groups = json.loads(groups_json) if groups_json else []
         days = (json.loads(diagnostics) if diagnostics else {}).get("holdout_days") or 90
-        text = (f"The purchase model is fitted on all but the last {days} days; bars compare its predicted "
-                "purchases in those days with the actual ones, by how often customers bought before. "
-                + holdout_summary(groups, error))
+        text = (
+            f"The purchase model is fitted on all but the last {days} days; bars compare its predicted "
+            "purchases in those days with the actual ones, by how often customers bought before. "
+            + holdout_summary(groups, error)
+        )
         if status == "unreliable":
-            text = (UNRELIABLE_CLV + " Why: " + reasons + ". " + text)
-        sections.append({
-            "heading": heading, "text": text,
-            "png": holdout_chart(groups, f"Holdout purchases, as of {info['as_of']}") if groups else None,
-            "table": holdout_table(groups),
-        })
-    return render(as_of=info["as_of"], run_id=info["run_id"], published_at=info["published_at"],
-                         code_version=info["code_version"], figures=figures, previous=previous, sections=sections)
+            text = UNRELIABLE_CLV + " Why: " + reasons + ". " + text
+        sections.append(
+            {
+                "heading": heading,
+                "text": text,
+                "png": holdout_chart(groups, f"Holdout purchases, as of {info['as_of']}") if groups else None,
+                "table": holdout_table(groups),
+            }
+        )
+    return render(
+        as_of=info["as_of"],
+        run_id=info["run_id"],
+        published_at=info["published_at"],
+        code_version=info["code_version"],
+        figures=figures,
+        previous=previous,
+        sections=sections,
+    )
 
 
 def previous_headline(previous: "Path | None") -> "dict | None":
@@ -339,6 +404,7 @@ def previous_headline(previous: "Path | None") -> "dict | None":
 
 def markdown_preview(df: pd.DataFrame, max_chars: int = 40) -> str:
     """A small Markdown table of a mart's first rows (the serving copy: contact columns are masked)."""
+
     def cell(v, _column) -> str:
         text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
         return text if len(text) <= max_chars else text[: max_chars - 1] + "…"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
 
 import dagster as dg
 import duckdb
@@ -27,12 +26,12 @@ class PipelineConfig(dg.ConfigurableResource):
     data_dir: str = ""  # empty: $PIPELINE_DATA_DIR, else ./data
     as_of: str = ""
     phone_region: str = ""  # empty: $PIPELINE_PHONE_REGION, else US
-    allow_rejected_files: Optional[bool] = None  # None: $PIPELINE_ALLOW_REJECTED_FILES, else false
+    allow_rejected_files: bool | None = None  # None: $PIPELINE_ALLOW_REJECTED_FILES, else false
     dbt_target: str = ""  # empty: $DBT_TARGET, else duckdb; "spark" builds the dbt models on Spark
     # dated folders kept in exports/ (the newest as-of dates; exports/latest's always stays); 0 keeps every one
-    keep_exports: Optional[int] = None  # None: $PIPELINE_KEEP_EXPORTS, else 30
+    keep_exports: int | None = None  # None: $PIPELINE_KEEP_EXPORTS, else 30
 
-    _settings: Optional[Settings] = PrivateAttr(default=None)
+    _settings: Settings | None = PrivateAttr(default=None)
 
     @property
     def settings(self) -> Settings:
@@ -40,8 +39,12 @@ class PipelineConfig(dg.ConfigurableResource):
         outside one), with this resource's fields over it."""
         if self._settings is None:
             self._settings = Settings.from_env().with_overrides(
-                data_dir=self.data_dir, phone_region=self.phone_region, allow_rejected_files=self.allow_rejected_files,
-                dbt_target=self.dbt_target, keep_exports=self.keep_exports)
+                data_dir=self.data_dir,
+                phone_region=self.phone_region,
+                allow_rejected_files=self.allow_rejected_files,
+                dbt_target=self.dbt_target,
+                keep_exports=self.keep_exports,
+            )
         return self._settings
 
     _partition_as_of: str = PrivateAttr(default="")
@@ -50,8 +53,11 @@ class PipelineConfig(dg.ConfigurableResource):
         run = context.run
         key = (run.tags.get(PARTITION_TAG) if run is not None else None) or ""
         if key and self.as_of and parse_as_of(self.as_of) != parse_as_of(key):
-            raise dg.Failure(f"the run is for partition {key} but the pipeline resource says as_of={self.as_of}; "
-                             f"leave as_of empty for partitioned runs", allow_retries=False)
+            raise dg.Failure(
+                f"the run is for partition {key} but the pipeline resource says as_of={self.as_of}; "
+                f"leave as_of empty for partitioned runs",
+                allow_retries=False,
+            )
         self._partition_as_of = key
         self._settings = None
         _ = self.settings  # read (and validated) once, before the first step
@@ -66,5 +72,6 @@ class PipelineConfig(dg.ConfigurableResource):
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         p = self.paths
-        return warehouse.connect(p.warehouse, read_only=read_only, temp_dir=p.duckdb_temp,
-                                 memory_limit=self.settings.duckdb_memory_limit)
+        return warehouse.connect(
+            p.warehouse, read_only=read_only, temp_dir=p.duckdb_temp, memory_limit=self.settings.duckdb_memory_limit
+        )

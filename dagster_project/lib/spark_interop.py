@@ -24,10 +24,17 @@ import duckdb
 RAW_SCHEMAS = ("raw", "identity", "clv")
 # working tables that are no dbt source: not written for Spark (the normalisation cache and the identifier
 # roots are millions of rows)
-NOT_SOURCES = {("identity", "normalised_values"), ("identity", "node_roots"), ("identity", "resolution_state"),
-               ("identity", "record_hashes"), ("identity", "node_records"), ("identity", "blocked_record_nodes")}
+NOT_SOURCES = {
+    ("identity", "normalised_values"),
+    ("identity", "node_roots"),
+    ("identity", "resolution_state"),
+    ("identity", "record_hashes"),
+    ("identity", "node_records"),
+    ("identity", "blocked_record_nodes"),
+}
 # The schemas dbt writes tables to (views are not materialised in files and are skipped).
 MODEL_SCHEMAS = ("intermediate", "marts")
+
 
 def raw_parquet_dir(data_root: Path) -> Path:
     return data_root / "warehouse" / "raw_parquet"
@@ -119,7 +126,9 @@ def import_spark_tables(con: duckdb.DuckDBPyConnection, data_root: Path) -> dict
             # Spark writes TIMESTAMP as a UTC instant; the DuckDB models keep naive UTC timestamps.
             cols = [
                 ('"' + c.replace('"', '""') + '"', t)
-                for c, t in con.execute(f"select column_name, column_type from (describe select * from {scan})").fetchall()
+                for c, t in con.execute(
+                    f"select column_name, column_type from (describe select * from {scan})"
+                ).fetchall()
             ]
             select = ", ".join(
                 f"timezone('UTC', {c}) as {c}" if t == "TIMESTAMP WITH TIME ZONE" else c for c, t in cols

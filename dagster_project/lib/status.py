@@ -7,7 +7,7 @@ share) and the published manifest; never opens the working warehouse, so it work
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from dagster_project.lib.paths import DataPaths
 
@@ -17,7 +17,7 @@ JOB_NAME = "refresh_customer_value"
 def _ts(value: float | None) -> str:
     if not value:
         return "-"
-    return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(value, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def failure_reason(err) -> str:
@@ -35,16 +35,20 @@ def _problems_of_run(instance, run_id: str) -> list[str]:
     import dagster as dg
 
     out = []
-    for rec in instance.get_records_for_run(run_id=run_id, of_type=dg.DagsterEventType.STEP_FAILURE,
-                                            limit=1000).records:
+    for rec in instance.get_records_for_run(
+        run_id=run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=1000
+    ).records:
         ev = rec.event_log_entry.dagster_event
         out.append(f"step {ev.step_key} failed: {failure_reason(ev.step_failure_data.error)}")
-    for rec in instance.get_records_for_run(run_id=run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION,
-                                            limit=10_000).records:
+    for rec in instance.get_records_for_run(
+        run_id=run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=10_000
+    ).records:
         data = rec.event_log_entry.dagster_event.event_specific_data
         if not data.passed:
-            out.append(f"check {data.asset_key.to_user_string()}:{data.check_name} failed "
-                       f"({data.severity.value}): {data.description or ''}")
+            out.append(
+                f"check {data.asset_key.to_user_string()}:{data.check_name} failed "
+                f"({data.severity.value}): {data.description or ''}"
+            )
     return out
 
 
@@ -65,8 +69,10 @@ def report(paths: DataPaths, instance, runs: int = 5) -> tuple[str, int]:
         for rec in records:
             run = rec.dagster_run
             secs = f"{rec.end_time - rec.start_time:8.1f}" if rec.start_time and rec.end_time else f"{'-':>8s}"
-            lines.append(f"  {run.run_id[:8]:10s} {run.status.value:9s} {run.tags.get('dagster/partition', '-'):10s} "
-                         f"{_ts(rec.start_time):19s} {secs}  {run.tags.get('trigger', run.tags.get('dagster/schedule_name', '-'))}")
+            lines.append(
+                f"  {run.run_id[:8]:10s} {run.status.value:9s} {run.tags.get('dagster/partition', '-'):10s} "
+                f"{_ts(rec.start_time):19s} {secs}  {run.tags.get('trigger', run.tags.get('dagster/schedule_name', '-'))}"  # noqa: E501 (SQL or printed text)
+            )
         newest = records[0].dagster_run
         problems = _problems_of_run(instance, newest.run_id)
         if newest.status.value == "FAILURE":
@@ -81,16 +87,21 @@ def report(paths: DataPaths, instance, runs: int = 5) -> tuple[str, int]:
     manifest_path = paths.exports / "latest" / "manifest.json"
     if manifest_path.exists():
         m = json.loads(manifest_path.read_text(encoding="utf-8"))
-        lines.append(f"Published: run {m['run_id'][:8]} as of {m['as_of']}, at {m['published_at']} "
-                     f"(code {m.get('code_version', '?')})")
+        lines.append(
+            f"Published: run {m['run_id'][:8]} as of {m['as_of']}, at {m['published_at']} "
+            f"(code {m.get('code_version', '?')})"
+        )
         lines.append(f"  serving warehouse: {paths.serving_warehouse}")
         lines.append(f"  exports:           {paths.exports / m['as_of']}")
         lines.append("  tiers: " + ", ".join(f"{k} {v['rows']}" for k, v in m.get("tiers", {}).items()))
         warned = [c for c in m.get("checks", []) if not c["passed"]]
         if warned:
             lines.append("  published with warnings: " + ", ".join(f"{c['asset']}:{c['check']}" for c in warned))
-        dates = sorted(p.name for p in paths.exports.iterdir() if p.is_dir() and not p.is_symlink()
-                       and (p / "manifest.json").exists())
+        dates = sorted(
+            p.name
+            for p in paths.exports.iterdir()
+            if p.is_dir() and not p.is_symlink() and (p / "manifest.json").exists()
+        )
         lines.append(f"  as-of dates with exports: {len(dates)}" + (f" ({dates[0]} .. {dates[-1]})" if dates else ""))
     else:
         lines.append("Published: nothing yet.")

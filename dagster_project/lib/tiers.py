@@ -30,15 +30,47 @@ CUSTOMER_BASE_SQL = """
 # Columns a tier file may list (everything in the customer base except raw contact and hashes,
 # which only appear through consent: email/phone in the list file, hashes in the hashed file).
 SELECTABLE_COLUMNS = [
-    "segment", "r_score", "f_score", "m_score", "rfm_cell", "recency_days", "frequency", "monetary",
-    "value_stage", "activity_state", "days_since_last_purchase", "purchase_count", "net_revenue",
-    "first_purchase_date", "last_purchase_date", "channels_used", "acquisition_channel", "is_member",
-    "member_expires_on", "is_super_user", "accepts_marketing", "email", "phone",
+    "segment",
+    "r_score",
+    "f_score",
+    "m_score",
+    "rfm_cell",
+    "recency_days",
+    "frequency",
+    "monetary",
+    "value_stage",
+    "activity_state",
+    "days_since_last_purchase",
+    "purchase_count",
+    "net_revenue",
+    "first_purchase_date",
+    "last_purchase_date",
+    "channels_used",
+    "acquisition_channel",
+    "is_member",
+    "member_expires_on",
+    "is_super_user",
+    "accepts_marketing",
+    "email",
+    "phone",
 ]
 OUTPUT_COLUMNS = [
-    "customer_key", "tier", "reason", "segment", "r_score", "f_score", "m_score", "value_stage",
-    "activity_state", "purchase_count", "net_revenue", "last_purchase_date", "is_member", "accepts_marketing",
-    "email", "phone",
+    "customer_key",
+    "tier",
+    "reason",
+    "segment",
+    "r_score",
+    "f_score",
+    "m_score",
+    "value_stage",
+    "activity_state",
+    "purchase_count",
+    "net_revenue",
+    "last_purchase_date",
+    "is_member",
+    "accepts_marketing",
+    "email",
+    "phone",
 ]
 HASHED_COLUMNS = ["customer_key", "tier", "email_sha256", "phone_sha256"]
 
@@ -76,11 +108,20 @@ def load_tiers(path: Path | None = None) -> list[Tier]:
         columns = tuple(raw.get("columns") or ())
         unknown = [c for c in columns if c not in SELECTABLE_COLUMNS + ["customer_key", "tier", "reason"]]
         if unknown:
-            raise ValueError(f"{path}: tier {raw['name']!r} lists unknown columns {unknown}; "
-                             f"choose from {SELECTABLE_COLUMNS}")
-        tiers.append(Tier(name=raw["name"], description=raw.get("description", ""), where=raw["where"],
-                          reason=raw["reason"], requires_consent=bool(raw.get("requires_consent", False)),
-                          max_rows_per_file=int(raw.get("max_rows_per_file") or 0), columns=columns))
+            raise ValueError(
+                f"{path}: tier {raw['name']!r} lists unknown columns {unknown}; choose from {SELECTABLE_COLUMNS}"
+            )
+        tiers.append(
+            Tier(
+                name=raw["name"],
+                description=raw.get("description", ""),
+                where=raw["where"],
+                reason=raw["reason"],
+                requires_consent=bool(raw.get("requires_consent", False)),
+                max_rows_per_file=int(raw.get("max_rows_per_file") or 0),
+                columns=columns,
+            )
+        )
     names = [t.name for t in tiers]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicated tier names")
@@ -150,8 +191,10 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
 def neutralised_sql(column: str) -> str:
     """SQL twin of neutralise_formulas for one text column (tests/test_faults.py checks they agree)."""
     starts = ", ".join(f"chr({ord(c)})" for c in FORMULA_START)
-    return (f"case when left({column}, 1) in ({starts}) and not regexp_full_match({column}, '{E164_RE}') "
-            f"and not regexp_full_match({column}, '{PLAIN_EMAIL_RE}') then chr(39) || {column} else {column} end")
+    return (
+        f"case when left({column}, 1) in ({starts}) and not regexp_full_match({column}, '{E164_RE}') "
+        f"and not regexp_full_match({column}, '{PLAIN_EMAIL_RE}') then chr(39) || {column} else {column} end"
+    )
 
 
 def quoted(column: str) -> str:
@@ -161,8 +204,9 @@ def quoted(column: str) -> str:
 def csv_select(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> str:
     """A select list of `columns` from `relation` for a CSV file: text columns neutralised."""
     types = dict(con.execute(f"select column_name, column_type from (describe {relation})").fetchall())
-    return ", ".join(f"{neutralised_sql(quoted(c))} as {quoted(c)}" if types[c] == "VARCHAR" else quoted(c)
-                     for c in columns)
+    return ", ".join(
+        f"{neutralised_sql(quoted(c))} as {quoted(c)}" if types[c] == "VARCHAR" else quoted(c) for c in columns
+    )
 
 
 def copy_to(con: duckdb.DuckDBPyConnection, query: str, path: Path, fmt: str = "csv") -> int:
@@ -173,8 +217,9 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, path: Path, fmt: str = "
     return int(con.execute(f"copy ({query}) to '{target}' ({options})").fetchone()[0])
 
 
-def copy_in_parts(con: duckdb.DuckDBPyConnection, select_list: str, folder: Path, name: str, rows: int,
-                  size: int) -> int:
+def copy_in_parts(
+    con: duckdb.DuckDBPyConnection, select_list: str, folder: Path, name: str, rows: int, size: int
+) -> int:
     """The tier rows (`tier_rows`, `rows` of them) as CSV files of at most `size` rows in customer_key order,
     each with the header: `<name>.part-001.csv`, ... One COPY, then split by line (~0.2 s for 235 parts of
     500 rows, where a COPY per part took ~2 s; the same bytes). A value with a line break (a quoted field
@@ -189,8 +234,12 @@ def copy_in_parts(con: duckdb.DuckDBPyConnection, select_list: str, folder: Path
     try:
         if lines - 1 != rows or not ends_with_newline:  # a line break inside a value
             for i, start in starts:
-                copy_to(con, f"select {select_list} from {TIER_ROWS} where {ROW_NUMBER} between {start + 1} and "
-                             f"{start + size} order by customer_key", folder / f"{name}.part-{i:03d}.csv")
+                copy_to(
+                    con,
+                    f"select {select_list} from {TIER_ROWS} where {ROW_NUMBER} between {start + 1} and "
+                    f"{start + size} order by customer_key",
+                    folder / f"{name}.part-{i:03d}.csv",
+                )
             return len(starts)
         with whole.open("rb") as fh:
             header = fh.readline()
@@ -210,37 +259,57 @@ def copy_in_parts(con: duckdb.DuckDBPyConnection, select_list: str, folder: Path
 def previous_exports(exports: Path, as_of: str) -> Path | None:
     """The published exports entered/left compare with: the newest as-of date not after this one
     (the same date when re-run, the day before in a daily run, the right neighbour in a backfill)."""
-    dates = [p.name for p in exports.iterdir()
-             if p.is_dir() and not p.is_symlink() and p.name <= as_of and (p / "manifest.json").exists()] \
-        if exports.exists() else []
+    dates = (
+        [
+            p.name
+            for p in exports.iterdir()
+            if p.is_dir() and not p.is_symlink() and p.name <= as_of and (p / "manifest.json").exists()
+        ]
+        if exports.exists()
+        else []
+    )
     return exports / max(dates) if dates else None
 
 
-def write_tier_files(con, tier: Tier, out: Path, previous: "Path | None") -> dict:
+def write_tier_files(con, tier: Tier, out: Path, previous: Path | None) -> dict:
     """One tier's files, written by DuckDB from a temp table (no row passes through pandas)."""
     materialise(con, tier)
     rows = TIER_ROWS
     d = out / "tiers"
     d.mkdir(parents=True, exist_ok=True)
     listed = csv_select(con, rows, tier.output_columns)
-    n = copy_to(con, f"select {', '.join(map(quoted, tier.output_columns))} from {rows} "
-                           f"order by customer_key", d / f"{tier.name}.parquet", fmt="parquet")
+    n = copy_to(
+        con,
+        f"select {', '.join(map(quoted, tier.output_columns))} from {rows} order by customer_key",
+        d / f"{tier.name}.parquet",
+        fmt="parquet",
+    )
     if tier.max_rows_per_file and n > tier.max_rows_per_file:
         copy_in_parts(con, listed, d, tier.name, n, tier.max_rows_per_file)
     else:
         copy_to(con, f"select {listed} from {rows} order by customer_key", d / f"{tier.name}.csv")
-    hashed = copy_to(con, f"select {csv_select(con, rows, HASHED_COLUMNS)} from {rows} "
-                                f"where coalesce(accepts_marketing, false) order by customer_key",
-                           d / f"{tier.name}.hashed.csv")
+    hashed = copy_to(
+        con,
+        f"select {csv_select(con, rows, HASHED_COLUMNS)} from {rows} "
+        f"where coalesce(accepts_marketing, false) order by customer_key",
+        d / f"{tier.name}.hashed.csv",
+    )
     before_path = previous / "tiers" / f"{tier.name}.parquet" if previous is not None else None
     first_run = before_path is None or not before_path.exists()
-    before = "(select cast(null as varchar) as customer_key where false)" if first_run else \
-        f"read_parquet('{str(before_path).replace(chr(39), chr(39) * 2)}')"
-    entered_sql = (f"select {csv_select(con, rows, ['customer_key', 'tier', 'reason'])} from {rows} "
-                   f"where customer_key not in (select customer_key from {before}) order by customer_key")
-    left_sql = (f"select {neutralised_sql('customer_key')} as customer_key, '{tier.name}' as tier "
-                f"from (select distinct customer_key from {before}) "
-                f"where customer_key not in (select customer_key from {rows}) order by 1")
+    before = (
+        "(select cast(null as varchar) as customer_key where false)"
+        if first_run
+        else f"read_parquet('{str(before_path).replace(chr(39), chr(39) * 2)}')"
+    )
+    entered_sql = (
+        f"select {csv_select(con, rows, ['customer_key', 'tier', 'reason'])} from {rows} "
+        f"where customer_key not in (select customer_key from {before}) order by customer_key"
+    )
+    left_sql = (
+        f"select {neutralised_sql('customer_key')} as customer_key, '{tier.name}' as tier "
+        f"from (select distinct customer_key from {before}) "
+        f"where customer_key not in (select customer_key from {rows}) order by 1"
+    )
     entered = copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
     left = copy_to(con, left_sql, d / f"{tier.name}.left.csv")
     con.execute(f"drop table {rows}")

@@ -50,11 +50,12 @@ def check_schema_version(con: duckdb.DuckDBPyConnection, path: Path, data_dir: P
         f"the working warehouse {path} {found}; this release of the pipeline needs schema version "
         f"{SCHEMA_VERSION}. A warehouse is not upgraded in place: run `python -m dagster_project run "
         f"--full-refresh --data-dir {data_dir}` once, which sets this warehouse aside and rebuilds it from the "
-        f"exports kept in {data_dir / 'inbox'} (README: \"Upgrading between versions\"). Nothing was loaded "
-        f"or published.")
+        f'exports kept in {data_dir / "inbox"} (README: "Upgrading between versions"). Nothing was loaded '
+        f"or published."
+    )
 
 
-def set_aside(path: Path) -> "Path | None":
+def set_aside(path: Path) -> Path | None:
     """--full-refresh: move the working warehouse (and its write-ahead log) to `<name>.before-full-refresh`,
     replacing an earlier one, so the run starts a new warehouse; returns where it went, or None when there
     was none.  Opening it for writing first fails while another process holds it, before anything moves."""
@@ -82,8 +83,12 @@ def files_gone_from_inbox(old_warehouse: Path, inbox: Path) -> list[str]:
     except duckdb.Error:
         return []
     try:
-        paths = [r[0] for r in con.execute(
-            "select distinct path from raw.load_ledger where status = 'loaded' order by 1").fetchall()]
+        paths = [
+            r[0]
+            for r in con.execute(
+                "select distinct path from raw.load_ledger where status = 'loaded' order by 1"
+            ).fetchall()
+        ]
     except duckdb.Error:
         return []  # no ledger there
     finally:
@@ -91,8 +96,9 @@ def files_gone_from_inbox(old_warehouse: Path, inbox: Path) -> list[str]:
     return [p for p in paths if not (inbox / p).is_file()]
 
 
-def connect(path: Path, *, read_only: bool = False, temp_dir: Path | None = None,
-            memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path, *, read_only: bool = False, temp_dir: Path | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
     """A connection with the pipeline's session settings; bounded memory (PIPELINE_DUCKDB_MEMORY_LIMIT,
     passed in by the run's settings): DuckDB spills to `temp_dir` instead of failing."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -116,13 +122,17 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
 
 
 def column_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
-        [schema, table, column]).fetchone()[0])
+    return bool(
+        con.execute(
+            "select count(*) from duckdb_columns() where schema_name = ? and table_name = ? and column_name = ?",
+            [schema, table, column],
+        ).fetchone()[0]
+    )
 
 
-def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str = "",
-                      timezone: str | None = None) -> None:
+def write_run_context(
+    con: duckdb.DuckDBPyConnection, as_of: date, run_id: str = "", timezone: str | None = None
+) -> None:
     """The one-row table raw.run_context the dbt models read their as-of date from (macro as_of_date).
 
     Passing the date as data rather than a dbt var keeps dbt's partial parsing valid from day to day.
@@ -133,10 +143,14 @@ def write_run_context(con: duckdb.DuckDBPyConnection, as_of: date, run_id: str =
     from dagster_project.lib.orchestration import business_today
 
     con.execute("create schema if not exists raw")
-    con.execute("create or replace table raw.run_context (as_of_date date not null, run_id varchar, "
-                "written_at timestamp, as_of_day_complete boolean not null)")
-    con.execute("insert into raw.run_context values (?, ?, current_timestamp, ?)",
-                [as_of, run_id, business_today(timezone) > as_of])
+    con.execute(
+        "create or replace table raw.run_context (as_of_date date not null, run_id varchar, "
+        "written_at timestamp, as_of_day_complete boolean not null)"
+    )
+    con.execute(
+        "insert into raw.run_context values (?, ?, current_timestamp, ?)",
+        [as_of, run_id, business_today(timezone) > as_of],
+    )
 
 
 def release_freed_memory() -> None:

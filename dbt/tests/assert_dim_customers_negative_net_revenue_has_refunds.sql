@@ -4,8 +4,10 @@
 -- fct_orders carries a refund.  (It reads fct_orders too; meta.dagster.ref makes it a check of
 -- dim_customers, the mart whose number it holds.)
 with refunded_customers as (
-    select distinct customer_key from {{ ref('fct_orders') }} where refunds > 0
+    select distinct customer_key from {{ ref('fct_orders') }}
+    where refunds > 0
 )
+
 select dim_customers.customer_key, dim_customers.net_revenue
 from {{ ref('dim_customers') }} as dim_customers
 left join refunded_customers on refunded_customers.customer_key = dim_customers.customer_key

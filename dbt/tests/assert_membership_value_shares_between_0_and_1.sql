@@ -3,8 +3,8 @@
 select 'penetration' as col, penetration as value from {{ ref('membership_value') }}
 where penetration not between 0 and 1
 union all
-select 'renewal_rate', renewal_rate from {{ ref('membership_value') }}
+select 'renewal_rate' as col, renewal_rate as value from {{ ref('membership_value') }}
 where renewal_rate not between 0 and 1
 union all
-select 'conversion_rate', conversion_rate from {{ ref('membership_value') }}
+select 'conversion_rate' as col, conversion_rate as value from {{ ref('membership_value') }}
 where conversion_rate not between 0 and 1

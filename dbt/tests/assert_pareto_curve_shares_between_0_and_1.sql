@@ -4,5 +4,5 @@
 select 'cumulative_customer_share' as col, cumulative_customer_share as value from {{ ref('pareto_curve') }}
 where cumulative_customer_share not between 0 and 1
 union all
-select 'cumulative_revenue_share', cumulative_revenue_share from {{ ref('pareto_curve') }}
+select 'cumulative_revenue_share' as col, cumulative_revenue_share as value from {{ ref('pareto_curve') }}
 where cumulative_revenue_share not between 0 and 1.000000001

@@ -5,5 +5,5 @@
 select 'repeat_rate' as col, repeat_rate as value from {{ ref('repeat_purchase_ladder') }}
 where repeat_rate not between 0 and 1
 union all
-select 'repeat_rate_by_as_of', repeat_rate_by_as_of from {{ ref('repeat_purchase_ladder') }}
+select 'repeat_rate_by_as_of' as col, repeat_rate_by_as_of as value from {{ ref('repeat_purchase_ladder') }}
 where repeat_rate_by_as_of not between repeat_rate and 1

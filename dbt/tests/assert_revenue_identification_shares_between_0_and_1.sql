@@ -3,5 +3,5 @@
 select 'anonymous_order_share' as col, anonymous_order_share as value from {{ ref('revenue_identification') }}
 where anonymous_order_share not between 0 and 1
 union all
-select 'anonymous_revenue_share', anonymous_revenue_share from {{ ref('revenue_identification') }}
+select 'anonymous_revenue_share' as col, anonymous_revenue_share as value from {{ ref('revenue_identification') }}
 where anonymous_revenue_share not between 0 and 1

@@ -11,12 +11,11 @@ Every one of them is downstream of all marts, so none runs when a blocking check
 nothing and leaves the previous serving file and exports untouched.
 """
 
-
 import json
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -29,11 +28,15 @@ from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.resources import PipelineConfig
 
+
 def _mart_keys() -> list[dg.AssetKey]:
     """Every dbt model in the marts schema: publishing waits for all of them and their checks."""
     manifest = json.loads(manifest_for_definitions().read_text())
-    names = sorted(n["name"] for n in manifest["nodes"].values()
-                   if n["resource_type"] == "model" and n["config"].get("schema") == "marts")
+    names = sorted(
+        n["name"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model" and n["config"].get("schema") == "marts"
+    )
     return [dg.AssetKey(["marts", name]) for name in names]
 
 
@@ -43,8 +46,9 @@ PUBLISHED_KEY = dg.AssetKey(["exports", "published_run"])
 
 def code_version() -> str:
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+        )
         if out.returncode == 0 and out.stdout.strip():
             return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -61,8 +65,14 @@ def check_results_of_run(context: dg.AssetExecutionContext) -> list[dict]:
     out = []
     for rec in records:
         ev = rec.event_log_entry.dagster_event.event_specific_data
-        out.append({"asset": ev.asset_key.to_user_string(), "check": ev.check_name, "passed": ev.passed,
-                    "severity": ev.severity.value})
+        out.append(
+            {
+                "asset": ev.asset_key.to_user_string(),
+                "check": ev.check_name,
+                "passed": ev.passed,
+                "severity": ev.severity.value,
+            }
+        )
     return sorted(out, key=lambda r: (r["asset"], r["check"]))
 
 
@@ -120,9 +130,14 @@ RUN_REPORT_KEY = dg.AssetKey(["exports", "run_report"])
 MANIFEST_KEY = dg.AssetKey(["exports", "manifest"])
 
 
-@dg.asset(key=TIER_LISTS_KEY, deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
-          kinds={"csv", "parquet"}, description="Each tier of tiers.yml as CSV and Parquet, its consented hashed "
-          "file and who entered and left since the previous published run, staged for publishing.", **STAGED)
+@dg.asset(
+    key=TIER_LISTS_KEY,
+    deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
+    kinds={"csv", "parquet"},
+    description="Each tier of tiers.yml as CSV and Parquet, its consented hashed "
+    "file and who entered and left since the previous published run, staged for publishing.",
+    **STAGED,
+)
 def tier_lists(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     paths = pipeline.paths
@@ -136,15 +151,22 @@ def tier_lists(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
     finally:
         con.close()
     stage.write_json("tier_stats", stats)
-    return dg.MaterializeResult(metadata={
-        "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in stats.items()}),
-        "compared_with": str(compare_with.name) if compare_with else "nothing (first run)",
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in stats.items()}),
+            "compared_with": str(compare_with.name) if compare_with else "nothing (first run)",
+        }
+    )
 
 
-@dg.asset(key=SERVING_COPY_KEY, deps=MART_KEYS, kinds={"duckdb"},
-          description="The serving warehouse (marts with contacts masked, fct_orders, meta.published_run), "
-                      "staged for publishing.", **STAGED)
+@dg.asset(
+    key=SERVING_COPY_KEY,
+    deps=MART_KEYS,
+    kinds={"duckdb"},
+    description="The serving warehouse (marts with contacts masked, fct_orders, meta.published_run), "
+    "staged for publishing.",
+    **STAGED,
+)
 def serving_copy(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     paths = pipeline.paths
@@ -154,23 +176,33 @@ def serving_copy(context: dg.AssetExecutionContext, pipeline: PipelineConfig) ->
         mart_rows = {
             name: int(con.execute(f"select count(*) from marts.{name}").fetchone()[0])
             for (name,) in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1").fetchall()
+                "select table_name from duckdb_tables() where schema_name = 'marts' order by 1"
+            ).fetchall()
         }
     finally:
         con.close()
-    run_info = {"run_id": stage.run_id, "as_of": stage.as_of,
-                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    run_info = {
+        "run_id": stage.run_id,
+        "as_of": stage.as_of,
+        "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     # starts from the published serving file: fct_orders then takes only the orders built since
-    publish.build_serving_copy(paths.warehouse, stage.folder / "warehouse.duckdb", run_info,
-                               previous=paths.serving_warehouse)
+    publish.build_serving_copy(
+        paths.warehouse, stage.folder / "warehouse.duckdb", run_info, previous=paths.serving_warehouse
+    )
     stage.write_json("run_info", run_info)
     stage.write_json("mart_rows", mart_rows)
     return dg.MaterializeResult(metadata={"mart_rows": dg.MetadataValue.json(mart_rows)})
 
 
-@dg.asset(key=PARQUET_MARTS_KEY, deps=[SERVING_COPY_KEY], kinds={"parquet"},
-          description="Every mart of the serving copy as Parquet (serving/marts/), and this as-of date's marts "
-                      "kept with its exports, staged for publishing.", **STAGED)
+@dg.asset(
+    key=PARQUET_MARTS_KEY,
+    deps=[SERVING_COPY_KEY],
+    kinds={"parquet"},
+    description="Every mart of the serving copy as Parquet (serving/marts/), and this as-of date's marts "
+    "kept with its exports, staged for publishing.",
+    **STAGED,
+)
 def parquet_marts(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     marts = stage.folder / "marts"
@@ -185,13 +217,22 @@ def parquet_marts(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     return dg.MaterializeResult(metadata={"files": len(written)})
 
 
-@dg.asset(key=RUN_REPORT_KEY, deps=[SERVING_COPY_KEY, TIER_LISTS_KEY], kinds={"html"},
-          description="report.html (headline, charts, CLV holdout), the charts as PNG and the dbt docs, "
-                      "staged for publishing.", **STAGED)
+@dg.asset(
+    key=RUN_REPORT_KEY,
+    deps=[SERVING_COPY_KEY, TIER_LISTS_KEY],
+    kinds={"html"},
+    description="report.html (headline, charts, CLV holdout), the charts as PNG and the dbt docs, "
+    "staged for publishing.",
+    **STAGED,
+)
 def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     paths = pipeline.paths
-    tier_stats, mart_rows, run_info = stage.read_json("tier_stats"), stage.read_json("mart_rows"), stage.read_json("run_info")
+    tier_stats, mart_rows, run_info = (
+        stage.read_json("tier_stats"),
+        stage.read_json("mart_rows"),
+        stage.read_json("run_info"),
+    )
     clv_fit = None
     with retry_transient(context, pipeline.settings):
         con = pipeline.connect(read_only=True)
@@ -199,15 +240,18 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
         if warehouse.table_exists(con, "marts", "clv_model_fits"):
             clv_fit = con.execute(
                 "select status, message, holdout_by_group, holdout_relative_error, unreliable_reasons, diagnostics "
-                "from marts.clv_model_fits where run_id = ?", [stage.run_id]).fetchone()
+                "from marts.clv_model_fits where run_id = ?",
+                [stage.run_id],
+            ).fetchone()
     finally:
         con.close()
     # charts, previews and the headline are drawn from the serving copy (contacts masked)
     con = duckdb.connect(str(stage.folder / "warehouse.duckdb"), read_only=True)
     try:
         chart_list = charts.all_charts(con, charts.tier_history(paths.exports, (stage.as_of, tier_stats)))
-        previews = {name: report.markdown_preview(con.execute(f"select * from marts.{name} limit 5").df())
-                    for name in mart_rows}
+        previews = {
+            name: report.markdown_preview(con.execute(f"select * from marts.{name} limit 5").df()) for name in mart_rows
+        }
         figures = report.headline(con)
     finally:
         con.close()
@@ -220,8 +264,9 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
         shutil.copytree(stage.folder / "dbt_docs", stage.exports / "dbt_docs")
     info = {**run_info, "code_version": code_version()}
     previous = report.previous_headline(tiers.previous_exports(paths.exports, stage.as_of))
-    (stage.exports / "report.html").write_text(report.run_report(info, figures, previous, clv_fit, chart_list),
-                                               encoding="utf-8")
+    (stage.exports / "report.html").write_text(
+        report.run_report(info, figures, previous, clv_fit, chart_list), encoding="utf-8"
+    )
     stage.write_json("headline", figures)
     # what published_run records in Dagster once the run is published (nothing is recorded before)
     charts_md = {".".join(charts.CHART_ASSETS[c.name]): charts.markdown_image(c) for c in chart_list}
@@ -229,10 +274,15 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
     return dg.MaterializeResult(metadata={"charts": len(chart_list)})
 
 
-@dg.asset(key=MANIFEST_KEY, deps=[*MART_KEYS, TIER_LISTS_KEY, SERVING_COPY_KEY, PARQUET_MARTS_KEY, RUN_REPORT_KEY],
-          kinds={"json", "html"}, description="manifest.json (run id, as-of, code version, tier and mart row counts, "
-          "every check result, the headline, the sha256 of every staged export file) and validation_report.html "
-          "(the raw suites' results and every check of the run).", **STAGED)
+@dg.asset(
+    key=MANIFEST_KEY,
+    deps=[*MART_KEYS, TIER_LISTS_KEY, SERVING_COPY_KEY, PARQUET_MARTS_KEY, RUN_REPORT_KEY],
+    kinds={"json", "html"},
+    description="manifest.json (run id, as-of, code version, tier and mart row counts, "
+    "every check result, the headline, the sha256 of every staged export file) and validation_report.html "
+    "(the raw suites' results and every check of the run).",
+    **STAGED,
+)
 def manifest(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
     stage = run_stage(context, pipeline)
     # A backfill of an older date publishes exports/<as-of>/ but leaves serving and `latest` on the newer date.
@@ -251,11 +301,13 @@ def manifest(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.
     validations = stage.folder / "validations"
     if validations.exists():  # the raw suites' results, then every other check of the run
         (stage.exports / "validation_report.html").write_text(
-            gx_validation.render_html(validations, f"Data validation, run {stage.run_id} as of {stage.as_of}",
-                                      info["checks"]), encoding="utf-8")
+            gx_validation.render_html(
+                validations, f"Data validation, run {stage.run_id} as of {stage.as_of}", info["checks"]
+            ),
+            encoding="utf-8",
+        )
     publish.write_manifest(stage.exports, info)
-    return dg.MaterializeResult(metadata={"checks": len(info["checks"]),
-                                          "serving_updated": updates_serving})
+    return dg.MaterializeResult(metadata={"checks": len(info["checks"]), "serving_updated": updates_serving})
 
 
 @dg.asset(
@@ -263,7 +315,7 @@ def manifest(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.
     deps=[*MART_KEYS, LEDGER_KEY, MANIFEST_KEY],
     kinds={"duckdb", "parquet", "csv"},
     description="Publishes the staged run atomically (serving/warehouse.duckdb, serving/marts/, "
-                "exports/<as-of>/, exports/latest) after every blocking check passed.",
+    "exports/<as-of>/, exports/latest) after every blocking check passed.",
     **STAGED,
 )
 def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
@@ -275,13 +327,21 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
 
     # Publish (journalled, see lib/publish.py): serving file, Parquet marts, exports folder, `latest` last;
     # a backfill of an older as-of date swaps in its exports folder only.
-    publish.commit_and_swap(paths.staging, stage.folder, as_of, paths.serving_warehouse, paths.serving_marts_dir,
-                            paths.exports, update_serving=updates_serving)
+    publish.commit_and_swap(
+        paths.staging,
+        stage.folder,
+        as_of,
+        paths.serving_warehouse,
+        paths.serving_marts_dir,
+        paths.exports,
+        update_serving=updates_serving,
+    )
     publish.remove_stale_stages(paths.staging, keep=stage.run_id)
 
     if updates_serving:
-        context.log.info(f"published run {stage.run_id} as of {as_of}: {paths.serving_warehouse} and "
-                         f"{paths.exports / as_of}")
+        context.log.info(
+            f"published run {stage.run_id} as of {as_of}: {paths.serving_warehouse} and {paths.exports / as_of}"
+        )
         # retention (a backfill of an older date leaves it to the next run that moves `latest`); the run is
         # published by now, so a folder that cannot be removed is a warning, not a failed run
         try:
@@ -290,20 +350,25 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
             context.log.warning(f"could not remove old dated export folders from {paths.exports}: {exc}")
         else:
             if pruned:
-                context.log.info(f"removed {len(pruned)} dated export folder(s) beyond the newest "
-                                 f"{pipeline.settings.keep_exports}: {', '.join(pruned)}")
+                context.log.info(
+                    f"removed {len(pruned)} dated export folder(s) beyond the newest "
+                    f"{pipeline.settings.keep_exports}: {', '.join(pruned)}"
+                )
     else:
-        context.log.info(f"backfill as of {as_of}: published {paths.exports / as_of}; serving and exports/latest "
-                         f"stay as of {current}")
+        context.log.info(
+            f"backfill as of {as_of}: published {paths.exports / as_of}; serving and exports/latest "
+            f"stay as of {current}"
+        )
     # row counts, previews and charts on the marts themselves (only for a run that published)
     for name, n in info["mart_rows"].items():
-        meta = {"dagster/row_count": dg.MetadataValue.int(n),
-                "preview": dg.MetadataValue.md(observations["previews"][name])}
+        meta = {
+            "dagster/row_count": dg.MetadataValue.int(n),
+            "preview": dg.MetadataValue.md(observations["previews"][name]),
+        }
         chart = observations["charts"].get(f"marts.{name}")
         if chart is not None:
             meta["chart"] = dg.MetadataValue.md(chart)
-        context.log_event(dg.AssetObservation(asset_key=dg.AssetKey(["marts", name]), partition=as_of,
-                                              metadata=meta))
+        context.log_event(dg.AssetObservation(asset_key=dg.AssetKey(["marts", name]), partition=as_of, metadata=meta))
     tier_stats = info["tiers"]
     return dg.MaterializeResult(
         metadata={
@@ -315,9 +380,11 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
             "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in tier_stats.items()}),
             "mart_rows": dg.MetadataValue.json(info["mart_rows"]),
             "tiers": dg.MetadataValue.md(
-                "| tier | rows | consented | entered | left |\n|---|---|---|---|---|\n" + "\n".join(
+                "| tier | rows | consented | entered | left |\n|---|---|---|---|---|\n"
+                + "\n".join(
                     f"| {k} | {v['rows']} | {v['consented_rows']} | {v['entered']} | {v['left']} |"
-                    for k, v in tier_stats.items())
+                    for k, v in tier_stats.items()
+                )
             ),
             "manifest": dg.MetadataValue.json(info["checks"]),
         }

@@ -4,10 +4,13 @@ from dagster_project.defs.identity.assets import BLOCKED_KEY
 from dagster_project.lib.resources import PipelineConfig
 
 
-@dg.asset_check(asset=BLOCKED_KEY, blocking=False,
-                description="Warns when an identifier not on the blocklist was shared by more than "
-                            "PIPELINE_IDENTITY_MAX_SHARED otherwise separate customers and was therefore not used "
-                            "to link them (a store phone or a placeholder e-mail to add to the blocklist).")
+@dg.asset_check(
+    asset=BLOCKED_KEY,
+    blocking=False,
+    description="Warns when an identifier not on the blocklist was shared by more than "
+    "PIPELINE_IDENTITY_MAX_SHARED otherwise separate customers and was therefore not used "
+    "to link them (a store phone or a placeholder e-mail to add to the blocklist).",
+)
 def no_shared_identifiers(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     con = pipeline.connect(read_only=True)
     try:
@@ -22,9 +25,12 @@ def no_shared_identifiers(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=not rows,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{len(rows)} identifier(s) shared by more than {limit} otherwise separate customers were not "
-                     f"used to link them: {shown}{' …' if len(rows) > 5 else ''}; see marts.identity_blocked_identifiers "
-                     f"and list them in <data dir>/identity/blocklist.yml") if rows
-                    else f"no identifier joins more than {limit} otherwise separate customers",
+        description=(
+            f"{len(rows)} identifier(s) shared by more than {limit} otherwise separate customers were not "
+            f"used to link them: {shown}{' …' if len(rows) > 5 else ''}; see marts.identity_blocked_identifiers "
+            f"and list them in <data dir>/identity/blocklist.yml"
+        )
+        if rows
+        else f"no identifier joins more than {limit} otherwise separate customers",
         metadata={"shared_identifiers": len(rows), "max_shared": limit},
     )

@@ -1,6 +1,5 @@
 """Ingestion: inbox files -> raw tables, with a load ledger and a quarantine; new rows validated (GX)."""
 
-
 import dagster as dg
 
 from dagster_project.lib import formats, gx_validation, ingest, publish, raw_validation, warehouse
@@ -12,14 +11,26 @@ LEDGER_KEY = dg.AssetKey(["raw", "load_ledger"])
 QUARANTINE_KEY = dg.AssetKey(["raw", "quarantine"])
 
 RAW_SPECS = [
-    dg.AssetSpec(["raw", name], group_name="ingestion", kinds={"duckdb"},
-                 description=f"Rows of the `{name}` exports, typed, with file and line lineage.")
+    dg.AssetSpec(
+        ["raw", name],
+        group_name="ingestion",
+        kinds={"duckdb"},
+        description=f"Rows of the `{name}` exports, typed, with file and line lineage.",
+    )
     for name in RAW_TABLES
 ] + [
-    dg.AssetSpec(LEDGER_KEY, group_name="ingestion", kinds={"duckdb"},
-                 description="One row per inbox file per run: sha256, size, rows read/loaded/quarantined, status."),
-    dg.AssetSpec(QUARANTINE_KEY, group_name="ingestion", kinds={"duckdb"},
-                 description="Rows that could not be loaded, with file, line, raw record and reason."),
+    dg.AssetSpec(
+        LEDGER_KEY,
+        group_name="ingestion",
+        kinds={"duckdb"},
+        description="One row per inbox file per run: sha256, size, rows read/loaded/quarantined, status.",
+    ),
+    dg.AssetSpec(
+        QUARANTINE_KEY,
+        group_name="ingestion",
+        kinds={"duckdb"},
+        description="Rows that could not be loaded, with file, line, raw record and reason.",
+    ),
 ]
 
 
@@ -51,9 +62,7 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
                     "select layout, sum(rows_loaded) from raw.load_ledger where run_id = ? group by layout", [run_id]
                 ).fetchall()
             )
-            totals = {
-                name: con.execute(f"select count(*) from raw.{name}").fetchone()[0] for name in RAW_TABLES
-            }
+            totals = {name: con.execute(f"select count(*) from raw.{name}").fetchone()[0] for name in RAW_TABLES}
             quarantined_total = con.execute("select count(*) from raw.quarantine").fetchone()[0]
         finally:
             con.close()
@@ -81,7 +90,8 @@ def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         )
     file_table = "\n".join(
         f"| {r.path} | {r.status} | {r.rows_read} | {r.rows_loaded} | {r.rows_quarantined} | {r.message[:80]} |"
-        for r in results if r.status != "unchanged"
+        for r in results
+        if r.status != "unchanged"
     )
     yield dg.MaterializeResult(
         asset_key=LEDGER_KEY,

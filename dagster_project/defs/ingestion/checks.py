@@ -1,7 +1,5 @@
 """Blocking checks on what ingestion did in this run."""
 
-
-
 import dagster as dg
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY, RAW_TABLES
@@ -9,13 +7,17 @@ from dagster_project.lib import ingest, raw_validation
 from dagster_project.lib.resources import PipelineConfig
 
 # What a new user is told when a data directory has never had anything to load.
-HOW_TO_START = ("put exports in its folders (shopify/: Shopify 'Export orders' CSVs; square/: Square 'Item "
-                "Detail' and customer exports; members/: membership rosters; spend/: marketing spend; traffic/: "
-                "store footfall; rates/: exchange rates; generic/<map name>/: other exports through a column "
-                "map), or write demo exports with `python -m dagster_project demo --data-dir {root}`")
+HOW_TO_START = (
+    "put exports in its folders (shopify/: Shopify 'Export orders' CSVs; square/: Square 'Item "
+    "Detail' and customer exports; members/: membership rosters; spend/: marketing spend; traffic/: "
+    "store footfall; rates/: exchange rates; generic/<map name>/: other exports through a column "
+    "map), or write demo exports with `python -m dagster_project demo --data-dir {root}`"
+)
 
 
-@dg.asset_check(asset=LEDGER_KEY, blocking=True, description="No inbox file was rejected (missing columns, wrong format).")
+@dg.asset_check(
+    asset=LEDGER_KEY, blocking=True, description="No inbox file was rejected (missing columns, wrong format)."
+)
 def no_rejected_files(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
     con = pipeline.connect(read_only=True)
     try:
@@ -34,10 +36,14 @@ def no_rejected_files(context: dg.AssetCheckExecutionContext, pipeline: Pipeline
     )
 
 
-@dg.asset_check(asset=LEDGER_KEY, blocking=True,
-                description="For every file loaded this run: rows read = rows in its raw table + rows quarantined.")
-def rows_read_equal_loaded_plus_quarantined(context: dg.AssetCheckExecutionContext,
-                                            pipeline: PipelineConfig) -> dg.AssetCheckResult:
+@dg.asset_check(
+    asset=LEDGER_KEY,
+    blocking=True,
+    description="For every file loaded this run: rows read = rows in its raw table + rows quarantined.",
+)
+def rows_read_equal_loaded_plus_quarantined(
+    context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig
+) -> dg.AssetCheckResult:
     union = " union all ".join(f"select _file_id as file_id from raw.{t}" for t in RAW_TABLES)
     con = pipeline.connect(read_only=True)
     try:
@@ -67,9 +73,12 @@ def rows_read_equal_loaded_plus_quarantined(context: dg.AssetCheckExecutionConte
     )
 
 
-@dg.asset_check(asset=LEDGER_KEY, blocking=False,
-                description="Warns when a source that has sent exports before has sent no new file for more than "
-                            "PIPELINE_FRESHNESS_DAYS days (default 2).")
+@dg.asset_check(
+    asset=LEDGER_KEY,
+    blocking=False,
+    description="Warns when a source that has sent exports before has sent no new file for more than "
+    "PIPELINE_FRESHNESS_DAYS days (default 2).",
+)
 def exports_are_fresh(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     limit = pipeline.settings.freshness_days
     con = pipeline.connect(read_only=True)
@@ -90,21 +99,30 @@ def exports_are_fresh(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=not stale,
         severity=dg.AssetCheckSeverity.WARN,
-        description=("no new export for more than " + str(limit) + " days from: "
-                     + ", ".join(f"{folder} ({days:.1f} days)" for folder, days in stale)) if stale
-                    else f"every source sent a new export within {limit} days",
+        description=(
+            "no new export for more than "
+            + str(limit)
+            + " days from: "
+            + ", ".join(f"{folder} ({days:.1f} days)" for folder, days in stale)
+        )
+        if stale
+        else f"every source sent a new export within {limit} days",
         metadata={
             "freshness_days": limit,
             "sources": dg.MetadataValue.md(
                 "| source folder | newest new file | days since |\n|---|---|---|\n"
-                + "\n".join(f"| {f} | {t:%Y-%m-%d %H:%M} UTC | {d:.1f} |" for f, t, d in rows)),
+                + "\n".join(f"| {f} | {t:%Y-%m-%d %H:%M} UTC | {d:.1f} |" for f, t, d in rows)
+            ),
         },
     )
 
 
-@dg.asset_check(asset=LEDGER_KEY, blocking=True,
-                description="Something has been loaded into this data directory, in this run or an earlier one: "
-                            "a run over a mistyped or new empty data directory fails instead of publishing empty lists.")
+@dg.asset_check(
+    asset=LEDGER_KEY,
+    blocking=True,
+    description="Something has been loaded into this data directory, in this run or an earlier one: "
+    "a run over a mistyped or new empty data directory fails instead of publishing empty lists.",
+)
 def exports_have_been_loaded(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     con = pipeline.connect(read_only=True)
     try:
@@ -114,16 +132,22 @@ def exports_have_been_loaded(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     paths = pipeline.paths
     return dg.AssetCheckResult(
         passed=loaded > 0,
-        description=(f"{loaded} export file(s) loaded into {paths.root}" if loaded else
-                     f"nothing has ever been loaded in the data directory {paths.root}: its inbox {paths.inbox} "
-                     f"has no export in a source folder. Check the data directory (--data-dir or "
-                     f"PIPELINE_DATA_DIR), then " + HOW_TO_START.format(root=paths.root)),
+        description=(
+            f"{loaded} export file(s) loaded into {paths.root}"
+            if loaded
+            else f"nothing has ever been loaded in the data directory {paths.root}: its inbox {paths.inbox} "
+            f"has no export in a source folder. Check the data directory (--data-dir or "
+            f"PIPELINE_DATA_DIR), then " + HOW_TO_START.format(root=paths.root)
+        ),
         metadata={"files_loaded_ever": int(loaded)},
     )
 
 
-@dg.asset_check(asset=LEDGER_KEY, blocking=False,
-                description="Warns about files under the inbox that no run loads (outside the source folders).")
+@dg.asset_check(
+    asset=LEDGER_KEY,
+    blocking=False,
+    description="Warns about files under the inbox that no run loads (outside the source folders).",
+)
 def no_files_outside_source_folders(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     inbox = pipeline.paths.inbox
     stray = [p.relative_to(inbox).as_posix() for p in ingest.unplaced_files(inbox)]
@@ -131,9 +155,12 @@ def no_files_outside_source_folders(pipeline: PipelineConfig) -> dg.AssetCheckRe
     return dg.AssetCheckResult(
         passed=not stray,
         severity=dg.AssetCheckSeverity.WARN,
-        description=(f"not loaded: {len(stray)} file(s) in no source folder of {inbox}: {shown} "
-                     f"(known folders: {ingest.KNOWN_FOLDERS_TEXT}; move each file into the folder for its kind)")
-                    if stray else "every inbox file is in a source folder",
+        description=(
+            f"not loaded: {len(stray)} file(s) in no source folder of {inbox}: {shown} "
+            f"(known folders: {ingest.KNOWN_FOLDERS_TEXT}; move each file into the folder for its kind)"
+        )
+        if stray
+        else "every inbox file is in a source folder",
         metadata={"files_not_loaded": dg.MetadataValue.json(stray)},
     )
 
@@ -143,21 +170,27 @@ def _gx_check(table: str):
     acted on: a failing file is unloaded) before this check; the check itself only reads the outcome."""
 
     @dg.asset_check(
-        asset=dg.AssetKey(["raw", table]), name=f"gx_{table}", blocking=True,
+        asset=dg.AssetKey(["raw", table]),
+        name=f"gx_{table}",
+        blocking=True,
         description=f"Great Expectations suite for raw.{table}, run by ingestion over the rows of files not "
-                    "validated before (this run's, or a killed run's), through a pandas batch; a file that fails "
-                    "is unloaded and loaded again by the next run.",
+        "validated before (this run's, or a killed run's), through a pandas batch; a file that fails "
+        "is unloaded and loaded again by the next run.",
     )
     def _check(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
         result = raw_validation.load_result(pipeline.paths.staging / context.run.run_id / "validations", table)
         if result is None:
-            return dg.AssetCheckResult(passed=False, description=f"raw.{table} was not validated in this run "
-                                                                 "(its ingestion did not finish)")
+            return dg.AssetCheckResult(
+                passed=False, description=f"raw.{table} was not validated in this run (its ingestion did not finish)"
+            )
         return dg.AssetCheckResult(
             passed=result["success"],
             description=result["description"],
-            metadata={"rows": result["rows"], "expectations": result["expectations"],
-                      "results": dg.MetadataValue.json(result["results"])},
+            metadata={
+                "rows": result["rows"],
+                "expectations": result["expectations"],
+                "results": dg.MetadataValue.json(result["results"]),
+            },
         )
 
     return _check

@@ -39,5 +39,8 @@ def inbox_sensor(context: dg.SensorEvaluationContext):
     digest = hashlib.sha256(json.dumps({k: current[k] for k in changed}, sort_keys=True).encode()).hexdigest()
     run_key = f"inbox-{digest[:16]}"
     # New exports are read as of today (the day they arrived), like an ad-hoc `run` without --as-of.
-    return dg.RunRequest(run_key=run_key, partition_key=business_today().isoformat(),
-                         tags={"trigger": "inbox_sensor", "new_files": str(len(changed))})
+    return dg.RunRequest(
+        run_key=run_key,
+        partition_key=business_today().isoformat(),
+        tags={"trigger": "inbox_sensor", "new_files": str(len(changed))},
+    )

@@ -35,20 +35,41 @@ WEEKS_PER_MONTH = 365.25 / 12 / 7
 PURCHASE_HORIZON_DAYS = {"expected_purchases_90d": 90, "expected_purchases_365d": 365}
 
 SCORES_COLUMNS = {
-    "customer_key": "VARCHAR", "run_id": "VARCHAR", "p_alive": "DOUBLE", "expected_purchases_90d": "DOUBLE",
-    "expected_purchases_365d": "DOUBLE", "expected_spend_per_purchase": "DOUBLE", "predicted_clv_12m": "DOUBLE",
+    "customer_key": "VARCHAR",
+    "run_id": "VARCHAR",
+    "p_alive": "DOUBLE",
+    "expected_purchases_90d": "DOUBLE",
+    "expected_purchases_365d": "DOUBLE",
+    "expected_spend_per_purchase": "DOUBLE",
+    "predicted_clv_12m": "DOUBLE",
 }
 FITS_COLUMNS = {
-    "run_id": "VARCHAR", "as_of_date": "DATE", "status": "VARCHAR", "message": "VARCHAR", "customers": "BIGINT",
-    "repeat_customers": "BIGINT", "bgnbd_r": "DOUBLE", "bgnbd_alpha": "DOUBLE", "bgnbd_a": "DOUBLE",
-    "bgnbd_b": "DOUBLE", "bgnbd_log_likelihood": "DOUBLE", "gg_p": "DOUBLE", "gg_q": "DOUBLE", "gg_gamma": "DOUBLE",
-    "gg_log_likelihood": "DOUBLE", "fit_seconds": "DOUBLE", "holdout_relative_error": "DOUBLE",
-    "holdout_by_group": "VARCHAR", "unreliable_reasons": "VARCHAR", "diagnostics": "VARCHAR",
+    "run_id": "VARCHAR",
+    "as_of_date": "DATE",
+    "status": "VARCHAR",
+    "message": "VARCHAR",
+    "customers": "BIGINT",
+    "repeat_customers": "BIGINT",
+    "bgnbd_r": "DOUBLE",
+    "bgnbd_alpha": "DOUBLE",
+    "bgnbd_a": "DOUBLE",
+    "bgnbd_b": "DOUBLE",
+    "bgnbd_log_likelihood": "DOUBLE",
+    "gg_p": "DOUBLE",
+    "gg_q": "DOUBLE",
+    "gg_gamma": "DOUBLE",
+    "gg_log_likelihood": "DOUBLE",
+    "fit_seconds": "DOUBLE",
+    "holdout_relative_error": "DOUBLE",
+    "holdout_by_group": "VARCHAR",
+    "unreliable_reasons": "VARCHAR",
+    "diagnostics": "VARCHAR",
 }
 
 
-def fit_and_score(summary: pd.DataFrame, key: str = "customer_key",
-                  limits: Settings = DEFAULT_LIMITS) -> tuple[pd.DataFrame, dict]:
+def fit_and_score(
+    summary: pd.DataFrame, key: str = "customer_key", limits: Settings = DEFAULT_LIMITS
+) -> tuple[pd.DataFrame, dict]:
     """Fit both models on the summary and score every customer (scores keep the summary's `key` column).
 
     Raises ClvDataError (a readable reason, no predictions) on too little data or predictions that are
@@ -60,32 +81,46 @@ def fit_and_score(summary: pd.DataFrame, key: str = "customer_key",
     t_x = summary["btyd_recency_weeks"].to_numpy(float)
     T = summary["btyd_age_weeks"].to_numpy(float)
     m = summary["repeat_mean_purchase_value"].fillna(0).to_numpy(float)
-    clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0,
-                          limits.clv_min_repeat_customers, limits.clv_min_history_weeks)
+    clv.check_enough_data(
+        int((x > 0).sum()),
+        float(T.max()) if len(T) else 0.0,
+        limits.clv_min_repeat_customers,
+        limits.clv_min_history_weeks,
+    )
     bg = clv.fit_bgnbd(x, t_x, T)
     gg = clv.fit_gamma_gamma(x, m)
     bg_diagnosis = clv.diagnose_bgnbd(bg, x, t_x, T)
     gg_diagnosis = clv.diagnose_gamma_gamma(gg, x, m)
     monthly_rate = (1 + limits.clv_annual_discount_rate) ** (1 / 12) - 1
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite results are caught below
-        scores = pd.DataFrame({
-            key: summary[key],
-            "p_alive": clv.p_alive(bg, x, t_x, T),
-            **{column: clv.expected_purchases(bg, days / 7, x, t_x, T)
-               for column, days in PURCHASE_HORIZON_DAYS.items()},
-            "expected_spend_per_purchase": clv.expected_average_spend(gg, x, np.where(m > 0, m, 0)),
-            # in cents, as published (the revenue sanity check sums these)
-            "predicted_clv_12m": np.round(clv.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate,
-                                                            period_length=WEEKS_PER_MONTH), 2),
-        })
+        scores = pd.DataFrame(
+            {
+                key: summary[key],
+                "p_alive": clv.p_alive(bg, x, t_x, T),
+                **{
+                    column: clv.expected_purchases(bg, days / 7, x, t_x, T)
+                    for column, days in PURCHASE_HORIZON_DAYS.items()
+                },
+                "expected_spend_per_purchase": clv.expected_average_spend(gg, x, np.where(m > 0, m, 0)),
+                # in cents, as published (the revenue sanity check sums these)
+                "predicted_clv_12m": np.round(
+                    clv.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate, period_length=WEEKS_PER_MONTH), 2
+                ),
+            }
+        )
     numeric = scores.drop(columns=[key]).to_numpy(float)
     bad = int((~np.isfinite(numeric)).any(axis=1).sum())
     if bad:
-        raise clv.ClvDataError(f"the fitted models give non-finite predictions for {bad} customers; "
-                               "no predictions are published")
-    fit = {"bgnbd": bg.as_dict(), "gamma_gamma": gg.as_dict(), "annual_discount_rate": limits.clv_annual_discount_rate,
-           "reasons": [*bg_diagnosis.reasons, *gg_diagnosis.reasons],
-           "diagnostics": {"bgnbd": bg_diagnosis.details, "gamma_gamma": gg_diagnosis.details}}
+        raise clv.ClvDataError(
+            f"the fitted models give non-finite predictions for {bad} customers; no predictions are published"
+        )
+    fit = {
+        "bgnbd": bg.as_dict(),
+        "gamma_gamma": gg.as_dict(),
+        "annual_discount_rate": limits.clv_annual_discount_rate,
+        "reasons": [*bg_diagnosis.reasons, *gg_diagnosis.reasons],
+        "diagnostics": {"bgnbd": bg_diagnosis.details, "gamma_gamma": gg_diagnosis.details},
+    }
     return scores, fit
 
 
@@ -98,8 +133,9 @@ def holdout_days(summary: pd.DataFrame) -> int:
     return int(round(float((cut["btyd_age_weeks"] - cut["cal_btyd_age_weeks"]).iloc[0]) * 7))
 
 
-def holdout_comparison(summary: pd.DataFrame,
-                       limits: Settings = DEFAULT_LIMITS) -> tuple[pd.DataFrame, clv.FitDiagnosis, int]:
+def holdout_comparison(
+    summary: pd.DataFrame, limits: Settings = DEFAULT_LIMITS
+) -> tuple[pd.DataFrame, clv.FitDiagnosis, int]:
     """Fit on the calibration cut, predict holdout purchases, compare by calibration frequency group.
 
     Returns the comparison, the diagnosis of the calibration fit (see clv.diagnose_bgnbd) and the holdout
@@ -119,8 +155,15 @@ def holdout_comparison(summary: pd.DataFrame,
         raise clv.ClvDataError(f"the calibration fit gives non-finite predictions for {int((~finite).sum())} customers")
     cal["group"] = np.minimum(x, 5).astype(int).astype(str)
     cal.loc[cal["group"] == "5", "group"] = "5+"
-    out = cal.groupby("group").agg(customers=("cal_btyd_age_weeks", "size"), predicted=("predicted", "sum"),
-                                   actual=("holdout_purchase_days", "sum")).reset_index()
+    out = (
+        cal.groupby("group")
+        .agg(
+            customers=("cal_btyd_age_weeks", "size"),
+            predicted=("predicted", "sum"),
+            actual=("holdout_purchase_days", "sum"),
+        )
+        .reset_index()
+    )
     out["relative_error"] = (out["predicted"] - out["actual"]) / out["actual"].where(out["actual"] > 0)
     diagnosis.details["params"] = bg.params.as_dict()
     return out, diagnosis, days
@@ -132,13 +175,22 @@ def trailing_revenue(con, as_of) -> tuple[float | None, int]:
     revenue, history = con.execute(
         "select sum(case when order_date > ?::DATE - interval 365 day then net_revenue end), "
         "date_diff('day', min(order_date), ?::DATE) from marts.fct_orders "
-        "where customer_key is not null and is_valid and order_date <= ?::DATE", [as_of, as_of, as_of]).fetchone()
+        "where customer_key is not null and is_valid and order_date <= ?::DATE",
+        [as_of, as_of, as_of],
+    ).fetchone()
     return (float(revenue) if revenue is not None else None), int(history or 0)
 
 
-def assess(fit: dict, holdout_error: float | None, holdout_days_: int | None, calibration: "clv.FitDiagnosis | None",
-           predicted_12m: float, trailing: float | None, history_days: int,
-           limits: Settings = DEFAULT_LIMITS) -> tuple[list[str], dict]:
+def assess(
+    fit: dict,
+    holdout_error: float | None,
+    holdout_days_: int | None,
+    calibration: "clv.FitDiagnosis | None",
+    predicted_12m: float,
+    trailing: float | None,
+    history_days: int,
+    limits: Settings = DEFAULT_LIMITS,
+) -> tuple[list[str], dict]:
     """Every reason the run's predictions should not be used, and the figures behind them."""
     reasons = list(fit["reasons"])
     details = dict(fit["diagnostics"])
@@ -146,39 +198,62 @@ def assess(fit: dict, holdout_error: float | None, holdout_days_: int | None, ca
         reasons += calibration.reasons
         details["holdout_fit"] = calibration.details
     if holdout_error is not None and holdout_error > limits.clv_max_holdout_error:
-        reasons.append(f"holdout check: predicted purchases in the last {holdout_days_} days miss the actual ones "
-                       f"by {holdout_error:.1%} (limit {limits.clv_max_holdout_error:.0%})")
+        reasons.append(
+            f"holdout check: predicted purchases in the last {holdout_days_} days miss the actual ones "
+            f"by {holdout_error:.1%} (limit {limits.clv_max_holdout_error:.0%})"
+        )
     details["holdout_days"] = holdout_days_
     ratio = predicted_12m / trailing if trailing and trailing > 0 and history_days >= 365 else None
-    details["revenue_check"] = {"predicted_12m": round(predicted_12m, 2), "trailing_12m": trailing,
-                                "history_days": history_days, "ratio": ratio, "max_ratio": limits.clv_max_revenue_ratio}
+    details["revenue_check"] = {
+        "predicted_12m": round(predicted_12m, 2),
+        "trailing_12m": trailing,
+        "history_days": history_days,
+        "ratio": ratio,
+        "max_ratio": limits.clv_max_revenue_ratio,
+    }
     if ratio is not None and ratio > limits.clv_max_revenue_ratio:
-        reasons.append(f"sanity check: the predicted revenue of the next 12 months ({predicted_12m:,.0f}) is "
-                       f"{ratio:.2f} times these customers' net revenue of the last 12 months ({trailing:,.0f}), "
-                       f"above the limit of {limits.clv_max_revenue_ratio:g}")
+        reasons.append(
+            f"sanity check: the predicted revenue of the next 12 months ({predicted_12m:,.0f}) is "
+            f"{ratio:.2f} times these customers' net revenue of the last 12 months ({trailing:,.0f}), "
+            f"above the limit of {limits.clv_max_revenue_ratio:g}"
+        )
     return reasons, details
 
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(SCORES_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="clv",
-                     kinds={"python", "duckdb"},
-                     description="The CLV models' per-customer predictions this run: P(alive), expected purchases "
-                                 "(90/365 days), expected spend per purchase, predicted 12-month CLV (none when "
-                                 "the data are too few). dbt's marts/customer_clv publishes them."),
-        dg.AssetSpec(FITS_KEY, deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])], group_name="clv",
-                     kinds={"python", "duckdb"},
-                     description="BG/NBD and Gamma-Gamma fits, one row per run: parameters, log-likelihood, fit "
-                                 "time, holdout error, status (fitted, unreliable with the reasons, "
-                                 "insufficient_data). dbt's marts/clv_model_fits publishes them."),
+        dg.AssetSpec(
+            SCORES_KEY,
+            deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])],
+            group_name="clv",
+            kinds={"python", "duckdb"},
+            description="The CLV models' per-customer predictions this run: P(alive), expected purchases "
+            "(90/365 days), expected spend per purchase, predicted 12-month CLV (none when "
+            "the data are too few). dbt's marts/customer_clv publishes them.",
+        ),
+        dg.AssetSpec(
+            FITS_KEY,
+            deps=[SUMMARY_KEY, dg.AssetKey(["marts", "fct_orders"])],
+            group_name="clv",
+            kinds={"python", "duckdb"},
+            description="BG/NBD and Gamma-Gamma fits, one row per run: parameters, log-likelihood, fit "
+            "time, holdout error, status (fitted, unreliable with the reasons, "
+            "insufficient_data). dbt's marts/clv_model_fits publishes them.",
+        ),
     ],
     check_specs=[
-        dg.AssetCheckSpec("clv_holdout_error", asset=FITS_KEY,
-                          description="Warns when predicted holdout purchases miss actual ones by more "
-                                      "than 25%, or the miss grew by half since the previous run."),
-        dg.AssetCheckSpec("clv_fit_reliable", asset=FITS_KEY,
-                          description="Warns when the CLV fit is unreliable (its predictions are then flagged "
-                                      "and feed no tier) and says why."),
+        dg.AssetCheckSpec(
+            "clv_holdout_error",
+            asset=FITS_KEY,
+            description="Warns when predicted holdout purchases miss actual ones by more "
+            "than 25%, or the miss grew by half since the previous run.",
+        ),
+        dg.AssetCheckSpec(
+            "clv_fit_reliable",
+            asset=FITS_KEY,
+            description="Warns when the CLV fit is unreliable (its predictions are then flagged "
+            "and feed no tier) and says why.",
+        ),
     ],
     name="clv_model",
     partitions_def=AS_OF_PARTITIONS,
@@ -194,8 +269,10 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         # pandas at 10M lines); the scores are joined back to them by the summary's row id. In customer
         # order, so the same data gives the same sums, fits and predictions to the last bit, run after run
         # (the table's row order may differ between two builds of the same data).
-        summary = con.execute("select rowid as summary_row, * exclude (customer_key) "
-                              "from intermediate.int_customer_btyd_summary order by customer_key").df()
+        summary = con.execute(
+            "select rowid as summary_row, * exclude (customer_key) "
+            "from intermediate.int_customer_btyd_summary order by customer_key"
+        ).df()
         status, message, fit, scores, reasons, details = "fitted", "", {}, None, [], {}
         t0 = time.perf_counter()
         try:
@@ -208,18 +285,28 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
             try:
                 holdout, calibration, days = holdout_comparison(summary, limits)
                 total_actual = holdout["actual"].sum()
-                holdout_error = float(abs(holdout["predicted"].sum() - total_actual) / total_actual) if total_actual else None
+                holdout_error = (
+                    float(abs(holdout["predicted"].sum() - total_actual) / total_actual) if total_actual else None
+                )
             except clv.ClvDataError as exc:
                 holdout_skipped = str(exc)
                 context.log.warning(f"predicted CLV: no holdout check: {exc}")
             trailing, history = trailing_revenue(con, as_of)
-            reasons, details = assess(fit, holdout_error, days, calibration,
-                                      float(scores["predicted_clv_12m"].sum()), trailing, history, limits)
+            reasons, details = assess(
+                fit,
+                holdout_error,
+                days,
+                calibration,
+                float(scores["predicted_clv_12m"].sum()),
+                trailing,
+                history,
+                limits,
+            )
             if holdout_skipped:  # too little data before the cut: unchecked, which is not the same as wrong
                 details["holdout_skipped"] = holdout_skipped
             if reasons:
                 status = "unreliable"
-                message = ("The predictions are unreliable and feed no tier: " + "; ".join(reasons) + ".")
+                message = "The predictions are unreliable and feed no tier: " + "; ".join(reasons) + "."
                 context.log.warning(f"predicted CLV: {message}")
         con.execute("create schema if not exists clv")
         cols = ", ".join(f"{c} {t}" for c, t in SCORES_COLUMNS.items())
@@ -230,61 +317,100 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
             con.execute(
                 f"""
                 insert into clv.customer_scores
-                select summary.customer_key, ?, {', '.join(f'_scores.{c}' for c in list(SCORES_COLUMNS)[2:])}
+                select summary.customer_key, ?, {", ".join(f"_scores.{c}" for c in list(SCORES_COLUMNS)[2:])}
                 from _scores join intermediate.int_customer_btyd_summary as summary
                     on summary.rowid = _scores.summary_row
                 order by summary.customer_key
-                """, [context.run.run_id])
+                """,
+                [context.run.run_id],
+            )
             con.unregister("_scores")
-        con.execute("create table if not exists clv.model_fits ("
-                    + ", ".join(f"{c} {t}" for c, t in FITS_COLUMNS.items()) + ")")
+        con.execute(
+            "create table if not exists clv.model_fits (" + ", ".join(f"{c} {t}" for c, t in FITS_COLUMNS.items()) + ")"
+        )
         bgp = fit.get("bgnbd", {}).get("params", {})
         ggp = fit.get("gamma_gamma", {}).get("params", {})
         previous_error = con.execute(
             "select holdout_relative_error from clv.model_fits where status = 'fitted' "
-            "and holdout_relative_error is not null order by as_of_date desc, run_id desc limit 1").fetchone()
+            "and holdout_relative_error is not null order by as_of_date desc, run_id desc limit 1"
+        ).fetchone()
         previous_error = previous_error[0] if previous_error else None
         row = {
-            "run_id": context.run.run_id, "as_of_date": as_of, "status": status, "message": message,
-            "customers": len(summary), "repeat_customers": int((summary["repeat_purchase_days"] > 0).sum()),
-            "bgnbd_r": bgp.get("r"), "bgnbd_alpha": bgp.get("alpha"), "bgnbd_a": bgp.get("a"), "bgnbd_b": bgp.get("b"),
+            "run_id": context.run.run_id,
+            "as_of_date": as_of,
+            "status": status,
+            "message": message,
+            "customers": len(summary),
+            "repeat_customers": int((summary["repeat_purchase_days"] > 0).sum()),
+            "bgnbd_r": bgp.get("r"),
+            "bgnbd_alpha": bgp.get("alpha"),
+            "bgnbd_a": bgp.get("a"),
+            "bgnbd_b": bgp.get("b"),
             "bgnbd_log_likelihood": fit.get("bgnbd", {}).get("log_likelihood"),
-            "gg_p": ggp.get("p"), "gg_q": ggp.get("q"), "gg_gamma": ggp.get("gamma"),
+            "gg_p": ggp.get("p"),
+            "gg_q": ggp.get("q"),
+            "gg_gamma": ggp.get("gamma"),
             "gg_log_likelihood": fit.get("gamma_gamma", {}).get("log_likelihood"),
-            "fit_seconds": round(time.perf_counter() - t0, 3), "holdout_relative_error": holdout_error,
+            "fit_seconds": round(time.perf_counter() - t0, 3),
+            "holdout_relative_error": holdout_error,
             "holdout_by_group": holdout.to_json(orient="records") if holdout is not None else None,
             "unreliable_reasons": "; ".join(reasons) if reasons else None,
             "diagnostics": json.dumps(details, sort_keys=True) if details else None,
         }
-        con.execute(f"insert into clv.model_fits ({', '.join(row)}) values ({', '.join('?' * len(row))})",
-                    list(row.values()))
+        con.execute(
+            f"insert into clv.model_fits ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values())
+        )
     finally:
         con.close()
-    yield dg.MaterializeResult(asset_key=SCORES_KEY, metadata={
-        "status": status, "customers_scored": 0 if scores is None else len(scores), "message": message})
-    yield dg.MaterializeResult(asset_key=FITS_KEY, metadata={
-        "status": status, "bgnbd": dg.MetadataValue.json(bgp), "gamma_gamma": dg.MetadataValue.json(ggp),
-        "holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
-        "holdout_by_group": dg.MetadataValue.json([] if holdout is None else holdout.to_dict("records")),
-        "unreliable_reasons": dg.MetadataValue.json(reasons),
-    })
+    yield dg.MaterializeResult(
+        asset_key=SCORES_KEY,
+        metadata={"status": status, "customers_scored": 0 if scores is None else len(scores), "message": message},
+    )
+    yield dg.MaterializeResult(
+        asset_key=FITS_KEY,
+        metadata={
+            "status": status,
+            "bgnbd": dg.MetadataValue.json(bgp),
+            "gamma_gamma": dg.MetadataValue.json(ggp),
+            "holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
+            "holdout_by_group": dg.MetadataValue.json([] if holdout is None else holdout.to_dict("records")),
+            "unreliable_reasons": dg.MetadataValue.json(reasons),
+        },
+    )
     # warn when the error is large, or has grown by half since the previous fitted run
-    grew = (holdout_error is not None and previous_error is not None and holdout_error > 0.10
-            and holdout_error > 1.5 * previous_error)
-    yield dg.AssetCheckResult(
-        check_name="clv_holdout_error", asset_key=FITS_KEY,
-        passed=holdout_error is None or (holdout_error <= limits.clv_max_holdout_error and not grew),
-        severity=dg.AssetCheckSeverity.WARN,
-        description=("no holdout comparison (too little data)" if holdout_error is None
-                     else f"predicted vs actual holdout purchases differ by {holdout_error:.1%}"
-                     + (f" (previous run {previous_error:.1%})" if previous_error is not None else "")),
-        metadata={"holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
-                  "previous_relative_error": previous_error if previous_error is not None else -1.0},
+    grew = (
+        holdout_error is not None
+        and previous_error is not None
+        and holdout_error > 0.10
+        and holdout_error > 1.5 * previous_error
     )
     yield dg.AssetCheckResult(
-        check_name="clv_fit_reliable", asset_key=FITS_KEY, passed=status != "unreliable",
+        check_name="clv_holdout_error",
+        asset_key=FITS_KEY,
+        passed=holdout_error is None or (holdout_error <= limits.clv_max_holdout_error and not grew),
         severity=dg.AssetCheckSeverity.WARN,
-        description=(message if status == "unreliable" else "no predictions this run" if scores is None
-                     else "no sign of an unreliable fit"),
+        description=(
+            "no holdout comparison (too little data)"
+            if holdout_error is None
+            else f"predicted vs actual holdout purchases differ by {holdout_error:.1%}"
+            + (f" (previous run {previous_error:.1%})" if previous_error is not None else "")
+        ),
+        metadata={
+            "holdout_relative_error": holdout_error if holdout_error is not None else -1.0,
+            "previous_relative_error": previous_error if previous_error is not None else -1.0,
+        },
+    )
+    yield dg.AssetCheckResult(
+        check_name="clv_fit_reliable",
+        asset_key=FITS_KEY,
+        passed=status != "unreliable",
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            message
+            if status == "unreliable"
+            else "no predictions this run"
+            if scores is None
+            else "no sign of an unreliable fit"
+        ),
         metadata={"status": status, "reasons": dg.MetadataValue.json(reasons)},
     )

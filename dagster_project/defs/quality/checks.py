@@ -4,11 +4,9 @@ Value rules on models and marts (keys, ranges, shares, formats) are dbt tests in
 raw rows are validated by ingestion (lib/raw_validation.py, reported by the `gx_<table>` checks).
 """
 
-
 import dagster as dg
 
 from dagster_project.lib.resources import PipelineConfig
-
 
 RAW_NET_REVENUE_SQL = """
 with shop_newest as (
@@ -48,9 +46,12 @@ select
 """
 
 
-@dg.asset_check(asset=dg.AssetKey(["marts", "fct_orders"]), blocking=True,
-                description="Net revenue in fct_orders (in the orders' own currencies) equals net revenue computed "
-                            "from the raw rows, to the cent.")
+@dg.asset_check(
+    asset=dg.AssetKey(["marts", "fct_orders"]),
+    blocking=True,
+    description="Net revenue in fct_orders (in the orders' own currencies) equals net revenue computed "
+    "from the raw rows, to the cent.",
+)
 def net_revenue_reconciles_to_raw(pipeline: PipelineConfig) -> dg.AssetCheckResult:
     as_of = pipeline.as_of_date
     con = pipeline.connect(read_only=True)
@@ -66,8 +67,11 @@ def net_revenue_reconciles_to_raw(pipeline: PipelineConfig) -> dg.AssetCheckResu
     return dg.AssetCheckResult(
         passed=abs(diff) < 0.005,
         description=f"fct_orders {float(mart_net):.2f} vs raw {float(raw_net):.2f} (difference {diff:.2f})",
-        metadata={"net_revenue_marts": float(mart_net), "net_revenue_raw": float(raw_net),
-                  "anonymous_share": float(anon_net) / float(mart_net) if mart_net else 0.0},
+        metadata={
+            "net_revenue_marts": float(mart_net),
+            "net_revenue_raw": float(raw_net),
+            "anonymous_share": float(anon_net) / float(mart_net) if mart_net else 0.0,
+        },
     )
 
 
@@ -129,7 +133,7 @@ _COHORT_SQL = f"""
            count(*) filter (where got.cohort_month is null or want.cohort_month is null or got.net <> want.net),
            coalesce(sum(got.net), 0), coalesce(sum(want.net), 0)
     from got full outer join want on want.cohort_month = got.cohort_month
-"""
+"""  # noqa: E501 (SQL or printed text)
 
 # ltv_12m is published rounded to cents: a row agrees when it is within half a cent of the exact value
 _CHANNEL_SQL = f"""
@@ -154,17 +158,23 @@ _CHANNEL_SQL = f"""
                             or abs(cast(got.ltv_12m as double) - cast(want.net as double) / want.new_customers) > 0.005001),
            coalesce(sum(got.ltv_12m * got.new_customers), 0), coalesce(sum(want.net), 0)
     from got full outer join want on want.channel = got.channel and want.month = got.month
-"""
+"""  # noqa: E501 (SQL or printed text)
 
 REVENUE_RECONCILIATIONS = {
     # mart: (what is compared, the query)
     "dim_customers": ("customers' net_revenue", _per_customer_sql("dim_customers", "net_revenue", "true")),
-    "customer_rfm": ("customers' monetary",
-                     _per_customer_sql("customer_rfm", "monetary", "count(*) filter (where is_purchase) > 0")),
-    "customer_ltv": ("customers' historical_ltv",
-                     _per_customer_sql("customer_ltv", "historical_ltv", "count(*) filter (where is_purchase) > 0")),
-    "pareto_curve": ("customers' net_revenue (customers with positive net revenue)",
-                     _per_customer_sql("pareto_curve", "net_revenue", "sum(net_revenue) > 0")),
+    "customer_rfm": (
+        "customers' monetary",
+        _per_customer_sql("customer_rfm", "monetary", "count(*) filter (where is_purchase) > 0"),
+    ),
+    "customer_ltv": (
+        "customers' historical_ltv",
+        _per_customer_sql("customer_ltv", "historical_ltv", "count(*) filter (where is_purchase) > 0"),
+    ),
+    "pareto_curve": (
+        "customers' net_revenue (customers with positive net revenue)",
+        _per_customer_sql("pareto_curve", "net_revenue", "sum(net_revenue) > 0"),
+    ),
     "cohort_retention": ("cohorts' net_revenue over all months", _COHORT_SQL),
     "channel_economics": ("ltv_12m × new_customers per channel and acquisition month (first 365 days)", _CHANNEL_SQL),
     "omnichannel_value": ("net_revenue over the groups", _total_sql("omnichannel_value")),
@@ -181,15 +191,19 @@ def revenue_reconciliation(con, table: str, as_of) -> tuple[int, int, float, flo
 
 def _revenue_check(table: str, what: str):
     """A blocking check: the mart's revenue equals fct_orders' net revenue over the same customers and window."""
-    censored = (" Left-censored customers (dim_customers.is_left_censored: first purchase in their source's "
-                "warm-up) are left out of the fct_orders side, as the mart leaves them out."
-                if _LEFT_CENSORED in REVENUE_RECONCILIATIONS[table][1] else "")
+    censored = (
+        " Left-censored customers (dim_customers.is_left_censored: first purchase in their source's "
+        "warm-up) are left out of the fct_orders side, as the mart leaves them out."
+        if _LEFT_CENSORED in REVENUE_RECONCILIATIONS[table][1]
+        else ""
+    )
 
     @dg.asset_check(
-        asset=dg.AssetKey(["marts", table]), name=f"{table}_revenue_reconciles_to_fct_orders", blocking=True,
+        asset=dg.AssetKey(["marts", table]),
+        name=f"{table}_revenue_reconciles_to_fct_orders",
+        blocking=True,
         description=f"{table}: {what} equal the net revenue of fct_orders' valid orders (cancellations, refunds "
-                    "and returns included) over the same customers and window, up to the as-of date, to the cent."
-                    + censored,
+        "and returns included) over the same customers and window, up to the as-of date, to the cent." + censored,
     )
     def _check(pipeline: PipelineConfig) -> dg.AssetCheckResult:
         con = pipeline.connect(read_only=True)
@@ -200,9 +214,13 @@ def _revenue_check(table: str, what: str):
         return dg.AssetCheckResult(
             passed=mismatched == 0,
             description=f"{table} {mart_total:.2f} vs fct_orders {fct_total:.2f} (difference "
-                        f"{round(mart_total - fct_total, 2):.2f}); {mismatched} of {units} compared rows differ",
-            metadata={"net_revenue_mart": mart_total, "net_revenue_fct_orders": fct_total,
-                      "rows_compared": units, "rows_differing": mismatched},
+            f"{round(mart_total - fct_total, 2):.2f}); {mismatched} of {units} compared rows differ",
+            metadata={
+                "net_revenue_mart": mart_total,
+                "net_revenue_fct_orders": fct_total,
+                "rows_compared": units,
+                "rows_differing": mismatched,
+            },
         )
 
     return _check

@@ -1,6 +1,5 @@
 """dbt models (staging -> intermediate -> marts) as Dagster assets; dbt tests as asset checks."""
 
-
 import json
 import shutil
 
@@ -8,9 +7,17 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from dagster_project.lib import spark_interop, warehouse
-from dagster_project.lib.dbt_project import (Translator, dbt_environment, docs_cache_key, generate_docs,
-                                             invocation_target, keep_partial_parse, manifest_for_definitions,
-                                             remember_docs, reuse_docs)
+from dagster_project.lib.dbt_project import (
+    Translator,
+    dbt_environment,
+    docs_cache_key,
+    generate_docs,
+    invocation_target,
+    keep_partial_parse,
+    manifest_for_definitions,
+    remember_docs,
+    reuse_docs,
+)
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, business_today, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -43,8 +50,14 @@ CLV_MARTS_SELECT = "source:clv+"
 CUSTOMER_CLV_KEY = dg.AssetKey(["marts", "customer_clv"])
 
 
-@dbt_assets(manifest=manifest_for_definitions(), dagster_dbt_translator=Translator(), name="dbt_models",
-            exclude=CLV_MARTS_SELECT, partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
+@dbt_assets(
+    manifest=manifest_for_definitions(),
+    dagster_dbt_translator=Translator(),
+    name="dbt_models",
+    exclude=CLV_MARTS_SELECT,
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=ONE_RUN_PER_DATE,
+)
 def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineConfig):
     """`dbt build` of the selected models, with the run's as-of date; a failing test fails the step.
 
@@ -59,8 +72,9 @@ def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
     dbt runs with the environment `dbt_environment` sets from the run's settings, and only while it runs.
     """
     # the docs site is generated after the last dbt build of the run, so its catalog has every mart
-    yield from _dbt_build(context, dbt, pipeline,
-                          docs=pipeline.settings.dbt_docs and not _builds_clv_marts_later(context))
+    yield from _dbt_build(
+        context, dbt, pipeline, docs=pipeline.settings.dbt_docs and not _builds_clv_marts_later(context)
+    )
 
 
 def _builds_clv_marts_later(context: dg.AssetExecutionContext) -> bool:
@@ -69,8 +83,14 @@ def _builds_clv_marts_later(context: dg.AssetExecutionContext) -> bool:
     return selection is None or CUSTOMER_CLV_KEY in selection
 
 
-@dbt_assets(manifest=manifest_for_definitions(), dagster_dbt_translator=Translator(), name="dbt_clv_marts",
-            select=CLV_MARTS_SELECT, partitions_def=AS_OF_PARTITIONS, backfill_policy=ONE_RUN_PER_DATE)
+@dbt_assets(
+    manifest=manifest_for_definitions(),
+    dagster_dbt_translator=Translator(),
+    name="dbt_clv_marts",
+    select=CLV_MARTS_SELECT,
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=ONE_RUN_PER_DATE,
+)
 def dbt_clv_marts(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineConfig):
     """`dbt build` of the models on the CLV model's raw outputs (customer_clv, clv_model_fits), as
     dbt_models does, then the run's docs site."""
@@ -93,14 +113,24 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
             con.close()
     if target == "spark":
         # Spark reads the dbt sources only; it gets the as-of date as a var
-        args += ["--vars", json.dumps({"as_of": pipeline.as_of_date.isoformat(),
-                                       "as_of_day_complete": business_today(settings.timezone) > pipeline.as_of_date})]
-        context.log.info(f"raw layer written as Parquet for Spark: {sum(exported.values())} rows in {len(exported)} tables")
+        args += [
+            "--vars",
+            json.dumps(
+                {
+                    "as_of": pipeline.as_of_date.isoformat(),
+                    "as_of_day_complete": business_today(settings.timezone) > pipeline.as_of_date,
+                }
+            ),
+        ]
+        context.log.info(
+            f"raw layer written as Parquet for Spark: {sum(exported.values())} rows in {len(exported)} tables"
+        )
     warehouse.release_freed_memory()  # the dbt process's DuckDB needs its memory limit beside this process
     with retry_transient(context, settings):
         with dbt_environment(settings, pipeline.paths):  # dagster-dbt copies the environment when dbt starts
-            invocation = dbt.cli(args, context=context,
-                                 target_path=invocation_target(context.run_id, pipeline.paths.dbt_state))
+            invocation = dbt.cli(
+                args, context=context, target_path=invocation_target(context.run_id, pipeline.paths.dbt_state)
+            )
         yield from invocation.stream()
     if target == "spark":
         with pipeline.connect() as con:

@@ -72,7 +72,9 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
                 return engine
             engine = create_engine(
                 self.conn_string_for_shard(shard),
-                poolclass=QueuePool, pool_size=1, max_overflow=4,
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=4,
                 # connections are used under the storage's lock, from whichever thread holds it
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
@@ -155,6 +157,11 @@ def instance_ref(home: Path) -> InstanceRef:
     config = (yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.exists() else None) or {}
     if any(key in config for key in STORAGE_KEYS):
         return InstanceRef.from_dir(str(home))
-    storage = {"custom": {"module": __name__, "class": PipelineSqliteStorage.__name__,
-                          "config": {"base_dir": str(Path(home).resolve())}}}
+    storage = {
+        "custom": {
+            "module": __name__,
+            "class": PipelineSqliteStorage.__name__,
+            "config": {"base_dir": str(Path(home).resolve())},
+        }
+    }
     return InstanceRef.from_dir(str(home), overrides={"storage": storage})

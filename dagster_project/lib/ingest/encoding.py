@@ -16,8 +16,12 @@ from dagster_project.lib.ingest.errors import IngestError
 
 # Spreadsheet programs save "Unicode text" as UTF-16 (Excel: little-endian with a BOM); UTF-32 is rare
 # but has BOMs of its own. The BOMs of UTF-32 are checked first: UTF-32-LE's starts like UTF-16-LE's.
-_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-              (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
 
 
 def _wide_encoding(head: bytes) -> str | None:
@@ -26,10 +30,10 @@ def _wide_encoding(head: bytes) -> str | None:
     for bom, name in _WIDE_BOMS:
         if head.startswith(bom):
             return name
-    sample = head[:4096 - 4096 % 4]
+    sample = head[: 4096 - 4096 % 4]
     if len(sample) < 4 or b"\x00" not in sample:
         return None
-    quads = [sample[i:i + 4] for i in range(0, len(sample), 4)]
+    quads = [sample[i : i + 4] for i in range(0, len(sample), 4)]
     if all(q[1:] == b"\x00\x00\x00" for q in quads[:8]):
         return "utf-32-le"
     if all(q[:3] == b"\x00\x00\x00" for q in quads[:8]):
@@ -62,7 +66,7 @@ def detect_encoding(path: Path) -> str:
 
 def _latin1_fallback(err: UnicodeDecodeError) -> tuple[str, int]:
     """For the five bytes cp1252 leaves undefined, keep the Latin-1 character."""
-    return err.object[err.start:err.end].decode("latin-1"), err.end
+    return err.object[err.start : err.end].decode("latin-1"), err.end
 
 
 codecs.register_error("cp1252_latin1", _latin1_fallback)
@@ -81,8 +85,10 @@ def to_utf8_copy(path: Path, encoding: str, tmpdir: Path) -> Path:
                 dst.write(decoder.decode(chunk))
             dst.write(decoder.decode(b"", final=True))
     except UnicodeDecodeError as exc:
-        raise IngestError(f"{path.name}: looks like {encoding.upper()} but byte {exc.start} of a chunk does not "
-                          f"decode ({exc.reason}); save it as UTF-8 CSV and drop it in again") from exc
+        raise IngestError(
+            f"{path.name}: looks like {encoding.upper()} but byte {exc.start} of a chunk does not "
+            f"decode ({exc.reason}); save it as UTF-8 CSV and drop it in again"
+        ) from exc
     return out
 
 

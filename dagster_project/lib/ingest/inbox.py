@@ -52,8 +52,10 @@ def unplaced_files(inbox: Path) -> list[Path]:
 
 def ingest_inbox(con: duckdb.DuckDBPyConnection, inbox: Path, run_id: str) -> list[FileResult]:
     create_raw_tables(con)
-    return [load_file(con, path, folder, run_id, display_root=inbox, data_root=inbox.parent)
-            for folder, path in discover(inbox)]
+    return [
+        load_file(con, path, folder, run_id, display_root=inbox, data_root=inbox.parent)
+        for folder, path in discover(inbox)
+    ]
 
 
 def summarise(results: list[FileResult]) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -49,13 +49,15 @@ def next_file_id(con: duckdb.DuckDBPyConnection) -> int:
 
 # The rows of a raw table its Great Expectations suite has not passed yet: rows of loaded files not marked
 # validated (this run's files, and files a killed run loaded before its checks ran).
-UNVALIDATED_FILES = ("select file_id from raw.load_ledger where status = 'loaded' and not coalesce(gx_validated, false)")
+UNVALIDATED_FILES = "select file_id from raw.load_ledger where status = 'loaded' and not coalesce(gx_validated, false)"
 
 
 def mark_validated(con: duckdb.DuckDBPyConnection, file_ids: list[int]) -> None:
     """The raw suite passed on these files' rows: later runs do not validate them again."""
     if file_ids:
-        con.execute(f"update raw.load_ledger set gx_validated = true where file_id in ({', '.join(map(str, file_ids))})")
+        con.execute(
+            f"update raw.load_ledger set gx_validated = true where file_id in ({', '.join(map(str, file_ids))})"
+        )
 
 
 def unload_files(con: duckdb.DuckDBPyConnection, table: str, file_ids: list[int], reason: str) -> None:
@@ -70,8 +72,9 @@ def unload_files(con: duckdb.DuckDBPyConnection, table: str, file_ids: list[int]
     try:
         con.execute(f"delete from raw.{table} where _file_id in ({ids})")
         con.execute(f"delete from raw.quarantine where file_id in ({ids})")
-        con.execute(f"update raw.load_ledger set status = 'failed_check', message = ? where file_id in ({ids})",
-                    [reason[:2000]])
+        con.execute(
+            f"update raw.load_ledger set status = 'failed_check', message = ? where file_id in ({ids})", [reason[:2000]]
+        )
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -84,9 +87,24 @@ def record_ledger(con, res: FileResult, folder: str, run_id: str) -> None:
         "insert into raw.load_ledger (file_id, run_id, path, file_name, folder, layout, sha256, size_bytes, encoding, "
         "status, rows_read, rows_loaded, rows_quarantined, message, loaded_at, file_stat) "
         "values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        [res.file_id, run_id, res.path, Path(res.path).name, folder, res.layout, res.sha256, res.size_bytes,
-         res.encoding, res.status, res.rows_read, res.rows_loaded, res.rows_quarantined, res.message,
-         datetime.now(timezone.utc).replace(tzinfo=None), res.file_stat],
+        [
+            res.file_id,
+            run_id,
+            res.path,
+            Path(res.path).name,
+            folder,
+            res.layout,
+            res.sha256,
+            res.size_bytes,
+            res.encoding,
+            res.status,
+            res.rows_read,
+            res.rows_loaded,
+            res.rows_quarantined,
+            res.message,
+            datetime.now(UTC).replace(tzinfo=None),
+            res.file_stat,
+        ],
     )
 
 
@@ -101,7 +119,9 @@ def known_file(con, display_path: str, stat: str) -> tuple[str, str] | tuple[Non
     (same path and file_stat): a daily run does not read every export it has already seen again."""
     row = con.execute(
         "select sha256, status from raw.load_ledger where path = ? and file_stat = ? and sha256 is not null "
-        "order by file_id desc limit 1", [display_path, stat]).fetchone()
+        "order by file_id desc limit 1",
+        [display_path, stat],
+    ).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
 

@@ -99,8 +99,14 @@ def generic_header_problem(path: Path, cmap, header: list[str]) -> str | None:
     return None
 
 
-def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: str,
-              display_root: Path | None = None, data_root: Path | None = None) -> FileResult:
+def load_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    folder: str,
+    run_id: str,
+    display_root: Path | None = None,
+    data_root: Path | None = None,
+) -> FileResult:
     """Load one export file into its raw table (or reject / skip it), recording it in the ledger.
 
     `folder` is the inbox sub-folder (`shopify`, …) or `generic/<map name>`.
@@ -110,8 +116,15 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
     stat = file_stat(st)
     sha, status = known_file(con, display, stat)
     if status in SETTLED:
-        return FileResult(path=display, layout=None, sha256=sha, size_bytes=st.st_size, status="unchanged",
-                          file_stat=stat, message=f"unchanged since an earlier run recorded it as {status}")
+        return FileResult(
+            path=display,
+            layout=None,
+            sha256=sha,
+            size_bytes=st.st_size,
+            status="unchanged",
+            file_stat=stat,
+            message=f"unchanged since an earlier run recorded it as {status}",
+        )
     sha = sha or sha256_of(path)
     res = FileResult(path=display, layout=None, sha256=sha, size_bytes=st.st_size, status="loaded", file_stat=stat)
 
@@ -136,13 +149,18 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
             return finish("rejected", f"{path.name}: {exc}")
         fmt = maps.FORMATS.get(path.suffix.lower())
         if fmt is None:
-            return finish("rejected", f"{path.name}: unsupported file type {path.suffix!r} in inbox/{folder} "
-                                      f"(expected one of {sorted(maps.FORMATS)})")
+            return finish(
+                "rejected",
+                f"{path.name}: unsupported file type {path.suffix!r} in inbox/{folder} "
+                f"(expected one of {sorted(maps.FORMATS)})",
+            )
         res.layout = GENERIC_TABLE
     else:
         fmt = "csv"
         if path.suffix.lower() not in (".csv", ".txt"):
-            return finish("rejected", f"{path.name}: unsupported file type {path.suffix!r} in inbox/{folder} (expected .csv)")
+            return finish(
+                "rejected", f"{path.name}: unsupported file type {path.suffix!r} in inbox/{folder} (expected .csv)"
+            )
 
     with tempfile.TemporaryDirectory(prefix="ingest_") as tmp:
         source = path
@@ -182,8 +200,11 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
                 type_staged(con, fields, header, cmap)
         except (IngestError, duckdb.Error) as exc:
             drop_temp_tables(con)
-            msg = str(exc) if isinstance(exc, IngestError) else \
-                f"{path.name}: cannot be read as {fmt}: {str(exc).splitlines()[0][:200]}"
+            msg = (
+                str(exc)
+                if isinstance(exc, IngestError)
+                else f"{path.name}: cannot be read as {fmt}: {str(exc).splitlines()[0][:200]}"
+            )
             return finish("rejected", msg)
         con.execute("begin transaction")
         try:
@@ -204,8 +225,17 @@ def load_file(con: duckdb.DuckDBPyConnection, path: Path, folder: str, run_id: s
     return res
 
 
-def _insert_typed(con, table: str, fields: list[Field], header: list[str], broken: list[tuple],
-                  res: FileResult, run_id: str, cmap=None, raw_from_staged: bool = False) -> None:
+def _insert_typed(
+    con,
+    table: str,
+    fields: list[Field],
+    header: list[str],
+    broken: list[tuple],
+    res: FileResult,
+    run_id: str,
+    cmap=None,
+    raw_from_staged: bool = False,
+) -> None:
     """Valid rows of `_typed` into the raw table, the others (and `broken`) into the quarantine."""
     if table == "shopify_order_lines":
         _complete_shopify_orders(con, fields)
@@ -224,15 +254,20 @@ def _insert_typed(con, table: str, fields: list[Field], header: list[str], broke
             conds.append(f"status in ({', '.join(lit(v) for v in cmap.cancel_status_values)})")
         if conds:
             cancel = "coalesce(" + " or ".join(conds) + ", false)"
-        select_cols = ", ".join([
-            lit(cmap.name),
-            *[
-                (col(n) if n not in ("currency", "channel") else
-                 f"coalesce({col(n)}, {lit(cmap.defaults[n].upper() if n == 'currency' else cmap.defaults[n].lower()) if n in cmap.defaults else 'NULL'})")
-                for n, _, _ in GENERIC_COLUMNS
-            ],
-            cancel,
-        ])
+        select_cols = ", ".join(
+            [
+                lit(cmap.name),
+                *[
+                    (
+                        col(n)
+                        if n not in ("currency", "channel")
+                        else f"coalesce({col(n)}, {lit(cmap.defaults[n].upper() if n == 'currency' else cmap.defaults[n].lower()) if n in cmap.defaults else 'NULL'})"  # noqa: E501 (SQL or printed text)
+                    )
+                    for n, _, _ in GENERIC_COLUMNS
+                ],
+                cancel,
+            ]
+        )
         con.execute(
             f"insert into raw.{table} select {select_cols}, ?, _line, ? from _typed where _reason is null",
             [res.file_id, run_id],
@@ -294,19 +329,26 @@ def _complete_shopify_orders(con, fields: list[Field]) -> None:
         # the order's value (rows disagreeing on Created at keep their own: the models take the earliest)
         fill = ", ".join(f"{n} = coalesce(_typed.{n}, o.min_{n})" for n in label)
         blank = " or ".join(f"_typed.{n} is null" for n in label)
-        con.execute(f"update _typed set {fill} from _orders o "
-                    f"where o.order_name = _typed.order_name and _typed._reason is null and ({blank})")
+        con.execute(
+            f"update _typed set {fill} from _orders o "
+            f"where o.order_name = _typed.order_name and _typed._reason is null and ({blank})"
+        )
     order = lambda text: f"{lit('order ')} || o.order_name || {lit(text)}"  # noqa: E731
-    whys = [f"when o.first_bad_line is not null then {order(' has a quarantined row (line ')} "
-            "|| o.first_bad_line || ')'"]
+    whys = [
+        f"when o.first_bad_line is not null then {order(' has a quarantined row (line ')} || o.first_bad_line || ')'"
+    ]
     whys += [f"when o.min_{n} is null then {order(f' has no {src} on any row')}" for n, src in label.items()]
     if "currency" in label:
-        whys.append(f"when o.min_currency <> o.max_currency then {order(' has two Currency values: ')} "
-                    "|| o.min_currency || ', ' || o.max_currency")
+        whys.append(
+            f"when o.min_currency <> o.max_currency then {order(' has two Currency values: ')} "
+            "|| o.min_currency || ', ' || o.max_currency"
+        )
     whys.append(f"when o.with_status = 0 then {order(' has no first row with order fields (Financial Status)')}")
     why = "case " + " ".join(whys) + " end"
-    con.execute(f"update _typed set _reason = {why} from _orders o "
-                f"where o.order_name = _typed.order_name and _typed._reason is null and {why} is not null")
+    con.execute(
+        f"update _typed set _reason = {why} from _orders o "
+        f"where o.order_name = _typed.order_name and _typed._reason is null and {why} is not null"
+    )
     con.execute("drop table _orders")
 
 
@@ -318,9 +360,11 @@ def _attach_raw_text(con, source: Path, file_id: int) -> None:
         return
     # one update joined to the texts (an update per row scanned the quarantine table once per row: 0.2-0.5 s
     # for a daily Shopify file with a thousand quarantined rows)
-    con.execute("create or replace temp table _texts as "
-                "select unnest(?::BIGINT[]) as line_number, unnest(?::VARCHAR[]) as raw_record",
-                [list(texts), list(texts.values())])
+    con.execute(
+        "create or replace temp table _texts as "
+        "select unnest(?::BIGINT[]) as line_number, unnest(?::VARCHAR[]) as raw_record",
+        [list(texts), list(texts.values())],
+    )
     con.execute(
         "update raw.quarantine set raw_record = _texts.raw_record from _texts "
         "where raw.quarantine.file_id = ? and raw.quarantine.line_number = _texts.line_number",

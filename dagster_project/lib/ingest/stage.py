@@ -61,11 +61,14 @@ def stage_csv(con, source: Path, header: list[str], delimiter: str, fields: list
             try:
                 create(normalise_line_endings(source, Path(tmp)))
             except duckdb.InvalidInputException as exc2:
-                raise IngestError(f"{source.name}: cannot be parsed as CSV: {str(exc2).splitlines()[0][:200]}") from exc2
+                raise IngestError(
+                    f"{source.name}: cannot be parsed as CSV: {str(exc2).splitlines()[0][:200]}"
+                ) from exc2
     con.execute(
         "create temp table _typed as "
-        + typed_sql(fields, cmap, with_missing_columns("_rec", header, fields),
-                     extra_inner=", _record", extra_outer=", _record")
+        + typed_sql(
+            fields, cmap, with_missing_columns("_rec", header, fields), extra_inner=", _record", extra_outer=", _record"
+        )
     )
     con.execute("drop table _rec")
 
@@ -138,13 +141,18 @@ def stage_file(con, source: Path, fmt: str, header: list[str]) -> list[tuple]:
             for i, row in enumerate(rows, start=2):
                 if row is None or all(v is None for v in row):
                     continue
-                for h, v in zip(header, list(row) + [None] * (len(header) - len(row))):
+                for h, v in zip(header, list(row) + [None] * (len(header) - len(row)), strict=False):
                     data[h].append(None if v is None else (v.isoformat(sep=" ") if hasattr(v, "isoformat") else str(v)))
                 lines.append(i)
         finally:
             wb.close()
-        tbl = pa.table({**{h: pa.array(data[h], pa.string()) for h in header},
-                        "_record": pa.array(range(1, len(lines) + 1), pa.int64()), "_line": pa.array(lines, pa.int64())})
+        tbl = pa.table(
+            {
+                **{h: pa.array(data[h], pa.string()) for h in header},
+                "_record": pa.array(range(1, len(lines) + 1), pa.int64()),
+                "_line": pa.array(lines, pa.int64()),
+            }
+        )
         con.register("_xlsx", tbl)
         con.execute("create temp table _rec as select * from _xlsx")
         con.unregister("_xlsx")
@@ -181,8 +189,13 @@ def type_staged(con, fields: list[Field], header: list[str], cmap) -> None:
     """Type the staged `_rec` of a non-CSV file into `_typed`."""
     con.execute(
         "create temp table _typed as "
-        + typed_sql(fields, cmap, with_missing_columns("_rec", header, fields),
-                     extra_inner=", _record, _line", extra_outer=", _record, _line")
+        + typed_sql(
+            fields,
+            cmap,
+            with_missing_columns("_rec", header, fields),
+            extra_inner=", _record, _line",
+            extra_outer=", _record, _line",
+        )
     )
 
 

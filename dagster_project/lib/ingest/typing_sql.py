@@ -22,11 +22,21 @@ LINEAGE_COLUMNS = "_file_id BIGINT, _line_number BIGINT, _run_id VARCHAR"
 GENERIC_TABLE = "generic_order_lines"
 GENERIC_COLUMNS: list[tuple[str, str, bool]] = [
     # (raw column, kind, required)
-    ("order_id", "text", True), ("ordered_at", "map_ts", True), ("quantity", "decimal", True),
-    ("unit_price", "price", False), ("line_amount", "amount4", False), ("customer_id", "text", False),
-    ("email", "text", False), ("phone", "text", False), ("currency", "upper", False),
-    ("channel", "lower", False), ("store", "text", False), ("sku", "text", False),
-    ("description", "text", False), ("country", "text", False), ("status", "lower", False),
+    ("order_id", "text", True),
+    ("ordered_at", "map_ts", True),
+    ("quantity", "decimal", True),
+    ("unit_price", "price", False),
+    ("line_amount", "amount4", False),
+    ("customer_id", "text", False),
+    ("email", "text", False),
+    ("phone", "text", False),
+    ("currency", "upper", False),
+    ("channel", "lower", False),
+    ("store", "text", False),
+    ("sku", "text", False),
+    ("description", "text", False),
+    ("country", "text", False),
+    ("status", "lower", False),
 ]
 
 
@@ -132,10 +142,19 @@ def error_expr(f: Field, typed: str | None = None) -> str:
             f"{lit(f'unknown {label} ')} || {lit(chr(39))} || left({raw_shown}, 40) || {lit(chr(39))}"
         )
     elif f.kind not in ("text", "lower", "upper", "bool"):
-        what = {"money": "an amount", "int": "a whole number", "decimal": "a number",
-                "ts_offset": "a timestamp with UTC offset", "local_ts": "a local date and time with a known Time Zone",
-                "date": "a date", "month": "a date", "price": "an amount", "amount4": "an amount", "rate": "a number",
-                "map_ts": "a timestamp like " + " or ".join(f.formats)}[f.kind]
+        what = {
+            "money": "an amount",
+            "int": "a whole number",
+            "decimal": "a number",
+            "ts_offset": "a timestamp with UTC offset",
+            "local_ts": "a local date and time with a known Time Zone",
+            "date": "a date",
+            "month": "a date",
+            "price": "an amount",
+            "amount4": "an amount",
+            "rate": "a number",
+            "map_ts": "a timestamp like " + " or ".join(f.formats),
+        }[f.kind]
         checks.append(
             f"when {present} and {typed} is null then "
             f"{lit(f'bad {label}: expected {what}, got ')} || {lit(chr(39))} || left({raw_shown}, 40) || {lit(chr(39))}"

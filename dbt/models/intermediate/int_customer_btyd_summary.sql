@@ -34,15 +34,21 @@ final as (
         {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} / cast(7 as double) as btyd_recency_weeks,
         {{ dbt.datediff('min(order_date)', as_of_date(), 'day') }} / cast(7 as double) as btyd_age_weeks,
         -- the days after the first: every day's value but the first day's (an aggregate, no numbering sort)
-        cast(sum(day_value) - {{ value_at_min('day_value', 'order_date') }} as double) / nullif(count(*) - 1, 0)
-            as repeat_mean_purchase_value,
+        cast(
+            sum(purchase_days.day_value)
+            - {{ value_at_min('day_value', 'order_date') }} as double
+        ) / nullif(count(*) - 1, 0) as repeat_mean_purchase_value,
         -- calibration cut
-        count(case when order_date <= calibration_end.cal_end then 1 end) - 1 as cal_repeat_purchase_days,
-        {{ dbt.datediff('min(order_date)', 'max(case when order_date <= calibration_end.cal_end then order_date end)', 'day') }} / cast(7 as double)
-            as cal_btyd_recency_weeks,
-        {{ dbt.datediff('min(order_date)', 'calibration_end.cal_end', 'day') }} / cast(7 as double) as cal_btyd_age_weeks,
-        count(case when order_date > calibration_end.cal_end then 1 end) as holdout_purchase_days,
-        min(order_date) as first_purchase_date
+        count(case when purchase_days.order_date <= calibration_end.cal_end then 1 end) - 1 as cal_repeat_purchase_days,
+        {{ dbt.datediff(
+            'min(order_date)',
+            'max(case when order_date <= calibration_end.cal_end then order_date end)',
+            'day'
+        ) }} / cast(7 as double) as cal_btyd_recency_weeks,
+        {{ dbt.datediff('min(order_date)', 'calibration_end.cal_end', 'day') }} / cast(7 as double)
+            as cal_btyd_age_weeks,
+        count(case when purchase_days.order_date > calibration_end.cal_end then 1 end) as holdout_purchase_days,
+        min(purchase_days.order_date) as first_purchase_date
     from purchase_days
     cross join calibration_end
     group by purchase_days.customer_key, calibration_end.cal_end

@@ -66,11 +66,13 @@ ledger as (
 linked_rows as (
 
     -- roster and Square customer rows under the customer_key of their id: consent, and the file they came in
-    select all_identifiers.customer_key, source_rows.identifier_source, source_rows.file_id,
+    select
+        all_identifiers.customer_key, source_rows.identifier_source, source_rows.file_id,
         source_rows.accepts_marketing
     from (
         {%- for entry in profile_sources %}
-        select '{{ entry['source'] }}' as identifier_source, '{{ record_id_type(entry) }}' as id_type,
+        select
+            '{{ entry['source'] }}' as identifier_source, '{{ record_id_type(entry) }}' as id_type,
             {{ entry['record_id'] }} as raw_value, file_id, accepts_marketing
         from {{ entry['source'] }}
         {%- if not loop.last %}
@@ -137,7 +139,8 @@ orders as (
 emails as (
 
     select customer_key, min(normalised_value) as email
-    from identifiers where id_type = 'email'
+    from identifiers
+    where id_type = 'email'
     group by customer_key
 
 ),
@@ -145,7 +148,8 @@ emails as (
 phones as (
 
     select customer_key, min(normalised_value) as phone
-    from identifiers where id_type = 'phone'
+    from identifiers
+    where id_type = 'phone'
     group by customer_key
 
 ),
@@ -168,9 +172,9 @@ source_consent as (
     select customer_key, identifier_source, {{ any_true('accepts_marketing') }} as accepts_marketing
     from linked_rows
     where accepts_marketing is not null
-    {%- if not rebuild_all %}
+        {%- if not rebuild_all %}
         and customer_key in (select customer_key from changed_customers)
-    {%- endif %}
+        {%- endif %}
     group by customer_key, identifier_source
 
 ),

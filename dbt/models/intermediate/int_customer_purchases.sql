@@ -34,17 +34,17 @@ numbered as (
 final as (
 
     select
-        customer_key,
-        order_key,
-        purchase_number,
-        order_date,
-        channel,
-        utm_source,
-        net_revenue,
-        first_purchase_date,
-        first_channel,
-        cast({{ dbt.date_trunc('month', 'first_purchase_date') }} as date) as cohort_month,
-        cast({{ dbt.date_trunc('month', 'order_date') }} as date) as order_month,
+        numbered.customer_key,
+        numbered.order_key,
+        numbered.purchase_number,
+        numbered.order_date,
+        numbered.channel,
+        numbered.utm_source,
+        numbered.net_revenue,
+        numbered.first_purchase_date,
+        numbered.first_channel,
+        cast({{ dbt.date_trunc('month', 'numbered.first_purchase_date') }} as date) as cohort_month,
+        cast({{ dbt.date_trunc('month', 'numbered.order_date') }} as date) as order_month,
         numbered.first_purchase_date < coverage.warm_up_ends_on as is_left_censored
     from numbered
     inner join {{ ref('int_source_coverage') }} as coverage on coverage.source = numbered.first_source

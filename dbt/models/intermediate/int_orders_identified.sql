@@ -85,7 +85,7 @@ watermarks as (
 ),
 
 unioned as (
-{% for relation in ['shopify_orders', 'square_sales', 'generic_orders'] %}
+    {% for relation in ['shopify_orders', 'square_sales', 'generic_orders'] %}
     select
         {%- for column in order_columns %}
         {% if column in column_types -%}
@@ -103,7 +103,7 @@ unioned as (
     {%- if not loop.last %}
     union all
     {%- endif %}
-{% endfor %}
+    {% endfor %}
 ),
 
 to_build as (
@@ -113,13 +113,15 @@ to_build as (
     where newest_file_id > {{ max_built('newest_file_id') }}
         or (select rates_file_id from watermarks) > {{ max_built('rates_file_id') }}
         or exists (
-            select 1 from resolutions where change_seq > {{ max_built('identity_change_seq') }} and full_change
+            select 1 from resolutions
+            where change_seq > {{ max_built('identity_change_seq') }} and full_change
         )
-        {%- for alias, id_source, id_type, column in lookups %}
-        or {{ column }} in (
-            select raw_value from identifier_changes where source = '{{ id_source }}' and id_type = '{{ id_type }}'
-        )
-        {%- endfor %}
+    {%- for alias, id_source, id_type, column in lookups %}
+    or {{ column }} in (
+        select raw_value from identifier_changes
+        where source = '{{ id_source }}' and id_type = '{{ id_type }}'
+    )
+    {%- endfor %}
     {%- endif %}
 
 ),
@@ -135,9 +137,9 @@ keyed as (
         ) as customer_key
     from to_build
     {%- for alias, id_source, id_type, column in lookups %}
-    left join identifiers as {{ alias }}
-        on {{ alias }}.identifier_source = '{{ id_source }}' and {{ alias }}.id_type = '{{ id_type }}'
-        and {{ alias }}.raw_value = to_build.{{ column }}
+left join identifiers as {{ alias }}
+    on {{ alias }}.identifier_source = '{{ id_source }}' and {{ alias }}.id_type = '{{ id_type }}'
+    and {{ alias }}.raw_value = to_build.{{ column }}
     {%- endfor %}
 
 ),
@@ -149,13 +151,13 @@ converted as (
         case
             when (select count(*) from rates) = 0 then 1
             when keyed.currency = '{{ var("reporting_currency") }}' then 1
-            else rates.rate
+            else rate_on_day.rate
         end as fx_rate
     from keyed
-    left join rates
-        on rates.currency = keyed.currency
-        and {{ to_date('keyed.ordered_at') }} >= rates.valid_from
-        and (rates.valid_to is null or {{ to_date('keyed.ordered_at') }} < rates.valid_to)
+    left join rates as rate_on_day
+        on rate_on_day.currency = keyed.currency
+        and {{ to_date('keyed.ordered_at') }} >= rate_on_day.valid_from
+        and (rate_on_day.valid_to is null or {{ to_date('keyed.ordered_at') }} < rate_on_day.valid_to)
 
 ),
 
@@ -164,12 +166,18 @@ final as (
     select
         {{ dbt.concat(["source", "':'", "source_order_id"]) }} as order_key,
         converted.*,
-        case when (select count(*) from rates) = 0 then currency else '{{ var("reporting_currency") }}' end
-            as reporting_currency,
+        case
+            when (select count(*) from rates) = 0 then converted.currency
+            else '{{ var("reporting_currency") }}'
+        end as reporting_currency,
         -- value counts unless the order was cancelled or voided
-        not is_cancelled as is_valid,
-        cast(case when is_cancelled then 0 else gross_revenue - discounts - refunds end as decimal(18, 4))
-            as net_revenue_original,
+        not converted.is_cancelled as is_valid,
+        cast(
+            case
+                when converted.is_cancelled then 0
+                else converted.gross_revenue - converted.discounts - converted.refunds
+            end as decimal(18, 4)
+        ) as net_revenue_original,
         watermarks.identity_change_seq,
         watermarks.rates_file_id
     from converted

@@ -19,9 +19,9 @@ with item_lines as (
     -- refund in a later export re-rolls its sale with the payment lines from the earlier one)
     -- (found in the raw lines of those files: cheaper than the deduplicating staging view, same set)
     where transaction_id in (
-        select transaction_id from {{ source('square', 'square_item_lines') }}
-        where _file_id > {{ newest_file_id_built() }}
-    )
+            select transaction_id from {{ source('square', 'square_item_lines') }}
+            where _file_id > {{ newest_file_id_built() }}
+        )
     {%- endif %}
 
 ),
@@ -41,7 +41,8 @@ rolled_up as (
         min(case when event_type = 'payment' then sold_on_local_date end) as sale_local_date,
         max(currency) as currency,
         -- sums back to 18 digits (see int_shopify__orders_rolled_up)
-        cast(coalesce(sum(case when event_type = 'payment' then gross_sales end), 0) as decimal(18, 2)) as gross_revenue,
+        cast(coalesce(sum(case when event_type = 'payment' then gross_sales end), 0) as decimal(18, 2))
+            as gross_revenue,
         cast(-coalesce(sum(case when event_type = 'payment' then discounts end), 0) as decimal(18, 2)) as discounts,
         cast(-coalesce(sum(case when event_type = 'refund' then net_sales end), 0) as decimal(18, 2)) as refunds,
         max(square_customer_id) as square_customer_id,

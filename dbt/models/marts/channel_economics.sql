@@ -74,8 +74,10 @@ cumulative as (
         channel,
         acquisition_month,
         months_since,
-        sum(revenue) over (partition by channel, acquisition_month order by months_since
-                           rows between unbounded preceding and current row) as cumulative_revenue
+        sum(revenue) over (
+            partition by channel, acquisition_month order by months_since
+            rows between unbounded preceding and current row
+        ) as cumulative_revenue
     from monthly
 
 ),

@@ -47,9 +47,11 @@ with_ratios as (
     select
         by_channel.*,
         case when new_customers > 0 and marketing_spend > 0
-            then cast(marketing_spend as double) / cast(new_customers as double) end as cac,
+                then cast(marketing_spend as double) / cast(new_customers as double)
+        end as cac,
         case when new_customers > 0
-            then cast(revenue_12m as double) / cast(new_customers as double) end as ltv_12m
+                then cast(revenue_12m as double) / cast(new_customers as double)
+        end as ltv_12m
     from by_channel
 
 ),

@@ -25,7 +25,8 @@ valid_orders as (
 
 customer_cohorts as (
 
-    select customer_key, cohort_month from purchases where purchase_number = 1
+    select customer_key, cohort_month from purchases
+    where purchase_number = 1
 
 ),
 

@@ -31,18 +31,20 @@ orders as (
 {%- endfor %}
 
 carried as (
-{%- for identifier in order_identifiers() %}
-    select customer_key, source as record_source, source_order_id as record_id,
+    {%- for identifier in order_identifiers() %}
+    select
+        customer_key, source as record_source, source_order_id as record_id,
         '{{ identifier['source'] }}' as identifier_source, '{{ identifier['id_type'] }}' as id_type,
         {{ identifier['column'] }} as raw_value
     from orders
     where {{ identifier['column'] }} is not null and {{ is_order_source(identifier['order_source']) }}
     union all
-{%- endfor %}
-{%- for entry in profile_sources %}
-{%- set outer_loop = loop %}
-{%- for identifier in entry['identifiers'] %}
-    select cast(null as {{ dbt.type_string() }}) as customer_key, '{{ entry['source'] }}' as record_source,
+    {%- endfor %}
+    {%- for entry in profile_sources %}
+    {%- set outer_loop = loop %}
+    {%- for identifier in entry['identifiers'] %}
+    select
+        cast(null as {{ dbt.type_string() }}) as customer_key, '{{ entry['source'] }}' as record_source,
         {{ entry['record_id'] }} as record_id,
         '{{ entry['source'] }}' as identifier_source, '{{ identifier['id_type'] }}' as id_type,
         {{ identifier['column'] }} as raw_value
@@ -51,8 +53,8 @@ carried as (
     {%- if not (outer_loop.last and loop.last) %}
     union all
     {%- endif %}
-{%- endfor %}
-{%- endfor %}
+    {%- endfor %}
+    {%- endfor %}
 
 ),
 
@@ -90,8 +92,9 @@ final as (
         -- a roster member's or Square customer's id is shown as customer_identity_map shows ids: as it
         -- is, unless it is an e-mail or phone-shaped (a scheme numbering members by e-mail), then masked
         case when resolved.record_source in ({{ profile_source_names | join(', ') }})
-            then {{ mask_identifier("'member_id'", 'resolved.record_id') }}
-            else resolved.record_id end as record_id,
+                then {{ mask_identifier("'member_id'", 'resolved.record_id') }}
+            else resolved.record_id
+        end as record_id,
         resolved.id_type,
         {{ sha256_hex('resolved.normalised_value') }} as identifier_sha256,
         resolved.identifier_customer_key is not null as links

@@ -64,7 +64,9 @@ final as (
         end as value_stage,
         case
             when purchase_count = 0 then 'prospect'
-            else {{ activity_state('days_since_first_purchase', 'days_since_last_purchase', 'days_since_previous_purchase') }}
+            else {{ activity_state(
+                'days_since_first_purchase', 'days_since_last_purchase', 'days_since_previous_purchase'
+            ) }}
         end as activity_state,
         purchase_count,
         first_purchase_date,

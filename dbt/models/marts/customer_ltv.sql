@@ -21,8 +21,12 @@ final as (
         -- tenure floored at 30 days so a brand-new customer's yearly value is not blown up
         cast(
             net_revenue * 365.25
-            / (case when {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }} < 30 then 30
-                    else {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }} end)
+            / (
+                case
+                    when {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }} < 30 then 30
+                    else {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }}
+                end
+            )
             as decimal(18, 2)
         ) as value_per_year,
         {{ as_of_date() }} as as_of_date

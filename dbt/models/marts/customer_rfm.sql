@@ -147,7 +147,11 @@ final as (
         f_score,
         m_score,
         fm_score,
-        {{ dbt.concat(["cast(r_score as " ~ dbt.type_string() ~ ")", "cast(f_score as " ~ dbt.type_string() ~ ")", "cast(m_score as " ~ dbt.type_string() ~ ")"]) }} as rfm_cell,
+        {{ dbt.concat([
+            "cast(r_score as " ~ dbt.type_string() ~ ")",
+            "cast(f_score as " ~ dbt.type_string() ~ ")",
+            "cast(m_score as " ~ dbt.type_string() ~ ")"
+        ]) }} as rfm_cell,
         segment
     from segmented
 

@@ -23,7 +23,7 @@ customers as (
         ltv.historical_ltv,
         case when summary.purchase_days >= 2 then 1 else 0 end as is_repeat_buyer
     from ltv
-    inner join summary on ltv.customer_key = summary.customer_key
+    inner join summary on summary.customer_key = ltv.customer_key
 
 ),
 
@@ -37,7 +37,7 @@ final as (
         cast(sum(historical_ltv) / count(*) as decimal(18, 2)) as value_per_customer,
         cast(sum(order_count) as double) / count(*) as orders_per_customer,
         cast(sum(historical_ltv) / count(*) as double)
-            / nullif(cast(sum(historical_ltv) / sum(order_count) as double), 0) as value_per_customer_over_aov,
+        / nullif(cast(sum(historical_ltv) / sum(order_count) as double), 0) as value_per_customer_over_aov,
         cast(sum(is_repeat_buyer) as bigint) as repeat_customers,
         cast(sum(is_repeat_buyer) as double) / count(*) as repeat_customer_rate,
         {{ as_of_date() }} as as_of_date

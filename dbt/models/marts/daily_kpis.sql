@@ -17,7 +17,8 @@ with orders as (
 
 purchases as (
 
-    select customer_key, order_date, channel, purchase_number,
+    select
+        customer_key, order_date, channel, purchase_number,
         case when is_left_censored then 1 else 0 end as left_censored
     from {{ ref('int_customer_purchases') }}
 

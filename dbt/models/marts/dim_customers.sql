@@ -58,8 +58,11 @@ final as (
         first_purchases.acquisition_channel,
         coalesce(first_purchases.is_left_censored, false) as is_left_censored,
         memberships.member_id is not null as has_membership,
-        coalesce(memberships.member_expires_on >= {{ as_of_date() }}
-                 and memberships.member_since <= {{ as_of_date() }}, false) as is_member,
+        coalesce(
+            memberships.member_expires_on >= {{ as_of_date() }}
+            and memberships.member_since <= {{ as_of_date() }},
+            false
+        ) as is_member,
         memberships.member_since,
         memberships.member_expires_on,
         coalesce(pareto.is_super_user, false) as is_super_user,

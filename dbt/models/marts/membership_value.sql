@@ -66,8 +66,12 @@ per_channel as (
 conversion as (
 
     select
-        cast(count(case when memberships.member_since > {{ dbt.dateadd('day', -365, as_of_date()) }}
-                        and memberships.member_since <= {{ as_of_date() }} then 1 end) as double)
+        cast(count(
+            case
+                when memberships.member_since > {{ dbt.dateadd('day', -365, as_of_date()) }}
+                    and memberships.member_since <= {{ as_of_date() }} then 1
+            end
+        ) as double)
         / nullif(count(*), 0) as conversion_rate
     from (select distinct customer_key from orders) as active
     left join memberships on memberships.customer_key = active.customer_key
@@ -93,12 +97,16 @@ final as (
         per_channel.active_members,
         cast(per_channel.active_members as double) / per_channel.active_customers as penetration,
         cast(per_channel.member_spend / nullif(per_channel.active_members, 0) as decimal(18, 2)) as value_per_member,
-        cast(per_channel.non_member_spend / nullif(per_channel.active_customers - per_channel.active_members, 0)
-             as decimal(18, 2)) as value_per_non_member,
+        cast(
+            per_channel.non_member_spend / nullif(per_channel.active_customers - per_channel.active_members, 0)
+            as decimal(18, 2)
+        ) as value_per_non_member,
         (cast(per_channel.member_spend as double) / nullif(per_channel.active_members, 0))
-            / nullif(cast(per_channel.non_member_spend as double)
-                     / nullif(per_channel.active_customers - per_channel.active_members, 0), 0)
-            as member_spend_multiple,
+        / nullif(
+            cast(per_channel.non_member_spend as double)
+            / nullif(per_channel.active_customers - per_channel.active_members, 0),
+            0
+        ) as member_spend_multiple,
         conversion.conversion_rate,
         renewal.renewal_rate,
         {{ as_of_date() }} as as_of_date,

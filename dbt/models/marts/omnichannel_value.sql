@@ -11,9 +11,11 @@ with customers as (
 grouped as (
 
     select
-        case channels_used when 'online+store' then 'omnichannel'
-                           when 'online' then 'online_only'
-                           else 'store_only' end as customer_group,
+        case channels_used
+            when 'online+store' then 'omnichannel'
+            when 'online' then 'online_only'
+            else 'store_only'
+        end as customer_group,
         count(*) as customers,
         sum(net_revenue) as net_revenue,
         sum(purchase_count) as purchases
@@ -39,7 +41,7 @@ final as (
         cast(grouped.net_revenue / grouped.customers as decimal(18, 2)) as value_per_customer,
         cast(grouped.purchases as double) / grouped.customers as purchases_per_customer,
         cast(grouped.net_revenue / grouped.customers as double)
-            / nullif(cast(single_channel.value_per_customer as double), 0) as multiple_vs_single_channel
+        / nullif(cast(single_channel.value_per_customer as double), 0) as multiple_vs_single_channel
     from grouped
     cross join single_channel
 

@@ -17,11 +17,13 @@ ranked as (
     select
         customer_key,
         net_revenue,
-        cast(row_number() over (order by net_revenue desc, customer_key) as bigint) as revenue_rank,
+        cast(row_number() over (order by net_revenue desc, customer_key asc) as bigint) as revenue_rank,
         count(*) over () as customers,
         sum(net_revenue) over () as total_revenue,
-        sum(net_revenue) over (order by net_revenue desc, customer_key
-                               rows between unbounded preceding and current row) as cumulative_revenue
+        sum(net_revenue) over (
+            order by net_revenue desc, customer_key asc
+            rows between unbounded preceding and current row
+        ) as cumulative_revenue
     from customer_revenue
     where net_revenue > 0
 
@@ -43,7 +45,7 @@ threshold as (
     from shares
     -- customers needed to reach the line: the share before them is still below it
     where cast(cumulative_revenue - net_revenue as double) / cast(total_revenue as double)
-          < {{ var('pareto_revenue_share') }}
+        < {{ var('pareto_revenue_share') }}
 
 ),
 

@@ -43,8 +43,10 @@ steps as (
         first_channel,
         cohort_month,
         next_order_date is not null as reached_next_by_as_of,
-        next_order_date is not null
-            and {{ dbt.datediff('order_date', 'next_order_date', 'day') }} <= {{ var('ladder_window_days') }} as reached_next,
+        (
+            next_order_date is not null
+            and {{ dbt.datediff('order_date', 'next_order_date', 'day') }} <= {{ var('ladder_window_days') }}
+        ) as reached_next,
         {{ dbt.datediff('order_date', 'next_order_date', 'day') }} as days_to_next
     from purchase_days
     where purchase_number <= {{ var('ladder_max_n') }}
@@ -55,11 +57,18 @@ steps as (
 
 by_dimension as (
 
-    select 'overall' as dimension, 'all' as dimension_value, n, reached_next, reached_next_by_as_of, days_to_next from steps
+    select 'overall' as dimension, 'all' as dimension_value, n, reached_next, reached_next_by_as_of, days_to_next
+    from steps
     union all
-    select 'first_channel', first_channel, n, reached_next, reached_next_by_as_of, days_to_next from steps
+    select
+        'first_channel' as dimension, first_channel as dimension_value,
+        n, reached_next, reached_next_by_as_of, days_to_next
+    from steps
     union all
-    select 'acquisition_cohort', cast(cohort_month as {{ dbt.type_string() }}), n, reached_next, reached_next_by_as_of, days_to_next from steps
+    select
+        'acquisition_cohort' as dimension, cast(cohort_month as {{ dbt.type_string() }}) as dimension_value,
+        n, reached_next, reached_next_by_as_of, days_to_next
+    from steps
 
 ),
 

@@ -28,10 +28,10 @@ with_total as (
     union all
     select
         'all' as channel,
-        sum(orders),
-        sum(anonymous_orders),
-        sum(net_revenue),
-        sum(anonymous_net_revenue)
+        sum(orders) as orders,
+        sum(anonymous_orders) as anonymous_orders,
+        sum(net_revenue) as net_revenue,
+        sum(anonymous_net_revenue) as anonymous_net_revenue
     from by_channel
 
 ),
@@ -45,10 +45,14 @@ final as (
         cast(net_revenue as decimal(18, 2)) as net_revenue,
         cast(anonymous_net_revenue as decimal(18, 2)) as anonymous_net_revenue,
         cast(net_revenue - anonymous_net_revenue as decimal(18, 2)) as identified_net_revenue,
-        case when net_revenue = 0 then null
-             else cast(anonymous_net_revenue as double) / cast(net_revenue as double) end as anonymous_revenue_share,
-        case when orders = 0 then null
-             else cast(anonymous_orders as double) / cast(orders as double) end as anonymous_order_share
+        case
+            when net_revenue = 0 then null
+            else cast(anonymous_net_revenue as double) / cast(net_revenue as double)
+        end as anonymous_revenue_share,
+        case
+            when orders = 0 then null
+            else cast(anonymous_orders as double) / cast(orders as double)
+        end as anonymous_order_share
     from with_total
 
 )

@@ -70,8 +70,8 @@ final as (
         cast(transactions as double) / nullif(entries, 0) as conversion_rate,
         cast(net_revenue as double) / nullif(transactions, 0) as average_transaction_value,
         visitors * (cast(entries as double) / nullif(visitors, 0))
-            * (cast(transactions as double) / nullif(entries, 0))
-            * (cast(net_revenue as double) / nullif(transactions, 0)) as revenue_from_formula,
+        * (cast(transactions as double) / nullif(entries, 0))
+        * (cast(net_revenue as double) / nullif(transactions, 0)) as revenue_from_formula,
         {{ is_partial_period('local_date', 'local_date') }} as is_partial_period
     from joined
 

@@ -8,8 +8,8 @@
 select {{ column_name }} as value
 from {{ model }}
 where
-    {%- if min_value is not none %} {{ column_name }} < {{ min_value }}{% endif %}
-    {%- if min_value is not none and max_value is not none %} or{% endif %}
-    {%- if max_value is not none %} {{ column_name }} > {{ max_value }}{% endif %}
+{%- if min_value is not none %} {{ column_name }} < {{ min_value }}{% endif %}
+{%- if min_value is not none and max_value is not none %} or{% endif %}
+{%- if max_value is not none %} {{ column_name }} > {{ max_value }}{% endif %}
 
 {% endtest %}
