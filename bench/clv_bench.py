@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from dagster_project.lib import clv
+from dagster_project.lib.clv import btyd
 
-TRUE_BG = clv.BgNbdParams(r=0.2426, alpha=4.4136, a=0.7929, b=2.4259)
-TRUE_GG = clv.GammaGammaParams(p=6.2488, q=3.7446, gamma=15.4477)
+TRUE_BG = btyd.BgNbdParams(r=0.2426, alpha=4.4136, a=0.7929, b=2.4259)
+TRUE_GG = btyd.GammaGammaParams(p=6.2488, q=3.7446, gamma=15.4477)
 MONTH_WEEKS = 365.25 / 12 / 7
 
 
@@ -36,36 +36,36 @@ def main() -> None:
     t0 = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     T = rng.integers(0, 2 * 365, n) / 7.0  # first purchase 0..729 days before the end of calibration
-    x, t_x = clv.simulate_bgnbd_summary(TRUE_BG, T, rng)
+    x, t_x = btyd.simulate_bgnbd_summary(TRUE_BG, T, rng)
     if not args.continuous:
         t_x = np.round(t_x * 7.0) / 7.0  # purchase days on the same grid as T
-    m = np.round(clv.simulate_gamma_gamma_spend(TRUE_GG, x, rng), 2)
+    m = np.round(btyd.simulate_gamma_gamma_spend(TRUE_GG, x, rng), 2)
     m = np.where((x > 0) & (m <= 0), 0.01, m)
     stages["simulate"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    bg = clv.fit_bgnbd(x, t_x, T)
+    bg = btyd.fit_bgnbd(x, t_x, T)
     stages["fit_bgnbd"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    gg = clv.fit_gamma_gamma(x, m)
+    gg = btyd.fit_gamma_gamma(x, m)
     stages["fit_gamma_gamma"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    diagnoses = clv.diagnose_bgnbd(bg, x, t_x, T), clv.diagnose_gamma_gamma(gg, x, m)
+    diagnoses = btyd.diagnose_bgnbd(bg, x, t_x, T), btyd.diagnose_gamma_gamma(gg, x, m)
     stages["diagnose_fits"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    alive = clv.p_alive(bg, x, t_x, T)
+    alive = btyd.p_alive(bg, x, t_x, T)
     stages["p_alive"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    e90 = clv.expected_purchases(bg, 90 / 7, x, t_x, T)
-    e365 = clv.expected_purchases(bg, 365 / 7, x, t_x, T)
+    e90 = btyd.expected_purchases(bg, 90 / 7, x, t_x, T)
+    e365 = btyd.expected_purchases(bg, 365 / 7, x, t_x, T)
     stages["expected_purchases_90d_365d"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    value = clv.predicted_clv(
+    value = btyd.predicted_clv(
         bg, gg, x, t_x, T, m, horizon_periods=12, discount_rate_per_period=0.01, period_length=MONTH_WEEKS
     )
     stages["predicted_clv_12m"] = time.perf_counter() - t0

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from dagster_project.lib import ingest, warehouse
-from dagster_project.lib.demo import generate_demo
+from dagster_project.lib.demo.generator import generate_demo
 
 
 def main() -> None:

@@ -217,7 +217,7 @@ def prepare_data(work: Path, lines: int) -> dict:
         return json.loads(marker.read_text())
     import duckdb
 
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     data, nxt = work / "data", work / "next"
     generated, splitting = work / "generated.json", work / "splitting"
@@ -613,7 +613,7 @@ def rfm_step_alone(data_dir: Path, repeats: int = 2) -> dict:
     full run's warehouse (same data and as-of date, so the same rows), as the peers are timed on their
     own. Inside the full run dbt builds two models at a time on the two cores, so those node times
     include sharing them. The dbt start is left out (node times), as the peers' imports are."""
-    from dagster_project.lib.dbt_project import dbt_executable
+    from dagster_project.lib.dbt_runner.project import dbt_executable
     from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
     target = Path(tempfile.mkdtemp(prefix="rfm_step_"))

@@ -61,7 +61,7 @@ def run_pipeline(
     The options given here override the environment's settings (lib/config.py) for this run; the
     run itself reads the rest once when it starts."""
     from dagster_project.lib.config import Settings
-    from dagster_project.lib.dbt_project import ensure_manifest
+    from dagster_project.lib.dbt_runner.project import ensure_manifest
     from dagster_project.lib.orchestration import check_as_of_in_range
 
     paths = DataPaths.of(data_dir)
@@ -321,7 +321,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.if_empty and not paths.inbox_is_empty():
         print(f"==> inbox {paths.inbox} already has files; not generating demo exports")
         return 0
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     end = date.fromisoformat(args.end_date) if args.end_date else None
     print(f"==> writing demo exports ({args.customers} customers, seed {args.seed}) to {paths.inbox}", flush=True)
@@ -335,7 +335,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from dagster_project.lib.config import Settings
-    from dagster_project.lib.dbt_project import manifest_is_current, prepare
+    from dagster_project.lib.dbt_runner.project import manifest_is_current, prepare
 
     paths = DataPaths.of(args.data_dir)
     if args.if_changed and manifest_is_current():

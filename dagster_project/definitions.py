@@ -14,7 +14,7 @@ from dagster_project.defs.models import definitions as models
 from dagster_project.defs.quality import definitions as quality
 from dagster_project.defs.transform import definitions as transform
 from dagster_project.lib.adapters.dagster_dbt import PipelineDbtCli
-from dagster_project.lib.dbt_project import dbt_executable
+from dagster_project.lib.dbt_runner.project import dbt_executable
 from dagster_project.lib.paths import DBT_PROJECT_DIR
 from dagster_project.lib.resources import PipelineConfig
 

@@ -16,9 +16,9 @@ DEMO_AS_OF = "2026-11-01"
 
 def pytest_configure(config):
     """Parse the dbt project first when a dbt file changed since it was parsed: importing the Dagster
-    definitions reads the manifest and never parses (lib/dbt_project.py)."""
+    definitions reads the manifest and never parses (lib/dbt_runner/project.py)."""
     from dagster_project.lib.config import Settings
-    from dagster_project.lib.dbt_project import ensure_manifest
+    from dagster_project.lib.dbt_runner.project import ensure_manifest
     from dagster_project.lib.paths import DataPaths
 
     settings = Settings.from_env()
@@ -41,7 +41,7 @@ def demo_run(tmp_path_factory):
     from datetime import date
 
     from dagster_project.cli import run_pipeline
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     data_dir = tmp_path_factory.mktemp("demo_data")
     summary = generate_demo(data_dir, customers=1500, seed=11, end_date=date.fromisoformat(DEMO_END))
@@ -69,7 +69,7 @@ def assert_dbt_unit_tests_pass(env: dict, target_path: Path, *args: str, at_leas
     import json
     import subprocess
 
-    from dagster_project.lib.dbt_project import dbt_executable
+    from dagster_project.lib.dbt_runner.project import dbt_executable
     from dagster_project.lib.paths import DBT_PROJECT_DIR
 
     proc = subprocess.run(

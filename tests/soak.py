@@ -394,7 +394,7 @@ def prepare_crash_dir(reference: Path, work: Path) -> Path:
 
 def kill_once(data_dir: Path, rng: random.Random, tally: Tally, stage: str) -> None:
     """Start a run, SIGKILL it in `stage` (or at a publish fault point), check the published state."""
-    from dagster_project.lib import publish
+    from dagster_project.lib.export import publish
 
     before = published_snapshot(data_dir)
     before_run = published_run_id(data_dir)
@@ -521,7 +521,7 @@ def publish_window_suite(reference: Path, work: Path, tally: Tally) -> None:
                 "-c",
                 textwrap.dedent(f"""
             from pathlib import Path
-            from dagster_project.lib import publish
+            from dagster_project.lib.export import publish
             d = Path({str(d)!r})
             publish.commit_and_swap(d / '.staging', d / '.staging' / 'run-new', {AS_OF!r},
                                     d / 'serving' / 'warehouse.duckdb', d / 'serving' / 'marts', d / 'exports')
@@ -535,7 +535,7 @@ def publish_window_suite(reference: Path, work: Path, tally: Tally) -> None:
             continue
         tally.faults_injected += 1
         tally.kills_by_stage["publish swap (fault point)"] += 1
-        from dagster_project.lib import publish
+        from dagster_project.lib.export import publish
 
         if point == "publish:staged":
             if published_snapshot(d) != before:
@@ -627,7 +627,8 @@ COLUMN_GOOD = {
 
 
 def _column_kinds() -> dict[str, dict[str, str]]:
-    from dagster_project.lib import formats, ingest
+    from dagster_project.lib import ingest
+    from dagster_project.lib.ingest import formats
 
     out = {}
     for lay in formats.LAYOUTS:
@@ -643,7 +644,7 @@ def make_hostile_file(rng: random.Random) -> dict:
     """One hostile export: a layout's rows with bad values, a mangled header, an odd delimiter or
     encoding, and maybe truncated or mixed with binary junk.  `expected_rows` is the number of
     records when the file's structure is intact (None when it was mangled at the byte level)."""
-    from dagster_project.lib import formats
+    from dagster_project.lib.ingest import formats
 
     kinds = _column_kinds()
     lay = rng.choice(formats.LAYOUTS)
@@ -808,14 +809,14 @@ def hostile_suite(examples: int, tally: Tally, seed: int | None = None) -> None:
 
 def neutralised(text: str) -> list[str]:
     """Cells of a CSV text that a spreadsheet would run as a formula."""
-    from dagster_project.lib.tiers import is_formula
+    from dagster_project.lib.export.tiers import is_formula
 
     return [cell for row in csv.reader(io.StringIO(text)) for cell in row if is_formula(cell)]
 
 
 def plant_formula_customer(inbox: Path, as_of: str = AS_OF) -> str:
     """A consenting one-time buyer whose e-mail and acquisition channel are spreadsheet formulas."""
-    from dagster_project.lib import formats
+    from dagster_project.lib.ingest import formats
 
     email = '=hyperlink("http://evil.example")@evil.example'
     row = {c: "" for c in formats.SHOPIFY_ORDER_COLUMNS}
@@ -855,7 +856,7 @@ PHONE_AS_REFERENCE_ID = "+1 415-263-0199"  # a cashier typing the phone into Squ
 def plant_short_identifiers(inbox: Path, as_of: str = AS_OF) -> None:
     """Identifiers a masked display could give away: a one-letter e-mail on a Shopify order, an
     e-mail used as a member id, a phone typed into a Square customer's Reference ID."""
-    from dagster_project.lib import formats
+    from dagster_project.lib.ingest import formats
 
     day = date.fromordinal(date.fromisoformat(as_of).toordinal() - 40).isoformat()
     files = {
@@ -1051,7 +1052,7 @@ PHONE_TOKEN = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
 def input_identifiers(inbox: Path) -> tuple[set[str], set[str]]:
     """Every e-mail (lower case) and phone (digits of E.164, and of the national number) in the inbox."""
-    from dagster_project.lib.identity import normalise_email, normalise_phone
+    from dagster_project.lib.identity.resolution import normalise_email, normalise_phone
 
     emails, phones = set(), set()
     for p in inbox.rglob("*.csv"):
@@ -1240,7 +1241,7 @@ class Config:
 
 
 def reference_run(work: Path, customers: int, seed: int = 3, name: str = "reference") -> Path:
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     d = work / name
     generate_demo(d, customers=customers, seed=seed, end_date=DEMO_END)

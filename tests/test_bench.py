@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.demo import generate_demo
+from dagster_project.lib.demo.generator import generate_demo
 
 REPO = Path(__file__).resolve().parents[1]
 END = date(2026, 10, 31)

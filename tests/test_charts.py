@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from PIL import Image
 
-from dagster_project.lib import charts
+from dagster_project.lib.export import charts
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

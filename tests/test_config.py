@@ -76,9 +76,9 @@ def test_overrides_win_and_empty_ones_keep_the_environment():
 
 
 def test_identity_default_is_the_one_in_the_table():
-    from dagster_project.lib import identity
+    from dagster_project.lib.identity import resolution
 
-    assert config.DEFAULT_MAX_SHARED == identity.DEFAULT_MAX_SHARED
+    assert config.DEFAULT_MAX_SHARED == resolution.DEFAULT_MAX_SHARED
 
 
 def test_the_readme_table_is_generated_from_the_settings():
@@ -113,13 +113,13 @@ def test_only_the_config_module_reads_the_settings_from_the_environment():
         if read:
             readers[path.relative_to(REPO).as_posix()] = sorted(read)
     assert readers == {}, f"settings read outside lib/config.py (use Settings): {readers}"
-    # the whole environment is only copied into dbt's (lib/dbt_project.py) and read by Settings.from_env
+    # the whole environment is only copied into dbt's (lib/dbt_runner/project.py) and read by Settings.from_env
     src = (PACKAGE / "lib" / "config.py").read_text(encoding="utf-8")
     assert "os.environ if environ is None else environ" in src
 
 
 def test_dbt_environment_is_built_in_one_place_and_restored(tmp_path):
-    from dagster_project.lib.dbt_project import dbt_env, dbt_environment
+    from dagster_project.lib.dbt_runner.project import dbt_env, dbt_environment
 
     paths = DataPaths(tmp_path)
     env = dbt_env(Settings(), paths, {"DBT_LOG_LEVEL_FILE": "debug", "HOME": "/h"})
@@ -187,12 +187,12 @@ def test_importing_the_definitions_reads_no_data_directory_and_starts_nothing(tm
 
 
 def test_an_outdated_manifest_is_a_clear_error_not_a_parse(tmp_path, monkeypatch):
-    from dagster_project.lib import dbt_project
+    from dagster_project.lib.dbt_runner import project
 
-    monkeypatch.setattr(dbt_project, "MANIFEST_PATH", tmp_path / "manifest.json")
+    monkeypatch.setattr(project, "MANIFEST_PATH", tmp_path / "manifest.json")
     with pytest.raises(RuntimeError, match=r"is missing: run `python -m dagster_project prepare"):
-        dbt_project.manifest_for_definitions()
+        project.manifest_for_definitions()
     (tmp_path / "manifest.json").write_text("{}")
     os.utime(tmp_path / "manifest.json", (1, 1))
     with pytest.raises(RuntimeError, match="older than the dbt project's files"):
-        dbt_project.manifest_for_definitions()
+        project.manifest_for_definitions()

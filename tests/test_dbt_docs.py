@@ -2,8 +2,8 @@
 
 import duckdb
 
-from dagster_project.lib import dbt_project
-from dagster_project.lib.dbt_project import DOCS_FILES, docs_cache_key, remember_docs, reuse_docs
+from dagster_project.lib.dbt_runner import project as dbt_project
+from dagster_project.lib.dbt_runner.project import DOCS_FILES, docs_cache_key, remember_docs, reuse_docs
 
 
 def _site(folder, text):

@@ -133,7 +133,7 @@ def test_failed_dbt_target_folders_do_not_pile_up(tmp_path):
     import os
     import time
 
-    from dagster_project.lib.dbt_project import prune_failed_targets
+    from dagster_project.lib.dbt_runner.project import prune_failed_targets
 
     now = time.time()
     ages_h = {"dbt_models-a": 1, "dbt_models-b": 30, "dbt_models-c": 40, "dbt_models-d": 50, "dbt_models-e": 2}
@@ -162,7 +162,7 @@ def test_dbt_runs_through_the_guard_and_dies_with_its_parent(tmp_path):
 
     import pytest
 
-    from dagster_project.lib.dbt_project import GUARDED_DBT
+    from dagster_project.lib.dbt_runner.project import GUARDED_DBT
 
     resource = defs.resources["dbt"]
     assert Path(resource.dbt_executable) == Path(sys.executable).parent / GUARDED_DBT, "run `make install`"
@@ -170,7 +170,7 @@ def test_dbt_runs_through_the_guard_and_dies_with_its_parent(tmp_path):
         pytest.skip("PR_SET_PDEATHSIG is Linux-only")
     # parent -> child that called die_with_parent() and then sleeps; SIGKILL the parent.
     child_code = (
-        "from dagster_project.lib.dbt_guard import die_with_parent; import time; "
+        "from dagster_project.lib.dbt_runner.guard import die_with_parent; import time; "
         "assert die_with_parent(); time.sleep(120)"
     )
     parent_code = (

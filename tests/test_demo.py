@@ -1,4 +1,4 @@
-"""Tests of the demo generator (dagster_project/lib/demo.py).
+"""Tests of the demo generator (dagster_project/lib/demo/generator.py).
 
 Everything is measured from the generated files, with a small identity resolution (union-find
 over normalised e-mails, E.164 phones, Square customer ids and member ids) written here, so the
@@ -19,9 +19,9 @@ import pandas as pd
 import phonenumbers
 import pytest
 
-from dagster_project.lib import demo
-from dagster_project.lib.demo import SHOPIFY_LINE_FIELDS, SHOPIFY_ORDER_FIELDS
-from dagster_project.lib.formats import (
+from dagster_project.lib.demo import generator
+from dagster_project.lib.demo.generator import SHOPIFY_LINE_FIELDS, SHOPIFY_ORDER_FIELDS
+from dagster_project.lib.ingest.formats import (
     MEMBERS_COLUMNS,
     SHOPIFY_ORDER_COLUMNS,
     SPEND_COLUMNS,
@@ -177,14 +177,14 @@ def _resolve(data: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, _UnionFind]:
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("default")
-    summary = demo.generate_demo(root, end_date=END)
+    summary = generator.generate_demo(root, end_date=END)
     return root, summary, _load(root)
 
 
 @pytest.fixture(scope="module")
 def big_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("big")
-    summary = demo.generate_demo(root, customers=20_000, seed=11, end_date=END)
+    summary = generator.generate_demo(root, customers=20_000, seed=11, end_date=END)
     data = _load(root)
     purchases, uf = _resolve(data)
     return root, summary, data, purchases, uf
@@ -197,9 +197,9 @@ def big_run(tmp_path_factory):
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
-    sa = demo.generate_demo(a, customers=400, seed=3, end_date=END)
-    sb = demo.generate_demo(b, customers=400, seed=3, end_date=END)
-    demo.generate_demo(c, customers=400, seed=4, end_date=END)
+    sa = generator.generate_demo(a, customers=400, seed=3, end_date=END)
+    sb = generator.generate_demo(b, customers=400, seed=3, end_date=END)
+    generator.generate_demo(c, customers=400, seed=4, end_date=END)
     assert _digest(a) == _digest(b)
     assert sa["files"] == sb["files"]
     da, dc = _digest(a), _digest(c)
@@ -209,8 +209,8 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
 
 
 def test_rerun_in_place_removes_stale_parts(tmp_path):
-    demo.generate_demo(tmp_path, customers=300, end_date=END, max_lines_per_file=200)
-    summary = demo.generate_demo(tmp_path, customers=300, end_date=END)
+    generator.generate_demo(tmp_path, customers=300, end_date=END, max_lines_per_file=200)
+    summary = generator.generate_demo(tmp_path, customers=300, end_date=END)
     on_disk = {str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
     assert on_disk == set(summary["files"])
 
@@ -259,7 +259,7 @@ def test_files_are_exactly_what_csv_writer_produces(default_run):
 
 
 def test_split_files_never_split_an_order(tmp_path):
-    summary = demo.generate_demo(tmp_path, customers=1500, end_date=END, max_lines_per_file=1500)
+    summary = generator.generate_demo(tmp_path, customers=1500, end_date=END, max_lines_per_file=1500)
     shop = sorted((tmp_path / "inbox/shopify").glob("*.csv"))
     square = _square_files(tmp_path)
     assert len(shop) >= 2 and len(square) >= 4
@@ -275,7 +275,7 @@ def test_split_files_never_split_an_order(tmp_path):
 
 
 def test_target_lines(tmp_path):
-    summary = demo.generate_demo(tmp_path, target_lines=40_000, end_date=END)
+    summary = generator.generate_demo(tmp_path, target_lines=40_000, end_date=END)
     assert abs(summary["lines"]["total"] - 40_000) / 40_000 < 0.10
     assert summary["customers"] > 5000
 
@@ -356,7 +356,7 @@ def test_square_rows(default_run):
     _, _, data = default_run
     sq = data["square"]
     assert set(sq["Event Type"]) == {"Payment", "Refund"}
-    assert set(sq["Location"]) == {s.name for s in demo.STORES}
+    assert set(sq["Location"]) == {s.name for s in generator.STORES}
     assert set(sq["Time Zone"]) <= set(SQUARE_TIME_ZONES)
     assert sq["Transaction ID"].str.fullmatch(r"[A-Za-z0-9]{22}").all()
     assert sq["Payment ID"].str.fullmatch(r"[A-Za-z0-9]{22}").all()
@@ -403,8 +403,8 @@ def test_square_dst_days(default_run):
     assert (sq["Date"] == march.isoformat()).any()
     nov = sq[(sq["Date"] == november.isoformat())]
     repeated = nov[nov["Time"].str.startswith("01:")]
-    assert set(repeated["Location"]) == {s.name for s in demo.STORES}
-    assert set(repeated["Time Zone"]) == {s.time_zone for s in demo.STORES}
+    assert set(repeated["Location"]) == {s.name for s in generator.STORES}
+    assert set(repeated["Time Zone"]) == {s.time_zone for s in generator.STORES}
 
 
 def test_square_history_split_by_header_version(default_run):
@@ -475,7 +475,7 @@ def test_traffic_covers_every_store_day_and_transactions(default_run):
     traffic, sq = data["traffic"], data["square"]
     start, end = (date.fromisoformat(summary[k]) for k in ("start_date", "end_date"))
     days = (end - start).days + 1
-    assert len(traffic) == days * len(demo.STORES)
+    assert len(traffic) == days * len(generator.STORES)
     visitors, entries = traffic["visitors"].astype(int), traffic["entries"].astype(int)
     assert (visitors >= entries).all()
     pay = sq[sq["Event Type"] == "Payment"].drop_duplicates("Transaction ID")
@@ -548,7 +548,7 @@ def test_value_concentration_and_member_multiple(big_run):
 
 def test_planted_expectations_match_files(big_run):
     _, _, _, purchases, uf = big_run
-    expected = demo.planted_expectations()
+    expected = generator.planted_expectations()
     assert set(expected) == {"omni_phone", "omni_email", "member_bridge", "transitive", "refunds"}
     planted_tokens = {t for t in uf.parent if _is_planted(t)}
     for name, exp in expected.items():

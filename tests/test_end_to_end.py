@@ -10,7 +10,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from dagster_project.lib.demo import planted_expectations
+from dagster_project.lib.demo.generator import planted_expectations
 from tests.conftest import DEMO_AS_OF, assert_dbt_unit_tests_pass
 
 pytestmark = pytest.mark.slow
@@ -197,7 +197,7 @@ def test_dbt_parse_and_build_directly(demo_run, tmp_path):
 def test_failed_run_publishes_nothing(tmp_path):
     """A rejected file fails the run (non-zero CLI exit) and leaves the published outputs byte-identical."""
     from dagster_project.cli import main
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     generate_demo(tmp_path, customers=300, seed=5, end_date=date(2026, 10, 31))
     assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-01", "--quiet"]) == 0
@@ -227,7 +227,7 @@ def test_rows_that_failed_a_raw_check_are_not_built_on_by_a_later_run(tmp_path):
     replaces it."""
     from dagster_project.cli import main
     from dagster_project.lib import ingest, warehouse
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
     from dagster_project.lib.paths import DataPaths
 
     generate_demo(tmp_path, customers=300, seed=7, end_date=date(2026, 10, 31))
@@ -292,7 +292,7 @@ def test_a_bad_mart_value_fails_every_run_until_corrected(tmp_path, capsys):
     the run fails naming the test and showing the value, publishes nothing, and so does the next run
     (dbt tests read the whole mart, whichever rows the incremental build rewrote), until it is corrected."""
     from dagster_project.cli import main
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
     from dagster_project.lib.paths import DataPaths
 
     generate_demo(tmp_path, customers=300, seed=9, end_date=date(2026, 10, 31))

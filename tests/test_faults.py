@@ -151,7 +151,7 @@ def test_valid_phones_and_emails_are_written_as_they_are():
     with a formula character (a spaced phone, too few digits, an e-mail with '=') is still prefixed."""
     import pandas as pd
 
-    from dagster_project.lib.tiers import neutralise_formulas
+    from dagster_project.lib.export.tiers import neutralise_formulas
 
     out = list(neutralise_formulas(pd.DataFrame({"v": pd.Series(VALID_CONTACTS, dtype=object)}))["v"])
     assert out == [
@@ -171,7 +171,7 @@ def test_formula_cells_are_neutralised_for_any_text():
     import pandas as pd
     from hypothesis import given, settings, strategies as st
 
-    from dagster_project.lib.tiers import FORMULA_START, is_formula, neutralise_formulas
+    from dagster_project.lib.export.tiers import FORMULA_START, is_formula, neutralise_formulas
 
     @settings(max_examples=200, deadline=None, database=None, derandomize=True)
     @given(st.lists(st.one_of(st.text(), st.sampled_from(soak.FORMULAS), st.none()), min_size=1, max_size=20))
@@ -193,7 +193,7 @@ def test_sql_formula_neutraliser_agrees_with_python():
     import pandas as pd
     from hypothesis import given, settings, strategies as st
 
-    from dagster_project.lib.tiers import neutralise_formulas, neutralised_sql
+    from dagster_project.lib.export.tiers import neutralise_formulas, neutralised_sql
 
     con = duckdb.connect()
 

@@ -7,8 +7,9 @@ from datetime import date
 import pytest
 
 from dagster_project.cli import main
-from dagster_project.lib import formats, ingest
-from dagster_project.lib.demo import generate_demo
+from dagster_project.lib import ingest
+from dagster_project.lib.demo.generator import generate_demo
+from dagster_project.lib.ingest import formats
 from tests.test_ingest import shopify_rows, write_csv
 
 

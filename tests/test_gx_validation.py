@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from dagster_project.lib import gx_suites, gx_validation
+from dagster_project.lib.quality import gx_suites, gx_validation
 
 FROM, UNTIL = datetime(2000, 1, 1), datetime(2030, 1, 1)
 
@@ -76,7 +76,7 @@ def test_batches_are_not_fingerprinted(monkeypatch):
 
 
 def test_the_raw_checks_cover_every_raw_suite():
-    from dagster_project.lib import raw_validation
+    from dagster_project.lib.quality import raw_validation
 
     assert raw_validation.RAW_GX_TABLES == list(gx_suites.raw_suites())
 

@@ -7,7 +7,8 @@ import duckdb
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dagster_project.lib import identity, ingest
+from dagster_project.lib import ingest
+from dagster_project.lib.identity import resolution
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,7 @@ from dagster_project.lib import identity, ingest
     ],
 )
 def test_normalise_phone(raw, region, expected):
-    assert identity.normalise_phone(raw, region) == expected
+    assert resolution.normalise_phone(raw, region) == expected
 
 
 def test_trunk_prefix_spellings_of_one_phone_are_one_customer():
@@ -52,14 +53,14 @@ def test_trunk_prefix_spellings_of_one_phone_are_one_customer():
             ["#4", "+880 01812-345678"],
         ],
     )
-    identity.resolve(con, "US")
+    resolution.resolve(con, "US")
     keys = dict(con.execute("select raw_value, customer_key from identity.identifiers").fetchall())
     assert keys["+880 01712-345678"] == keys["+8801712345678"] == keys["+880 (0)1712 345678"] is not None
     assert keys["+880 01812-345678"] not in (None, keys["+8801712345678"])
 
 
 def test_different_numbers_do_not_match():
-    assert identity.normalise_phone("415-263-0134", "US") != identity.normalise_phone("415-263-0135", "US")
+    assert resolution.normalise_phone("415-263-0134", "US") != resolution.normalise_phone("415-263-0135", "US")
 
 
 @pytest.mark.parametrize(
@@ -71,7 +72,7 @@ def test_different_numbers_do_not_match():
     ],
 )
 def test_normalise_email(raw, expected):
-    assert identity.normalise_email(raw) == expected
+    assert resolution.normalise_email(raw) == expected
 
 
 def test_transitive_merge_and_stable_keys():
@@ -86,13 +87,13 @@ def test_transitive_merge_and_stable_keys():
     )
     con.execute("insert into raw.square_customers (square_customer_id, email) values ('S1', ' y@ex.com ')")
     con.execute("insert into raw.square_item_lines (transaction_id, customer_id) values ('T1', 'S1')")
-    stats = identity.resolve(con, "US")
+    stats = resolution.resolve(con, "US")
     keys = dict(con.execute("select raw_value, customer_key from identity.identifiers").fetchall())
     assert keys["x@ex.com"] == keys["Y@ex.com"] == keys["S1"] == keys["(415) 263-0134"]
     assert keys["d@ex.com"] != keys["x@ex.com"]
     assert stats["people"] == 2
     first = keys["x@ex.com"]
-    identity.resolve(con, "US")  # re-run: same key
+    resolution.resolve(con, "US")  # re-run: same key
     assert (
         con.execute("select customer_key from identity.identifiers where raw_value = 'x@ex.com'").fetchone()[0] == first
     )
@@ -127,7 +128,7 @@ def test_phone_signature_normalises_like_the_spelling(number, inserts, region):
     for pos, ch in inserts:
         raw.insert(min(pos, len(raw)), ch)
     spelling = "".join(raw)
-    assert identity.normalise_phone(identity.phone_signature(spelling), region) == identity.normalise_phone(
+    assert resolution.normalise_phone(resolution.phone_signature(spelling), region) == resolution.normalise_phone(
         spelling, region
     )
 
@@ -146,7 +147,7 @@ def _oracle(records: list[list[tuple[str, str]]], region: str) -> dict[tuple[str
     for rec in records:
         nodes = []
         for id_type, raw in rec:
-            value = identity.normalise(id_type, raw, region)
+            value = resolution.normalise(id_type, raw, region)
             norm[(id_type, raw)] = value
             if value is not None:
                 nodes.append(f"{id_type}:{value}")
@@ -156,7 +157,7 @@ def _oracle(records: list[list[tuple[str, str]]], region: str) -> dict[tuple[str
                 parent[max(a, b)] = min(a, b)  # the smallest node is the root
         for n in nodes[:1]:
             find(n)
-    return {k: (identity.customer_key_for(find(f"{k[0]}:{v}")) if v else None) for k, v in norm.items()}
+    return {k: (resolution.customer_key_for(find(f"{k[0]}:{v}")) if v else None) for k, v in norm.items()}
 
 
 def _random_records(rng: random.Random, n: int) -> list[list[tuple[str, str]]]:
@@ -186,13 +187,13 @@ NO_LIMIT = 10**9
 
 @pytest.mark.parametrize("batch", [250_000, 97])  # 97: new values normalised over many batches
 def test_resolution_equals_a_plain_union_find(monkeypatch, batch):
-    monkeypatch.setattr(identity, "_BATCH", batch)
+    monkeypatch.setattr(resolution, "_BATCH", batch)
     rng = random.Random(7)
     records = _random_records(rng, 3000)
     con = duckdb.connect()
     ingest.create_raw_tables(con)
     _load_shopify(con, records)
-    stats = identity.resolve(con, "US", max_shared=NO_LIMIT)
+    stats = resolution.resolve(con, "US", max_shared=NO_LIMIT)
     got = {
         (t, r): k
         for t, r, k in con.execute("select id_type, raw_value, customer_key from identity.identifiers").fetchall()
@@ -207,36 +208,36 @@ def test_normalisations_are_cached_and_recomputed_when_they_may_differ(monkeypat
     con = duckdb.connect()
     ingest.create_raw_tables(con)
     _load_shopify(con, [[("email", "a@ex.com"), ("phone", "020 7946 0958")]])
-    assert identity.resolve(con, "GB")["newly_normalised_values"] == 2
-    assert identity.resolve(con, "GB")["newly_normalised_values"] == 0  # the next day: nothing new
+    assert resolution.resolve(con, "GB")["newly_normalised_values"] == 2
+    assert resolution.resolve(con, "GB")["newly_normalised_values"] == 0  # the next day: nothing new
     assert (
         con.execute("select normalised_value from identity.identifiers where id_type = 'phone'").fetchone()[0]
         == "+442079460958"
     )
     # another default region reads the same spelling differently: not taken from the cache
-    assert identity.resolve(con, "US")["newly_normalised_values"] == 2
+    assert resolution.resolve(con, "US")["newly_normalised_values"] == 2
     assert (
         con.execute("select normalised_value from identity.identifiers where id_type = 'phone'").fetchone()[0] is None
     )
-    monkeypatch.setattr(identity, "NORMALISER_VERSION", identity.NORMALISER_VERSION + 1)
-    assert identity.resolve(con, "US")["newly_normalised_values"] == 2
+    monkeypatch.setattr(resolution, "NORMALISER_VERSION", resolution.NORMALISER_VERSION + 1)
+    assert resolution.resolve(con, "US")["newly_normalised_values"] == 2
 
 
 def test_parallel_phone_normalisation_equals_serial(monkeypatch):
     spellings = [f"+1 (415) 263-{i:04d}" for i in range(300)] + ["n/a", "+44 20 7946 0958"]
-    serial = [identity.normalise_phone(s, "US") for s in spellings]
-    monkeypatch.setattr(identity, "_PARALLEL_FROM", 10)
-    with identity._phone_pool(len(spellings)) as pool:
+    serial = [resolution.normalise_phone(s, "US") for s in spellings]
+    monkeypatch.setattr(resolution, "_PARALLEL_FROM", 10)
+    with resolution._phone_pool(len(spellings)) as pool:
         assert pool is not None or (os.cpu_count() or 1) < 2
-        assert identity._normalise_phones(spellings, "US", pool) == serial
+        assert resolution._normalise_phones(spellings, "US", pool) == serial
 
 
 def test_customer_key_in_sql_equals_python():
     con = duckdb.connect()
     ingest.create_raw_tables(con)
     _load_shopify(con, [[("email", "a@ex.com")]])
-    identity.resolve(con, "US")
-    assert con.execute("select customer_key from identity.identifiers").fetchone()[0] == identity.customer_key_for(
+    resolution.resolve(con, "US")
+    assert con.execute("select customer_key from identity.identifiers").fetchone()[0] == resolution.customer_key_for(
         "email:a@ex.com"
     )
 
@@ -278,7 +279,7 @@ def test_incremental_resolution_equals_full_and_a_plain_union_find(seed):
         _append_file(con, batch, file_id)
         seen += batch
         before = _identifiers(con) if file_id > 1 else set()
-        stats = identity.resolve(con, "US", max_shared=NO_LIMIT)
+        stats = resolution.resolve(con, "US", max_shared=NO_LIMIT)
         assert stats["incremental"] == (file_id > 1)
         got = _identifiers(con)
         want = _oracle(seen, "US")
@@ -304,7 +305,7 @@ def test_incremental_resolution_equals_full_and_a_plain_union_find(seed):
     )
     # a full resolution of the same rows gives the same identifiers and roots
     incremental = _identifiers(con), set(con.execute("select * from identity.node_roots").fetchall())
-    assert identity.resolve(con, "US", full=True, max_shared=NO_LIMIT)["incremental"] == 0
+    assert resolution.resolve(con, "US", full=True, max_shared=NO_LIMIT)["incremental"] == 0
     assert (_identifiers(con), set(con.execute("select * from identity.node_roots").fetchall())) == incremental
 
 
@@ -312,20 +313,20 @@ def test_incremental_resolution_falls_back_to_full_when_its_assumptions_break():
     con = duckdb.connect()
     ingest.create_raw_tables(con)
     _append_file(con, [[("email", "a@ex.com"), ("phone", "(415) 263-0134")]], 1)
-    assert identity.resolve(con, "US")["incremental"] == 0  # nothing resolved before
+    assert resolution.resolve(con, "US")["incremental"] == 0  # nothing resolved before
     _append_file(con, [[("email", "b@ex.com"), ("phone", "(415) 263-0134")]], 2)
-    assert identity.resolve(con, "US")["incremental"] == 1
+    assert resolution.resolve(con, "US")["incremental"] == 1
     # rows resolved before are gone: the graph may have split, so everything is resolved again
     con.execute("delete from raw.shopify_order_lines where _file_id = 1")
-    assert identity.resolve(con, "US")["incremental"] == 0
+    assert resolution.resolve(con, "US")["incremental"] == 0
     keys = dict(con.execute("select raw_value, customer_key from identity.identifiers").fetchall())
     assert keys["b@ex.com"] == keys["(415) 263-0134"]
-    assert identity.resolve(con, "US")["incremental"] == 1
+    assert resolution.resolve(con, "US")["incremental"] == 1
     # another phone region reads phone numbers differently
-    assert identity.resolve(con, "GB")["incremental"] == 0
+    assert resolution.resolve(con, "GB")["incremental"] == 0
     # rows that ingestion did not load (no file id): nothing tells which are new
     con.execute("insert into raw.shopify_order_lines (order_name, email) values ('#x', 'c@ex.com')")
-    assert identity.resolve(con, "GB")["incremental"] == 0
+    assert resolution.resolve(con, "GB")["incremental"] == 0
 
 
 def test_change_log_is_kept_until_every_consumer_has_seen_it():
@@ -344,7 +345,7 @@ def test_change_log_is_kept_until_every_consumer_has_seen_it():
 
     for file_id in (1, 2, 3):
         _append_file(con, [[("email", f"p{file_id}@ex.com")]], file_id)
-        identity.resolve(con, "US")
+        resolution.resolve(con, "US")
     assert logged() == [2, 3]  # no consumer built yet: nothing trimmed (seq 1 was a full change, no rows)
     assert con.execute("select change_seq, full_resolution from identity.resolution_runs order by 1").fetchall() == [
         (1, True),
@@ -355,19 +356,19 @@ def test_change_log_is_kept_until_every_consumer_has_seen_it():
     con.execute("create table intermediate.int_customer_contacts as select 3 as identity_change_seq")
     con.execute("create table marts.customer_identity_map as select 2 as identity_change_seq")
     _append_file(con, [[("email", "p4@ex.com")]], 4)
-    identity.resolve(con, "US")
+    resolution.resolve(con, "US")
     assert logged() == [3, 4]  # the slowest consumer saw up to 2
     _append_file(con, [[("email", "p5@ex.com")]], 5)
-    identity.resolve(con, "US")
+    resolution.resolve(con, "US")
     assert logged() == [3, 4, 5]
     con.execute("update marts.customer_identity_map set identity_change_seq = 5")
     con.execute("update intermediate.int_orders_identified set identity_change_seq = 5")
-    identity.resolve(con, "US", full=True)
+    resolution.resolve(con, "US", full=True)
     assert logged() == [4, 5]  # the contacts saw up to 3; a full resolution of the same rows changes nothing
     assert con.execute("select full_resolution from identity.resolution_runs where change_seq = 6").fetchone()[0]
     con.execute("update intermediate.int_customer_contacts set identity_change_seq = 6")
     _append_file(con, [[("email", "p6@ex.com")]], 6)
-    identity.resolve(con, "US")
+    resolution.resolve(con, "US")
     assert con.execute(
         "select change_seq, full_resolution from identity.resolution_runs where change_seq >= 6 order by 1"
     ).fetchall() == [(6, True), (7, False)]
@@ -379,23 +380,23 @@ def test_identifier_registry_is_the_one_declaration(tmp_path):
     in dbt_project.yml); the models keep no list of their own."""
     from dagster_project.lib.paths import DBT_PROJECT_DIR
 
-    registry = identity.identifier_registry()
+    registry = resolution.identifier_registry()
     con = duckdb.connect()
     con.execute("create schema raw")
     for entry in registry["sources"]:
         con.execute(f"create table raw.{entry['raw_table']} (x integer)")
-    queries = identity.source_queries(con)
+    queries = resolution.source_queries(con)
     assert [(q.source, q.table) for q in queries] == [(e["source"], e["raw_table"]) for e in registry["sources"]]
     for q, entry in zip(queries, registry["sources"], strict=False):
         assert [t for t, _ in q.columns] == [i["id_type"] for i in entry["identifiers"]]
         assert q.select == ", ".join(i["raw"] for i in entry["identifiers"])
     # every kind's normaliser, as the registry names it
-    assert identity.normalise("email", " Jo@Example.COM ", "US") == "jo@example.com"
-    assert identity.normalise("phone", "(415) 263-0134", "US") == "+14152630134"
-    assert identity.normalise("member_id", " M-1 ", "US") == "M-1"
-    assert identity.normalise("source_customer_id", "retail:17850.0", "US") == "retail:17850"
+    assert resolution.normalise("email", " Jo@Example.COM ", "US") == "jo@example.com"
+    assert resolution.normalise("phone", "(415) 263-0134", "US") == "+14152630134"
+    assert resolution.normalise("member_id", " M-1 ", "US") == "M-1"
+    assert resolution.normalise("source_customer_id", "retail:17850.0", "US") == "retail:17850"
     with pytest.raises(KeyError):
-        identity.normalise("loyalty_card", "x", "US")  # not a declared kind
+        resolution.normalise("loyalty_card", "x", "US")  # not a declared kind
     for model in (
         "intermediate/int_orders_identified.sql",
         "intermediate/int_customer_contacts.sql",

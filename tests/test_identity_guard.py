@@ -7,7 +7,8 @@ from collections import defaultdict
 import duckdb
 import pytest
 
-from dagster_project.lib import identity, identity_blocklist, ingest
+from dagster_project.lib import ingest
+from dagster_project.lib.identity import blocklist as identity_blocklist, resolution
 
 STORE_PHONE = "+1 415 555 0100"
 
@@ -49,7 +50,7 @@ def _issue_rows():
 def test_the_issues_shop_does_not_become_one_customer():
     con = _con()
     _shopify(con, _issue_rows())
-    stats = identity.resolve(con, "US")
+    stats = resolution.resolve(con, "US")
     keys = _keys(con)
     assert keys[("shopify", "email", "none@none.com")] is None  # listed: it belongs to nobody
     assert keys[("shopify", "phone", STORE_PHONE)] is None  # shared by 40 people: blocked by the guard
@@ -77,10 +78,10 @@ def test_a_store_phone_on_the_users_list_is_blocked_below_the_limit(tmp_path):
         [(f"p{i}@mail.com", "415.555.0100", None) for i in range(3)]
         + [("orders@myshop.com", f"212-555-{2000 + i}", None) for i in range(3)],
     )
-    stats = identity.resolve(con, "US", blocklist=blocklist)
+    stats = resolution.resolve(con, "US", blocklist=blocklist)
     assert stats["people"] == 6 and stats["blocked_listed"] == 2
     # without the user's list, the same records are two customers of three (under the limit of 5)
-    assert identity.resolve(con, "US", full=True)["people"] == 2
+    assert resolution.resolve(con, "US", full=True)["people"] == 2
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ def test_the_shipped_list(value, id_type, blocked):
         _shopify(con, [(value, None, None), (value, "(212) 555-0199", None), (value, "(212) 555-0198", None)])
     else:
         _shopify(con, [(None, value, None), ("a1@mail.com", value, None), ("a2@mail.com", value, None)])
-    identity.resolve(con, "US")
+    resolution.resolve(con, "US")
     assert con.execute("select count(*) from identity.blocked_identifiers").fetchone()[0] == int(blocked)
     assert (len({k for k in _keys(con).values() if k}) == 2) == blocked  # blocked: the two others stay apart
 
@@ -143,7 +144,7 @@ def test_placeholders_in_every_source_and_a_chain_through_one():
         [[f"C{i}", "none@none.com", f"(212) 555-03{i:02d}"] for i in range(6)],
     )
     _shopify(con, [(f"chain{i}@mail.com", f"212.555.03{i:02d}", None) for i in range(6)])
-    stats = identity.resolve(con, "US")
+    stats = resolution.resolve(con, "US")
     keys = _keys(con)
     ids = [
         k
@@ -170,7 +171,7 @@ def test_a_store_phone_shared_by_hundreds_and_genuine_people_sharing_a_little():
     rows += [(f"me{i}@mail.com", "(212) 555-0142", None) for i in range(3)]
     rows += [("her@mail.com", "(212) 555-0143", "(917) 555-0101"), ("him@mail.com", "(212) 555-0143", None)]
     _shopify(con, rows)
-    stats = identity.resolve(con, "US")
+    stats = resolution.resolve(con, "US")
     keys = _keys(con)
     assert keys[("shopify", "phone", STORE_PHONE)] is None
     assert len({keys[("shopify", "email", f"guest{i}@mail.com")] for i in range(400)}) == 400
@@ -189,7 +190,7 @@ def _guard_oracle(records, region, max_shared, listed=frozenset()):
     for rec in records:
         nodes = set()
         for id_type, raw in rec:
-            v = identity.normalise(id_type, raw, region)
+            v = resolution.normalise(id_type, raw, region)
             if v is not None:
                 nodes.add(f"{id_type}:{v}")
         if nodes:
@@ -225,7 +226,7 @@ def _guard_oracle(records, region, max_shared, listed=frozenset()):
     final = components(blocked)
     records = {n: count[n] for n in blocked}
     return (
-        {n: identity.customer_key_for(root) for n, root in final.items()},
+        {n: resolution.customer_key_for(root) for n, root in final.items()},
         {n: (touched[n], records[n]) for n in blocked},
     )
 
@@ -250,13 +251,13 @@ def test_full_and_incremental_resolutions_equal_a_plain_guard(seed):
     for file_id, batch in enumerate(batches, start=1):
         _shopify(con, [(dict(r).get("email"), dict(r).get("phone"), None) for r in batch], file_id)
         seen += batch
-        stats = identity.resolve(con, "US")
+        stats = resolution.resolve(con, "US")
         forced += stats["guard_forced_full"]
-        want, blocked = _guard_oracle(seen, "US", identity.DEFAULT_MAX_SHARED, {"email:none@none.com"})
+        want, blocked = _guard_oracle(seen, "US", resolution.DEFAULT_MAX_SHARED, {"email:none@none.com"})
         assert _node_keys(con) == want
         assert {r[0] for r in con.execute("select node from identity.blocked_identifiers").fetchall()} == set(blocked)
         incremental = (_keys(con), _node_keys(con))
-        assert identity.resolve(con, "US", full=True)["incremental"] == 0
+        assert resolution.resolve(con, "US", full=True)["incremental"] == 0
         assert (_keys(con), _node_keys(con)) == incremental  # a full resolution of the same rows: the same keys
         assert {
             n: (t, r)
@@ -276,12 +277,12 @@ def test_an_identifier_that_becomes_shared_splits_what_it_joined_and_the_history
         + [("other@mail.com", "(212) 555-0177", None), ("solo@mail.com", None, None)],
         1,
     )
-    identity.resolve(con, "US")
+    resolution.resolve(con, "US")
     before = _keys(con)
     assert len({before[("shopify", "email", f"p{i}@mail.com")] for i in range(3)}) == 1
     # day 2: four more people give the store phone; day 3 another order of the untouched customer
     _shopify(con, [(f"q{i}@mail.com", STORE_PHONE, None) for i in range(4)], 2)
-    stats = identity.resolve(con, "US")
+    stats = resolution.resolve(con, "US")
     assert stats["guard_forced_full"] == 1 and stats["blocked_shared"] == 1
     after = _keys(con)
     assert after[("shopify", "phone", STORE_PHONE)] is None
@@ -319,10 +320,10 @@ def test_an_identifier_that_becomes_shared_splits_what_it_joined_and_the_history
 def test_a_merge_is_recorded_with_the_identifier_that_caused_it():
     con = _con()
     _shopify(con, [("a@mail.com", "(212) 555-0111", None), ("b@mail.com", "(212) 555-0122", None)], 1)
-    identity.resolve(con, "US")
+    resolution.resolve(con, "US")
     before = _keys(con)
     _shopify(con, [("b@mail.com", "(212) 555-0111", None)], 2)  # one order links them
-    assert identity.resolve(con, "US")["incremental"] == 1
+    assert resolution.resolve(con, "US")["incremental"] == 1
     event, key, prev, cause = con.execute(
         "select event, customer_key, previous_keys, cause from identity.key_events where change_seq = 2"
     ).fetchone()
@@ -345,11 +346,11 @@ def test_a_newly_listed_identifier_forces_a_full_resolution(tmp_path):
         ],
         1,
     )
-    identity.resolve(con, "US", blocklist=identity_blocklist.load("US", tmp_path))
+    resolution.resolve(con, "US", blocklist=identity_blocklist.load("US", tmp_path))
     before = _keys(con)
     (tmp_path / "identity").mkdir()
     (tmp_path / "identity" / "blocklist.yml").write_text("phone:\n  exact: ['212-555-0111']\n")
-    stats = identity.resolve(con, "US", blocklist=identity_blocklist.load("US", tmp_path))
+    stats = resolution.resolve(con, "US", blocklist=identity_blocklist.load("US", tmp_path))
     assert stats["incremental"] == 0 and stats["blocked_listed"] == 1
     after = _keys(con)
     assert after[("shopify", "email", "a@mail.com")] != after[("shopify", "email", "b@mail.com")]
@@ -381,7 +382,7 @@ def test_a_malformed_blocklist_names_the_file_and_the_entry(tmp_path, text, mess
 def test_the_limit_setting():
     from dagster_project.lib.config import max_shared_setting
 
-    assert max_shared_setting("") == identity.DEFAULT_MAX_SHARED
+    assert max_shared_setting("") == resolution.DEFAULT_MAX_SHARED
     assert max_shared_setting("12") == 12
     with pytest.raises(ValueError, match="PIPELINE_IDENTITY_MAX_SHARED"):
         max_shared_setting("0")
@@ -391,8 +392,8 @@ def test_an_identifier_no_longer_blocked_merges_again_and_the_history_says_so():
     con = _con()
     rows = [(f"p{i}@mail.com", STORE_PHONE, None) for i in range(7)]
     _shopify(con, rows)
-    assert identity.resolve(con, "US")["people"] == 7  # 7 > 5: the store phone links nobody
-    stats = identity.resolve(con, "US", max_shared=10)  # a new limit: resolved in full
+    assert resolution.resolve(con, "US")["people"] == 7  # 7 > 5: the store phone links nobody
+    stats = resolution.resolve(con, "US", max_shared=10)  # a new limit: resolved in full
     assert stats["incremental"] == 0 and stats["people"] == 1 and stats["blocked_shared"] == 0
     events = con.execute(
         "select event, cause_value, cause, previous_keys from identity.key_events where change_seq = 2"

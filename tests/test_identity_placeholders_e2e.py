@@ -12,7 +12,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from dagster_project.lib import formats
+from dagster_project.lib.ingest import formats
 
 STORE_PHONE = "+1 415 555 0100"
 
@@ -55,7 +55,7 @@ def _write_shop(path, as_of: date, rows=None, first: int = 0) -> None:
 @pytest.fixture(scope="module")
 def placeholder_run(tmp_path_factory):
     from dagster_project.cli import main
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     data_dir = tmp_path_factory.mktemp("placeholders")
     generate_demo(data_dir, customers=200, seed=5, end_date=date(2026, 10, 31))
@@ -154,7 +154,7 @@ def test_a_phone_that_becomes_shared_splits_its_customer_on_the_next_daily_run(t
     The daily run splits them, the incremental marts end up as a run from scratch over both days, the
     history says why, and customers the phone never touched keep their keys."""
     from dagster_project.cli import main
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     day1 = [(f"p{i}@mail.com", STORE_PHONE) for i in range(3)]
     day2 = [(f"q{i}@mail.com", STORE_PHONE) for i in range(4)]

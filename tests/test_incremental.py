@@ -19,8 +19,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dagster_project.lib import identity, ingest, warehouse
-from dagster_project.lib.demo import generate_demo
+from dagster_project.lib import ingest, warehouse
+from dagster_project.lib.demo.generator import generate_demo
+from dagster_project.lib.identity import resolution
 from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
 pytestmark = pytest.mark.slow
@@ -185,7 +186,7 @@ def _load_and_build(data_dir: Path, as_of: date, tag: str) -> dict:
     con = warehouse.connect(paths.warehouse, temp_dir=paths.duckdb_temp)
     try:
         ingest.ingest_inbox(con, paths.inbox, tag)
-        resolved = identity.resolve(con)
+        resolved = resolution.resolve(con)
         warehouse.write_run_context(con, as_of, tag)
     finally:
         con.close()

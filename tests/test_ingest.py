@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from dagster_project.lib import formats, ingest, warehouse
+from dagster_project.lib import ingest, warehouse
+from dagster_project.lib.ingest import formats
 
 
 def write_csv(path: Path, columns: list[str], rows: list[dict], encoding="utf-8", bom=False) -> Path:

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from dagster_project.cli import main
-from dagster_project.lib import formats
+from dagster_project.lib.ingest import formats
 from tests.test_ingest import shopify_rows, square_row, write_csv
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,9 @@ import textwrap
 import duckdb
 import pytest
 
-from dagster_project.lib import formats, ingest
-from dagster_project.lib.maps import MapError
+from dagster_project.lib import ingest
+from dagster_project.lib.ingest import formats
+from dagster_project.lib.ingest.maps import MapError
 
 
 def test_every_builtin_layout_is_a_shipped_map_and_reaches_ingestion():

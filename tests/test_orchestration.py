@@ -16,7 +16,7 @@ from dagster_project.cli import main
 from dagster_project.defs.ingestion import assets as ingestion_assets, checks as ingestion_checks
 from dagster_project.defs.ingestion.sensors import inbox_sensor
 from dagster_project.defs.schedules import daily_refresh
-from dagster_project.lib.demo import generate_demo
+from dagster_project.lib.demo.generator import generate_demo
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, business_today, is_transient
 from dagster_project.lib.resources import PipelineConfig
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dagster_project.lib import charts
+from dagster_project.lib.export import charts
 from tests import uci as uci_export
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]

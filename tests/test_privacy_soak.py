@@ -19,7 +19,7 @@ def _sha(value: str) -> str:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     work = tmp_path_factory.mktemp("short_soak")
     generate_demo(work / "reference", customers=120, seed=5, end_date=soak.DEMO_END)

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from dagster_project.cli import main
-from dagster_project.lib import formats, publish
-from dagster_project.lib.demo import generate_demo
+from dagster_project.lib.demo.generator import generate_demo
+from dagster_project.lib.export import publish
+from dagster_project.lib.ingest import formats
 from tests.soak import Tally, neutralised, plant_formula_customer, readers_suite
 from tests.test_ingest import square_row, write_csv
 
@@ -150,7 +151,7 @@ def test_entered_and_left_lists_across_two_runs(published, tmp_path):
 
 
 def test_tier_columns_are_chosen_in_yaml_and_validated(published, tmp_path):
-    from dagster_project.lib import tiers
+    from dagster_project.lib.export import tiers
 
     one_time = pd.read_parquet(published / "exports" / "latest" / "tiers" / "one_time_buyers.parquet")
     assert list(one_time.columns) == [
@@ -221,8 +222,8 @@ def test_capped_tier_files_split_the_whole_list(published, tmp_path, reason):
     """A tier with max_rows_per_file is written as parts of at most that many rows, each with the header,
     together the same CSV records in the same order as the tier's one-file list; also when a value holds a
     line break (a quoted field over two lines, written a COPY per part)."""
-    from dagster_project.lib import tiers
-    from dagster_project.lib.tiers import write_tier_files
+    from dagster_project.lib.export import tiers
+    from dagster_project.lib.export.tiers import write_tier_files
 
     con = duckdb.connect(str(published / "warehouse" / "pipeline.duckdb"), read_only=True)
     try:
@@ -253,7 +254,7 @@ def test_serving_copy_takes_only_the_orders_built_since_the_published_file(tmp_p
     dropped tables leave; when the delta does not add up (a row rebuilt with
     an older built_at, as after a clock set back) or most rows were rebuilt, the table is copied whole.
     Each time the new file's marts equal the working warehouse's."""
-    from dagster_project.lib import publish
+    from dagster_project.lib.export import publish
 
     working = tmp_path / "working.duckdb"
     con = duckdb.connect(str(working))

@@ -113,7 +113,7 @@ def test_every_reader_recipe_sees_the_newest_run_after_reconnecting(workdir, tmp
 
     import sqlalchemy
 
-    from dagster_project.lib import publish
+    from dagster_project.lib.export import publish
 
     data = tmp_path / "data" / "serving"
     data.mkdir(parents=True)

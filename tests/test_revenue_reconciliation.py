@@ -132,7 +132,7 @@ def test_a_mart_a_cent_off_fails_its_check(warehouse_copy, table, update):
 
 def _dbt_test(warehouse: Path, target: Path, select: str) -> dict:
     """Run one dbt data test against a warehouse file; its run result."""
-    from dagster_project.lib.dbt_project import dbt_executable
+    from dagster_project.lib.dbt_runner.project import dbt_executable
     from dagster_project.lib.paths import DBT_PROJECT_DIR
 
     env = dict(os.environ, PIPELINE_WAREHOUSE_PATH=str(warehouse))

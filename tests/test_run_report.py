@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from dagster_project.lib import charts
+from dagster_project.lib.export import charts
 
 CHART_NAMES = [
     "pareto",
@@ -215,7 +215,7 @@ def test_the_browser_check_sees_a_broken_image_and_a_console_error(tmp_path):
 
 
 def test_headline_changes_are_against_the_previous_run():
-    from dagster_project.lib import report
+    from dagster_project.lib.export import report
 
     now = {
         "net_revenue": 1100.0,

@@ -15,7 +15,7 @@ import pytest
 
 from dagster_project.cli import main
 from dagster_project.lib import warehouse
-from dagster_project.lib.demo import generate_demo
+from dagster_project.lib.demo.generator import generate_demo
 from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
 

@@ -20,7 +20,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from dagster_project.lib import spark_interop
+from dagster_project.lib.dbt_runner import spark_interop
 from tests.conftest import DEMO_AS_OF, DEMO_END, assert_dbt_unit_tests_pass
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -46,7 +46,7 @@ def runs(tmp_path_factory):
     """The same demo data through the pipeline twice: dbt on DuckDB, then dbt on Spark."""
     _require_spark()
     from dagster_project.cli import _failure_messages, run_pipeline
-    from dagster_project.lib.demo import generate_demo
+    from dagster_project.lib.demo.generator import generate_demo
 
     duck = tmp_path_factory.mktemp("spark_cmp") / "duckdb"
     generate_demo(duck, customers=CUSTOMERS, seed=23, end_date=date.fromisoformat(DEMO_END))

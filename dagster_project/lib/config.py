@@ -12,7 +12,7 @@ PIPELINE_FAULT_POINT the crash tests' hook). The environment is read
 `SETTINGS` is the table of every variable (name, default, meaning); the README's "Configuration"
 table is generated from it (`python -m dagster_project.lib.config` prints it; tests/test_config.py
 checks the two agree). dbt's environment (the variables dbt/profiles.yml reads) is built from
-these in one place, `lib/dbt_project.py`'s `dbt_env`.
+these in one place, `lib/dbt_runner/project.py`'s `dbt_env`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 DEFAULT_KEEP_EXPORTS = 30
 DEFAULT_MEMORY_LIMIT = "3GB"
-DEFAULT_MAX_SHARED = 5  # lib/identity.py's DEFAULT_MAX_SHARED (tests/test_config.py checks they agree)
+DEFAULT_MAX_SHARED = 5  # lib/identity/resolution.py's DEFAULT_MAX_SHARED (tests/test_config.py checks they agree)
 DBT_TARGETS = ("duckdb", "spark")
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 

@@ -1,5 +1,5 @@
 {#- The identifier registry (var identifier_registry in dbt_project.yml): which identifiers each
-    source record carries.  Identity resolution (dagster_project/lib/identity.py) reads the same
+    source record carries.  Identity resolution (dagster_project/lib/identity/resolution.py) reads the same
     declaration for the raw side, so the models and the resolution cannot disagree on it. -#}
 
 {#- The registry's sources whose records are `records` (orders or profiles), in registry order. -#}

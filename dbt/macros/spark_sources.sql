@@ -1,5 +1,5 @@
 {#- On Spark the raw layer is Parquet files (written by the pipeline from the DuckDB raw tables,
-    see dagster_project/lib/spark_interop.py): one folder per source table,
+    see dagster_project/lib/dbt_runner/spark_interop.py): one folder per source table,
     <var raw_parquet_dir>/<schema>/<table>/.  This on-run-start hook (re)registers every dbt source
     as an external Parquet table over its folder, so models use source() the same on both engines.
     On DuckDB the sources are the warehouse's own tables: nothing to do. -#}

@@ -3,7 +3,7 @@
 Each output asset writes into the run's staging folder (``<data dir>/staging/<run id>/``, the
 ``exports/<as-of>/`` layout inside it): the tier lists, the serving copy of the warehouse, the
 Parquet marts, the run report and the manifest.  ``published_run`` only commits the staged run
-and swaps it into place (lib/publish.py: a journal makes the swap complete or undone after a
+and swaps it into place (lib/export/publish.py: a journal makes the swap complete or undone after a
 crash), then prunes old export folders and records per-mart observations.
 
 Every one of them is downstream of all marts, so none runs when a blocking check upstream failed
@@ -22,10 +22,12 @@ import dagster as dg
 import duckdb
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
-from dagster_project.lib import charts, gx_validation, publish, report, tiers, warehouse
-from dagster_project.lib.dbt_project import manifest_for_definitions
+from dagster_project.lib import warehouse
+from dagster_project.lib.dbt_runner.project import manifest_for_definitions
+from dagster_project.lib.export import charts, publish, report, tiers
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.paths import REPO_ROOT
+from dagster_project.lib.quality import gx_validation
 from dagster_project.lib.resources import PipelineConfig
 
 
@@ -325,7 +327,7 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
     observations = stage.read_json("observations")
     updates_serving, current = info["serving_updated"], info["serving_as_of"]
 
-    # Publish (journalled, see lib/publish.py): serving file, Parquet marts, exports folder, `latest` last;
+    # Publish (journalled, see lib/export/publish.py): serving file, Parquet marts, exports folder, `latest` last;
     # a backfill of an older as-of date swaps in its exports folder only.
     publish.commit_and_swap(
         paths.staging,

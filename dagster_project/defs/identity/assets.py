@@ -3,7 +3,7 @@
 import dagster as dg
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY, RAW_TABLES
-from dagster_project.lib import identity, identity_blocklist
+from dagster_project.lib.identity import blocklist as identity_blocklist, resolution
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -66,7 +66,7 @@ def identity_resolution(context: dg.AssetExecutionContext, pipeline: PipelineCon
     with retry_transient(context, pipeline.settings):
         con = pipeline.connect()
         try:
-            stats = identity.resolve(
+            stats = resolution.resolve(
                 con,
                 default_region=pipeline.settings.phone_region,
                 blocklist=identity_blocklist.load(pipeline.settings.phone_region, pipeline.paths.root),

@@ -2,8 +2,11 @@
 
 import dagster as dg
 
-from dagster_project.lib import formats, gx_validation, ingest, publish, raw_validation, warehouse
+from dagster_project.lib import ingest, warehouse
+from dagster_project.lib.export import publish
+from dagster_project.lib.ingest import formats
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
+from dagster_project.lib.quality import gx_validation, raw_validation
 from dagster_project.lib.resources import PipelineConfig
 
 RAW_TABLES = [lay.name for lay in formats.LAYOUTS] + [ingest.GENERIC_TABLE]
@@ -38,7 +41,7 @@ RAW_SPECS = [
 def raw_exports(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
     """Load every new inbox file (each file once, by content hash) into the `raw` schema, then validate the
     rows not validated before with each raw table's Great Expectations suite: a file whose rows fail is
-    unloaded again (lib/raw_validation.py), and the `gx_<table>` checks report the outcome."""
+    unloaded again (lib/quality/raw_validation.py), and the `gx_<table>` checks report the outcome."""
     paths = pipeline.paths
     paths.ensure()
     # first, before anything is loaded or published: a warehouse of another release stops the run

@@ -3,7 +3,8 @@
 import dagster as dg
 
 from dagster_project.defs.ingestion.assets import LEDGER_KEY, RAW_TABLES
-from dagster_project.lib import ingest, raw_validation
+from dagster_project.lib import ingest
+from dagster_project.lib.quality import raw_validation
 from dagster_project.lib.resources import PipelineConfig
 
 # What a new user is told when a data directory has never had anything to load.

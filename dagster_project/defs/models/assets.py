@@ -16,7 +16,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from dagster_project.lib import clv
+from dagster_project.lib.clv import btyd
 from dagster_project.lib.config import Settings
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.resources import PipelineConfig
@@ -81,37 +81,37 @@ def fit_and_score(
     t_x = summary["btyd_recency_weeks"].to_numpy(float)
     T = summary["btyd_age_weeks"].to_numpy(float)
     m = summary["repeat_mean_purchase_value"].fillna(0).to_numpy(float)
-    clv.check_enough_data(
+    btyd.check_enough_data(
         int((x > 0).sum()),
         float(T.max()) if len(T) else 0.0,
         limits.clv_min_repeat_customers,
         limits.clv_min_history_weeks,
     )
-    bg = clv.fit_bgnbd(x, t_x, T)
-    gg = clv.fit_gamma_gamma(x, m)
-    bg_diagnosis = clv.diagnose_bgnbd(bg, x, t_x, T)
-    gg_diagnosis = clv.diagnose_gamma_gamma(gg, x, m)
+    bg = btyd.fit_bgnbd(x, t_x, T)
+    gg = btyd.fit_gamma_gamma(x, m)
+    bg_diagnosis = btyd.diagnose_bgnbd(bg, x, t_x, T)
+    gg_diagnosis = btyd.diagnose_gamma_gamma(gg, x, m)
     monthly_rate = (1 + limits.clv_annual_discount_rate) ** (1 / 12) - 1
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite results are caught below
         scores = pd.DataFrame(
             {
                 key: summary[key],
-                "p_alive": clv.p_alive(bg, x, t_x, T),
+                "p_alive": btyd.p_alive(bg, x, t_x, T),
                 **{
-                    column: clv.expected_purchases(bg, days / 7, x, t_x, T)
+                    column: btyd.expected_purchases(bg, days / 7, x, t_x, T)
                     for column, days in PURCHASE_HORIZON_DAYS.items()
                 },
-                "expected_spend_per_purchase": clv.expected_average_spend(gg, x, np.where(m > 0, m, 0)),
+                "expected_spend_per_purchase": btyd.expected_average_spend(gg, x, np.where(m > 0, m, 0)),
                 # in cents, as published (the revenue sanity check sums these)
                 "predicted_clv_12m": np.round(
-                    clv.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate, period_length=WEEKS_PER_MONTH), 2
+                    btyd.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate, period_length=WEEKS_PER_MONTH), 2
                 ),
             }
         )
     numeric = scores.drop(columns=[key]).to_numpy(float)
     bad = int((~np.isfinite(numeric)).any(axis=1).sum())
     if bad:
-        raise clv.ClvDataError(
+        raise btyd.ClvDataError(
             f"the fitted models give non-finite predictions for {bad} customers; no predictions are published"
         )
     fit = {
@@ -129,13 +129,13 @@ def holdout_days(summary: pd.DataFrame) -> int:
     for every customer whose first purchase came before the cut."""
     cut = summary.loc[summary["cal_btyd_age_weeks"] >= 0, ["btyd_age_weeks", "cal_btyd_age_weeks"]]
     if cut.empty:
-        raise clv.ClvDataError("no customer bought before the holdout period; there is nothing to calibrate on")
+        raise btyd.ClvDataError("no customer bought before the holdout period; there is nothing to calibrate on")
     return int(round(float((cut["btyd_age_weeks"] - cut["cal_btyd_age_weeks"]).iloc[0]) * 7))
 
 
 def holdout_comparison(
     summary: pd.DataFrame, limits: Settings = DEFAULT_LIMITS
-) -> tuple[pd.DataFrame, clv.FitDiagnosis, int]:
+) -> tuple[pd.DataFrame, btyd.FitDiagnosis, int]:
     """Fit on the calibration cut, predict holdout purchases, compare by calibration frequency group.
 
     Returns the comparison, the diagnosis of the calibration fit (see clv.diagnose_bgnbd) and the holdout
@@ -145,14 +145,16 @@ def holdout_comparison(
     x = cal["cal_repeat_purchase_days"].to_numpy(float)
     t_x = cal["cal_btyd_recency_weeks"].fillna(0).to_numpy(float)
     T = cal["cal_btyd_age_weeks"].to_numpy(float)
-    clv.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0, limits.clv_min_repeat_customers, 0)
-    bg = clv.fit_bgnbd(x, t_x, T)
-    diagnosis = clv.diagnose_bgnbd(bg, x, t_x, T, label=f"holdout check: the fit on all but the last {days} days")
+    btyd.check_enough_data(int((x > 0).sum()), float(T.max()) if len(T) else 0.0, limits.clv_min_repeat_customers, 0)
+    bg = btyd.fit_bgnbd(x, t_x, T)
+    diagnosis = btyd.diagnose_bgnbd(bg, x, t_x, T, label=f"holdout check: the fit on all but the last {days} days")
     with np.errstate(invalid="ignore", over="ignore"):
-        cal["predicted"] = clv.expected_purchases(bg, days / 7, x, t_x, T)
+        cal["predicted"] = btyd.expected_purchases(bg, days / 7, x, t_x, T)
     finite = np.isfinite(cal["predicted"].to_numpy(float))
     if not finite.all():
-        raise clv.ClvDataError(f"the calibration fit gives non-finite predictions for {int((~finite).sum())} customers")
+        raise btyd.ClvDataError(
+            f"the calibration fit gives non-finite predictions for {int((~finite).sum())} customers"
+        )
     cal["group"] = np.minimum(x, 5).astype(int).astype(str)
     cal.loc[cal["group"] == "5", "group"] = "5+"
     out = (
@@ -185,7 +187,7 @@ def assess(
     fit: dict,
     holdout_error: float | None,
     holdout_days_: int | None,
-    calibration: "clv.FitDiagnosis | None",
+    calibration: "btyd.FitDiagnosis | None",
     predicted_12m: float,
     trailing: float | None,
     history_days: int,
@@ -277,7 +279,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
         t0 = time.perf_counter()
         try:
             scores, fit = fit_and_score(summary, key="summary_row", limits=limits)
-        except clv.ClvDataError as exc:
+        except btyd.ClvDataError as exc:
             status, message = "insufficient_data", str(exc)
             context.log.warning(f"predicted CLV: no predictions this run: {message}")
         holdout, holdout_error, calibration, days, holdout_skipped = None, None, None, None, None
@@ -288,7 +290,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
                 holdout_error = (
                     float(abs(holdout["predicted"].sum() - total_actual) / total_actual) if total_actual else None
                 )
-            except clv.ClvDataError as exc:
+            except btyd.ClvDataError as exc:
                 holdout_skipped = str(exc)
                 context.log.warning(f"predicted CLV: no holdout check: {exc}")
             trailing, history = trailing_revenue(con, as_of)

@@ -1,7 +1,7 @@
 """Blocking data checks: marts' revenue reconciled to the raw rows and to fct_orders.
 
 Value rules on models and marts (keys, ranges, shares, formats) are dbt tests in the models' YAML;
-raw rows are validated by ingestion (lib/raw_validation.py, reported by the `gx_<table>` checks).
+raw rows are validated by ingestion (lib/quality/raw_validation.py, reported by the `gx_<table>` checks).
 """
 
 import dagster as dg

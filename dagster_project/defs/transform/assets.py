@@ -6,8 +6,9 @@ import shutil
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
-from dagster_project.lib import spark_interop, warehouse
-from dagster_project.lib.dbt_project import (
+from dagster_project.lib import warehouse
+from dagster_project.lib.dbt_runner import spark_interop
+from dagster_project.lib.dbt_runner.project import (
     Translator,
     dbt_environment,
     docs_cache_key,

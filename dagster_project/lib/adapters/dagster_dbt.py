@@ -22,7 +22,7 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource
 from packaging import version
 
-from dagster_project.lib.dbt_project import dbt_beside_python
+from dagster_project.lib.dbt_runner.project import dbt_beside_python
 
 _RESOURCE = "dagster_dbt.core.resource.DbtCliResource"
 RELIES_ON = {

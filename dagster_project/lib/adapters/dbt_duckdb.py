@@ -1,6 +1,6 @@
 """Adapter (dbt-duckdb, private): close the DuckDB database dbt-duckdb keeps open in this process.
 
-`dbt docs generate` runs in the pipeline's own process (lib/dbt_project.py `generate_docs`), where
+`dbt docs generate` runs in the pipeline's own process (lib/dbt_runner/project.py `generate_docs`), where
 dagster-dbt has already imported dbt, instead of as a second dbt process (BENCHMARKS.md, run E).
 After it, dbt-duckdb keeps the warehouse open in a class-level environment that is dropped only at
 exit, and DuckDB refuses another connection to that file with other settings (read-only, say) while

@@ -17,7 +17,6 @@ The modules, in the order a file goes through them:
 - `load`: the header checks, and the rows into their raw table or the quarantine in one transaction.
 """
 
-from dagster_project.lib.formats import Field, Layout
 from dagster_project.lib.ingest.encoding import (
     detect_encoding,
     normalise_line_endings,
@@ -27,6 +26,7 @@ from dagster_project.lib.ingest.encoding import (
     to_utf8_copy,
 )
 from dagster_project.lib.ingest.errors import IngestError
+from dagster_project.lib.ingest.formats import Field, Layout
 from dagster_project.lib.ingest.inbox import KNOWN_FOLDERS_TEXT, discover, ingest_inbox, summarise, unplaced_files
 from dagster_project.lib.ingest.ledger import (
     SETTLED,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import formats
+from dagster_project.lib.ingest import formats
 from dagster_project.lib.ingest.ledger import FileResult
 from dagster_project.lib.ingest.load import create_raw_tables, load_file
 

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import formats
 from dagster_project.lib.files import sha256_of
-from dagster_project.lib.formats import Field, Layout
-from dagster_project.lib.ingest import ledger
+from dagster_project.lib.ingest import formats, ledger
 from dagster_project.lib.ingest.encoding import detect_encoding, raw_csv_records, read_source_header, to_utf8_copy
 from dagster_project.lib.ingest.errors import IngestError
+from dagster_project.lib.ingest.formats import Field, Layout
 from dagster_project.lib.ingest.ledger import SETTLED, FileResult, already_loaded, file_stat, known_file, next_file_id
 from dagster_project.lib.ingest.stage import drop_temp_tables, stage_csv, stage_file, type_staged
 from dagster_project.lib.ingest.typing_sql import (
@@ -141,7 +140,7 @@ def load_file(
 
     cmap = None
     if folder.startswith("generic/"):
-        from dagster_project.lib import maps
+        from dagster_project.lib.ingest import maps
 
         try:
             cmap = maps.load_map(folder.split("/", 1)[1], data_root)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib.formats import Field
 from dagster_project.lib.ingest.encoding import normalise_line_endings, record_line_offsets
 from dagster_project.lib.ingest.errors import IngestError
+from dagster_project.lib.ingest.formats import Field
 from dagster_project.lib.ingest.typing_sql import lit, q, source_columns, typed_sql, with_missing_columns
 
 

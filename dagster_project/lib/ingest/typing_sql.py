@@ -9,8 +9,8 @@ loop over rows.
 
 from __future__ import annotations
 
-from dagster_project.lib import formats
-from dagster_project.lib.formats import Field
+from dagster_project.lib.ingest import formats
+from dagster_project.lib.ingest.formats import Field
 
 SQL_TYPES = {**formats.TYPES, "map_ts": "TIMESTAMP", "price": "DECIMAL(18,4)", "amount4": "DECIMAL(18,4)"}
 

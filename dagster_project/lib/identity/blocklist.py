@@ -1,6 +1,6 @@
 """Identifiers that never link records: the shipped list of placeholders plus the data directory's own.
 
-`identity_blocklist.yml` beside this module is the shipped list; `<data dir>/identity/blocklist.yml`
+`blocklist.yml` beside this module is the shipped list; `<data dir>/identity/blocklist.yml`
 extends it (the shop's own e-mails and store phones).  Rules are evaluated set-based in DuckDB over
 normalised identifiers (`id_type`, `normalised_value`); see the YAML file for the format.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-SHIPPED = Path(__file__).with_name("identity_blocklist.yml")
+SHIPPED = Path(__file__).with_name("blocklist.yml")
 ID_TYPES = ("email", "phone", "square_customer_id", "member_id", "source_customer_id")
 _KEYS = {
     "email": {"exact", "local_parts", "domains", "patterns"},
@@ -216,6 +216,6 @@ def _strings(path: Path, id_type: str, key: str, rules: dict) -> list[str]:
 
 
 def _normalised(id_type: str, raw: str, default_region: str) -> str | None:
-    from dagster_project.lib import identity
+    from dagster_project.lib.identity import resolution
 
-    return identity.normalise(id_type, raw, default_region)
+    return resolution.normalise(id_type, raw, default_region)

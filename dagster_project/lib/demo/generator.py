@@ -2,7 +2,7 @@
 
 ``generate_demo(data_dir)`` writes, under ``data_dir/inbox``, what a retailer that sells online
 (Shopify) and in three stores (Square POS) would export, plus a membership roster, marketing spend
-and store traffic counts.  Column layouts come from :mod:`dagster_project.lib.formats`.
+and store traffic counts.  Column layouts come from :mod:`dagster_project.lib.ingest.formats`.
 
 The data carries planted behaviour that the marts are expected to find again:
 
@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from dagster_project.lib.formats import (
+from dagster_project.lib.ingest.formats import (
     MEMBERS_COLUMNS,
     SHOPIFY_ORDER_COLUMNS,
     SPEND_COLUMNS,

@@ -1,7 +1,7 @@
 """The run report: one self-contained HTML page a marketer reads top to bottom.
 
 First the headline (customer_value_summary and pareto_summary, with the change since the previous
-published run, read from that run's manifest), then the marketing charts of lib/charts.py (Pareto,
+published run, read from that run's manifest), then the marketing charts of lib/export/charts.py (Pareto,
 R×F, cohorts, ladder, lifecycle, tier sizes, membership, LTV:CAC), then the CLV calibration/holdout
 chart drawn here.  Every number comes from a mart; this module only formats them.  Tables are shown
 whole: where a chart's table is longer than ``MAX_TABLE_ROWS`` the page says how many rows are left
@@ -22,7 +22,7 @@ matplotlib.use("Agg")  # files only, no screen
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dagster_project.lib import charts  # noqa: E402
+from dagster_project.lib.export import charts  # noqa: E402
 
 MAX_TABLE_ROWS = 40
 

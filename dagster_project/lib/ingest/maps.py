@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-SHIPPED_MAPS_DIR = Path(__file__).resolve().parents[1] / "maps"
+SHIPPED_MAPS_DIR = Path(__file__).resolve().parents[2] / "maps"
 
 TARGETS = {
     # target column: (required, meaning)

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import yaml
 
-DEFAULT_TIERS_FILE = Path(__file__).resolve().parents[1] / "defs" / "export" / "tiers.yml"
+DEFAULT_TIERS_FILE = Path(__file__).resolve().parents[2] / "defs" / "export" / "tiers.yml"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
 # One row per customer: the columns tier rules may use, plus contact points (intermediate schema).

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dagster_project.lib.maps import SHIPPED_MAPS_DIR, MapError, read_map_document
+from dagster_project.lib.ingest.maps import SHIPPED_MAPS_DIR, MapError, read_map_document
 
 BUILTIN_MAPS_DIR = SHIPPED_MAPS_DIR / "builtin"
 

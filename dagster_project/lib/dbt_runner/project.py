@@ -41,7 +41,7 @@ def _newest_source_mtime() -> float:
     return newest
 
 
-GUARDED_DBT = "owned-audience-dbt"  # dbt that dies with the run that started it (lib/dbt_guard.py)
+GUARDED_DBT = "owned-audience-dbt"  # dbt that dies with the run that started it (lib/dbt_runner/guard.py)
 
 
 def dbt_beside_python() -> list[Path]:
@@ -116,7 +116,7 @@ def dbt_env(settings: Settings, paths: DataPaths, environ: Mapping[str, str] | N
     Only what differs from the profile's defaults is set: dbt re-parses the whole project when the
     profile's variables differ from the ones its partial-parse state was saved with, and an ad-hoc
     `dbt` command given just PIPELINE_WAREHOUSE_PATH should still parse partially after a run."""
-    from dagster_project.lib import spark_interop
+    from dagster_project.lib.dbt_runner import spark_interop
 
     env = {**(os.environ if environ is None else environ), "PIPELINE_WAREHOUSE_PATH": str(paths.warehouse)}
     # dbt.log (kept in dbt/target/dbt_models-* when a build fails) at info level, not debug: writing every

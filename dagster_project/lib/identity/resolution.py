@@ -401,7 +401,7 @@ def _save_state(con: duckdb.DuckDBPyConnection, snapshot: dict, default_region: 
     )
 
 
-# Identifiers that never link (identity.blocked_identifiers): the listed ones (lib/identity_blocklist.yml
+# Identifiers that never link (identity.blocked_identifiers): the listed ones (lib/identity/blocklist.yml
 # and the data directory's own list) and the shared ones, which would join more than `max_shared`
 # otherwise separate customers (the components of the graph without them).  A record's other
 # identifiers still link it; a blocked value keeps its normalised form but no customer_key.
@@ -445,7 +445,7 @@ def resolve(
     the shipped one, and any shared by more than `max_shared` otherwise separate customers) do not
     link.  Incremental when it can be (see above): only the records of newly loaded files are read and
     only the people they touch are re-keyed; `full=True` resolves everything."""
-    from dagster_project.lib import identity_blocklist
+    from dagster_project.lib.identity import blocklist as identity_blocklist
 
     if max_shared < 1:
         raise ValueError(f"the shared-identifier limit must be 1 or more, got {max_shared}")

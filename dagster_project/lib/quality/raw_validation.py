@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.lib import gx_suites, gx_validation, ingest
+from dagster_project.lib import ingest
+from dagster_project.lib.quality import gx_suites, gx_validation
 
 # Raw tables with a suite, in the order they are validated (and reported).
 RAW_GX_TABLES = [
