@@ -67,6 +67,14 @@ FITS_COLUMNS = {
 }
 
 
+def ensure_output_tables(con) -> None:
+    """The model's output tables, empty until the first fit: dbt reads them as sources (staging/clv), so
+    they exist before any dbt build, including one run by hand on a warehouse the model never ran on."""
+    con.execute("create schema if not exists clv")
+    for table, columns in (("customer_scores", SCORES_COLUMNS), ("model_fits", FITS_COLUMNS)):
+        con.execute(f"create table if not exists clv.{table} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
+
+
 def fit_and_score(
     summary: pd.DataFrame, key: str = "customer_key", limits: Settings = DEFAULT_LIMITS
 ) -> tuple[pd.DataFrame, dict]:
@@ -327,9 +335,7 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
                 [context.run.run_id],
             )
             con.unregister("_scores")
-        con.execute(
-            "create table if not exists clv.model_fits (" + ", ".join(f"{c} {t}" for c, t in FITS_COLUMNS.items()) + ")"
-        )
+        ensure_output_tables(con)
         bgp = fit.get("bgnbd", {}).get("params", {})
         ggp = fit.get("gamma_gamma", {}).get("params", {})
         previous_error = con.execute(

@@ -6,6 +6,7 @@ import shutil
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
+from dagster_project.defs.models.assets import ensure_output_tables
 from dagster_project.lib import warehouse
 from dagster_project.lib.dbt_runner import spark_interop
 from dagster_project.lib.dbt_runner.project import (
@@ -108,6 +109,7 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
         con = pipeline.connect()
         try:
             warehouse.write_run_context(con, pipeline.as_of_date, context.run_id, settings.timezone)
+            ensure_output_tables(con)  # the CLV model's outputs, read as dbt sources, exist before its first fit
             if target == "spark":
                 exported = spark_interop.export_raw_parquet(con, pipeline.paths.root)
         finally:
