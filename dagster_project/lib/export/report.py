@@ -59,30 +59,18 @@ def headline(con) -> dict:
             "value_per_customer",
             "repeat_customer_rate",
         ):
-            out[key] = _number(row.get(key))
+            out[key] = charts._num(row.get(key))
     row = _one_row(con, "pareto_summary")
     if row:
-        out["super_user_share"] = _number(row["super_user_customer_share"])
-        out["super_user_revenue_share"] = _number(row["super_user_revenue_share"])
-        out["target_revenue_share"] = _number(row["target_revenue_share"])
+        out["super_user_share"] = charts._num(row["super_user_customer_share"])
+        out["super_user_revenue_share"] = charts._num(row["super_user_revenue_share"])
+        out["target_revenue_share"] = charts._num(row["target_revenue_share"])
     return out
 
 
 def _one_row(con, mart: str) -> "dict | None":
-    exists = con.execute(
-        "select count(*) from duckdb_tables() where schema_name = 'marts' and table_name = ?", [mart]
-    ).fetchone()[0]
-    if not exists:
-        return None
-    cur = con.execute(f"select * from marts.{mart} limit 1")
-    row = cur.fetchone()
-    return dict(zip([d[0] for d in cur.description], row, strict=False)) if row else None
-
-
-def _number(v):
-    if v is None or isinstance(v, (bool, int)):
-        return v
-    return float(v)
+    """The single row of a one-row mart, None when the mart is missing or empty (no purchases yet)."""
+    return charts._rows(con, f"select * from marts.{mart} limit 1")[0] if charts._has_rows(con, mart) else None
 
 
 def holdout_chart(groups: list[dict], title: str) -> bytes:
