@@ -124,17 +124,25 @@ select
 from orders
 where customer is not null and is_purchase;
 
--- Repeat ladder (overall), right-censored at 180 days.
+-- Repeat ladder (overall), as the mart defines it: purchase days numbered per customer; P(n+1 | n) is
+-- the share whose next purchase day came within 180 days (var ladder_window_days), among the
+-- customers whose n-th purchase day is at least 180 days before the as-of date.
 create or replace table repeat_ladder as
+with purchase_days as (
+    select
+        customer, order_date,
+        row_number() over (partition by customer order by order_date) as n,
+        lead(order_date) over (partition by customer order by order_date) as next_date
+    from (select distinct customer, order_date from purchases) d
+)
 select
-    a.n,
+    n,
     count(*) as reached_n,
-    count(b.customer) as reached_next,
-    count(b.customer) / count(*) as repeat_rate,
-    median(b.order_date - a.order_date) as median_days_to_next
-from purchases a
-left join purchases b on b.customer = a.customer and b.n = a.n + 1
-where a.n <= 10 and a.order_date <= date '{as_of}' - 180
+    count(*) filter (where next_date - order_date <= 180) as reached_next,
+    count(*) filter (where next_date - order_date <= 180) / count(*) as repeat_rate,
+    median(next_date - order_date) as median_days_to_next
+from purchase_days
+where n <= 10 and order_date <= date '{as_of}' - 180
 group by 1;
 
 -- Cohort retention by month of first purchase.

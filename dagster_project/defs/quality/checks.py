@@ -109,12 +109,12 @@ def _total_sql(table: str) -> str:
     return f"""
     with o as ({_FCT_NET}), buyers as (
         select customer_key from o group by customer_key having count(*) filter (where is_purchase) > 0
+    ), totals as (
+        select (select coalesce(sum(net_revenue), 0) from marts.{table}) as mart_total,
+               (select coalesce(sum(net_revenue), 0) from o where customer_key in (select customer_key from buyers))
+                   as fct_total
     )
-    select 1,
-           (select coalesce(sum(net_revenue), 0) from marts.{table})
-             <> (select coalesce(sum(net_revenue), 0) from o where customer_key in (select customer_key from buyers)),
-           (select coalesce(sum(net_revenue), 0) from marts.{table}),
-           (select coalesce(sum(net_revenue), 0) from o where customer_key in (select customer_key from buyers))
+    select 1, mart_total <> fct_total, mart_total, fct_total from totals
     """
 
 
