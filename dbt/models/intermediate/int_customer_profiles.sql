@@ -145,9 +145,10 @@ ranked as (
     select
         candidate_records.*,
         countries.country_code,
-        (first_name is not null or last_name is not null) as has_name,
+        (candidate_records.first_name is not null or candidate_records.last_name is not null) as has_name,
         (
-            city is not null or region is not null or postal_code is not null or country_raw is not null
+            candidate_records.city is not null or candidate_records.region is not null
+            or candidate_records.postal_code is not null or candidate_records.country_raw is not null
         ) as has_address
     from candidate_records
     left join countries on countries.spelling = upper(candidate_records.country_raw)
@@ -182,7 +183,9 @@ addresses as (
 
 customers as (
 
-    select distinct customer_key from ranked where has_name or has_address
+    select distinct customer_key
+    from ranked
+    where has_name or has_address
 
 ),
 

@@ -1,3 +1,5 @@
+{%- set square_country = "'" ~ var('square_country') ~ "'" if var('square_country', none) else 'null' %}
+
 with source as (
 
     select * from {{ source('square', 'square_customers') }}
@@ -29,7 +31,7 @@ final as (
         case
             when {{ squish('city') }} is not null or {{ squish('region') }} is not null
                 or {{ squish('postal_code') }} is not null
-                then cast({{ "'" ~ var('square_country') ~ "'" if var('square_country', none) else 'null' }} as {{ dbt.type_string() }})
+                then cast({{ square_country }} as {{ dbt.type_string() }})
         end as country_raw,
         coalesce(last_visit, first_visit) as observed_on,
         _file_id as file_id
