@@ -151,7 +151,8 @@ ranked as (
             or candidate_records.postal_code is not null or candidate_records.country_raw is not null
         ) as has_address
     from candidate_records
-    left join countries on countries.spelling = upper(candidate_records.country_raw)
+    -- spellings carry no apostrophe ("COTE DIVOIRE"): a quote in a seed value breaks dbt-spark's seed load
+    left join countries on countries.spelling = replace(upper(candidate_records.country_raw), chr(39), '')
 
 ),
 
