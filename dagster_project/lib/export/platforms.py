@@ -61,6 +61,14 @@ def _sha256(expr: str) -> str:
     return f"case when ({expr}) is not null and ({expr}) <> '' then sha256({expr}) end"
 
 
+def _at_most_bytes(expr: str, limit: int) -> str:
+    """The longest prefix of a text that is at most `limit` bytes in UTF-8 (a character is never cut)."""
+    return (
+        f"case when strlen({expr}) <= {limit} then {expr} else left({expr}, "
+        f"list_max(list_filter(range(0, {limit + 1}), lambda k: strlen(left({expr}, k)) <= {limit}))) end"
+    )
+
+
 def _clean_text(column: str) -> str:
     """A plain-text value on one line: control characters (line breaks, tabs) as spaces, trimmed."""
     return f"nullif(trim(regexp_replace({column}, '[\\x00-\\x1f\\x7f]+', ' ', 'g')), '')"
@@ -189,8 +197,8 @@ MAILCHIMP = Platform(
     title="Mailchimp audience import",
     columns=(
         ("Email Address", "trim(email)"),
-        ("First Name", f"left({_clean_text('first_name')}, 255)"),
-        ("Last Name", f"left({_clean_text('last_name')}, 255)"),
+        ("First Name", _at_most_bytes(_clean_text("first_name"), 255)),
+        ("Last Name", _at_most_bytes(_clean_text("last_name"), 255)),
     ),
     usable=(("no_email", "email is not null"), ("email_not_accepted", MAILCHIMP_EMAIL_OK)),
     hashed=False,
