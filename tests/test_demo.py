@@ -470,6 +470,31 @@ def test_square_directory_and_roster(default_run):
     assert (expires.between(END, END + timedelta(days=30))).any()  # some due for renewal
 
 
+def test_names_and_addresses(default_run):
+    """Every Shopify order names its buyer and a US address; Square profiles carry an address in
+    part; roster rows carry a name and an address whose country is written in several forms."""
+    _, _, data = default_run
+    firsts = data["shopify"][data["shopify"]["Financial Status"] != ""]
+    named = firsts[firsts["Billing Name"] != ""]
+    assert len(named) > 0.95 * len(firsts)
+    assert named["Billing Name"].str.fullmatch(r"[A-Z][a-z]+ [A-Z][a-z]+").all()
+    assert (named["Billing Zip"].str.fullmatch(r"\d{5}")).all() and set(named["Billing Country"]) == {"US"}
+    customers = data["customers"]
+    with_address = customers[customers["City"] != ""]
+    assert 0.4 < len(with_address) / len(customers) < 0.9
+    assert with_address["Postal Code"].str.fullmatch(r"\d{5}").all() and (with_address["State"] != "").all()
+    members = data["members"]
+    assert (members["first_name"].str.strip() != "").mean() > 0.9 and (members["city"] != "").mean() > 0.9
+    assert members["country"].nunique() >= 3 and set(members["country"].str.strip().str.upper()) <= {
+        "",  # the scripted (planted) members' rows
+        "US",
+        "USA",
+        "UNITED STATES",
+        "UNITED STATES OF AMERICA",
+    }
+    assert (members["postal_code"] != members["postal_code"].str.strip()).any()
+
+
 def test_traffic_covers_every_store_day_and_transactions(default_run):
     _, summary, data = default_run
     traffic, sq = data["traffic"], data["square"]

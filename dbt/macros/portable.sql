@@ -68,3 +68,11 @@
         {{ exceptions.raise_compiler_error("spark__datediff: datepart '" ~ datepart ~ "' is not implemented (day, month)") }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- Trimmed, with each run of whitespace inside collapsed to one space; NULL when nothing is left
+    (names, cities and postal codes as people typed them). -#}
+{% macro squish(expr) -%}
+    {{ return(adapter.dispatch('squish', 'owned_audience')(expr)) }}
+{%- endmacro %}
+{% macro default__squish(expr) -%}nullif(trim(regexp_replace({{ expr }}, '\s+', ' ', 'g')), ''){%- endmacro %}
+{% macro spark__squish(expr) -%}nullif(trim(regexp_replace({{ expr }}, '\\s+', ' ')), ''){%- endmacro %}

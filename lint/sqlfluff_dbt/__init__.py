@@ -68,6 +68,10 @@ class _DbtNamespace:
         return f"split_part({string_text}, {delimiter_text}, {part_number})"
 
     @staticmethod
+    def position(substring_text, string_text):
+        return f"position({substring_text} in {string_text})"
+
+    @staticmethod
     def type_string():
         return "varchar"
 

@@ -42,6 +42,11 @@ What ingestion sees (quirks planted on purpose):
   November DST change days (ambiguous local time).  ``Customer Reference ID`` (= member id) is on
   every sale of a member's Square profile (store-only members and membership-linked omnichannel
   members), also sales before joining: it is the profile's current value.
+* Names and addresses: every Shopify order carries Billing/Shipping Name and address (US); two
+  Square directory profiles in three carry an address (no country column); roster rows carry
+  first/last name, city, region, postal code and country, the country written in varied forms
+  (``US``, ``United States``, `` usa``...), and one member in five has moved to another city
+  since their orders.
 * Omnichannel customers buy alternately online and in store, so with the ladder only those who
   buy twice show both channels (~10% of repeat buyers, ~3% of all customers).
 """
@@ -475,6 +480,39 @@ def _email_text(rng: random.Random, email: str, force_variant: bool = False) -> 
     if r < 0.95:
         return " " + email + " "
     return " " + _title_email(email) + "  "
+
+
+# Country as people type it on a roster form (ISO code, English names, stray case and spaces).
+_ROSTER_COUNTRIES = ("US", "United States", " usa", "United States of America", "us")
+
+
+def _directory_address(p: _Person) -> dict[str, str]:
+    """Address columns of a Square directory row: two profiles in three have one (no country column
+    in Square's export).  Derived from the customer index, not drawn, so the random stream (and every
+    other column) stays as it was before the address columns were written."""
+    if p.idx % 3 == 0:
+        return {}
+    street, city, zip_code, prov = p.address
+    return {"Street Address 1": street, "City": city, "State": prov, "Postal Code": zip_code}
+
+
+def _roster_profile(p: _Person) -> dict[str, str]:
+    """Name and address columns of a roster row.  One member in five has moved since (another of the
+    AREA_CODES cities, so the roster's address differs from the one on their orders); names and
+    postal codes now and then carry stray spaces."""
+    _, city, zip_code, prov = p.address
+    if p.idx % 5 == 0:
+        city, prov, _, zip3 = AREA_CODES[_AREAS[(p.idx // 5) % len(_AREAS)]]
+        zip_code = f"{zip3}{p.idx % 100:02d}"
+    padded = p.idx % 11 == 0
+    return {
+        "first_name": f" {p.first}" if padded else p.first,
+        "last_name": f"{p.last}  " if padded else p.last,
+        "city": city,
+        "region": prov,
+        "postal_code": f" {zip_code} " if padded else zip_code,
+        "country": _ROSTER_COUNTRIES[p.idx % len(_ROSTER_COUNTRIES)],
+    }
 
 
 def _add_years(d: date, years: int) -> date:
@@ -1244,6 +1282,7 @@ class _Generator:
                 "Last Name": p.last,
                 "Email Address": email,
                 "Phone Number": phone,
+                **_directory_address(p),
                 "Square Customer ID": p.square_id,
                 "Creation Source": "Instant Profile" if rng.random() < 0.7 else "Directory",
                 "First Visit": self.cal.iso[store_days[0]],
@@ -1277,6 +1316,7 @@ class _Generator:
                 "expires_on": expires.isoformat(),
                 "renewal_count": renewals,
                 "accepts_marketing": "yes" if p.accepts_marketing else "no",
+                **_roster_profile(p),
             }
         )
 

@@ -28,6 +28,15 @@ final as (
         expires_on,
         coalesce(renewal_count, 0) as renewal_count,
         accepts_marketing,
+        -- name and address (optional roster columns; int_customer_profiles resolves them per
+        -- customer), dated by joined_on: the roster carries no date of its own
+        {{ squish('first_name') }} as first_name,
+        {{ squish('last_name') }} as last_name,
+        {{ squish('city') }} as city,
+        {{ squish('region') }} as region,
+        upper({{ squish('postal_code') }}) as postal_code,
+        {{ squish('country') }} as country_raw,
+        joined_on as observed_on,
         _file_id as file_id
     from ranked
     where recency_rank = 1
