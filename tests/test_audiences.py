@@ -439,3 +439,14 @@ def test_demo_add_and_remove_files_across_two_runs(demo_run, tmp_path):
             assert key(second / "audiences" / name / f"{tier}.remove.csv") == before - after, (tier, name)
             moved += p["added"] + p["removed"]
     assert moved > 0  # three weeks move customers between tiers
+
+
+def test_meta_us_state_written_as_its_two_letter_code(tmp_path):
+    con = duckdb.connect()
+    person = ("k1", True, "a@example.com", None, "A", "B", "Albany", " New York ", "12207", "US")
+    _tier_rows(con, [person, ("k2", True, "b@example.com", None, "C", "D", "Lyon", "Rhône", "69001", "FR")])
+    platforms.write_platform_files(con, TIER, tmp_path, None)
+    _, rows = read(tmp_path / "audiences" / "meta" / "t.csv")
+    states = {r["email"]: r["st"] for r in rows}
+    assert states[sha("a@example.com")] == sha("ny")  # US: the 2-letter code
+    assert states[sha("b@example.com")] == sha("rhone")  # elsewhere: lower case, no special characters

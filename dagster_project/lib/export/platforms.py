@@ -138,6 +138,66 @@ META_ZIP = (
     "left(regexp_replace(lower(postal_code), '\\s', '', 'g'), -2) "
     "else regexp_replace(lower(postal_code), '\\s', '', 'g') end"
 )
+# US states and DC by name, for Meta's 2-letter state code (ANSI / USPS abbreviations)
+US_STATES = dict(
+    alabama="al",
+    alaska="ak",
+    arizona="az",
+    arkansas="ar",
+    california="ca",
+    colorado="co",
+    connecticut="ct",
+    delaware="de",
+    districtofcolumbia="dc",
+    florida="fl",
+    georgia="ga",
+    hawaii="hi",
+    idaho="id",
+    illinois="il",
+    indiana="in",
+    iowa="ia",
+    kansas="ks",
+    kentucky="ky",
+    louisiana="la",
+    maine="me",
+    maryland="md",
+    massachusetts="ma",
+    michigan="mi",
+    minnesota="mn",
+    mississippi="ms",
+    missouri="mo",
+    montana="mt",
+    nebraska="ne",
+    nevada="nv",
+    newhampshire="nh",
+    newjersey="nj",
+    newmexico="nm",
+    newyork="ny",
+    northcarolina="nc",
+    northdakota="nd",
+    ohio="oh",
+    oklahoma="ok",
+    oregon="or",
+    pennsylvania="pa",
+    rhodeisland="ri",
+    southcarolina="sc",
+    southdakota="sd",
+    tennessee="tn",
+    texas="tx",
+    utah="ut",
+    vermont="vt",
+    virginia="va",
+    washington="wa",
+    westvirginia="wv",
+    wisconsin="wi",
+    wyoming="wy",
+)
+_REGION = "regexp_replace(lower(strip_accents(region)), '[^a-z0-9]', '', 'g')"
+META_STATE = (
+    f"case when lower(trim(country_code)) = 'us' then case {_REGION} "
+    + " ".join(f"when '{name}' then '{code}'" for name, code in US_STATES.items())
+    + f" else {_REGION} end else {_REGION} end"
+)
 META = Platform(
     name="meta",
     title="Meta custom audience (customer list)",
@@ -148,7 +208,7 @@ META = Platform(
         ("ln", _sha256("regexp_replace(lower(trim(last_name)), '[[:punct:][:space:]]', '', 'g')")),
         ("zip", _sha256(META_ZIP)),
         ("ct", _sha256("regexp_replace(lower(strip_accents(city)), '[^a-z]', '', 'g')")),
-        ("st", _sha256("regexp_replace(lower(strip_accents(region)), '[^a-z0-9]', '', 'g')")),
+        ("st", _sha256(META_STATE)),
         (
             "country",
             _sha256(
