@@ -348,7 +348,7 @@ def test_demo_run_writes_files_for_all_four_platforms(demo_run):
 @pytest.mark.slow
 def test_demo_run_every_platform_file_follows_its_platform_rules(demo_run):
     exports = demo_run["data_dir"] / "exports" / "latest"
-    checked = 0
+    checked = with_address = with_names = 0
     for name, path in _platform_files(exports):
         header, rows = read(path)
         if name == "google_ads":
@@ -356,10 +356,16 @@ def test_demo_run_every_platform_file_follows_its_platform_rules(demo_run):
             for r in rows:
                 assert all(r[c] == "" or HEX64.match(r[c]) for c in ("Email", "Phone", "First Name", "Last Name"))
                 assert r["Email"] or r["Phone"] or all(r[c] for c in ("First Name", "Last Name", "Country", "Zip"))
+                assert r["Country"] == "" or re.fullmatch("[A-Z]{2}", r["Country"])  # ISO alpha-2, not hashed
+                assert not HEX64.match(r["Zip"])
+                if r["Country"] == "US" and r["Zip"]:
+                    assert re.fullmatch(r"[0-9]{5}(-[0-9]{4})?", r["Zip"]), r["Zip"]
+                with_address += all(r[c] for c in ("First Name", "Last Name", "Country", "Zip"))
         elif name == "meta":
             assert set(header) <= META_HEADERS, path
             for r in rows:
                 assert all(v == "" or HEX64.match(v) for v in r.values()) and (r["email"] or r["phone"])
+                with_names += bool(r["fn"] and r["ln"] and r["country"])
         elif name == "klaviyo":
             assert header[0] == "Email Address", path
             assert path.stat().st_size <= 50_000_000
@@ -373,6 +379,8 @@ def test_demo_run_every_platform_file_follows_its_platform_rules(demo_run):
                 assert all(len(v.encode("utf-8")) <= 255 for v in r.values())
         checked += len(rows)
     assert checked > 0
+    # the demo's names and addresses (int_customer_profiles) reach the ad platforms' files
+    assert with_address > 0 and with_names > 0
 
 
 @pytest.mark.slow

@@ -25,8 +25,8 @@ import duckdb
 
 from dagster_project.lib.export import tiers
 
-# Customer Match and Meta: the tier's hashed contact points, and (once `intermediate.int_customer_profiles`
-# exists) names and address, joined by customer_key.
+# Names and address, joined by customer_key from `intermediate.int_customer_profiles` (a warehouse built
+# before that model has none: the columns stay empty and matching runs on e-mail and phone).
 PROFILE_TABLE = ("intermediate", "int_customer_profiles")
 PROFILE_COLUMNS = ("first_name", "last_name", "city", "region", "postal_code", "country_code")
 AUDIENCE_ROWS = "audience_rows"  # temp table: one tier's rows with contact and profile columns
