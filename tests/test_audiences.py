@@ -458,3 +458,14 @@ def test_meta_us_state_written_as_its_two_letter_code(tmp_path):
     states = {r["email"]: r["st"] for r in rows}
     assert states[sha("a@example.com")] == sha("ny")  # US: the 2-letter code
     assert states[sha("b@example.com")] == sha("rhone")  # elsewhere: lower case, no special characters
+
+
+def test_messaging_files_leave_out_an_address_a_spreadsheet_would_run(tmp_path):
+    """A guarding quote would make it another address, so Klaviyo and Mailchimp do not get it at all."""
+    con = duckdb.connect()
+    bad = '=hyperlink("http://evil.example")@evil.example'
+    _tier_rows(con, [("k1", True, bad, None, None, None, None, None, None, None)])
+    stats = platforms.write_platform_files(con, TIER, tmp_path, None)
+    for name in ("klaviyo", "mailchimp"):
+        assert stats[name]["rows"] == 0 and stats[name]["left_out"] == {"email_not_accepted": 1}, name
+    assert stats["google_ads"]["rows"] == 1  # a hash carries no formula

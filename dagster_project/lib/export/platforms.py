@@ -229,6 +229,9 @@ META = Platform(
 # only form the API takes; the country must be known: a Country column or the country code in front).
 # The list is e-mail marketing: the consent the pipeline holds is consent to marketing by e-mail, and SMS
 # consent is separate (help.klaviyo.com/hc/en-us/articles/360035428731), so a row needs an e-mail.
+# An address a spreadsheet would run as a formula (tiers.neutralised_sql) cannot be written as it is, and
+# written with the guarding quote it is no longer the customer's address: left out of the messaging files.
+SENDABLE_EMAIL = f"{tiers.neutralised_sql('email')} = email"
 KLAVIYO = Platform(
     name="klaviyo",
     title="Klaviyo list import",
@@ -242,7 +245,7 @@ KLAVIYO = Platform(
             "case when regexp_full_match(upper(trim(country_code)), '[A-Z]{2}') then upper(trim(country_code)) end",
         ),
     ),
-    usable=(("no_email", "email is not null"),),
+    usable=(("no_email", "email is not null"), ("email_not_accepted", SENDABLE_EMAIL)),
     hashed=False,
     max_file_bytes=50_000_000,
 )
@@ -260,7 +263,10 @@ MAILCHIMP = Platform(
         ("First Name", _at_most_bytes(_clean_text("first_name"), 255)),
         ("Last Name", _at_most_bytes(_clean_text("last_name"), 255)),
     ),
-    usable=(("no_email", "email is not null"), ("email_not_accepted", MAILCHIMP_EMAIL_OK)),
+    usable=(
+        ("no_email", "email is not null"),
+        ("email_not_accepted", f"{MAILCHIMP_EMAIL_OK} and {SENDABLE_EMAIL}"),
+    ),
     hashed=False,
 )
 
