@@ -209,13 +209,14 @@ def compare_marts(a: Path, b: Path) -> dict[str, int]:
 
 
 def compare_tier_files(a: Path, b: Path) -> list[str]:
-    """Tier list files (CSV and Parquet, not the entered/left change lists) that differ in bytes."""
+    """Tier list and platform audience files (CSV and Parquet, not the entered/left and add/remove change
+    lists) that differ in bytes."""
 
     def files(d: Path) -> dict[str, bytes]:
         return {
-            p.name: p.read_bytes()
-            for p in sorted((d / "tiers").glob("*"))
-            if not p.name.endswith((".entered.csv", ".left.csv"))
+            p.relative_to(d).as_posix(): p.read_bytes()
+            for p in sorted([*(d / "tiers").glob("*"), *(d / "audiences").glob("*/*")])
+            if not p.name.endswith((".entered.csv", ".left.csv", ".add.csv", ".remove.csv"))
         }
 
     fa, fb = files(a), files(b)
