@@ -36,6 +36,8 @@ INCREMENTAL_MODELS = (
     "int_generic__orders_rolled_up",
     "int_orders_identified",
     "int_customer_contacts",
+    "int_shopify__order_profiles",
+    "int_customer_profiles",
 )
 WATERMARKS = (
     "newest_file_id",
@@ -157,7 +159,9 @@ def _write_next_export(inbox: Path, out: Path) -> dict:
     roster = sorted((inbox / "members").glob("*.csv"))[0]
     m_cols = [r[0] for r in con.sql(f"describe select * from {_csv(con, roster)}").fetchall()]
     flip = "case when lower(trim(accepts_marketing)) in ('yes', 'true', 'y', '1') then 'no' else 'yes' end"
-    m_sel = ", ".join(f"{flip} as accepts_marketing" if c == "accepts_marketing" else f'"{c}"' for c in m_cols)
+    # and every member with an address has moved (int_customer_profiles picks the newer roster up by file)
+    moved = {"accepts_marketing": flip, "city": "city || ' Heights'"}
+    m_sel = ", ".join(f'{moved[c]} as "{c}"' if c in moved else f'"{c}"' for c in m_cols)
     (out / "members").mkdir(parents=True)
     con.execute(f"""copy (select {m_sel} from {_csv(con, roster)})
                     to '{(out / "members" / "members-zz-next.csv").as_posix()}' (header)""")
@@ -326,6 +330,12 @@ def test_incremental_equals_full_refresh_with_a_late_refund(tmp_path):
             f"select count(*) from marts.fct_orders where order_key in ({', '.join('?' * len(keys))})", keys
         ).fetchone()[0] == len(keys)
         assert con.execute("select max(as_of_date) from marts.customer_rfm").fetchone()[0] == NEXT_AS_OF
+        # members whose roster address is their newest show the address they moved to
+        from_roster, moved = con.execute(
+            "select count(*), count(*) filter (where city like '% Heights') from intermediate.int_customer_profiles"
+            " where address_source = 'members'"
+        ).fetchone()
+        assert from_roster > 0 and moved == from_roster
         # the Square sale refunded in a later export keeps its payment lines: gross from the payment, the refund
         # netted against it
         gross, refunds, status = con.execute(

@@ -552,3 +552,46 @@ def test_record_line_offsets_by_quote_parity(tmp_path):
     records, offsets = ingest.record_line_offsets(p)
     assert records == 3
     assert offsets == [(2, 3)]  # record 2 starts on line 1 + 2 + 3 = 6
+
+
+def test_roster_and_square_directory_load_with_or_without_name_and_address_columns(con, tmp_path):
+    """The name and address columns are optional: rosters and Square directory exports written before
+    them (header version v1) still load, with those raw columns NULL."""
+    inbox = tmp_path / "inbox"
+    member = {
+        "member_id": "M1",
+        "email": "a@ex.com",
+        "joined_on": "2025-01-01",
+        "plan": "annual",
+        "annual_fee": "30.00",
+        "currency": "USD",
+        "expires_on": "2026-01-01",
+    }
+    roster = formats.layout("members")
+    write_csv(inbox / "members" / "old.csv", roster.header("v1"), [member])
+    write_csv(
+        inbox / "members" / "new.csv",
+        roster.header(),
+        [dict(member, member_id="M2", first_name=" Ann ", last_name="Lee", city="Boston", country="United States")],
+    )
+    directory = formats.layout("square_customers")
+    write_csv(inbox / "square" / "customers_old.csv", directory.header("v1"), [{"Square Customer ID": "S1"}])
+    write_csv(
+        inbox / "square" / "customers_new.csv",
+        directory.header(),
+        [{"Square Customer ID": "S2", "First Name": "Bo", "City": "Austin", "State": "TX", "Postal Code": "78701"}],
+    )
+    res = ingest_dir(con, inbox)
+    assert {k: (v.status, v.rows_loaded) for k, v in res.items()} == {
+        "members/old.csv": ("loaded", 1),
+        "members/new.csv": ("loaded", 1),
+        "square/customers_old.csv": ("loaded", 1),
+        "square/customers_new.csv": ("loaded", 1),
+    }
+    assert con.sql("select member_id, first_name, city, country from raw.members order by 1").fetchall() == [
+        ("M1", None, None, None),
+        ("M2", "Ann", "Boston", "United States"),  # text is trimmed on ingest
+    ]
+    assert con.sql(
+        "select square_customer_id, first_name, city, region, postal_code from raw.square_customers order by 1"
+    ).fetchall() == [("S1", None, None, None, None), ("S2", "Bo", "Austin", "TX", "78701")]

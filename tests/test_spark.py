@@ -137,6 +137,21 @@ def test_fct_orders_totals_and_rows_are_identical(runs, con):
     assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
 
 
+def test_customer_profiles_are_identical(runs, con):
+    """Names and addresses (working warehouse only) resolve the same on Spark: its whitespace squish,
+    name split and country lookup included."""
+    spark = _spark_table(runs["spark"], "intermediate", "int_customer_profiles")
+    watermarks = "exclude (identity_change_seq, newest_file_id)"
+    duck_rows = con.execute("select count(*), count(city) from duck.intermediate.int_customer_profiles").fetchone()
+    assert duck_rows[0] > 100 and duck_rows[1] > 0, duck_rows
+    only_duck, only_spark = _compare(
+        con,
+        f"select * {watermarks} from duck.intermediate.int_customer_profiles",
+        f"select * {watermarks} from {spark}",
+    )
+    assert not only_duck and not only_spark, (only_duck[:5], only_spark[:5])
+
+
 def test_customer_rfm_scores_are_identical(runs, con):
     spark = _spark_table(runs["spark"], "marts", "customer_rfm")
     n = con.execute("select count(*) from duck.marts.customer_rfm").fetchone()[0]

@@ -67,8 +67,8 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- int_customer_contacts' post-hook: contacts of customer_keys no identifier carries any more (a merge
-    moved their identifiers to another key) leave the table. -#}
+{#- int_customer_contacts' and int_customer_profiles' post-hook: rows of customer_keys no identifier
+    carries any more (a merge moved their identifiers to another key) leave the table. -#}
 {% macro delete_contacts_of_gone_customers() -%}
     {%- if incremental_if_supported() == 'incremental' -%}
         delete from {{ this }}

@@ -982,17 +982,18 @@ def _resolve_new(con: duckdb.DuckDBPyConnection, max_shared: int) -> int | None:
     return _record_resolution(con, seq, False, int(rekeyed) + int(added), full_resolution=False)
 
 
-# The incremental dbt models (int_orders_identified, int_customer_contacts, customer_identity_map)
-# rebuild only the rows of identifiers that changed: each resolution gets the next change_seq in
-# identity.resolution_runs, and every identifier that is new or whose customer_key differs from the
+# The incremental dbt models (int_orders_identified, int_customer_contacts, int_customer_profiles,
+# customer_identity_map) rebuild only the rows of identifiers that changed: each resolution gets the
+# next change_seq in identity.resolution_runs, and every identifier that is new or whose customer_key differs from the
 # previous resolution is logged with it in identity.identifier_changes. A resolution with no previous
 # one to compare with is logged as full_change (every order re-keyed); full_resolution marks a full
 # (not incremental) resolution, which may also have changed normalised values (a new phone region or
-# normaliser version), so customer_identity_map and int_customer_contacts rebuild after one. Changes
+# normaliser version), so customer_identity_map and the contacts and profiles rebuild after one. Changes
 # are kept until every consumer has consumed them.
 CONSUMERS = (
     ("intermediate", "int_orders_identified", "identity_change_seq"),
     ("intermediate", "int_customer_contacts", "identity_change_seq"),
+    ("intermediate", "int_customer_profiles", "identity_change_seq"),
     ("marts", "customer_identity_map", "identity_change_seq"),
 )
 
