@@ -209,13 +209,14 @@ def compare_marts(a: Path, b: Path) -> dict[str, int]:
 
 
 def compare_tier_files(a: Path, b: Path) -> list[str]:
-    """Tier list files (CSV and Parquet, not the entered/left change lists) that differ in bytes."""
+    """Tier list and platform audience files (CSV and Parquet, not the entered/left and add/remove change
+    lists) that differ in bytes."""
 
     def files(d: Path) -> dict[str, bytes]:
         return {
-            p.name: p.read_bytes()
-            for p in sorted((d / "tiers").glob("*"))
-            if not p.name.endswith((".entered.csv", ".left.csv"))
+            p.relative_to(d).as_posix(): p.read_bytes()
+            for p in sorted([*(d / "tiers").glob("*"), *(d / "audiences").glob("*/*")])
+            if not p.name.endswith((".entered.csv", ".left.csv", ".add.csv", ".remove.csv"))
         }
 
     fa, fb = files(a), files(b)
@@ -1121,8 +1122,17 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
                 "select customer_key, coalesce(accepts_marketing, false) from intermediate.int_customer_contacts"
             ).fetchall()
         )
+        # the contact points of consenting customers, which the plain audience files (Klaviyo, Mailchimp) carry
+        consented_contacts = {
+            v
+            for row in wh.execute(
+                "select email, phone from intermediate.int_customer_contacts where accepts_marketing"
+            ).fetchall()
+            for v in row
+            if v
+        }
     except duckdb.Error:  # a run that failed before dbt built the contacts
-        consent = {}
+        consent, consented_contacts = {}, set()
     wh.close()
     exports = sorted((data_dir / "exports").iterdir()) if (data_dir / "exports").exists() else []
     for folder in exports:
@@ -1138,6 +1148,8 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
                 and not name.endswith((".hashed.csv", ".entered.csv", ".left.csv"))
                 and name.endswith((".csv", ".parquet"))
             )
+            # Klaviyo and Mailchimp files: plain e-mail and phone, of consenting customers only (docs/audiences.md)
+            is_plain_audience = "/audiences/" in p.as_posix() and p.parent.name in ("klaviyo", "mailchimp")
             if name.endswith(".parquet"):
                 con = duckdb.connect()
                 df_rows = con.execute(f"select * from read_parquet('{p.as_posix()}')").df()
@@ -1158,7 +1170,13 @@ def privacy_scan(data_dir: Path, tally: Tally, extra_texts: dict[str, str] | Non
                     hit = leaks_in_text(v.lstrip("'"), emails, phones)
                     if not hit:
                         continue
-                    allowed = is_contact_list and k in ("email", "phone") and consent.get(row.get("customer_key"))
+                    allowed = (
+                        is_contact_list and k in ("email", "phone") and consent.get(row.get("customer_key"))
+                    ) or (
+                        is_plain_audience
+                        and k in ("Email Address", "Phone Number")
+                        and v.lstrip("'") in consented_contacts
+                    )
                     scanned["consented contact cells (allowed)"] += bool(allowed)
                     if not allowed:
                         leaks.append(f"{p.relative_to(data_dir)}:{k}")

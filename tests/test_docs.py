@@ -44,6 +44,7 @@ def test_the_docs_folder_has_the_files_the_readme_promises():
         "queries",
         "clv",
         "tiers",
+        "audiences",
         "operations",
         "spark",
         "performance",

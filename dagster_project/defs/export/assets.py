@@ -134,7 +134,12 @@ MANIFEST_KEY = dg.AssetKey(["exports", "manifest"])
 
 @dg.asset(
     key=TIER_LISTS_KEY,
-    deps=[*MART_KEYS, dg.AssetKey(["intermediate", "int_customer_contacts"]), LEDGER_KEY],
+    deps=[
+        *MART_KEYS,
+        dg.AssetKey(["intermediate", "int_customer_contacts"]),
+        dg.AssetKey(["intermediate", "int_customer_profiles"]),
+        LEDGER_KEY,
+    ],
     kinds={"csv", "parquet"},
     description="Each tier of tiers.yml as CSV and Parquet, its consented hashed "
     "file and who entered and left since the previous published run, staged for publishing.",

@@ -84,6 +84,7 @@ class Tier:
     requires_consent: bool = False
     max_rows_per_file: int = 0
     columns: tuple[str, ...] = ()  # empty: OUTPUT_COLUMNS
+    platforms: tuple[str, ...] = ()  # audience files for these platforms (lib/export/platforms.py)
 
     @property
     def output_columns(self) -> list[str]:
@@ -120,12 +121,19 @@ def load_tiers(path: Path | None = None) -> list[Tier]:
                 requires_consent=bool(raw.get("requires_consent", False)),
                 max_rows_per_file=int(raw.get("max_rows_per_file") or 0),
                 columns=columns,
+                platforms=_platforms(raw["name"], raw.get("platforms"), path),
             )
         )
     names = [t.name for t in tiers]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: duplicated tier names")
     return tiers
+
+
+def _platforms(name: str, value, path: Path) -> tuple[str, ...]:
+    from dagster_project.lib.export import platforms  # platforms builds on this module
+
+    return platforms.validate(name, value, path)
 
 
 TIER_ROWS = "tier_rows"  # temp table holding the tier being written (one tier at a time per connection)
@@ -312,5 +320,15 @@ def write_tier_files(con, tier: Tier, out: Path, previous: Path | None) -> dict:
     )
     entered = copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
     left = copy_to(con, left_sql, d / f"{tier.name}.left.csv")
+    from dagster_project.lib.export import platforms  # platforms builds on this module
+
+    audiences = platforms.write_platform_files(con, tier, out, previous)
     con.execute(f"drop table {rows}")
-    return {"rows": n, "consented_rows": hashed, "entered": entered, "left": left, "first_run": first_run}
+    return {
+        "rows": n,
+        "consented_rows": hashed,
+        "entered": entered,
+        "left": left,
+        "first_run": first_run,
+        "platforms": audiences,
+    }
