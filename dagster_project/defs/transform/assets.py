@@ -9,7 +9,6 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from dagster_project.defs.models.assets import ensure_output_tables
 from dagster_project.lib import warehouse
 from dagster_project.lib.dbt_runner import spark_interop
-from dagster_project.lib.export import holdout
 from dagster_project.lib.dbt_runner.project import (
     Translator,
     dbt_environment,
@@ -21,6 +20,7 @@ from dagster_project.lib.dbt_runner.project import (
     remember_docs,
     reuse_docs,
 )
+from dagster_project.lib.export import holdout
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, business_today, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 

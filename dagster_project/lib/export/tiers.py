@@ -124,7 +124,9 @@ def load_tiers(path: Path | None = None) -> list[Tier]:
                 requires_consent=bool(raw.get("requires_consent", False)),
                 max_rows_per_file=int(raw.get("max_rows_per_file") or 0),
                 columns=columns,
-                holdout_share=_share(raw.get("holdout_share", default_share), path, f"tier {raw['name']!r}: holdout_share"),
+                holdout_share=_share(
+                    raw.get("holdout_share", default_share), path, f"tier {raw['name']!r}: holdout_share"
+                ),
             )
         )
     names = [t.name for t in tiers]

@@ -94,8 +94,8 @@ by_group as (
         window_days,
         count(case when holdout_group = 'treated' then 1 end) as n_t,
         count(case when holdout_group = 'holdout' then 1 end) as n_h,
-        avg(case when holdout_group = 'treated' then (case when purchases > 0 then 1.0 else 0.0 end) end) as rate_t,
-        avg(case when holdout_group = 'holdout' then (case when purchases > 0 then 1.0 else 0.0 end) end) as rate_h,
+        avg(case when holdout_group = 'treated' then (case when purchases > 0 then 1 else 0 end) end) as rate_t,
+        avg(case when holdout_group = 'holdout' then (case when purchases > 0 then 1 else 0 end) end) as rate_h,
         avg(case when holdout_group = 'treated' then net_revenue end) as revenue_t,
         avg(case when holdout_group = 'holdout' then net_revenue end) as revenue_h,
         var_samp(case when holdout_group = 'treated' then net_revenue end) as revenue_var_t,
@@ -116,8 +116,8 @@ metrics as (
     select
         tier, entry_month, window_days, n_t, n_h,
         'repeat_purchase_rate' as metric,
-        rate_t as treated_value,
-        rate_h as holdout_value,
+        cast(rate_t as double) as treated_value,
+        cast(rate_h as double) as holdout_value,
         sqrt(rate_t * (1 - rate_t) / n_t + rate_h * (1 - rate_h) / n_h) as standard_error
     from by_group
     union all
