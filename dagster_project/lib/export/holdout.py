@@ -2,9 +2,12 @@
 
 Per tier, a share of the eligible customers is held out of every activation file so the programme run
 on the tier can be measured against them (marts.tier_lift).  The draw is a hash of customer key, tier
-and a salt kept in the working warehouse (`activation.holdout_salt`, generated once), so a customer's
-group never changes while the tier's share stays the same, and raising the share only moves treated
-customers into the holdout (the hash is compared with a threshold).
+and a salt kept in the working warehouse (`activation.holdout_salt`), so a customer's group never
+changes while the tier's share stays the same, and raising the share only moves treated customers into
+the holdout (the hash is compared with a threshold).  The salt is made once, on the first run that
+loaded files, from the SHA-256 of those files (raw.load_ledger), and kept from then on: as hard to
+guess as the exports themselves, yet two data directories fed the same exports draw the same groups
+(RELIABILITY.md, re-run determinism).
 
 The history (`activation.tier_membership`: one row per published as-of date, tier and member) is read
 back from the published export folders themselves, so it holds only what was published: a run that
@@ -16,9 +19,9 @@ recorded.  dbt turns the history into marts.tier_memberships and marts.tier_lift
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-import secrets
 from pathlib import Path
 
 import duckdb
@@ -36,10 +39,21 @@ HASH_DIGITS = 13
 HASH_RANGE = 16**HASH_DIGITS
 AS_OF_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SALT = re.compile(r"^[0-9a-f]{32}$")
+NO_DATA_SALT = "0" * 32  # before any file was loaded there is no customer to draw
+
+
+def _loaded_file_hashes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    try:
+        rows = con.execute(
+            "select distinct sha256 from raw.load_ledger where status = 'loaded' and sha256 is not null order by 1"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return []
+    return [r[0] for r in rows]
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """The activation schema's tables, and the salt (drawn once, on the first call for a warehouse)."""
+    """The activation schema's tables, and the salt (made once, when the warehouse first has loaded files)."""
     con.execute(f"create schema if not exists {SCHEMA}")
     con.execute(f"create table if not exists {SALT_TABLE} (salt varchar not null, created_at timestamp not null)")
     con.execute(
@@ -51,7 +65,10 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         "recorded_at timestamp not null, tiers varchar not null)"
     )
     if not con.execute(f"select count(*) from {SALT_TABLE}").fetchone()[0]:
-        con.execute(f"insert into {SALT_TABLE} values (?, current_timestamp)", [secrets.token_hex(16)])
+        files = _loaded_file_hashes(con)
+        if files:
+            salt = hashlib.sha256(("holdout-salt\n" + "\n".join(files)).encode()).hexdigest()[:32]
+            con.execute(f"insert into {SALT_TABLE} values (?, current_timestamp)", [salt])
 
 
 def read_salt(con: duckdb.DuckDBPyConnection) -> str:
@@ -59,6 +76,8 @@ def read_salt(con: duckdb.DuckDBPyConnection) -> str:
         row = con.execute(f"select min(salt) from {SALT_TABLE}").fetchone()
     except duckdb.CatalogException:
         row = None
+    if (not row or row[0] is None) and not _loaded_file_hashes(con):
+        return NO_DATA_SALT
     if not row or row[0] is None:
         raise ValueError(
             f"the working warehouse has no holdout salt ({SALT_TABLE}); it is created before the dbt build of "
