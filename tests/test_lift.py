@@ -460,7 +460,7 @@ def lift_build(demo_run, tmp_path_factory):
         lift = con.execute("select * from marts.tier_lift order by all").df()
     finally:
         con.close()
-    return {"lift": lift, "members": members, "orders": orders, "truth": truth}
+    return {"lift": lift, "members": members, "orders": orders, "truth": truth, "warehouse": warehouse}
 
 
 @pytest.mark.slow
@@ -499,3 +499,27 @@ def test_tier_lift_equals_a_pandas_recomputation(lift_build):
     for col in ("treated_value", "holdout_value", "difference", "ci_low", "ci_high"):
         a, b = merged[col].astype(float), merged[f"{col}_want"].astype(float)
         assert np.allclose(a, b, rtol=1e-9, atol=1e-9, equal_nan=True), col
+
+
+@pytest.mark.slow
+def test_the_lift_chart_draws_every_row_of_the_mart(lift_build):
+    from dagster_project.lib.export import charts
+
+    con = duckdb.connect(str(lift_build["warehouse"]), read_only=True)
+    try:
+        chart = charts.tier_lift_chart(con)
+    finally:
+        con.close()
+    lift = lift_build["lift"]
+    assert chart.png[:8] == b"\x89PNG\r\n\x1a\n" and len(chart.data) == len(chart.table) == len(lift)
+    planted = {
+        (d["entry_month"], d["window_days"], d["metric"]): (d["difference"], d["ci_low"], d["ci_high"])
+        for d in chart.data
+        if d["tier"] == "planted"
+    }
+    for r in lift[lift["tier"] == "planted"].itertuples():
+        key = (pd.Timestamp(r.entry_month).date().isoformat(), r.window_days, r.metric)
+        assert planted[key] == pytest.approx((r.difference, r.ci_low, r.ci_high))
+    assert f"{len(lift)} of {len(lift)} figures have enough customers" in chart.caption
+    row = next(t for t in chart.table if t["tier"] == "planted" and t["window"] == "90 days")
+    assert row["difference [95% interval]"].startswith("+") and "[" in row["difference [95% interval]"]

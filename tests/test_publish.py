@@ -164,6 +164,7 @@ def test_tier_columns_are_chosen_in_yaml_and_validated(published, tmp_path):
         "accepts_marketing",
         "email",
         "phone",
+        "holdout_group",  # the Parquet file keeps held-out customers too (docs/holdout.md)
     ]
     bad = tmp_path / "tiers.yml"
     bad.write_text("tiers:\n  - {name: x, where: 'true', reason: \"'r'\", columns: [email_sha256]}\n")
