@@ -78,9 +78,9 @@ per_customer as (
     from observed
     left join orders
         on
-            observed.customer_key = orders.customer_key
-            and orders.order_date > observed.entered_on
-            and orders.order_date <= observed.window_ends_on
+        orders.customer_key = observed.customer_key
+        and orders.order_date > observed.entered_on
+        and orders.order_date <= observed.window_ends_on
     group by
         observed.tier, observed.entry_month, observed.window_days, observed.holdout_group, observed.customer_key
 

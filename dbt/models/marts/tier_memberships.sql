@@ -23,7 +23,7 @@ listed as (
         membership.as_of_date,
         runs.run_seq
     from {{ ref('stg_activation__tier_membership') }} as membership
-    inner join runs on membership.as_of_date = runs.as_of_date
+    inner join runs on runs.as_of_date = membership.as_of_date
 
 ),
 
