@@ -391,9 +391,10 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
             "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in tier_stats.items()}),
             "mart_rows": dg.MetadataValue.json(info["mart_rows"]),
             "tiers": dg.MetadataValue.md(
-                "| tier | rows | consented | entered | left |\n|---|---|---|---|---|\n"
+                "| tier | rows | held out | consented | entered | left |\n|---|---|---|---|---|---|\n"
                 + "\n".join(
-                    f"| {k} | {v['rows']} | {v['consented_rows']} | {v['entered']} | {v['left']} |"
+                    f"| {k} | {v['rows']} | {v.get('holdout_rows', 0)} | {v['consented_rows']} | {v['entered']} "
+                    f"| {v['left']} |"
                     for k, v in tier_stats.items()
                 )
             ),
