@@ -346,6 +346,7 @@ def _pandas_lift(members: pd.DataFrame, orders: pd.DataFrame, as_of: date, min_g
     members = members.assign(as_of_date=pd.to_datetime(members["as_of_date"]))
     orders = orders.assign(order_date=pd.to_datetime(orders["order_date"]))
     as_of = pd.Timestamp(as_of)
+    members = members[members["as_of_date"] < as_of]  # a run's own publication counts from the next date on
     dates = sorted(members["as_of_date"].unique())
     seq = {d: i for i, d in enumerate(dates)}
     m = members.assign(seq=members["as_of_date"].map(seq)).sort_values(["tier", "customer_key", "seq"])

@@ -2,7 +2,8 @@
 -- run of published as-of dates on which the customer was listed in the tier in the same group. Built from
 -- the published history (source activation.tier_membership, recorded after each publish), so a backfilled
 -- date between two others splits or joins spells as if the dates had been published in order. Only dates
--- up to the as-of date count, so a backfill run sees the history as it stood on its date.
+-- before the as-of date count: a backfill sees the history as it stood then, and a re-run of a date builds
+-- the same mart as its first run (the date's own publication, recorded after the first, is left out).
 
 with runs as (
 
@@ -10,7 +11,7 @@ with runs as (
         as_of_date,
         row_number() over (order by as_of_date) as run_seq
     from {{ ref('stg_activation__tier_membership_runs') }}
-    where as_of_date <= {{ as_of_date() }}
+    where as_of_date < {{ as_of_date() }}
 
 ),
 
