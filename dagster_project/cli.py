@@ -206,6 +206,7 @@ def _full_refresh(paths: DataPaths) -> None:
     """Set the working warehouse aside so the run builds a new one from every file in the inbox (the way
     to move to a release with another warehouse schema version, README "Upgrading between versions")."""
     from dagster_project.lib import warehouse
+    from dagster_project.lib.export import holdout
 
     aside = warehouse.set_aside(paths.warehouse)
     if aside is None:
@@ -216,6 +217,15 @@ def _full_refresh(paths: DataPaths) -> None:
         f"as you want it); rebuilding {paths.warehouse} from the exports in {paths.inbox}",
         flush=True,
     )
+    # the holdout salt and the published tier-membership history are records, not rebuilt from the inbox:
+    # carried into the new warehouse, so no holdout group is drawn again and the lift keeps its history
+    con = warehouse.connect(paths.warehouse)
+    try:
+        warehouse.check_schema_version(con, paths.warehouse, paths.root)
+        kept = holdout.carry_over(aside, con)
+    finally:
+        con.close()
+    print(f"==> full refresh: holdout salt and {kept} published tier memberships carried over", flush=True)
     gone = warehouse.files_gone_from_inbox(aside, paths.inbox)
     if gone:
         shown = ", ".join(gone[:10]) + (f" and {len(gone) - 10} more" if len(gone) > 10 else "")

@@ -75,7 +75,7 @@ PEOPLE = [
 ]
 
 
-def _tier_rows(con, people):
+def _tier_rows(con, people, held_out=()):
     con.execute(
         "create or replace temp table src (customer_key varchar, accepts_marketing boolean, email varchar, "
         "phone varchar, first_name varchar, last_name varchar, city varchar, region varchar, "
@@ -85,8 +85,9 @@ def _tier_rows(con, people):
     # as tiers.materialise leaves them: contact points only where consented
     con.execute(
         f"create or replace temp table {tiers.TIER_ROWS} as select customer_key, accepts_marketing, "
-        "case when accepts_marketing then email end as email, case when accepts_marketing then phone end as phone "
-        "from src"
+        "case when accepts_marketing then email end as email, case when accepts_marketing then phone end as phone, "
+        "case when list_contains(?, customer_key) then 'holdout' else 'treated' end as holdout_group from src",
+        [list(held_out)],
     )
     con.execute("create schema if not exists intermediate")
     con.execute(
@@ -271,10 +272,9 @@ def test_left_out_counts_add_up_to_the_tier(written):
     assert written["stats"]["google_ads"]["left_out"] == {"no_marketing_consent": 1}
 
 
-def test_held_out_customers_are_in_no_platform_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(platforms, "activated_rows_condition", lambda: "t.customer_key <> 'k1'")
+def test_held_out_customers_are_in_no_platform_file(tmp_path):
     con = duckdb.connect()
-    _tier_rows(con, PEOPLE)
+    _tier_rows(con, PEOPLE, held_out=["k1"])
     stats = platforms.write_platform_files(con, TIER, tmp_path, None)
     for name, s in stats.items():
         assert s["left_out"]["holdout"] == 1, name

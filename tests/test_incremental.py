@@ -22,6 +22,7 @@ import pytest
 from dagster_project.defs.models.assets import ensure_output_tables
 from dagster_project.lib import ingest, warehouse
 from dagster_project.lib.demo.generator import generate_demo
+from dagster_project.lib.export import holdout
 from dagster_project.lib.identity import resolution
 from dagster_project.lib.paths import DBT_PROJECT_DIR, DataPaths
 
@@ -194,6 +195,7 @@ def _load_and_build(data_dir: Path, as_of: date, tag: str) -> dict:
         resolved = resolution.resolve(con)
         warehouse.write_run_context(con, as_of, tag)
         ensure_output_tables(con)  # the CLV model's outputs, which dbt reads as sources
+        holdout.ensure_tables(con)  # the published tier-membership history, also a dbt source
     finally:
         con.close()
     _dbt_build(data_dir, tag)

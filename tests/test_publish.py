@@ -120,21 +120,30 @@ def test_entered_and_left_lists_across_two_runs(published, tmp_path):
 
     data_dir = tmp_path / "d"
     shutil.copytree(published, data_dir, symlinks=True)
-    first = {
-        p.stem: set(pd.read_parquet(p)["customer_key"])
-        for p in (data_dir / "exports" / "2026-11-01" / "tiers").glob("*.parquet")
-    }
+
+    def treated(p):  # entered/left compare the customers in the activation files (docs/holdout.md)
+        df = pd.read_parquet(p)
+        return set(df.loc[df["holdout_group"] == "treated", "customer_key"])
+
+    first = {p.stem: treated(p) for p in (data_dir / "exports" / "2026-11-01" / "tiers").glob("*.parquet")}
     assert main(["run", "--data-dir", str(data_dir), "--as-of", "2026-11-21", "--quiet"]) == 0
     folder = data_dir / "exports" / "2026-11-21" / "tiers"
     changed = 0
     for tier, before in first.items():
-        after = set(pd.read_parquet(folder / f"{tier}.parquet")["customer_key"])
+        after = treated(folder / f"{tier}.parquet")
         entered = set(pd.read_csv(folder / f"{tier}.entered.csv")["customer_key"])
         left = set(pd.read_csv(folder / f"{tier}.left.csv")["customer_key"])
         assert entered == after - before, tier
         assert left == before - after, tier
         changed += len(entered) + len(left)
     assert changed > 0  # three more weeks move customers between tiers
+    # both published dates are in the membership history; the second run's dbt build saw the first's
+    with duckdb.connect(str(data_dir / "warehouse" / "pipeline.duckdb"), read_only=True) as con:
+        dates = con.execute("select distinct cast(as_of_date as varchar) from activation.tier_membership order by 1")
+        assert [r[0] for r in dates.fetchall()] == ["2026-11-01", "2026-11-21"]
+        entered = con.execute("select distinct cast(entered_on as varchar) from marts.tier_memberships").fetchall()
+        assert entered == [("2026-11-01",)]
+        assert con.execute("select count(*) from marts.tier_lift").fetchone()[0] == 0  # no 30-day window yet
     manifest = json.loads((data_dir / "exports" / "latest" / "manifest.json").read_text())
     assert manifest["as_of"] == "2026-11-21"
     assert (data_dir / "exports" / "2026-11-01" / "manifest.json").exists()  # the earlier run stays
@@ -164,6 +173,7 @@ def test_tier_columns_are_chosen_in_yaml_and_validated(published, tmp_path):
         "accepts_marketing",
         "email",
         "phone",
+        "holdout_group",  # the Parquet file keeps held-out customers too (docs/holdout.md)
     ]
     bad = tmp_path / "tiers.yml"
     bad.write_text("tiers:\n  - {name: x, where: 'true', reason: \"'r'\", columns: [email_sha256]}\n")

@@ -19,6 +19,7 @@ CHART_NAMES = [
     "tier_sizes",
     "membership_value",
     "ltv_cac",
+    "tier_lift",
 ]
 
 
@@ -150,6 +151,21 @@ def test_the_report_opens_with_the_headline_from_the_marts(published):
     manifest = json.loads((published["exports"] / "manifest.json").read_text())
     assert manifest["headline"]["customers"] == int(s["customers"])
     assert manifest["headline"]["net_revenue"] == pytest.approx(float(s["net_revenue"]))
+
+
+def test_the_lift_section_says_plainly_that_no_window_is_complete_yet(published):
+    """A single run has published no earlier tier lists, so no 30-day window after an entry is complete:
+    the section says so in words, and its chart carries no numbers."""
+    page = (published["exports"] / "report.html").read_text(encoding="utf-8")
+    section = _section(page, "Lift of the tier programmes: treated vs held-out customers")
+    assert "Nothing to measure yet" in section and "30 days after the first published tier lists" in section
+    assert not _tables(section)
+    con = duckdb.connect(str(published["serving"]), read_only=True)
+    try:
+        assert con.execute("select count(*) from marts.tier_lift").fetchone()[0] == 0
+        assert charts.tier_lift_chart(con).data == []
+    finally:
+        con.close()
 
 
 def test_the_report_cuts_nothing_silently_and_labels_for_people(published):

@@ -86,7 +86,8 @@ LAYOUT_FILE = Path(__file__).with_name("warehouse_layout.txt")
 
 def _kept_tables_layout(db: Path) -> str:
     """The columns (in order, with types) of the tables a run keeps and builds on: every raw and identity
-    table, the CLV model's outputs (clv.model_fits is a kept history; both are dbt sources), and the models
+    table, the CLV model's outputs (clv.model_fits is a kept history; both are dbt sources), the holdout salt
+    and published tier-membership history (activation, kept across --full-refresh), and the models
     that are incremental on DuckDB (the rest are rebuilt whole by every run)."""
     incremental = sorted(
         p.stem
@@ -96,7 +97,7 @@ def _kept_tables_layout(db: Path) -> str:
     with duckdb.connect(str(db), read_only=True) as c:
         rows = c.execute(
             "select schema_name, table_name, string_agg(column_name || ' ' || data_type, ', ' order by column_index) "
-            "from duckdb_columns() where schema_name in ('raw', 'identity', 'clv') or table_name in "
+            "from duckdb_columns() where schema_name in ('raw', 'identity', 'clv', 'activation') or table_name in "
             f"({', '.join('?' for _ in incremental)}) group by all order by 1, 2",
             incremental,
         ).fetchall()

@@ -24,7 +24,7 @@ import duckdb
 from dagster_project.defs.ingestion.assets import LEDGER_KEY
 from dagster_project.lib import warehouse
 from dagster_project.lib.dbt_runner.project import manifest_for_definitions
-from dagster_project.lib.export import charts, publish, report, tiers
+from dagster_project.lib.export import charts, holdout, publish, report, tiers
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, retry_transient
 from dagster_project.lib.paths import REPO_ROOT
 from dagster_project.lib.quality import gx_validation
@@ -142,7 +142,7 @@ MANIFEST_KEY = dg.AssetKey(["exports", "manifest"])
     ],
     kinds={"csv", "parquet"},
     description="Each tier of tiers.yml as CSV and Parquet, its consented hashed "
-    "file and who entered and left since the previous published run, staged for publishing.",
+    "file, its holdout file and who entered and left since the previous published run, staged for publishing.",
     **STAGED,
 )
 def tier_lists(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> dg.MaterializeResult:
@@ -154,7 +154,8 @@ def tier_lists(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
         con = pipeline.connect(read_only=True)
     try:
         compare_with = tiers.previous_exports(paths.exports, stage.as_of)
-        stats = {t.name: tiers.write_tier_files(con, t, stage.exports, compare_with) for t in tier_defs}
+        salt = holdout.read_salt(con)
+        stats = {t.name: tiers.write_tier_files(con, t, stage.exports, compare_with, salt) for t in tier_defs}
     finally:
         con.close()
     stage.write_json("tier_stats", stats)
@@ -344,6 +345,14 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
         update_serving=updates_serving,
     )
     publish.remove_stale_stages(paths.staging, keep=stage.run_id)
+    # the tier memberships just published join the history the lift is measured on (a failure here is
+    # made good by the next run's reconcile, which reads the same published folder)
+    try:
+        with pipeline.connect() as con:
+            recorded = holdout.record_published(con, paths.exports / as_of, as_of, stage.run_id)
+        context.log.info(f"recorded {recorded} tier memberships as of {as_of} in {holdout.MEMBERSHIP_TABLE}")
+    except (duckdb.Error, OSError, ValueError) as exc:
+        context.log.warning(f"tier memberships as of {as_of} not recorded yet (the next run does): {exc}")
 
     if updates_serving:
         context.log.info(
@@ -387,9 +396,10 @@ def published_run(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -
             "tier_rows": dg.MetadataValue.json({k: v["rows"] for k, v in tier_stats.items()}),
             "mart_rows": dg.MetadataValue.json(info["mart_rows"]),
             "tiers": dg.MetadataValue.md(
-                "| tier | rows | consented | entered | left |\n|---|---|---|---|---|\n"
+                "| tier | rows | held out | consented | entered | left |\n|---|---|---|---|---|---|\n"
                 + "\n".join(
-                    f"| {k} | {v['rows']} | {v['consented_rows']} | {v['entered']} | {v['left']} |"
+                    f"| {k} | {v['rows']} | {v.get('holdout_rows', 0)} | {v['consented_rows']} | {v['entered']} "
+                    f"| {v['left']} |"
                     for k, v in tier_stats.items()
                 )
             ),

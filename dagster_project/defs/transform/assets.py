@@ -20,6 +20,7 @@ from dagster_project.lib.dbt_runner.project import (
     remember_docs,
     reuse_docs,
 )
+from dagster_project.lib.export import holdout
 from dagster_project.lib.orchestration import AS_OF_PARTITIONS, ONE_RUN_PER_DATE, business_today, retry_transient
 from dagster_project.lib.resources import PipelineConfig
 
@@ -110,6 +111,10 @@ def _dbt_build(context: dg.AssetExecutionContext, dbt: DbtCliResource, pipeline:
         try:
             warehouse.write_run_context(con, pipeline.as_of_date, context.run_id, settings.timezone)
             ensure_output_tables(con)  # the CLV model's outputs, read as dbt sources, exist before its first fit
+            # the holdout salt, and every published tier membership in the history the lift marts read
+            recorded = holdout.reconcile(con, pipeline.paths.exports)
+            if recorded:
+                context.log.info(f"tier memberships of published exports recorded: {', '.join(recorded)}")
             if target == "spark":
                 exported = spark_interop.export_raw_parquet(con, pipeline.paths.root)
         finally:

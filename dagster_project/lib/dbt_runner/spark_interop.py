@@ -3,7 +3,7 @@
 On the Spark target, dbt reads the raw layer as Parquet files and writes its tables as Parquet
 under the Spark warehouse folder:
 
-    <data>/warehouse/raw_parquet/<schema>/<table>/data.parquet   raw.*, identity.*, clv.* (written here)
+    <data>/warehouse/raw_parquet/<schema>/<table>/data.parquet   raw.*, identity.*, clv.*, activation.* (written here)
     <data>/warehouse/spark/<schema>.db/<table>/*.parquet          dbt models built by Spark
 
 `export_raw_parquet` writes the first (what ingestion, identity and the CLV model wrote into DuckDB);
@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 # The schemas dbt reads as sources (dbt/models/staging/*/_*__sources.yml).
-RAW_SCHEMAS = ("raw", "identity", "clv")
+RAW_SCHEMAS = ("raw", "identity", "clv", "activation")
 # working tables that are no dbt source: not written for Spark (the normalisation cache and the identifier
 # roots are millions of rows)
 NOT_SOURCES = {
@@ -31,6 +31,7 @@ NOT_SOURCES = {
     ("identity", "record_hashes"),
     ("identity", "node_records"),
     ("identity", "blocked_record_nodes"),
+    ("activation", "holdout_salt"),
 }
 # The schemas dbt writes tables to (views are not materialised in files and are skipped).
 MODEL_SCHEMAS = ("intermediate", "marts")

@@ -64,6 +64,7 @@ CHART_ASSETS = {
     "tier_sizes": ["exports", "published_run"],
     "membership_value": ["marts", "membership_value"],
     "ltv_cac": ["marts", "channel_economics"],
+    "tier_lift": ["marts", "tier_lift"],
 }
 
 
@@ -1006,12 +1007,149 @@ def ltv_cac_chart(con) -> Chart:
 
 
 # ------------------------------------------------------------------------------------------------
+# 9. Lift of the tier programmes (treated vs held out)
+
+LIFT_METRICS = {
+    "repeat_purchase_rate": "repeat purchase rate",
+    "net_revenue_per_customer": "net revenue per customer",
+    "orders_per_customer": "orders per customer",
+}
+LIFT_MAX_ROWS = 12  # tier × entry month rows drawn (the newest); the table and the mart have every one
+
+
+def tier_lift_chart(con) -> Chart:
+    """Treated minus held-out customers per tier and entry month (tier_lift, the longest complete window
+    of each), with the 95% interval, one panel per metric; says plainly when no window is complete."""
+    name, title = "tier_lift", "Lift of the tier programmes: treated vs held-out customers"
+    if not _has_rows(con, "tier_lift"):
+        waiting = (
+            con.execute(
+                "select count(*), min(entered_on) from marts.tier_memberships where holdout_group = 'holdout'"
+            ).fetchone()
+            if _has_table(con, "tier_memberships")
+            else (0, None)
+        )
+        why = "no complete 30-day window yet"
+        chart = _no_data(name, title, why)
+        since = f" The earliest recorded entry of a held-out customer is {_iso(waiting[1])}." if waiting[1] else ""
+        caption = (
+            "Nothing to measure yet: each tier's treated customers are compared with its held-out ones over the "
+            "30, 60 and 90 days after they entered the tier, and only complete windows count, so the first "
+            "numbers appear 30 days after the first published tier lists (the memberships are recorded when a "
+            "run publishes; the lift is computed from the next run on)." + since
+        )
+        return Chart(name, title, caption, chart.png, [])
+    rows = _rows(
+        con,
+        "select * from marts.tier_lift order by tier, entry_month, window_days, metric",
+    )
+    cur = reporting_currency(con)
+    data = [
+        {
+            "tier": r["tier"],
+            "entry_month": _iso(r["entry_month"]),
+            "window_days": int(r["window_days"]),
+            "metric": r["metric"],
+            "treated_customers": int(r["treated_customers"]),
+            "holdout_customers": int(r["holdout_customers"]),
+            "treated_value": _num(r["treated_value"]),
+            "holdout_value": _num(r["holdout_value"]),
+            "difference": _num(r["difference"]),
+            "ci_low": _num(r["ci_low"]),
+            "ci_high": _num(r["ci_high"]),
+            "status": r["status"],
+        }
+        for r in rows
+    ]
+    # the longest complete window of each tier and entry month, newest entry months first
+    longest: dict[tuple, int] = {}
+    for d in data:
+        key = (d["tier"], d["entry_month"])
+        longest[key] = max(longest.get(key, 0), d["window_days"])
+    keys = sorted(longest, key=lambda k: (k[1], k[0]), reverse=True)[:LIFT_MAX_ROWS][::-1]
+    measured = [d for d in data if d["status"] == "measured"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, max(3.0, 0.45 * len(keys) + 1.6)), sharey=True)
+    for ax, (metric, label) in zip(axes, LIFT_METRICS.items(), strict=False):
+        for y, (tier, month) in enumerate(keys):
+            d = next(
+                (
+                    x
+                    for x in data
+                    if (x["tier"], x["entry_month"], x["metric"], x["window_days"])
+                    == (tier, month, metric, longest[(tier, month)])
+                ),
+                None,
+            )
+            if d is None or d["difference"] is None:
+                ax.text(0, y, "not enough customers yet", ha="center", va="center", fontsize=7.5, color=GREY)
+                continue
+            low, high = d["ci_low"], d["ci_high"]
+            colour = GREEN if low > 0 else RED if high < 0 else BLUE
+            ax.errorbar(
+                d["difference"],
+                y,
+                xerr=[[d["difference"] - low], [high - d["difference"]]],
+                fmt="o",
+                color=colour,
+                capsize=3,
+            )
+        ax.axvline(0, color=GREY, linewidth=1)
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        if metric == "repeat_purchase_rate":
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:+.0f} pt"))
+        elif metric == "net_revenue_per_customer" and cur:
+            ax.set_xlabel(cur)
+    axes[0].set_yticks(
+        range(len(keys)), [f"{t} · {_month_label(m)} · {longest[(t, m)]} d" for t, m in keys], fontsize=8.5
+    )
+    axes[0].set_ylim(-0.7, len(keys) - 0.3)
+    fig.suptitle(title)
+    caption = (
+        "Treated minus held-out customers of each tier and entry month over the longest complete window after "
+        "entry (dot), with its 95% interval (bar): green when the whole interval is above 0, red when below, "
+        "blue when it includes 0 (no measurable difference). "
+        f"{len(measured)} of {len(data)} figures have enough customers in both groups."
+    )
+    table = [
+        {
+            "tier": d["tier"],
+            "entered in": _month_label(d["entry_month"]),
+            "window": f"{d['window_days']} days",
+            "metric": LIFT_METRICS[d["metric"]],
+            "treated (customers)": f"{_lift_value(d['metric'], d['treated_value'], cur)} ({d['treated_customers']:,})",
+            "held out (customers)": f"{_lift_value(d['metric'], d['holdout_value'], cur)} ({d['holdout_customers']:,})",
+            "difference [95% interval]": (
+                f"{_lift_value(d['metric'], d['difference'], cur, signed=True)} "
+                f"[{_lift_value(d['metric'], d['ci_low'], cur, signed=True)}, "
+                f"{_lift_value(d['metric'], d['ci_high'], cur, signed=True)}]"
+                if d["difference"] is not None
+                else "not enough customers yet"
+            ),
+        }
+        for d in data
+    ]
+    return Chart(name, title, caption, _png(fig), data, table)
+
+
+def _lift_value(metric: str, v, cur: str, signed: bool = False) -> str:
+    if v is None:
+        return "none"
+    sign = "+" if signed else ""
+    if metric == "repeat_purchase_rate":
+        return f"{100 * v:{sign}.1f}" + (" pt" if signed else "%")
+    if metric == "net_revenue_per_customer":
+        return f"{v:{sign},.2f} {cur}".strip()
+    return f"{v:{sign}.2f}"
+
+
+# ------------------------------------------------------------------------------------------------
 # all of them, and the Markdown for Dagster metadata
 
 
 def all_charts(con, tier_points: list[tuple]) -> list[Chart]:
     """The report's charts in order: Pareto, R×F, cohorts, ladder, lifecycle, tier sizes, membership,
-    LTV:CAC."""
+    LTV:CAC, tier lift."""
     return [
         pareto_chart(con),
         rf_heatmap_chart(con),
@@ -1021,6 +1159,7 @@ def all_charts(con, tier_points: list[tuple]) -> list[Chart]:
         tier_sizes_chart(tier_points),
         membership_value_chart(con),
         ltv_cac_chart(con),
+        tier_lift_chart(con),
     ]
 
 

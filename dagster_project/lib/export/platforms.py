@@ -35,9 +35,9 @@ LEFT_OUT = "left_out_reason"
 
 
 def activated_rows_condition() -> str:
-    """SQL condition over the tier rows: who may be written to any platform file.  Every row for now;
-    held-out customers (holdout groups) are switched off here, and counted as left out (`holdout`)."""
-    return "true"
+    """SQL condition over the tier rows (alias `t`): who may be written to any platform file.  Held-out
+    customers (docs/holdout.md) never are; they are counted as left out (`holdout`)."""
+    return f"t.{tiers.TREATED_ONLY}"
 
 
 @dataclass(frozen=True)

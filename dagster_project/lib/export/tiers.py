@@ -10,6 +10,8 @@ import duckdb
 import pandas as pd
 import yaml
 
+from dagster_project.lib.export import holdout
+
 DEFAULT_TIERS_FILE = Path(__file__).resolve().parents[2] / "defs" / "export" / "tiers.yml"
 NAME_RE = re.compile(r"^[a-z0-9_]+$")
 
@@ -85,6 +87,7 @@ class Tier:
     max_rows_per_file: int = 0
     columns: tuple[str, ...] = ()  # empty: OUTPUT_COLUMNS
     platforms: tuple[str, ...] = ()  # audience files for these platforms (lib/export/platforms.py)
+    holdout_share: float = holdout.DEFAULT_SHARE  # of the eligible customers, held out of every activation file
 
     @property
     def output_columns(self) -> list[str]:
@@ -100,6 +103,7 @@ def load_tiers(path: Path | None = None) -> list[Tier]:
     except yaml.YAMLError as exc:
         raise ValueError(f"{path}: not valid YAML: {exc}") from exc
     tiers = []
+    default_share = _share(doc.get("holdout_share", holdout.DEFAULT_SHARE), path, "holdout_share")
     for i, raw in enumerate(doc.get("tiers") or []):
         missing = [k for k in ("name", "where", "reason") if not raw.get(k)]
         if missing:
@@ -122,6 +126,9 @@ def load_tiers(path: Path | None = None) -> list[Tier]:
                 max_rows_per_file=int(raw.get("max_rows_per_file") or 0),
                 columns=columns,
                 platforms=_platforms(raw["name"], raw.get("platforms"), path),
+                holdout_share=_share(
+                    raw.get("holdout_share", default_share), path, f"tier {raw['name']!r}: holdout_share"
+                ),
             )
         )
     names = [t.name for t in tiers]
@@ -136,9 +143,18 @@ def _platforms(name: str, value, path: Path) -> tuple[str, ...]:
     return platforms.validate(name, value, path)
 
 
+def _share(value: object, path: Path, what: str) -> float:
+    # at most a half: a holdout larger than the treated group measures the control, not the programme
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 0.5:
+        raise ValueError(f"{path}: {what} must be a number from 0 (no holdout) to 0.5, not {value!r}")
+    return float(value)
+
+
 TIER_ROWS = "tier_rows"  # temp table holding the tier being written (one tier at a time per connection)
+# Activation files carry the treated customers only; the tier Parquet keeps everyone with holdout_group.
+TREATED_ONLY = f"holdout_group = '{holdout.TREATED}'"
 CUSTOMER_BASE = "customer_base"  # temp table: CUSTOMER_BASE_SQL, joined once for all tiers of a run
-ROW_NUMBER = "tier_row_number"  # 1.. in customer_key order: cuts the capped files without re-sorting
+ROW_NUMBER = "tier_row_number"  # 1.. over the treated rows in customer_key order: cuts the capped files
 CONTACT_COLUMNS = ("email", "phone", "email_sha256", "phone_sha256")
 
 
@@ -147,23 +163,29 @@ def ensure_customer_base(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create temp table if not exists {CUSTOMER_BASE} as {CUSTOMER_BASE_SQL}")
 
 
-def materialise(con: duckdb.DuckDBPyConnection, tier: Tier) -> None:
-    """The rows of one tier as temp table `tier_rows`, contact fields blank unless consented.
+def materialise(con: duckdb.DuckDBPyConnection, tier: Tier, salt: str | None = None) -> None:
+    """The rows of one tier as temp table `tier_rows`, contact fields blank unless consented, each with its
+    holdout_group (lib/export/holdout.py; `salt` defaults to the warehouse's).
 
     The reason is computed before the masking, so a reason may mention the contact columns."""
     ensure_customer_base(con)
+    group = holdout.group_sql("customer_key", tier.name, tier.holdout_share, salt or holdout.read_salt(con))
     consent = " and accepts_marketing" if tier.requires_consent else ""
     masked = ", ".join(f"case when coalesce(accepts_marketing, false) then {c} end as {c}" for c in CONTACT_COLUMNS)
     try:
         con.execute(
             f"""
             create or replace temp table {TIER_ROWS} as
-            select * replace ({masked}), row_number() over (order by customer_key) as {ROW_NUMBER}
+            select *, case when {TREATED_ONLY} then row_number() over (
+                partition by {TREATED_ONLY} order by customer_key) end as {ROW_NUMBER}
             from (
-                select *, '{tier.name}' as tier, ({tier.reason}) as reason
-                from {CUSTOMER_BASE} base
-                where ({tier.where}){consent}
-            ) evaluated
+                select * replace ({masked}), {group} as holdout_group
+                from (
+                    select *, '{tier.name}' as tier, ({tier.reason}) as reason
+                    from {CUSTOMER_BASE} base
+                    where ({tier.where}){consent}
+                ) evaluated
+            ) grouped
             order by customer_key
             """
         )
@@ -228,12 +250,12 @@ def copy_to(con: duckdb.DuckDBPyConnection, query: str, path: Path, fmt: str = "
 def copy_in_parts(
     con: duckdb.DuckDBPyConnection, select_list: str, folder: Path, name: str, rows: int, size: int
 ) -> int:
-    """The tier rows (`tier_rows`, `rows` of them) as CSV files of at most `size` rows in customer_key order,
+    """The treated tier rows (`tier_rows`, `rows` of them) as CSV files of at most `size` rows in customer_key order,
     each with the header: `<name>.part-001.csv`, ... One COPY, then split by line (~0.2 s for 235 parts of
     500 rows, where a COPY per part took ~2 s; the same bytes). A value with a line break (a quoted field
     over two lines) falls back to a COPY per part. Returns the number of part files."""
     whole = folder / f".{name}.all.csv"
-    copy_to(con, f"select {select_list} from {TIER_ROWS} order by customer_key", whole)
+    copy_to(con, f"select {select_list} from {TIER_ROWS} where {TREATED_ONLY} order by customer_key", whole)
     starts = list(enumerate(range(0, rows, size), start=1))
     with whole.open("rb") as fh:  # streamed: memory stays flat for a list of any length
         lines = sum(1 for _ in fh)
@@ -279,44 +301,61 @@ def previous_exports(exports: Path, as_of: str) -> Path | None:
     return exports / max(dates) if dates else None
 
 
-def write_tier_files(con, tier: Tier, out: Path, previous: Path | None) -> dict:
-    """One tier's files, written by DuckDB from a temp table (no row passes through pandas)."""
-    materialise(con, tier)
+HOLDOUT_COLUMNS = ["customer_key", "tier", "reason", "holdout_group"]
+
+
+def write_tier_files(con, tier: Tier, out: Path, previous: Path | None, salt: str | None = None) -> dict:
+    """One tier's files, written by DuckDB from a temp table (no row passes through pandas).
+
+    The Parquet file keeps every eligible customer with holdout_group; the CSV lists (or parts), the hashed
+    file and entered/left carry the treated customers only, and `<tier>.holdout.csv` the held-out ones.
+    Entered/left compare treated sets, so a holdout share changed between runs moves people in or out."""
+    materialise(con, tier, salt)
     rows = TIER_ROWS
     d = out / "tiers"
     d.mkdir(parents=True, exist_ok=True)
     listed = csv_select(con, rows, tier.output_columns)
-    n = copy_to(
+    eligible = copy_to(
         con,
-        f"select {', '.join(map(quoted, tier.output_columns))} from {rows} order by customer_key",
+        f"select {', '.join(map(quoted, [*tier.output_columns, 'holdout_group']))} from {rows} order by customer_key",
         d / f"{tier.name}.parquet",
         fmt="parquet",
     )
+    treated = f"from {rows} where {TREATED_ONLY}"
+    n = con.execute(f"select count(*) {treated}").fetchone()[0]
     if tier.max_rows_per_file and n > tier.max_rows_per_file:
         copy_in_parts(con, listed, d, tier.name, n, tier.max_rows_per_file)
     else:
-        copy_to(con, f"select {listed} from {rows} order by customer_key", d / f"{tier.name}.csv")
+        copy_to(con, f"select {listed} {treated} order by customer_key", d / f"{tier.name}.csv")
     hashed = copy_to(
         con,
-        f"select {csv_select(con, rows, HASHED_COLUMNS)} from {rows} "
-        f"where coalesce(accepts_marketing, false) order by customer_key",
+        f"select {csv_select(con, rows, HASHED_COLUMNS)} {treated} "
+        f"and coalesce(accepts_marketing, false) order by customer_key",
         d / f"{tier.name}.hashed.csv",
+    )
+    held_out = copy_to(
+        con,
+        f"select {csv_select(con, rows, HOLDOUT_COLUMNS)} from {rows} where not {TREATED_ONLY} order by customer_key",
+        d / f"{tier.name}.holdout.csv",
     )
     before_path = previous / "tiers" / f"{tier.name}.parquet" if previous is not None else None
     first_run = before_path is None or not before_path.exists()
-    before = (
-        "(select cast(null as varchar) as customer_key where false)"
-        if first_run
-        else f"read_parquet('{str(before_path).replace(chr(39), chr(39) * 2)}')"
-    )
+    if first_run:
+        before = "(select cast(null as varchar) as customer_key where false)"
+    else:
+        source = f"read_parquet('{str(before_path).replace(chr(39), chr(39) * 2)}')"
+        has_group = any(
+            r[0] == "holdout_group" for r in con.execute(f"describe select * from {source}").fetchall()
+        )  # a file from before holdouts existed lists only treated customers
+        before = f"(select * from {source} where {TREATED_ONLY})" if has_group else source
     entered_sql = (
-        f"select {csv_select(con, rows, ['customer_key', 'tier', 'reason'])} from {rows} "
-        f"where customer_key not in (select customer_key from {before}) order by customer_key"
+        f"select {csv_select(con, rows, ['customer_key', 'tier', 'reason'])} {treated} "
+        f"and customer_key not in (select customer_key from {before}) order by customer_key"
     )
     left_sql = (
         f"select {neutralised_sql('customer_key')} as customer_key, '{tier.name}' as tier "
         f"from (select distinct customer_key from {before}) "
-        f"where customer_key not in (select customer_key from {rows}) order by 1"
+        f"where customer_key not in (select customer_key {treated}) order by 1"
     )
     entered = copy_to(con, entered_sql, d / f"{tier.name}.entered.csv")
     left = copy_to(con, left_sql, d / f"{tier.name}.left.csv")
@@ -325,10 +364,13 @@ def write_tier_files(con, tier: Tier, out: Path, previous: Path | None) -> dict:
     audiences = platforms.write_platform_files(con, tier, out, previous)
     con.execute(f"drop table {rows}")
     return {
-        "rows": n,
+        "rows": int(n),
         "consented_rows": hashed,
         "entered": entered,
         "left": left,
         "first_run": first_run,
         "platforms": audiences,
+        "eligible_rows": eligible,
+        "holdout_rows": held_out,
+        "holdout_share": tier.holdout_share,
     }
