@@ -22,22 +22,23 @@ with order_lines as (
 
 ),
 
--- order-level fields are on the order's first row only: max() takes them from there
+-- order-level fields are on the order's first row only: max() takes them from there (and the text is
+-- cleaned once per order, not once per line)
 per_order as (
 
     select
         order_name,
         min(created_at) as ordered_at,
-        max({{ squish('billing_name') }}) as billing_name,
-        max({{ squish('shipping_name') }}) as shipping_name,
-        max({{ squish('billing_city') }}) as billing_city,
-        max({{ squish('billing_zip') }}) as billing_zip,
-        max({{ squish('billing_province') }}) as billing_province,
-        max({{ squish('billing_country') }}) as billing_country,
-        max({{ squish('shipping_city') }}) as shipping_city,
-        max({{ squish('shipping_zip') }}) as shipping_zip,
-        max({{ squish('shipping_province') }}) as shipping_province,
-        max({{ squish('shipping_country') }}) as shipping_country,
+        {{ squish('max(billing_name)') }} as billing_name,
+        {{ squish('max(shipping_name)') }} as shipping_name,
+        {{ squish('max(billing_city)') }} as billing_city,
+        {{ squish('max(billing_zip)') }} as billing_zip,
+        {{ squish('max(billing_province)') }} as billing_province,
+        {{ squish('max(billing_country)') }} as billing_country,
+        {{ squish('max(shipping_city)') }} as shipping_city,
+        {{ squish('max(shipping_zip)') }} as shipping_zip,
+        {{ squish('max(shipping_province)') }} as shipping_province,
+        {{ squish('max(shipping_country)') }} as shipping_country,
         max(file_id) as newest_file_id
     from order_lines
     group by order_name
