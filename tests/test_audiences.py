@@ -393,12 +393,15 @@ def test_demo_run_plain_contacts_match_the_consented_tier_rows(demo_run):
         t = pd.read_parquet(exports / "tiers" / f"{tier}.parquet")
         if "email" not in t.columns:
             continue
+        held_out = t["holdout_group"] == "holdout"  # never in a platform file (docs/holdout.md)
+        t = t[~held_out]
         consented = t[t["accepts_marketing"].fillna(False).astype(bool)]
         emails = set(consented["email"].dropna())
         if "klaviyo" in s["platforms"]:
             _, rows = read(exports / "audiences" / "klaviyo" / f"{tier}.csv")
             assert {r["Email Address"] for r in rows} == emails, tier
             left = s["platforms"]["klaviyo"]["left_out"]
+            assert left.get("holdout", 0) == int(held_out.sum()), tier
             assert left.get("no_marketing_consent", 0) == len(t) - len(consented), tier
             assert left.get("no_email", 0) == int(consented["email"].isna().sum()), tier
         if "google_ads" in s["platforms"]:
@@ -419,9 +422,11 @@ def test_demo_run_left_out_rows_are_counted_in_the_manifest(demo_run):
     reasons = set()
     for tier, s in manifest["tiers"].items():
         for name, p in s["platforms"].items():
-            assert p["rows"] + sum(p["left_out"].values()) == s["rows"], (tier, name)
+            # every customer in the tier (treated and held out) is uploaded or left out with a reason
+            assert p["rows"] + sum(p["left_out"].values()) == s["eligible_rows"], (tier, name)
+            assert p["left_out"].get("holdout", 0) == s["holdout_rows"], (tier, name)
             reasons |= set(p["left_out"])
-    assert "no_marketing_consent" in reasons  # the demo has customers who did not consent
+    assert {"no_marketing_consent", "holdout"} <= reasons  # the demo has both
 
 
 @pytest.mark.slow

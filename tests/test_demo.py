@@ -142,16 +142,18 @@ def _resolve(data: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, _UnionFind]:
     sales = _square_sales(data["square"])
     for tokens in list(orders["tokens"]) + list(sales["tokens"]):
         uf.union(tokens)
-    for row in data["customers"].itertuples(index=False):
-        tokens = [f"s:{row[5]}"]  # Square Customer ID
-        tokens += [f"e:{row[3].strip().lower()}"] if row[3].strip() else []
-        tokens += [f"p:{_e164(row[4])}"] if row[4] else []
-        tokens += [f"m:{row[0]}"] if row[0] else []
+    # by column name: the directory and roster headers gained name and address columns over time
+    for row in data["customers"].to_dict("records"):
+        tokens = [f"s:{row['Square Customer ID']}"]
+        email, phone, ref = row["Email Address"], row["Phone Number"], row["Reference ID"]
+        tokens += [f"e:{email.strip().lower()}"] if email.strip() else []
+        tokens += [f"p:{_e164(phone)}"] if phone else []
+        tokens += [f"m:{ref}"] if ref else []
         uf.union(tokens)
-    for row in data["members"].itertuples(index=False):
-        tokens = [f"m:{row[0]}"]
-        tokens += [f"e:{row[1].strip().lower()}"] if row[1].strip() else []
-        tokens += [f"p:{_e164(row[2])}"] if row[2] else []
+    for row in data["members"].to_dict("records"):
+        tokens = [f"m:{row['member_id']}"]
+        tokens += [f"e:{row['email'].strip().lower()}"] if row["email"].strip() else []
+        tokens += [f"p:{_e164(row['phone'])}"] if row["phone"] else []
         uf.union(tokens)
     valid = orders[orders["Financial Status"] != "voided"]
     purchases = pd.concat(
