@@ -287,6 +287,59 @@ def test_rows_that_failed_a_raw_check_are_not_built_on_by_a_later_run(tmp_path):
         assert c.execute("select count(*) from marts.fct_orders where source_order_id like '%-L'").fetchone()[0] == 1
 
 
+def test_a_failing_export_does_not_take_a_good_one_with_it(tmp_path):
+    """Two new exports in one run, one whose rows fail the raw suite (an order dated 2031): only that file
+    is unloaded; the good one stays loaded and validated.  The run fails (nothing published); with
+    --allow-rejected-files it publishes the good file's orders and the gx check is a warning."""
+    import json
+
+    from dagster_project.cli import main
+    from dagster_project.lib.demo.generator import generate_demo
+    from dagster_project.lib.paths import DataPaths
+
+    generate_demo(tmp_path, customers=300, seed=7, end_date=date(2026, 10, 31))
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-01", "--quiet"]) == 0
+    shop = tmp_path / "inbox" / "shopify"
+    src = f"read_csv('{(shop / 'orders_export_1.csv').as_posix()}', header = true, all_varchar = true)"
+    for name, suffix, created_at in (
+        ("orders_bad.csv", "-B", "2031-01-01 10:00:00 -0400"),
+        ("orders_good.csv", "-G", "2026-10-30 10:00:00 -0400"),
+    ):
+        con = duckdb.connect()
+        con.execute(f"""copy (select * replace ("Name" || '{suffix}' as "Name",
+                                 case when "Created at" is not null then '{created_at}' end as "Created at")
+                              from {src} where "Name" = (select min("Name") from {src}))
+                        to '{(shop / name).as_posix()}' (header)""")
+        con.close()
+    paths = DataPaths.of(tmp_path)
+
+    def ledger(name: str) -> tuple:
+        with _con(paths.warehouse) as c:
+            return c.execute(
+                "select status, gx_validated from raw.load_ledger where file_name = ? order by file_id desc limit 1",
+                [name],
+            ).fetchone()
+
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-02", "--quiet"]) == 1
+    assert ledger("orders_bad.csv") == ("failed_check", None)
+    assert ledger("orders_good.csv") == ("loaded", True)
+
+    assert main(["run", "--data-dir", str(tmp_path), "--as-of", "2026-11-02", "--quiet", "--allow-rejected-files"]) == 0
+    with _con(paths.serving_warehouse) as c:
+        ids = {
+            r[0][-2:]
+            for r in c.execute(
+                "select source_order_id from marts.fct_orders where source_order_id similar to '.*-[BG]'"
+            ).fetchall()
+        }
+    assert ids == {"-G"}
+    manifest = json.loads((tmp_path / "exports" / "latest" / "manifest.json").read_text())
+    gx = [c for c in manifest["checks"] if c["check"] == "gx_shopify_order_lines"]
+    assert gx == [
+        {"asset": "raw/shopify_order_lines", "check": "gx_shopify_order_lines", "passed": True, "severity": "WARN"}
+    ]
+
+
 def test_a_bad_mart_value_fails_every_run_until_corrected(tmp_path, capsys):
     """A value a mart's dbt test rejects (fct_orders.gross_revenue below 0) in rows an earlier build wrote:
     the run fails naming the test and showing the value, publishes nothing, and so does the next run

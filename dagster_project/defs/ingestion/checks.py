@@ -176,7 +176,7 @@ def _gx_check(table: str):
         blocking=True,
         description=f"Great Expectations suite for raw.{table}, run by ingestion over the rows of files not "
         "validated before (this run's, or a killed run's), through a pandas batch; a file that fails "
-        "is unloaded and loaded again by the next run.",
+        "is unloaded and loaded again by the next run (--allow-rejected-files: a warning).",
     )
     def _check(context: dg.AssetCheckExecutionContext, pipeline: PipelineConfig) -> dg.AssetCheckResult:
         result = raw_validation.load_result(pipeline.paths.staging / context.run.run_id / "validations", table)
@@ -184,8 +184,12 @@ def _gx_check(table: str):
             return dg.AssetCheckResult(
                 passed=False, description=f"raw.{table} was not validated in this run (its ingestion did not finish)"
             )
+        # a failing file is unloaded, as a rejected file is not loaded: --allow-rejected-files publishes
+        # the other files in both cases, and the check then passes as a warning (as no_rejected_files does)
+        allowed = pipeline.settings.allow_rejected_files
         return dg.AssetCheckResult(
-            passed=result["success"],
+            passed=result["success"] or allowed,
+            severity=dg.AssetCheckSeverity.WARN if allowed else dg.AssetCheckSeverity.ERROR,
             description=result["description"],
             metadata={
                 "rows": result["rows"],

@@ -103,16 +103,36 @@ def validate_new_rows(con: duckdb.DuckDBPyConnection, table: str) -> RawValidati
     del df
     unloaded: list[str] = []
     if outcome.failures:
+        # only the files whose own rows fail are unloaded: one bad export must not take a good one with it
+        # (each file is validated alone only here, after the batch failed, so a clean run pays nothing)
+        failing = files if len(files) == 1 else _failing_files(con, table, suite, columns, files)
         unloaded = [
             r[0]
             for r in con.execute(
-                f"select file_name from raw.load_ledger where file_id in ({ids}) order by file_id"
+                f"select file_name from raw.load_ledger where file_id in ({', '.join(map(str, failing))}) "
+                "order by file_id"
             ).fetchall()
         ]
-        ingest.unload_files(con, table, files, f"failed gx_{table}: {describe_failures(outcome.failures)}")
+        ingest.unload_files(con, table, failing, f"failed gx_{table}: {describe_failures(outcome.failures)}")
+        passing = [f for f in files if f not in failing]
+        if passing:
+            ingest.mark_validated(con, passing)
     else:
         ingest.mark_validated(con, files)
     return RawValidation(table, outcome, files, unloaded)
+
+
+def _failing_files(
+    con: duckdb.DuckDBPyConnection, table: str, suite: list, columns: str, files: list[int]
+) -> list[int]:
+    """The files whose rows fail the suite on their own (a uniqueness expectation that fails only across
+    files fails the whole batch: then every file is failing)."""
+    failing = []
+    for file_id in files:
+        df = con.execute(f"select {columns} from raw.{table} where _file_id = ?", [file_id]).df()
+        if gx_validation.validate(suite_name(table), df, suite).failures:
+            failing.append(file_id)
+    return failing or files
 
 
 def validate_raw_tables(con: duckdb.DuckDBPyConnection, folder: Path) -> list[RawValidation]:
