@@ -60,7 +60,15 @@ def pick_layout(folder: str, header: list[str]) -> Layout | None:
     for lay in candidates:
         if lay.signature in header:
             return lay
-    return candidates[0] if len(candidates) == 1 else None
+    if len(candidates) == 1:
+        return candidates[0]
+    # No signature column: the layout sharing the most columns with the file, so that an orders export
+    # missing some columns is told which ones (not that it matches nothing); none when nothing is shared
+    # or two layouts share as many.
+    shared = sorted(((len(set(lay.columns) & set(header)), i) for i, lay in enumerate(candidates)), reverse=True)
+    if shared and shared[0][0] > 0 and (len(shared) == 1 or shared[0][0] > shared[1][0]):
+        return candidates[shared[0][1]]
+    return None
 
 
 def duplicated_columns(header: list[str]) -> list[str]:

@@ -87,8 +87,8 @@ costed as (
     from dated
     left join costs
         on costs.sku = dated.sku
-        and (costs.is_first_cost or dated.order_date >= costs.valid_from)
-        and (costs.valid_to is null or dated.order_date < costs.valid_to)
+        and (costs.is_first_cost or costs.valid_from <= dated.order_date)
+        and (costs.valid_to is null or costs.valid_to > dated.order_date)
 
 ),
 
@@ -107,13 +107,13 @@ converted as (
     left join rates as cost_rate
         on costed.cost_currency <> costed.order_currency
         and cost_rate.currency = costed.cost_currency
-        and costed.order_date >= cost_rate.valid_from
-        and (cost_rate.valid_to is null or costed.order_date < cost_rate.valid_to)
+        and cost_rate.valid_from <= costed.order_date
+        and (cost_rate.valid_to is null or cost_rate.valid_to > costed.order_date)
     left join rates as order_rate
         on costed.cost_currency <> costed.order_currency
         and order_rate.currency = costed.order_currency
-        and costed.order_date >= order_rate.valid_from
-        and (order_rate.valid_to is null or costed.order_date < order_rate.valid_to)
+        and order_rate.valid_from <= costed.order_date
+        and (order_rate.valid_to is null or order_rate.valid_to > costed.order_date)
 
 ),
 
@@ -132,17 +132,19 @@ final as (
         -- a returned line (negative quantity or value) gives its cost back
         cast(
             sum(
-                case when unit_cost_in_order_currency is not null
-                    then (case when line_value < 0 then -abs(quantity) else abs(quantity) end)
-                        * unit_cost_in_order_currency
+                case
+                    when unit_cost_in_order_currency is not null
+                        then (case when line_value < 0 then -abs(quantity) else abs(quantity) end)
+                            * unit_cost_in_order_currency
                     else 0
                 end
             ) as decimal(18, 4)
         ) as known_product_cost,
         cast(
             sum(
-                case when unit_cost_in_order_currency is null
-                    then line_value * (1 - {{ default_margin_rate('channel', 'category') }})
+                case
+                    when unit_cost_in_order_currency is null
+                        then line_value * (1 - {{ default_margin_rate('channel', 'category') }})
                     else 0
                 end
             ) as decimal(18, 4)

@@ -20,26 +20,26 @@ final as (
 
     select
         customers.customer_key,
-        first_purchase_date,
-        last_purchase_date,
-        purchase_count as order_count,
-        net_revenue as historical_ltv,
-        cast(net_revenue / purchase_count as decimal(18, 2)) as average_order_value,
-        {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }} as tenure_days,
+        customers.first_purchase_date,
+        customers.last_purchase_date,
+        customers.purchase_count as order_count,
+        customers.net_revenue as historical_ltv,
+        cast(customers.net_revenue / customers.purchase_count as decimal(18, 2)) as average_order_value,
+        {{ dbt.datediff('customers.first_purchase_date', as_of_date(), 'day') }} as tenure_days,
         -- tenure floored at 30 days so a brand-new customer's yearly value is not blown up
         cast(
-            net_revenue * 365.25
+            customers.net_revenue * 365.25
             / (
                 case
-                    when {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }} < 30 then 30
-                    else {{ dbt.datediff('first_purchase_date', as_of_date(), 'day') }}
+                    when {{ dbt.datediff('customers.first_purchase_date', as_of_date(), 'day') }} < 30 then 30
+                    else {{ dbt.datediff('customers.first_purchase_date', as_of_date(), 'day') }}
                 end
             )
             as decimal(18, 2)
         ) as value_per_year,
         cast(coalesce(margins.gross_margin, 0) as decimal(18, 2)) as gross_margin,
-        case when net_revenue <> 0
-                then cast(coalesce(margins.gross_margin, 0) as double) / cast(net_revenue as double)
+        case when customers.net_revenue <> 0
+                then cast(coalesce(margins.gross_margin, 0) as double) / cast(customers.net_revenue as double)
         end as gross_margin_rate,
         case when margins.goods_value > 0
                 then cast(margins.costed_goods_value as double) / cast(margins.goods_value as double)
