@@ -446,3 +446,76 @@ def test_demo_shopify_order_costs_follow_the_products_exports(demo_run):
     coffee = lines["Lineitem sku"].str.startswith("COF") & known
     assert (coffee & ~risen).any() and (coffee & risen).any()
     assert 0.5 < got["costed_goods_value"].sum() / got["goods_value"].sum() < 1
+
+
+@pytest.mark.slow
+def test_a_later_cost_export_reprices_from_its_date_incrementally_as_in_a_full_build(tmp_path):
+    """A cost map dropped after a first run gives one SKU a new cost from a date: exactly the orders
+    (Shopify and Square) of that SKU from that date on change cost, each by its quantity × the cost
+    difference; the
+    incremental build (which re-costs old orders) equals a build of the same inbox from scratch."""
+    import shutil
+
+    from dagster_project.cli import run_pipeline
+    from dagster_project.lib.demo import generator
+    from tests.conftest import DEMO_AS_OF, DEMO_END
+
+    query = "select order_key, order_date, product_cost, gross_margin, goods_value, costed_goods_value"
+    query += " from marts.fct_orders order by order_key"
+
+    def published(root: Path) -> pd.DataFrame:
+        con = duckdb.connect(str(root / "serving" / "warehouse.duckdb"), read_only=True)
+        try:
+            return con.execute(query).df()
+        finally:
+            con.close()
+
+    base = tmp_path / "incremental"
+    generator.generate_demo(base, customers=250, seed=5, end_date=date.fromisoformat(DEMO_END))
+    assert run_pipeline(base, DEMO_AS_OF, quiet=True).success
+    before = published(base).set_index("order_key")
+
+    # the non-Coffee SKU with the most orders after the second products export (which states
+    # every SKU's cost again from its own date) gets a new cost from the middle of their dates
+    inbox = base / "inbox"
+    shop = pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False) for p in inbox.glob("shopify/orders_*.csv"))
+    till = pd.concat(pd.read_csv(p, dtype=str, keep_default_na=False) for p in inbox.glob("square/items-*.csv"))
+    lines = pd.concat(
+        [
+            pd.DataFrame(
+                {"order_key": "shopify:" + shop["Name"], "sku": shop["Lineitem sku"], "qty": shop["Lineitem quantity"]}
+            ),
+            pd.DataFrame({"order_key": "square:" + till["Transaction ID"], "sku": till["SKU"], "qty": till["Qty"]}),
+        ]
+    )
+    lines = lines[lines["order_key"].isin(before.index) & lines["sku"].ne("")]
+    lines["day"] = pd.to_datetime(before.loc[lines["order_key"], "order_date"]).dt.date.to_numpy()
+    second = datetime.fromtimestamp((base / "inbox" / "shopify" / "products_export_2.csv").stat().st_mtime, UTC)
+    costed = {p.sku: p for p in generator.CATALOGUE if generator.demo_unit_cost_cents(p, False)}
+    later = lines[lines["sku"].isin(costed) & (lines["day"] > second.date())]
+    sku = later.loc[~later["sku"].str.startswith("COF"), "sku"].value_counts().index[0]
+    days = sorted(later.loc[later["sku"] == sku, "day"].unique())
+    assert len(days) >= 4
+    change = days[len(days) // 2]
+    _write(
+        base / "inbox" / "costs" / "price_change.csv",
+        formats.PRODUCT_COSTS_COLUMNS,
+        [{"sku": sku, "unit_cost": "1.00", "currency": "USD", "valid_from": change.isoformat()}],
+    )
+    full = tmp_path / "full"
+    shutil.copytree(base / "inbox", full / "inbox")  # copy2: the snapshot exports keep their dates
+    assert run_pipeline(base, DEMO_AS_OF, quiet=True).success
+    assert run_pipeline(full, DEMO_AS_OF, quiet=True).success
+    after = published(base)
+    pd.testing.assert_frame_equal(after, published(full))
+
+    after = after.set_index("order_key")
+    old = generator.demo_unit_cost_cents(costed[sku], False) / 100
+    # a returned line (Square's refund rows, negative Qty) gives its cost back: quantities as signed
+    moved = lines[(lines["sku"] == sku) & (lines["day"] >= change)]
+    expected = (moved["qty"].astype(float) * (1.00 - old)).groupby(moved["order_key"]).sum()
+    cancelled = before["goods_value"] == 0  # cancelled and voided orders carry no cost
+    expected = expected.reindex(before.index, fill_value=0.0).where(~cancelled, 0.0)
+    delta = after["product_cost"].astype(float) - before["product_cost"].astype(float)
+    assert (expected != 0).sum() >= 2
+    assert np.allclose(delta, expected, atol=0.011)

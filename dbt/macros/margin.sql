@@ -18,3 +18,18 @@
     {{ cfg.get('default', 0.5) }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- The newest product-cost export loaded (its load-ledger file id; 0 without one): a newer one than an
+    incremental model last saw can re-price old orders, so it re-costs them all. -#}
+{% macro newest_cost_file_id() -%}
+    (
+        select coalesce(max(file_id), 0)
+        from (
+            select _file_id as file_id from {{ source('costs', 'shopify_products') }}
+            union all
+            select _file_id as file_id from {{ source('costs', 'square_item_library') }}
+            union all
+            select _file_id as file_id from {{ source('costs', 'product_costs') }}
+        ) as cost_files
+    )
+{%- endmacro %}

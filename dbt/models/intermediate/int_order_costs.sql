@@ -1,15 +1,32 @@
-{{ config(materialized='table') }}
+{{ config(
+    materialized=incremental_if_supported(),
+    unique_key=['source', 'source_order_id'],
+    incremental_strategy='delete+insert',
+) }}
+{%- set margin_rates = tojson(var('default_gross_margin_rate'), sort_keys=True) | replace("'", "''") %}
 -- One row per order (source, source_order_id): the cost of the goods on its lines, in the order's
 -- own currency.  Each line takes its SKU's unit cost on the order date (the cost period holding
 -- that date; the SKU's first cost also before it); a cost in another currency is converted through
 -- the exchange rates of that date, and is unknown when a rate is missing.  A line without a known
 -- cost is costed at the default margin rate (var default_gross_margin_rate): its value times
 -- (1 - rate).  Returned lines (negative quantity or value) give their cost back.
--- Rebuilt whole each run: a new cost export can re-price old orders (a SKU's first cost covers
--- them), so an incremental build would have to re-read every line then anyway.
+-- Incremental (on DuckDB): a run re-costs the orders in export files loaded since the last build,
+-- found as the rolled-up order models find them, and every order when a cost export or a rates file
+-- was loaded since, or the default margin rates changed (margin_rates): a new cost can re-price
+-- old orders (a SKU's first cost covers them).  built_at marks the build that costed each order, so
+-- fct_orders takes the re-costed orders again.
 -- Line value is what the order's revenue is made of: Shopify quantity × price (before order
 -- discounts), Square Gross Sales of a payment line and Net Sales of a refund line, a mapped
 -- export's line amount.
+
+{%- set recost_all %}
+    (
+        {{ newest_cost_file_id() }} > {{ max_built('costs_file_id') }}
+        or (select coalesce(max(_file_id), 0) from {{ source('fx', 'exchange_rates') }})
+        > {{ max_built('rates_file_id') }}
+        or exists (select 1 from {{ this }} where margin_rates <> '{{ margin_rates }}')
+    )
+{%- endset %}
 
 with costs as (
 
@@ -34,8 +51,13 @@ lines as (
         quantity,
         cast(line_amount as decimal(18, 4)) as line_value,
         currency,
-        created_at as line_at
+        created_at as line_at,
+        file_id
     from {{ ref('stg_shopify__order_lines') }}
+    {%- if is_incremental() %}
+    -- staging keeps each order's rows from the newest file containing it
+    where file_id > {{ max_built('newest_file_id') }} or {{ recost_all }}
+    {%- endif %}
 
     union all
 
@@ -48,8 +70,17 @@ lines as (
         quantity,
         cast(case when event_type = 'payment' then gross_sales else net_sales end as decimal(18, 4)) as line_value,
         currency,
-        sold_at as line_at
+        sold_at as line_at,
+        file_id
     from {{ ref('stg_square__item_lines') }}
+    {%- if is_incremental() %}
+    -- every line of the transactions with a line in a newer file (a refund re-costs its sale)
+    where transaction_id in (
+            select transaction_id from {{ source('square', 'square_item_lines') }}
+            where _file_id > {{ max_built('newest_file_id') }}
+        )
+        or {{ recost_all }}
+    {%- endif %}
 
     union all
 
@@ -62,8 +93,12 @@ lines as (
         quantity,
         line_value,
         currency,
-        ordered_at as line_at
+        ordered_at as line_at,
+        file_id
     from (select *, line_amount as line_value from {{ ref('stg_generic__order_lines') }}) as generic_lines
+    {%- if is_incremental() %}
+    where file_id > {{ max_built('newest_file_id') }} or {{ recost_all }}
+    {%- endif %}
 
 ),
 
@@ -148,7 +183,12 @@ final as (
                     else 0
                 end
             ) as decimal(18, 4)
-        ) as estimated_product_cost
+        ) as estimated_product_cost,
+        max(file_id) as newest_file_id,
+        {{ newest_cost_file_id() }} as costs_file_id,
+        (select coalesce(max(_file_id), 0) from {{ source('fx', 'exchange_rates') }}) as rates_file_id,
+        '{{ margin_rates }}' as margin_rates,
+        {{ build_started_at() }} as built_at
     from converted
     group by source, source_order_id
 

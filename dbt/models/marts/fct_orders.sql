@@ -12,21 +12,13 @@
 -- carries the newest resolution) and adds the orders dated after the newest order here (held back
 -- before by an earlier as-of date).  The post-hook then removes orders dated after the as-of date:
 -- a backfill of an earlier date, or an order re-exported with a later date.  A full build reads
--- every order up to the as-of date.  A cost export loaded since the last build (costs_file_id) rebuilds
--- every order, since a new cost can re-price old orders.  built_at marks the build that wrote each row (the GX check
+-- every order up to the as-of date.  Orders int_order_costs re-costed since (a new cost export can
+-- re-price every order) are taken again too.  built_at marks the build that wrote each row (the GX check
 -- validates the rows of builds it has not validated yet).
 
-with cost_watermark as (
+with order_costs as (
 
-    -- the newest cost export loaded (0 without one)
-    select coalesce(max(file_id), 0) as costs_file_id
-    from (
-        select _file_id as file_id from {{ source('costs', 'shopify_products') }}
-        union all
-        select _file_id as file_id from {{ source('costs', 'square_item_library') }}
-        union all
-        select _file_id as file_id from {{ source('costs', 'product_costs') }}
-    ) as cost_files
+    select * from {{ ref('int_order_costs') }}
 
 ),
 
@@ -38,14 +30,11 @@ orders as (
         or {{ to_date('ordered_at') }} > (
             select coalesce(max(order_date), cast('1900-01-01' as date)) from {{ this }}
         )
-        or (select costs_file_id from cost_watermark) > {{ max_built('costs_file_id') }}
+        or order_key in (
+            select {{ dbt.concat(["source", "':'", "source_order_id"]) }} from order_costs
+            where built_at > (select max(built_at) from {{ this }})
+        )
     {%- endif %}
-
-),
-
-order_costs as (
-
-    select * from {{ ref('int_order_costs') }}
 
 ),
 
@@ -107,7 +96,6 @@ final as (
         line_count,
         cast(units as decimal(18, 3)) as units,
         identity_change_seq,
-        (select costs_file_id from cost_watermark) as costs_file_id,
         {{ build_started_at() }} as built_at
     from with_costs
     {%- if not is_incremental() %}
