@@ -83,9 +83,11 @@ final as (
         (is_valid and net_revenue_original > 0) as is_purchase,
         cast(product_cost_original * fx_rate as decimal(18, 2)) as product_cost,
         cast(estimated_product_cost_original * fx_rate as decimal(18, 2)) as product_cost_estimated,
-        (
+        -- cast again: Spark widens the difference of two DECIMAL(18,2) to DECIMAL(19,2)
+        cast(
             cast(net_revenue_original * fx_rate as decimal(18, 2))
             - cast(product_cost_original * fx_rate as decimal(18, 2))
+            as decimal(18, 2)
         ) as gross_margin,
         cast(goods_value_original * fx_rate as decimal(18, 2)) as goods_value,
         cast(costed_goods_value_original * fx_rate as decimal(18, 2)) as costed_goods_value,
