@@ -613,6 +613,7 @@ GOOD = {
     "date": ["2025-06-01", "06/01/2025"],
     "bool": ["yes", "no"],
     "rate": ["1.1"],
+    "unit_cost": ["4.10", "$6.25", "0.00"],
     # the phone is one no dbt unit-test fixture uses: the fixtures are in the published dbt docs' manifest,
     # where the privacy scan would take a fixture's phone for a leaked customer's
     "text": ["abc", "#1001", "a@ex.com", "+1 415-263-0177"],
