@@ -156,7 +156,7 @@ def _uci_purchase_days(run) -> pd.DataFrame:
     value (credit notes are not purchases)."""
     inv = uci.invoices(run["parquet"])
     inv = inv[(inv["net"] > 0) & (inv["day"] <= pd.Timestamp(run["as_of"]))]
-    inv["customer"] = inv["customer"].astype("int64").astype(str)
+    inv["customer"] = "online_retail:" + inv["customer"].astype("int64").astype(str)
     return inv[["customer", "day"]].drop_duplicates()
 
 
@@ -226,7 +226,8 @@ def test_uci_next_order_holdout_share_recomputed_and_reported(online_retail_run)
     w = _own_window(rep["last"], avg).join(rep["next"])
     scored = w[(w["start"] > cut) & (w["end"] <= as_of)]
     hits = int(((scored["next"] >= scored["start"]) & (scored["next"] <= scored["end"])).sum())
-    rows = _uci_mart(run, "select * from marts.next_order_holdout").drop(columns="customer").set_index("source")
+    with duckdb.connect(str(run["data_dir"] / "serving" / "warehouse.duckdb"), read_only=True) as con:
+        rows = con.execute("select * from marts.next_order_holdout").df().set_index("source")
     own = rows.loc["own_history"]
     assert bool(own["used_this_run"]) and not bool(rows.loc["model", "used_this_run"])
     assert own["repeat_customers_at_cut"] == len(rep)
