@@ -40,7 +40,8 @@ fits as (
 -- the as-of date's fit that found too little data
 score_runs as (
 
-    select run_id from scores group by run_id
+    select run_id from scores
+    group by run_id
 
 ),
 
@@ -48,7 +49,7 @@ run_fit as (
 
     select fits.status, fits.message
     from fits
-    inner join score_runs on fits.run_id = score_runs.run_id
+    inner join score_runs on score_runs.run_id = fits.run_id
 
     union all
 
@@ -85,16 +86,19 @@ gate as (
                 then 'the CLV fit is unreliable (clv_model_fits.unreliable_reasons says why)'
             when population.customers < {{ var('prediction_min_customers') }}
                 then 'fewer than {{ var("prediction_min_customers") }} customers with a purchase ('
-                || cast(population.customers as {{ dbt.type_string() }}) || ')'
+                    || cast(population.customers as {{ dbt.type_string() }}) || ')'
             when population.history_days < {{ var('prediction_min_history_days') }}
                 then 'less than {{ var("prediction_min_history_days") }} days of order history ('
-                || cast(population.history_days as {{ dbt.type_string() }}) || ')'
+                    || cast(population.history_days as {{ dbt.type_string() }}) || ')'
             when population.days_since_last_order > {{ var('prediction_max_days_since_last_order') }}
                 then 'no order in the last {{ var("prediction_max_days_since_last_order") }} days (the last '
-                || cast(population.days_since_last_order as {{ dbt.type_string() }}) || ' days ago)'
-            when population.customers_with_3_purchase_days < {{ var('prediction_min_customers_with_3_purchase_days') }}
-                then 'fewer than {{ var("prediction_min_customers_with_3_purchase_days") }} customers with 3 or more purchase days ('
-                || cast(population.customers_with_3_purchase_days as {{ dbt.type_string() }}) || ')'
+                    || cast(population.days_since_last_order as {{ dbt.type_string() }}) || ' days ago)'
+            when
+                population.customers_with_3_purchase_days
+                < {{ var('prediction_min_customers_with_3_purchase_days') }}
+                then 'fewer than {{ var("prediction_min_customers_with_3_purchase_days") }} customers with 3 or more '
+                    || 'purchase days ('
+                    || cast(population.customers_with_3_purchase_days as {{ dbt.type_string() }}) || ')'
         end as model_empty_reason
     from population
     left join run_fit on 1 = 1
@@ -124,12 +128,12 @@ joined as (
         case
             when summary.purchase_days >= 2
                 then {{ dbt.datediff('summary.first_purchase_date', 'summary.last_purchase_date', 'day') }}
-                / cast(summary.purchase_days - 1 as double)
+                    / cast(summary.purchase_days - 1 as double)
         end as avg_days_between_orders
     from summary
     cross join gate
-    left join scores on summary.customer_key = scores.customer_key
-    left join value_tiers on summary.customer_key = value_tiers.customer_key
+    left join scores on scores.customer_key = summary.customer_key
+    left join value_tiers on value_tiers.customer_key = summary.customer_key
 
 ),
 
@@ -178,11 +182,29 @@ final as (
                 then 'one purchase day: the model cannot tell whether a one-time buyer has stopped buying'
         end as churn_risk_empty_reason,
         avg_days_between_orders,
-        {{ next_order_day('expected_next_order_source', 'last_purchase_date', 'days_to_next_purchase_p50', 'avg_days_between_orders', 1) }}
+        {{ next_order_day(
+            'expected_next_order_source',
+            'last_purchase_date',
+            'days_to_next_purchase_p50',
+            'avg_days_between_orders',
+            1
+        ) }}
             as expected_next_order_date,
-        {{ next_order_day('expected_next_order_source', 'last_purchase_date', 'days_to_next_purchase_p25', 'avg_days_between_orders', 0.5) }}
+        {{ next_order_day(
+            'expected_next_order_source',
+            'last_purchase_date',
+            'days_to_next_purchase_p25',
+            'avg_days_between_orders',
+            0.5
+        ) }}
             as next_order_window_start,
-        {{ next_order_day('expected_next_order_source', 'last_purchase_date', 'days_to_next_purchase_p75', 'avg_days_between_orders', 1.5) }}
+        {{ next_order_day(
+            'expected_next_order_source',
+            'last_purchase_date',
+            'days_to_next_purchase_p75',
+            'avg_days_between_orders',
+            1.5
+        ) }}
             as next_order_window_end,
         expected_next_order_source,
         case

@@ -45,7 +45,7 @@ at_cut as (
         scores.cal_days_to_next_purchase_p25,
         scores.cal_days_to_next_purchase_p75
     from summary
-    left join scores on summary.customer_key = scores.customer_key
+    left join scores on scores.customer_key = summary.customer_key
 
 ),
 
@@ -54,9 +54,21 @@ windows as (
     select
         'own_history' as source,
         first_holdout_purchase_date,
-        {{ next_order_day("'own_history'", 'cal_last_purchase_date', 'cast(null as double)', 'avg_days_between_orders', 0.5) }}
+        {{ next_order_day(
+            "'own_history'",
+            'cal_last_purchase_date',
+            'cast(null as double)',
+            'avg_days_between_orders',
+            0.5
+        ) }}
             as window_start,
-        {{ next_order_day("'own_history'", 'cal_last_purchase_date', 'cast(null as double)', 'avg_days_between_orders', 1.5) }}
+        {{ next_order_day(
+            "'own_history'",
+            'cal_last_purchase_date',
+            'cast(null as double)',
+            'avg_days_between_orders',
+            1.5
+        ) }}
             as window_end
     from at_cut
 
@@ -65,9 +77,21 @@ windows as (
     select
         'model' as source,
         first_holdout_purchase_date,
-        {{ next_order_day("'model'", 'cal_last_purchase_date', 'cal_days_to_next_purchase_p25', 'cast(null as double)', 0) }}
+        {{ next_order_day(
+            "'model'",
+            'cal_last_purchase_date',
+            'cal_days_to_next_purchase_p25',
+            'cast(null as double)',
+            0
+        ) }}
             as window_start,
-        {{ next_order_day("'model'", 'cal_last_purchase_date', 'cal_days_to_next_purchase_p75', 'cast(null as double)', 0) }}
+        {{ next_order_day(
+            "'model'",
+            'cal_last_purchase_date',
+            'cal_days_to_next_purchase_p75',
+            'cast(null as double)',
+            0
+        ) }}
             as window_end
     from at_cut
     where cal_days_to_next_purchase_p25 is not null
@@ -139,7 +163,7 @@ final as (
     from rules
     cross join cut
     left join used on 1 = 1
-    left join scored on rules.source = scored.source
+    left join scored on scored.source = rules.source
 
 )
 
