@@ -24,6 +24,7 @@ from dagster_project.lib.demo.generator import SHOPIFY_LINE_FIELDS, SHOPIFY_ORDE
 from dagster_project.lib.ingest.formats import (
     MEMBERS_COLUMNS,
     SHOPIFY_ORDER_COLUMNS,
+    SHOPIFY_PRODUCTS_COLUMNS,
     SPEND_COLUMNS,
     SQUARE_CUSTOMERS_COLUMNS,
     SQUARE_ITEMS_COLUMNS_V1,
@@ -229,7 +230,7 @@ def test_summary_matches_files(default_run):
 
 def test_headers_follow_formats(default_run):
     root, summary, _ = default_run
-    for path in (root / "inbox/shopify").glob("*.csv"):
+    for path in (root / "inbox/shopify").glob("orders_export_*.csv"):
         assert next(csv.reader(path.open(newline=""))) == SHOPIFY_ORDER_COLUMNS
     headers = [next(csv.reader(p.open(newline=""))) for p in _square_files(root)]
     assert len(headers) >= 2
@@ -242,6 +243,8 @@ def test_headers_follow_formats(default_run):
         ("members/members.csv", MEMBERS_COLUMNS),
         ("spend/marketing_spend.csv", SPEND_COLUMNS),
         ("traffic/store_traffic.csv", TRAFFIC_COLUMNS),
+        ("shopify/products_export_1.csv", SHOPIFY_PRODUCTS_COLUMNS),
+        ("shopify/products_export_2.csv", SHOPIFY_PRODUCTS_COLUMNS),
     ):
         assert next(csv.reader((root / "inbox" / rel).open(newline=""))) == columns
 
@@ -260,7 +263,7 @@ def test_files_are_exactly_what_csv_writer_produces(default_run):
 
 def test_split_files_never_split_an_order(tmp_path):
     summary = generator.generate_demo(tmp_path, customers=1500, end_date=END, max_lines_per_file=1500)
-    shop = sorted((tmp_path / "inbox/shopify").glob("*.csv"))
+    shop = sorted((tmp_path / "inbox/shopify").glob("orders_export_*.csv"))
     square = _square_files(tmp_path)
     assert len(shop) >= 2 and len(square) >= 4
     for path in shop + square:

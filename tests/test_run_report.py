@@ -122,6 +122,7 @@ def test_the_report_opens_with_the_headline_from_the_marts(published):
     cards = _cards(page)
     assert list(cards) == [
         "net_revenue",
+        "gross_margin",
         "customers",
         "orders",
         "average_order_value",
@@ -137,6 +138,10 @@ def test_the_report_opens_with_the_headline_from_the_marts(published):
     finally:
         con.close()
     assert cards["net_revenue"][0] == f"{float(s['net_revenue']):,.0f} {currency}"
+    assert cards["gross_margin"][0] == f"{float(s['gross_margin']):,.0f} {currency}"
+    # margin says how much of it rests on real costs (the demo's exports leave some SKUs without one)
+    assert 0 < s["margin_cost_coverage"] < 1
+    assert f"known cost on {100 * s['margin_cost_coverage']:.1f}% of line value" in page
     assert cards["customers"][0] == f"{int(s['customers']):,}"
     assert cards["orders"][0] == f"{int(s['orders']):,}"
     assert cards["average_order_value"][0] == f"{float(s['average_order_value']):,.2f} {currency}"

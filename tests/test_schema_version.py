@@ -138,7 +138,7 @@ def test_a_warehouse_of_another_version_fails_the_run_and_a_full_refresh_rebuild
         ledger = c.execute("select count(*) from raw.load_ledger").fetchone()[0]
     # a file the failed runs must not load
     late = data_dir / "inbox" / "shopify" / "late.csv"
-    shutil.copy(next((data_dir / "inbox" / "shopify").glob("*.csv")), late)
+    shutil.copy(next((data_dir / "inbox" / "shopify").glob("orders_export_*.csv")), late)
     late.write_text(late.read_text(encoding="utf-8").replace("#10", "#90"), encoding="utf-8")
 
     def fails(stored_version) -> str:

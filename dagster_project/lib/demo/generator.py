@@ -51,6 +51,7 @@ from __future__ import annotations
 import bisect
 import csv
 import math
+import os
 import random
 import string
 from collections.abc import Iterator
@@ -65,8 +66,10 @@ from zoneinfo import ZoneInfo
 from dagster_project.lib.ingest.formats import (
     MEMBERS_COLUMNS,
     SHOPIFY_ORDER_COLUMNS,
+    SHOPIFY_PRODUCTS_COLUMNS,
     SPEND_COLUMNS,
     SQUARE_CUSTOMERS_COLUMNS,
+    SQUARE_ITEM_LIBRARY_COLUMNS,
     SQUARE_ITEMS_COLUMNS_V1,
     SQUARE_ITEMS_COLUMNS_V2,
     SQUARE_TIME_ZONES,
@@ -1860,6 +1863,97 @@ def _write_spend_and_traffic(writer: _Writer, cal: _Calendar, seed: int) -> None
     writer.write_table("traffic", "store_traffic.csv", TRAFFIC_COLUMNS, traffic)
 
 
+# Product cost as a share of the shelf price, by category (a coffee shop's typical mark-ups).
+COST_SHARE = {"Coffee": 0.38, "Tea": 0.30, "Drinkware": 0.45, "Home": 0.52, "Apparel": 0.40}
+# Every COST_GAP-th product has no cost in the exports (costs never entered): default margin there.
+COST_GAP = 9
+# The second Shopify products export, half-way through the history, has the Coffee costs up by this
+# share (a roaster's price rise): orders from its date on are costed at the new price.
+COFFEE_COST_RISE = 0.15
+
+
+def demo_unit_cost_cents(product: Product, rise: bool) -> int | None:
+    """The demo's unit cost of a product (None: no cost entered), before or after the Coffee price rise."""
+    if CATALOGUE.index(product) % COST_GAP == COST_GAP - 1:
+        return None
+    cost = product.price_cents * COST_SHARE[product.category]
+    if rise and product.category == "Coffee":
+        cost *= 1 + COFFEE_COST_RISE
+    return int(round(cost))
+
+
+def _set_file_date(path: Path, day: date) -> None:
+    """Snapshot exports carry no date of their own: the pipeline takes the file's modification date."""
+    ts = datetime(day.year, day.month, day.day, 12, tzinfo=UTC).timestamp()
+    os.utime(path, (ts, ts))
+
+
+def _write_cost_exports(writer: _Writer, cal: _Calendar) -> None:
+    """A Shopify products export at the start of the history and another half-way through (Coffee
+    costs risen), and a Square item library at the start, in their published layouts; the products
+    of every COST_GAP-th catalogue position have a blank cost in all three."""
+    rise_day = cal.start + timedelta(days=cal.split_day)
+    for name, day, rise in (("products_export_1.csv", cal.start, False), ("products_export_2.csv", rise_day, True)):
+        rows = []
+        for p in CATALOGUE:
+            cost = demo_unit_cost_cents(p, rise)
+            rows.append(
+                {
+                    "Handle": p.name.lower().replace(" ", "-").replace("&", "and"),
+                    "Title": p.name,
+                    "Body (HTML)": f"<p>{p.name} from {p.vendor}.</p>",
+                    "Vendor": p.vendor,
+                    "Type": p.category,
+                    "Published": "TRUE",
+                    "Option1 Name": "Title",
+                    "Option1 Value": "Default Title",
+                    "Variant SKU": p.sku,
+                    "Variant Grams": "250",
+                    "Variant Inventory Tracker": "shopify",
+                    "Variant Inventory Policy": "deny",
+                    "Variant Fulfillment Service": "manual",
+                    "Variant Price": _dec(p.price_cents),
+                    "Variant Requires Shipping": "TRUE",
+                    "Variant Taxable": "TRUE",
+                    "Variant Barcode": p.gtin,
+                    "Gift Card": "FALSE",
+                    "Variant Weight Unit": "g",
+                    "Cost per item": _dec(cost) if cost is not None else "",
+                    "Status": "active",
+                }
+            )
+        writer.write_table("shopify", name, SHOPIFY_PRODUCTS_COLUMNS, rows)
+        _set_file_date(writer.dirs["shopify"] / name, day)
+    locations = [f"{kind} {store.name}" for store in STORES for kind in ("Current Quantity", "New Quantity")]
+    rows = []
+    for i, p in enumerate(CATALOGUE):
+        cost = demo_unit_cost_cents(p, False)
+        rows.append(
+            {
+                "Reference Handle": f"#{p.sku.lower()}",
+                "Token": f"SQ{ORDER_ID_BASE + 7919 * i:X}"[:26],
+                "Item Name": p.name,
+                "Variation Name": "Regular",
+                "SKU": p.sku,
+                "Categories": p.category,
+                "Reporting Category": p.category,
+                "GTIN": p.gtin,
+                "Item Type": "Physical good",
+                "Price": _dec(p.price_cents),
+                "Archived": "N",
+                "Sellable": "Y",
+                "Stockable": "Y",
+                "Skip Detail Screen in POS": "N",
+                "Default Unit Cost": _dec(cost) if cost is not None else "",
+                "Default Vendor Name": p.vendor,
+                "Default Vendor Code": f"{p.vendor[:3].upper()}-{i + 1:03d}",
+                **{col: str(12 + i % 7) for col in locations if col.startswith("Current")},
+            }
+        )
+    writer.write_table("square", "item_library.csv", SQUARE_ITEM_LIBRARY_COLUMNS + locations, rows)
+    _set_file_date(writer.dirs["square"] / "item_library.csv", cal.start)
+
+
 # --------------------------------------------------------------------------------------------
 # Running chunks
 # --------------------------------------------------------------------------------------------
@@ -1933,6 +2027,7 @@ def generate_demo(
     for chunk in _customer_chunks(end_date, float(years), seed, customers):
         writer.add(chunk)
     _write_spend_and_traffic(writer, cal, seed)
+    _write_cost_exports(writer, cal)
     shopify_rows, square_rows = writer.shopify_rows, writer.square_rows
     files = writer.close()
     return {

@@ -34,6 +34,12 @@ HEADLINE = [
         "money",
         "valid orders up to the as-of date, after cancellations, refunds and returns",
     ),
+    (
+        "gross_margin",
+        "Gross margin",
+        "money",
+        "net revenue − product cost; known cost on {coverage} of line value, the rest at the default margin rate",
+    ),
     ("customers", "Customers", "count", "people with at least one purchase"),
     ("orders", "Orders", "count", "their purchases"),
     ("average_order_value", "Average order value", "money2", "net revenue ÷ orders"),
@@ -48,7 +54,12 @@ def headline(con) -> dict:
     marts.pareto_summary): {key: number or None}, plus ``currency`` and ``super_user_revenue_share``.
     Missing or empty marts give None values (a run with no purchases yet)."""
     out = {key: None for key, *_ in HEADLINE}
-    out.update(currency=charts.reporting_currency(con), super_user_revenue_share=None, target_revenue_share=None)
+    out.update(
+        currency=charts.reporting_currency(con),
+        super_user_revenue_share=None,
+        target_revenue_share=None,
+        margin_cost_coverage=None,
+    )
     row = _one_row(con, "customer_value_summary")
     if row:
         for key in (
@@ -58,6 +69,8 @@ def headline(con) -> dict:
             "average_order_value",
             "value_per_customer",
             "repeat_customer_rate",
+            "gross_margin",
+            "margin_cost_coverage",
         ):
             out[key] = charts._num(row.get(key))
     row = _one_row(con, "pareto_summary")
@@ -246,7 +259,11 @@ def _headline_html(figures: dict, before: "dict | None", cur: str) -> str:
     target = figures.get("target_revenue_share")
     for key, label, kind, what in HEADLINE:
         value = figures.get(key)
-        what = what.format(target=_share(target) if target is not None else "80%")
+        coverage = figures.get("margin_cost_coverage")
+        what = what.format(
+            target=_share(target) if target is not None else "80%",
+            coverage=_share(coverage) if coverage is not None else "none",
+        )
         if key == "super_user_share" and value is not None and figures.get("super_user_revenue_share") is not None:
             what = f"{_share(value)} of customers give {_share(figures['super_user_revenue_share'])} of net revenue"
         change = _change(kind, value, (before or {}).get(key), cur) if before is not None else ("", "same")

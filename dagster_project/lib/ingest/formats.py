@@ -1,10 +1,11 @@
 """The export layouts the pipeline reads: the contract between retailers' files, the demo
 generator and ingestion.
 
-Each built-in layout (Shopify orders, Square items and customers, members, marketing spend, store
-traffic, exchange rates) is one column map in `dagster_project/maps/builtin/`, in the format of the
-maps users write for generic exports, with the few keys a fixed layout needs more (its raw table,
-inbox folder, full header in file order, and how each column is typed; see the README).  This
+Each built-in layout (Shopify orders and products, Square items, item library and customers,
+members, marketing spend, store traffic, exchange rates, product costs) is one column map in
+`dagster_project/maps/builtin/`, in the format of the maps users write for generic exports, with
+the few keys a fixed layout needs more (its raw table, inbox folder, full header in file order, and
+how each column is typed; see the README).  This
 module reads them once; ingestion, the header checks and the demo generator all take their
 columns from here.
 """
@@ -31,13 +32,25 @@ TYPES = {
     "decimal": "DECIMAL(18,3)",  # a number
     "money": "DECIMAL(18,2)",  # $1,234.50  -$12.00  (12.00)  £9
     "rate": "DECIMAL(18,8)",  # an exchange rate
+    "unit_cost": "DECIMAL(18,4)",  # a product's unit cost: an amount, not negative
     "date": "DATE",  # 2026-01-31 or 01/31/2026
     "month": "DATE",  # 2026-01 (or a date): the month's first day
     "ts_offset": "TIMESTAMP",  # 2026-01-24 17:34:28 -0500, converted to UTC
     "local_ts": "TIMESTAMP",  # [date, time, zone name] columns: timestamp.formats and timestamp.timezones
 }
 COLUMN_KEYS = {"from", "type", "required", "values", "order_level"}
-LAYOUT_KEYS = {"description", "table", "folder", "signature", "header", "header_versions", "columns", "timestamp"}
+LAYOUT_KEYS = {
+    "description",
+    "table",
+    "folder",
+    "signature",
+    "header",
+    "header_versions",
+    "columns",
+    "timestamp",
+    "file_date",
+    "one_value_per",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,11 @@ class Layout:
     path: Path | None = None
     # older headers of the same export: {version: columns in file order}
     versions: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # raw column (DATE) that holds the file's modification date, for exports without a date of their own
+    file_date: str | None = None
+    # (key, value, date): rows of one file with the same key and date but different values are
+    # quarantined (a product with two costs on one day); date None = the file's date (one per file)
+    one_value_per: tuple[str, str, str | None] | None = None
 
     def header(self, version: str | None = None) -> list[str]:
         """The header of one version (the newest when None)."""
@@ -160,6 +178,18 @@ def load_layout(path: Path) -> Layout:
         if not without or dropped or required_sources & set(without):
             raise MapError(f"{path}: header_versions.{version}.without must list optional header columns")
         versions.append((str(version), tuple(c for c in header if c not in without)))
+    names = {f.name for f in fields}
+    file_date = doc.get("file_date")
+    if file_date is not None and (not isinstance(file_date, str) or file_date in names):
+        raise MapError(f"{path}: file_date must name a raw column that is not under columns:")
+    one = doc.get("one_value_per")
+    if one is not None:
+        if not isinstance(one, dict) or not {"key", "value"} <= set(one) or set(one) - {"key", "value", "date"}:
+            raise MapError(f"{path}: one_value_per is a mapping with key, value and optionally date")
+        unknown_cols = sorted({str(v) for v in one.values()} - names)
+        if unknown_cols:
+            raise MapError(f"{path}: one_value_per names {unknown_cols}, which are not under columns:")
+        one = (str(one["key"]), str(one["value"]), str(one["date"]) if one.get("date") else None)
     return Layout(
         name=str(doc["table"]),
         folder=str(doc["folder"]),
@@ -170,6 +200,8 @@ def load_layout(path: Path) -> Layout:
         description=str(doc.get("description") or ""),
         path=path,
         versions=tuple(versions),
+        file_date=file_date,
+        one_value_per=one,
     )
 
 
@@ -182,6 +214,9 @@ BUILTIN = (
     "marketing_spend",
     "store_traffic",
     "exchange_rates",
+    "shopify_products",
+    "square_item_library",
+    "product_costs",
 )
 LAYOUTS: list[Layout] = [load_layout(BUILTIN_MAPS_DIR / f"{name}.yml") for name in BUILTIN]
 _BY_NAME = {lay.name: lay for lay in LAYOUTS}
@@ -200,6 +235,9 @@ MEMBERS_COLUMNS: list[str] = layout("members").header()
 SPEND_COLUMNS: list[str] = layout("marketing_spend").header()
 TRAFFIC_COLUMNS: list[str] = layout("store_traffic").header()
 RATES_COLUMNS: list[str] = layout("exchange_rates").header()
+SHOPIFY_PRODUCTS_COLUMNS: list[str] = layout("shopify_products").header()
+SQUARE_ITEM_LIBRARY_COLUMNS: list[str] = layout("square_item_library").header()
+PRODUCT_COSTS_COLUMNS: list[str] = layout("product_costs").header()
 # Square's time-zone display names (Rails / ActiveSupport names) -> IANA zones.
 SQUARE_TIME_ZONES: dict[str, str] = dict(
     next(f.zones for f in layout("square_item_lines").fields if f.kind == "local_ts")

@@ -7,6 +7,7 @@ loaded + rows quarantined.  A file whose header is wrong is rejected whole, with
 from __future__ import annotations
 
 import tempfile
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -44,6 +45,8 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     )
     for layout, fields in FIELDS.items():
         cols = ", ".join(f"{f.name} {SQL_TYPES[f.kind]}" for f in fields)
+        if formats.layout(layout).file_date:
+            cols += f", {formats.layout(layout).file_date} DATE"
         con.execute(f"create table if not exists raw.{layout} ({cols}, {LINEAGE_COLUMNS})")
     cols = ", ".join(f"{n} {SQL_TYPES[k]}" for n, k, _ in GENERIC_COLUMNS)
     con.execute(
@@ -57,7 +60,15 @@ def pick_layout(folder: str, header: list[str]) -> Layout | None:
     for lay in candidates:
         if lay.signature in header:
             return lay
-    return candidates[0] if len(candidates) == 1 else None
+    if len(candidates) == 1:
+        return candidates[0]
+    # No signature column: the layout sharing the most columns with the file, so that an orders export
+    # missing some columns is told which ones (not that it matches nothing); none when nothing is shared
+    # or two layouts share as many.
+    shared = sorted(((len(set(lay.columns) & set(header)), i) for i, lay in enumerate(candidates)), reverse=True)
+    if shared and shared[0][0] > 0 and (len(shared) == 1 or shared[0][0] > shared[1][0]):
+        return candidates[shared[0][1]]
+    return None
 
 
 def duplicated_columns(header: list[str]) -> list[str]:
@@ -208,7 +219,20 @@ def load_file(
         con.execute("begin transaction")
         try:
             res.file_id = next_file_id(con)
-            _insert_typed(con, table, fields, header, rejects, res, run_id, cmap, raw_from_staged=fmt != "csv")
+            # the file's own date (UTC), for layouts whose rows carry none (a snapshot such as a products export)
+            file_date = datetime.fromtimestamp(st.st_mtime, UTC).date()
+            _insert_typed(
+                con,
+                table,
+                fields,
+                header,
+                rejects,
+                res,
+                run_id,
+                cmap,
+                raw_from_staged=fmt != "csv",
+                file_date=file_date,
+            )
             if fmt == "csv" and res.rows_quarantined > len(rejects):
                 _attach_raw_text(con, source, res.file_id)
             res.status = "loaded" if res.rows_read else "empty"
@@ -234,10 +258,14 @@ def _insert_typed(
     run_id: str,
     cmap=None,
     raw_from_staged: bool = False,
+    file_date: date | None = None,
 ) -> None:
     """Valid rows of `_typed` into the raw table, the others (and `broken`) into the quarantine."""
     if table == "shopify_order_lines":
         _complete_shopify_orders(con, fields)
+    layout = formats.layout(table) if cmap is None else None
+    if layout is not None and layout.one_value_per:
+        _quarantine_conflicting_values(con, layout, {f.name: f for f in fields})
 
     if cmap is not None:
         names = {f.name for f in fields}
@@ -273,10 +301,11 @@ def _insert_typed(
         )
     else:
         cols = ", ".join(f.name for f in fields)
-        con.execute(
-            f"insert into raw.{table} select {cols}, ?, _line, ? from _typed where _reason is null",
-            [res.file_id, run_id],
-        )
+        params: list = [res.file_id, run_id]
+        if layout is not None and layout.file_date:
+            cols += ", ?::DATE"
+            params = [file_date, *params]
+        con.execute(f"insert into raw.{table} select {cols}, ?, _line, ? from _typed where _reason is null", params)
     if raw_from_staged:  # the staged record as JSON (CSV rows get the file's own text afterwards)
         raw_sql = "to_json(struct_pack(" + ", ".join(f"{q(h)} := r.{q(h)}" for h in header) + "))::VARCHAR"
         from_sql = "_typed t join _rec r on r._record = t._record"
@@ -349,6 +378,32 @@ def _complete_shopify_orders(con, fields: list[Field]) -> None:
         f"where o.order_name = _typed.order_name and _typed._reason is null and {why} is not null"
     )
     con.execute("drop table _orders")
+
+
+def _quarantine_conflicting_values(con, layout: Layout, fields: dict[str, Field]) -> None:
+    """A key (a SKU) with two different values (unit costs) on one date in one file is ambiguous:
+    every row of it is quarantined, naming the column and the lines that disagree.  The date is the
+    layout's date column, or the file's own date (then: once per file)."""
+    key, value, day = layout.one_value_per  # type: ignore[misc]
+    group = f"{key}, {day}" if day else key
+    label, column = fields[value].source, fields[key].source
+    on_day = f"{lit(' on ')} || strftime(c.{day}, '%Y-%m-%d')" if day else lit(" in this file")
+    why = (
+        f"{lit(f'{column} ')} || c.{key} || {lit(f' has two different {label} values')} || {on_day} "
+        f"|| {lit(' (lines ')} || c.lines || ')'"
+    )
+    join = " and ".join([f"c.{key} = _typed.{key}"] + ([f"c.{day} = _typed.{day}"] if day else []))
+    con.execute(
+        f"""
+        update _typed set _reason = {why}
+        from (
+            select {group}, string_agg(cast(_line as varchar), ', ' order by _line) as lines
+            from _typed where _reason is null and {key} is not null and {value} is not null
+            group by {group} having count(distinct {value}) > 1
+        ) c
+        where {join} and _typed._reason is null and _typed.{value} is not null
+        """
+    )
 
 
 def _attach_raw_text(con, source: Path, file_id: int) -> None:

@@ -96,7 +96,7 @@ def typed_expr(f: Field) -> str:
         return f"(case when starts_with({src}, '(') then -{_money_number(src)} else {_money_number(src)} end)"
     if f.kind == "rate":
         return f"try_cast({src} as DECIMAL(18,8))"
-    if f.kind in ("price", "amount4"):
+    if f.kind in ("price", "amount4", "unit_cost"):
         return _money_number(src, "DECIMAL(18,4)")
     if f.kind == "map_ts":
         fmts = "[" + ", ".join(lit(x) for x in f.formats) + "]"
@@ -153,11 +153,17 @@ def error_expr(f: Field, typed: str | None = None) -> str:
             "price": "an amount",
             "amount4": "an amount",
             "rate": "a number",
+            "unit_cost": "an amount",
             "map_ts": "a timestamp like " + " or ".join(f.formats),
         }[f.kind]
         checks.append(
             f"when {present} and {typed} is null then "
             f"{lit(f'bad {label}: expected {what}, got ')} || {lit(chr(39))} || left({raw_shown}, 40) || {lit(chr(39))}"
+        )
+    if f.kind == "unit_cost":
+        checks.append(
+            f"when {typed} < 0 then {lit(f'negative {label}: ')} || {lit(chr(39))} "
+            f"|| left({raw_shown}, 40) || {lit(chr(39))}"
         )
     if not checks:
         return "NULL"

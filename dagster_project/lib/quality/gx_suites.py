@@ -98,4 +98,20 @@ def raw_suites() -> dict[str, list]:
             E.ExpectColumnValuesToBeBetween(column="rate", min_value=0, strict_min=True),
             lineage_unique,
         ],
+        "shopify_products": [
+            E.ExpectColumnValuesToNotBeNull(column="sku"),
+            E.ExpectColumnValuesToBeBetween(column="unit_cost", min_value=0),
+            lineage_unique,
+        ],
+        "square_item_library": [
+            E.ExpectColumnValuesToNotBeNull(column="sku"),
+            E.ExpectColumnValuesToBeBetween(column="unit_cost", min_value=0),
+            lineage_unique,
+        ],
+        "product_costs": [
+            E.ExpectColumnValuesToNotBeNull(column="sku"),
+            E.ExpectColumnValuesToBeBetween(column="unit_cost", min_value=0),
+            E.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
+            lineage_unique,
+        ],
     }

@@ -29,6 +29,9 @@ RAW_GX_TABLES = [
     "store_traffic",
     "generic_order_lines",
     "exchange_rates",
+    "shopify_products",
+    "square_item_library",
+    "product_costs",
 ]
 
 

@@ -19,7 +19,10 @@ customer_days as (
         count(case when is_purchase then 1 end) as purchases,
         count(case when is_purchase and channel = 'online' then 1 end) as online_purchases,
         count(case when is_purchase and channel = 'store' then 1 end) as store_purchases,
-        sum(net_revenue) as net_revenue
+        sum(net_revenue) as net_revenue,
+        sum(gross_margin) as gross_margin,
+        sum(goods_value) as goods_value,
+        sum(costed_goods_value) as costed_goods_value
     from orders
     group by customer_key, order_date
 
@@ -35,7 +38,10 @@ final as (
         cast(sum(purchases) as {{ dbt.type_bigint() }}) as purchases,  -- DuckDB sums to HUGEINT (slow to read back)
         cast(sum(online_purchases) as {{ dbt.type_bigint() }}) as online_purchases,
         cast(sum(store_purchases) as {{ dbt.type_bigint() }}) as store_purchases,
-        cast(sum(net_revenue) as decimal(18, 2)) as net_revenue
+        cast(sum(net_revenue) as decimal(18, 2)) as net_revenue,
+        cast(sum(gross_margin) as decimal(18, 2)) as gross_margin,
+        cast(sum(goods_value) as decimal(18, 2)) as goods_value,
+        cast(sum(costed_goods_value) as decimal(18, 2)) as costed_goods_value
     from customer_days
     group by customer_key
 

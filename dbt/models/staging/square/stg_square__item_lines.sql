@@ -20,6 +20,7 @@ final as (
         location as store_location,
         event_type,
         item,
+        category,
         sku,
         qty as quantity,
         gross_sales,
