@@ -111,6 +111,7 @@ def test_demo_predictions_recomputed_in_pandas(demo_run):
             "from clv.customer_scores)"
         ).df()
         mart = con.execute("select * from marts.customer_predictions").df()
+        ltv = con.execute("select customer_key, historical_ltv, gross_margin from marts.customer_ltv").df()
     assert fit["status"].tolist() == ["fitted"]
     r, alpha = float(fit["bgnbd_r"].iloc[0]), float(fit["bgnbd_alpha"].iloc[0])
     df = mart.merge(summary, on="customer_key", validate="1:1").merge(
@@ -126,6 +127,14 @@ def test_demo_predictions_recomputed_in_pandas(demo_run):
     ):
         np.testing.assert_allclose(df[ours], df[raw], rtol=1e-12, err_msg=ours)
     np.testing.assert_allclose(df["predicted_clv_12m"].astype(float), df["raw_predicted_clv_12m"], atol=0.005)
+    # in margin: the predicted revenue at the customer's historical margin share (gross margin ÷ net revenue)
+    m = df.merge(ltv, on="customer_key", how="left", validate="1:1")
+    positive = m["historical_ltv"].astype(float) > 0
+    share = m["gross_margin"].astype(float) / m["historical_ltv"].astype(float)
+    want = (m["predicted_clv_12m"].astype(float) * share)[positive]
+    np.testing.assert_allclose(m.loc[positive, "predicted_clv_margin_12m"].astype(float), want, atol=0.01)
+    assert m.loc[~positive, "predicted_clv_margin_12m"].isna().all()
+    assert positive.sum() > 0.9 * len(m)
     repeat = df["purchase_days"] >= 2
     np.testing.assert_allclose(df.loc[repeat, "churn_risk"], 1 - df.loc[repeat, "p_alive"], rtol=1e-12)
     assert df.loc[~repeat, ["churn_risk", "churn_risk_band"]].isna().all().all()

@@ -21,7 +21,8 @@ CUSTOMER_BASE_SQL = """
         r.r_score, r.f_score, r.m_score, r.rfm_cell, r.segment, r.recency_days, r.frequency, r.monetary,
         l.value_stage, l.activity_state, l.days_since_last_purchase, l.as_of_date,
         c.email, c.phone, c.email_sha256, c.phone_sha256,
-        p.predicted_orders_90d, p.predicted_orders_365d, p.predicted_clv_12m, p.predicted_value_tier, p.p_alive,
+        p.predicted_orders_90d, p.predicted_orders_365d, p.predicted_clv_12m, p.predicted_clv_margin_12m,
+        p.predicted_value_tier, p.p_alive,
         p.churn_risk, p.churn_risk_band, p.avg_days_between_orders, p.expected_next_order_date,
         p.next_order_window_start, p.next_order_window_end, p.expected_next_order_source
     from marts.dim_customers d
@@ -48,6 +49,7 @@ SELECTABLE_COLUMNS = [
     "predicted_orders_90d",
     "predicted_orders_365d",
     "predicted_clv_12m",
+    "predicted_clv_margin_12m",
     "predicted_value_tier",
     "p_alive",
     "churn_risk",

@@ -30,6 +30,12 @@ value_tiers as (
 
 ),
 
+margins as (
+
+    select customer_key, historical_ltv, gross_margin_rate, margin_cost_coverage from {{ ref('customer_ltv') }}
+
+),
+
 fits as (
 
     select run_id, as_of_date, status, message from {{ ref('stg_clv__model_fits') }}
@@ -122,6 +128,9 @@ joined as (
         scores.p_alive,
         scores.predicted_clv_12m,
         value_tiers.predicted_value_tier,
+        margins.historical_ltv,
+        margins.gross_margin_rate,
+        margins.margin_cost_coverage,
         scores.days_to_next_purchase_p25,
         scores.days_to_next_purchase_p50,
         scores.days_to_next_purchase_p75,
@@ -134,6 +143,7 @@ joined as (
     cross join gate
     left join scores on scores.customer_key = summary.customer_key
     left join value_tiers on value_tiers.customer_key = summary.customer_key
+    left join margins on margins.customer_key = summary.customer_key
 
 ),
 
@@ -165,6 +175,18 @@ final as (
         case when predictions_empty_reason is null then expected_purchases_365d end as predicted_orders_365d,
         cast(case when predictions_empty_reason is null then predicted_clv_12m end as decimal(18, 2))
             as predicted_clv_12m,
+        -- in margin: the predicted revenue at the customer's own historical margin share
+        cast(
+            case
+                when predictions_empty_reason is null and historical_ltv > 0 then predicted_clv_12m * gross_margin_rate
+            end as decimal(18, 2)
+        ) as predicted_clv_margin_12m,
+        margin_cost_coverage,
+        case
+            when predictions_empty_reason is not null then predictions_empty_reason
+            when historical_ltv is null or historical_ltv <= 0
+                then 'no positive historical net revenue to take a margin share from'
+        end as predicted_clv_margin_empty_reason,
         case when predictions_empty_reason is null then predicted_value_tier end as predicted_value_tier,
         case when predictions_empty_reason is null then p_alive end as p_alive,
         predictions_empty_reason,
