@@ -164,7 +164,8 @@ UNRELIABLE_CLV = (
     "Unreliable: do not act on this run's predicted lifetime values. The models ran, but checks of the fit show "
     "that the purchase history does not pin them down, so P(alive), expected purchases and predicted CLV can be "
     "far off for any customer. They stay in customer_clv marked model_status = 'unreliable', the predicted-value "
-    "tier is left empty and no tier list uses them; the historical marts (RFM, lifecycle, LTV) are unaffected."
+    "tier is left empty, and customer_predictions leaves them empty with the reason, so no tier rule selects anyone "
+    "by them; the historical marts (RFM, lifecycle, LTV) are unaffected."
 )
 
 
