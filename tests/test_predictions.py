@@ -90,6 +90,12 @@ def test_cdnow_predictions_equal_lifetimes_conditional_expectations(shared_data)
         np.testing.assert_allclose(
             scores["p_alive"], np.asarray(model.conditional_probability_alive(x, t_x, T)), rtol=rel
         )
+    # the wait for the next purchase: repeat buyers only (the marts date no next order for one-time buyers)
+    repeat = (x > 0).to_numpy()
+    for column, q in clv_assets.NEXT_PURCHASE_QUANTILES.items():
+        assert scores.loc[~repeat, column].isna().all()
+        want = 7 * btyd.time_to_next_purchase(fit["bgnbd"]["params"], q, x[repeat], t_x[repeat])
+        np.testing.assert_allclose(scores.loc[repeat, column], want, rtol=1e-12)
     theirs = spend.conditional_expected_average_profit(x, m.where(x > 0, 0))
     np.testing.assert_allclose(scores["expected_spend_per_purchase"], np.asarray(theirs), rtol=1e-9)
 

@@ -43,7 +43,7 @@ NEXT_PURCHASE_QUANTILES = {
 }
 # The same quartiles from the holdout check's fit (all but the last clv_holdout_days), from each customer's last
 # purchase before the cut: they test the expected next order window against the held-out days
-# (marts.next_order_holdout). NULL for a customer who first bought after the cut, or without that fit.
+# (marts.next_order_holdout). NULL for a customer with fewer than 2 purchase days by the cut, or without that fit.
 CALIBRATION_QUANTILES = {"cal_days_to_next_purchase_p25": 0.25, "cal_days_to_next_purchase_p75": 0.75}
 
 SCORES_COLUMNS = {
@@ -128,10 +128,6 @@ def fit_and_score(
                 "predicted_clv_12m": np.round(
                     btyd.predicted_clv(bg, gg, x, t_x, T, m, 12, monthly_rate, period_length=WEEKS_PER_MONTH), 2
                 ),
-                **{
-                    column: 7 * btyd.time_to_next_purchase(bg, q, x, t_x)
-                    for column, q in NEXT_PURCHASE_QUANTILES.items()
-                },
             }
         )
     numeric = scores.drop(columns=[key]).to_numpy(float)
@@ -140,6 +136,12 @@ def fit_and_score(
         raise btyd.ClvDataError(
             f"the fitted models give non-finite predictions for {bad} customers; no predictions are published"
         )
+    # repeat buyers only (NULL for one-time buyers, whom the marts date no next order for): with x >= 1 the
+    # exponent 1 / (r + x) is below 1, so the wait is finite, where a small r could overflow it at x = 0
+    repeat = x > 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for column, q in NEXT_PURCHASE_QUANTILES.items():
+            scores[column] = np.where(repeat, 7 * btyd.time_to_next_purchase(bg, q, x, t_x), np.nan)
     fit = {
         "bgnbd": bg.as_dict(),
         "gamma_gamma": gg.as_dict(),
@@ -199,11 +201,13 @@ def holdout_comparison(
 
 def calibration_quantiles(summary: pd.DataFrame, calibration: "btyd.FitDiagnosis | None") -> dict[str, np.ndarray]:
     """CALIBRATION_QUANTILES per summary row: the holdout fit's wait from the last purchase before the cut;
-    NaN (NULL in the table) where the customer first bought after the cut or there is no holdout fit."""
+    NaN (NULL in the table) where the customer had fewer than 2 purchase days by the cut or there is no
+    holdout fit."""
     if calibration is None:
         return {column: np.full(len(summary), np.nan) for column in CALIBRATION_QUANTILES}
-    in_cal = (summary["cal_btyd_age_weeks"] >= 0).to_numpy()
-    x = np.where(in_cal, summary["cal_repeat_purchase_days"].to_numpy(float), 0.0)
+    # customers with 2 or more purchase days by the cut (as in NEXT_PURCHASE_QUANTILES: the wait is finite)
+    in_cal = (summary["cal_repeat_purchase_days"] > 0).to_numpy()
+    x = np.where(in_cal, summary["cal_repeat_purchase_days"].to_numpy(float), 1.0)
     t_x = np.where(in_cal, summary["cal_btyd_recency_weeks"].fillna(0).to_numpy(float), 0.0)
     params = calibration.details["params"]
     return {
