@@ -274,7 +274,9 @@ def test_pipeline_publishes_no_predictions_when_scores_are_not_finite(monkeypatc
         }
     )
     scores, _ = clv_assets.fit_and_score(summary)
-    assert np.isfinite(scores.drop(columns=["customer_key"]).to_numpy(float)).all()
+    waits = list(clv_assets.NEXT_PURCHASE_QUANTILES)  # the next purchase is timed for repeat buyers only
+    assert np.isfinite(scores.drop(columns=["customer_key", *waits]).to_numpy(float)).all()
+    assert (np.isfinite(scores[waits].to_numpy(float)) == (x > 0)[:, None]).all()
     monkeypatch.setattr(clv_assets.btyd, "expected_purchases", lambda *a, **k: np.full(n, np.nan))
     with pytest.raises(clv_assets.btyd.ClvDataError, match="non-finite predictions for 2000 customers"):
         clv_assets.fit_and_score(summary)

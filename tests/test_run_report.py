@@ -42,6 +42,7 @@ def test_report_contains_every_chart_and_the_clv_holdout(published):
         "Repeat-purchase ladder",
         "LTV:CAC by acquisition channel",
         "Predicted CLV: calibration vs holdout",
+        "Expected next order date: holdout check",
     ):
         assert heading in html
 

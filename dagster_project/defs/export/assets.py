@@ -241,7 +241,7 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
         stage.read_json("mart_rows"),
         stage.read_json("run_info"),
     )
-    clv_fit = None
+    clv_fit, next_order = None, None
     with retry_transient(context, pipeline.settings):
         con = pipeline.connect(read_only=True)
     try:
@@ -251,6 +251,10 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
                 "from marts.clv_model_fits where run_id = ?",
                 [stage.run_id],
             ).fetchone()
+        if warehouse.table_exists(con, "marts", "next_order_holdout"):
+            cur = con.execute("select * from marts.next_order_holdout order by source")
+            names = [d[0] for d in cur.description]
+            next_order = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
     finally:
         con.close()
     # charts, previews and the headline are drawn from the serving copy (contacts masked)
@@ -273,7 +277,7 @@ def run_report(context: dg.AssetExecutionContext, pipeline: PipelineConfig) -> d
     info = {**run_info, "code_version": code_version()}
     previous = report.previous_headline(tiers.previous_exports(paths.exports, stage.as_of))
     (stage.exports / "report.html").write_text(
-        report.run_report(info, figures, previous, clv_fit, chart_list), encoding="utf-8"
+        report.run_report(info, figures, previous, clv_fit, chart_list, next_order), encoding="utf-8"
     )
     stage.write_json("headline", figures)
     # what published_run records in Dagster once the run is published (nothing is recorded before)

@@ -2,8 +2,9 @@
 
 Writes the models' raw outputs only, into the warehouse's `clv` schema: `clv.customer_scores` (per
 customer P(alive), expected purchases in 90 and 365 days, expected spend per purchase, predicted 12-month
-CLV, replaced every run) and `clv.model_fits` (per run: status, parameters, log-likelihoods, fit time,
-holdout comparison, the reasons a fit is unreliable; appended).  The dbt models `marts.customer_clv` and
+CLV, the quartiles of the wait from the last purchase to the next; replaced every run) and
+`clv.model_fits` (per run: status, parameters, log-likelihoods, fit time, holdout comparison, the reasons
+a fit is unreliable; appended).  The dbt models `marts.customer_clv`, `marts.customer_predictions` and
 `marts.clv_model_fits` derive the published marts from them (the predicted-value tier among others).
 Too little data gives a clear message and no predictions rather than garbage; a fit the diagnostics
 reject is recorded as `unreliable` with its reasons, so its predictions are flagged and ranked into no tier.
@@ -33,6 +34,17 @@ WEEKS_PER_MONTH = 365.25 / 12 / 7
 # The horizons of the expected-purchase outputs, named in their columns (not the holdout window, which is
 # dbt's var clv_holdout_days, read back from the summary: see holdout_days).
 PURCHASE_HORIZON_DAYS = {"expected_purchases_90d": 90, "expected_purchases_365d": 365}
+# The quantiles of the wait from a customer's last purchase to the next (if still active) the model publishes:
+# the median dates the expected next order, the quartiles bound its window (marts.customer_predictions).
+NEXT_PURCHASE_QUANTILES = {
+    "days_to_next_purchase_p25": 0.25,
+    "days_to_next_purchase_p50": 0.5,
+    "days_to_next_purchase_p75": 0.75,
+}
+# The same quartiles from the holdout check's fit (all but the last clv_holdout_days), from each customer's last
+# purchase before the cut: they test the expected next order window against the held-out days
+# (marts.next_order_holdout). NULL for a customer with fewer than 2 purchase days by the cut, or without that fit.
+CALIBRATION_QUANTILES = {"cal_days_to_next_purchase_p25": 0.25, "cal_days_to_next_purchase_p75": 0.75}
 
 SCORES_COLUMNS = {
     "customer_key": "VARCHAR",
@@ -42,6 +54,8 @@ SCORES_COLUMNS = {
     "expected_purchases_365d": "DOUBLE",
     "expected_spend_per_purchase": "DOUBLE",
     "predicted_clv_12m": "DOUBLE",
+    **dict.fromkeys(NEXT_PURCHASE_QUANTILES, "DOUBLE"),
+    **dict.fromkeys(CALIBRATION_QUANTILES, "DOUBLE"),
 }
 FITS_COLUMNS = {
     "run_id": "VARCHAR",
@@ -122,6 +136,12 @@ def fit_and_score(
         raise btyd.ClvDataError(
             f"the fitted models give non-finite predictions for {bad} customers; no predictions are published"
         )
+    # repeat buyers only (NULL for one-time buyers, whom the marts date no next order for): with x >= 1 the
+    # exponent 1 / (r + x) is below 1, so the wait is finite, where a small r could overflow it at x = 0
+    repeat = x > 0
+    with np.errstate(invalid="ignore", over="ignore"):
+        for column, q in NEXT_PURCHASE_QUANTILES.items():
+            scores[column] = np.where(repeat, 7 * btyd.time_to_next_purchase(bg, q, x, t_x), np.nan)
     fit = {
         "bgnbd": bg.as_dict(),
         "gamma_gamma": gg.as_dict(),
@@ -177,6 +197,23 @@ def holdout_comparison(
     out["relative_error"] = (out["predicted"] - out["actual"]) / out["actual"].where(out["actual"] > 0)
     diagnosis.details["params"] = bg.params.as_dict()
     return out, diagnosis, days
+
+
+def calibration_quantiles(summary: pd.DataFrame, calibration: "btyd.FitDiagnosis | None") -> dict[str, np.ndarray]:
+    """CALIBRATION_QUANTILES per summary row: the holdout fit's wait from the last purchase before the cut;
+    NaN (NULL in the table) where the customer had fewer than 2 purchase days by the cut or there is no
+    holdout fit."""
+    if calibration is None:
+        return {column: np.full(len(summary), np.nan) for column in CALIBRATION_QUANTILES}
+    # customers with 2 or more purchase days by the cut (as in NEXT_PURCHASE_QUANTILES: the wait is finite)
+    in_cal = (summary["cal_repeat_purchase_days"] > 0).to_numpy()
+    x = np.where(in_cal, summary["cal_repeat_purchase_days"].to_numpy(float), 1.0)
+    t_x = np.where(in_cal, summary["cal_btyd_recency_weeks"].fillna(0).to_numpy(float), 0.0)
+    params = calibration.details["params"]
+    return {
+        column: np.where(in_cal, 7 * btyd.time_to_next_purchase(params, q, x, t_x), np.nan)
+        for column, q in CALIBRATION_QUANTILES.items()
+    }
 
 
 def trailing_revenue(con, as_of) -> tuple[float | None, int]:
@@ -318,6 +355,8 @@ def clv_model(context: dg.AssetExecutionContext, pipeline: PipelineConfig):
                 status = "unreliable"
                 message = "The predictions are unreliable and feed no tier: " + "; ".join(reasons) + "."
                 context.log.warning(f"predicted CLV: {message}")
+        if scores is not None:
+            scores = scores.assign(**calibration_quantiles(summary, calibration))
         con.execute("create schema if not exists clv")
         cols = ", ".join(f"{c} {t}" for c, t in SCORES_COLUMNS.items())
         con.execute(f"create or replace table clv.customer_scores ({cols})")

@@ -557,6 +557,22 @@ def expected_purchases(params, t, x, t_x, T) -> np.ndarray:
     return bracket * p_alive(p, x, t_x, T)
 
 
+def time_to_next_purchase(params, q, x, t_x) -> np.ndarray:
+    """The ``q`` quantile of the wait from a customer's last purchase to the next one, if they stay active.
+
+    Right after the last purchase (at t_x, the x-th repeat purchase) of a customer who did not drop out,
+    the purchase rate is Gamma(r + x, alpha + t_x) (the BG/NBD posterior of lambda given x purchases in
+    (0, t_x], FHL 2005 sec. 3), and the wait for the next purchase of a Poisson process is exponential,
+    so P(wait > s) = ((alpha + t_x) / (alpha + t_x + s))^(r + x) (a Lomax distribution), whose quantile
+    is (alpha + t_x) ((1 - q)^(-1 / (r + x)) - 1).  In the model's time unit.  This is the timing of the
+    next purchase as seen at the last one (as Klaviyo's expected date of next order is); whether the
+    customer is still active now is P(alive)'s question.
+    """
+    p = _bg(params)
+    x, t_x = _arr(x), _arr(t_x)
+    return (p.alpha + t_x) * np.expm1(-math.log1p(-float(q)) / (p.r + x))
+
+
 def expected_purchases_new_customer(params, t) -> np.ndarray:
     """E[X(t)]: expected repeat purchases of a newly acquired customer in ``t`` time units (eq. 9)."""
     p = _bg(params)

@@ -164,7 +164,8 @@ UNRELIABLE_CLV = (
     "Unreliable: do not act on this run's predicted lifetime values. The models ran, but checks of the fit show "
     "that the purchase history does not pin them down, so P(alive), expected purchases and predicted CLV can be "
     "far off for any customer. They stay in customer_clv marked model_status = 'unreliable', the predicted-value "
-    "tier is left empty and no tier list uses them; the historical marts (RFM, lifecycle, LTV) are unaffected."
+    "tier is left empty, and customer_predictions leaves them empty with the reason, so no tier rule selects anyone "
+    "by them; the historical marts (RFM, lifecycle, LTV) are unaffected."
 )
 
 
@@ -340,9 +341,17 @@ def _fmt(v) -> str:
 # the page of a run
 
 
-def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit, chart_list: "list[charts.Chart]") -> str:
+def run_report(
+    info: dict,
+    figures: dict,
+    previous: "dict | None",
+    clv_fit,
+    chart_list: "list[charts.Chart]",
+    next_order: "list[dict] | None" = None,
+) -> str:
     """html of the run (self-contained: charts embedded as PNG).  ``figures``: the headline of this
-    run (headline); ``previous``: {"as_of", "figures"} of the run it is compared with, or None."""
+    run (headline); ``previous``: {"as_of", "figures"} of the run it is compared with, or None;
+    ``next_order``: the rows of marts.next_order_holdout (None: no section)."""
     sections = [
         {
             "heading": c.title,
@@ -382,6 +391,8 @@ def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit, char
                 "table": holdout_table(groups),
             }
         )
+    if next_order:
+        sections.append(next_order_section(next_order))
     return render(
         as_of=info["as_of"],
         run_id=info["run_id"],
@@ -391,6 +402,44 @@ def run_report(info: dict, figures: dict, previous: "dict | None", clv_fit, char
         previous=previous,
         sections=sections,
     )
+
+
+NEXT_ORDER_RULES = {"model": "the model", "own_history": "the customer's own intervals"}
+
+
+def next_order_section(rows: list[dict]) -> dict:
+    """The expected next order date checked on the held-out days (marts.next_order_holdout)."""
+    first = rows[0]
+    used = next((r for r in rows if r["used_this_run"]), None)
+    text = (
+        f"Every customer with two or more purchase days by {_day(str(first['cut_date']))} was given the window "
+        "their next order was expected in, from their purchases up to then; the customers whose window lay "
+        f"wholly inside the last {first['holdout_days']} days are scored on whether their next order fell inside it. "
+        "The window spans the middle half of the expected wait, so about half of the customers who are still "
+        "buying should land in it."
+    )
+    if used is not None and used["share_in_window"] is not None:
+        text += (
+            f" This run dates next orders by {NEXT_ORDER_RULES[used['source']]}: "
+            f"{used['next_order_in_window']:,} of {used['customers_evaluated']:,} customers "
+            f"({used['share_in_window']:.0%}) ordered inside their window."
+        )
+    table = [
+        {
+            "rule": NEXT_ORDER_RULES[r["source"]] + (" (used this run)" if r["used_this_run"] else ""),
+            "customers scored": f"{r['customers_evaluated']:,}",
+            "next order in window": f"{r['next_order_in_window']:,}",
+            "ordered at all": f"{r['ordered_in_holdout']:,}",
+            "share in window": "–" if r["share_in_window"] is None else f"{r['share_in_window']:.0%}",
+        }
+        for r in rows
+    ]
+    return {
+        "heading": "Expected next order date: holdout check",
+        "text": text,
+        "table": table,
+        "more": "marts.next_order_holdout",
+    }
 
 
 def previous_headline(previous: "Path | None") -> "dict | None":

@@ -22,11 +22,16 @@ CUSTOMER_BASE_SQL = """
         d.channels_used, d.acquisition_channel, d.is_member, d.member_expires_on, d.accepts_marketing, d.is_super_user,
         r.r_score, r.f_score, r.m_score, r.rfm_cell, r.segment, r.recency_days, r.frequency, r.monetary,
         l.value_stage, l.activity_state, l.days_since_last_purchase, l.as_of_date,
-        c.email, c.phone, c.email_sha256, c.phone_sha256
+        c.email, c.phone, c.email_sha256, c.phone_sha256,
+        p.predicted_orders_90d, p.predicted_orders_365d, p.predicted_clv_12m, p.predicted_clv_margin_12m,
+        p.predicted_value_tier, p.p_alive,
+        p.churn_risk, p.churn_risk_band, p.avg_days_between_orders, p.expected_next_order_date,
+        p.next_order_window_start, p.next_order_window_end, p.expected_next_order_source
     from marts.dim_customers d
     join marts.customer_lifecycle l using (customer_key)
     left join marts.customer_rfm r using (customer_key)
     left join intermediate.int_customer_contacts c using (customer_key)
+    left join marts.customer_predictions p using (customer_key)
 """
 
 # Columns a tier file may list (everything in the customer base except raw contact and hashes,
@@ -43,6 +48,19 @@ SELECTABLE_COLUMNS = [
     "value_stage",
     "activity_state",
     "days_since_last_purchase",
+    "predicted_orders_90d",
+    "predicted_orders_365d",
+    "predicted_clv_12m",
+    "predicted_clv_margin_12m",
+    "predicted_value_tier",
+    "p_alive",
+    "churn_risk",
+    "churn_risk_band",
+    "avg_days_between_orders",
+    "expected_next_order_date",
+    "next_order_window_start",
+    "next_order_window_end",
+    "expected_next_order_source",
     "purchase_count",
     "net_revenue",
     "first_purchase_date",

@@ -10,7 +10,8 @@
 --                         Gamma-Gamma model is a model of spend per transaction, which must be
 --                         positive; it is not net revenue (see dim_customers.net_revenue for that).
 -- The cal_* columns are the same summary at calibration end (as-of minus clv_holdout_days), and
--- holdout_purchase_days counts the purchase days after it, for the calibration/holdout check.
+-- holdout_purchase_days counts the purchase days after it, for the calibration/holdout check
+-- (first_holdout_purchase_date: the first of them, for the next-order-date check, next_order_holdout).
 
 with purchase_days as (
 
@@ -48,7 +49,12 @@ final as (
         {{ dbt.datediff('min(order_date)', 'calibration_end.cal_end', 'day') }} / cast(7 as double)
             as cal_btyd_age_weeks,
         count(case when purchase_days.order_date > calibration_end.cal_end then 1 end) as holdout_purchase_days,
-        min(purchase_days.order_date) as first_purchase_date
+        min(purchase_days.order_date) as first_purchase_date,
+        max(purchase_days.order_date) as last_purchase_date,
+        max(case when purchase_days.order_date <= calibration_end.cal_end then purchase_days.order_date end)
+            as cal_last_purchase_date,
+        min(case when purchase_days.order_date > calibration_end.cal_end then purchase_days.order_date end)
+            as first_holdout_purchase_date
     from purchase_days
     cross join calibration_end
     group by purchase_days.customer_key, calibration_end.cal_end
