@@ -26,12 +26,14 @@ CUSTOMER_BASE_SQL = """
         p.predicted_orders_90d, p.predicted_orders_365d, p.predicted_clv_12m, p.predicted_clv_margin_12m,
         p.predicted_value_tier, p.p_alive,
         p.churn_risk, p.churn_risk_band, p.avg_days_between_orders, p.expected_next_order_date,
-        p.next_order_window_start, p.next_order_window_end, p.expected_next_order_source
+        p.next_order_window_start, p.next_order_window_end, p.expected_next_order_source,
+        v.gross_margin, v.gross_margin_rate, v.margin_cost_coverage
     from marts.dim_customers d
     join marts.customer_lifecycle l using (customer_key)
     left join marts.customer_rfm r using (customer_key)
     left join intermediate.int_customer_contacts c using (customer_key)
     left join marts.customer_predictions p using (customer_key)
+    left join marts.customer_ltv v using (customer_key)
 """
 
 # Columns a tier file may list (everything in the customer base except raw contact and hashes,
@@ -63,6 +65,9 @@ SELECTABLE_COLUMNS = [
     "expected_next_order_source",
     "purchase_count",
     "net_revenue",
+    "gross_margin",
+    "gross_margin_rate",
+    "margin_cost_coverage",
     "first_purchase_date",
     "last_purchase_date",
     "channels_used",
