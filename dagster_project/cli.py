@@ -268,13 +268,14 @@ def cmd_run(args: argparse.Namespace) -> int:
   Serving warehouse : {paths.serving_warehouse}   ({len(manifest["mart_rows"])} marts in schema `marts`; open this one, read-only)
   Parquet marts     : {paths.serving_marts_dir}/
   Tier lists        : {paths.exports / manifest["as_of"]}/tiers/   (exports/latest points here)
+  Audience files    : {paths.exports / manifest["as_of"]}/audiences/<platform>/   (Google Ads, Meta, Klaviyo, Mailchimp: docs/audiences.md)
   Manifest          : {paths.exports / manifest["as_of"] / "manifest.json"}
   Run report        : {paths.exports / manifest["as_of"] / "report.html"}   (charts)
   Validation report : {paths.exports / manifest["as_of"] / "validation_report.html"}
   dbt docs          : {paths.exports / manifest["as_of"] / "dbt_docs" / "index.html"}
   Working warehouse : {paths.warehouse}   (pipeline only: a connection held on it blocks the next run)
 
-  Tier sizes: {", ".join(f"{k} {v['rows']}" for k, v in manifest["tiers"].items())}
+  Tier sizes (treated; held out): {", ".join(f"{k} {v['rows']}; {v.get('holdout_rows', 0)}" for k, v in manifest["tiers"].items())}
 
   Open the marts:
     {sys.executable} -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.pareto_summary'))"
