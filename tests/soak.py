@@ -927,6 +927,7 @@ def hostile_run(reference: Path, work: Path, rng: random.Random, files: int, tal
     for i in range(files):
         f = make_hostile_file(rng)
         p = d / "inbox" / f["folder"] / f"hostile_{i}_{f['name']}"
+        p.parent.mkdir(parents=True, exist_ok=True)  # a source folder the reference inbox has no file in
         p.write_bytes(f["data"])
         written += 1
     tally.bad_inputs_tried += written

@@ -160,7 +160,8 @@ def test_run_report_has_the_holdout_chart_with_the_marts_numbers(demo_run):
     import re
 
     page = (demo_run["data_dir"] / "exports" / "latest" / "report.html").read_text()
-    page = page[page.index("<h2>Predicted CLV: calibration vs holdout</h2>") :]  # the last section of the report
+    page = page[page.index("<h2>Predicted CLV: calibration vs holdout</h2>") :]
+    page = page[: page.index("<h2>", 4)] if "<h2>" in page[4:] else page  # this section only
     png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
     with _serving(demo_run["data_dir"]) as con:
