@@ -275,7 +275,7 @@ def cmd_run(args: argparse.Namespace) -> int:
   dbt docs          : {paths.exports / manifest["as_of"] / "dbt_docs" / "index.html"}
   Working warehouse : {paths.warehouse}   (pipeline only: a connection held on it blocks the next run)
 
-  Tier sizes (treated; held out): {", ".join(f"{k} {v['rows']}; {v.get('holdout_rows', 0)}" for k, v in manifest["tiers"].items())}
+  Tier sizes (held out of the files): {", ".join(f"{k} {v['rows']} (+{v.get('holdout_rows', 0)})" for k, v in manifest["tiers"].items())}
 
   Open the marts:
     {sys.executable} -c "import duckdb; print(duckdb.connect('{paths.serving_warehouse}', read_only=True).sql('from marts.pareto_summary'))"
